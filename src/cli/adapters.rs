@@ -1,0 +1,17 @@
+//! `hashgrad adapters`: lists the GPU adapters wgpu sees, with the index `--adapter` takes.
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct AdaptersArgs {}
+
+pub fn run(_args: AdaptersArgs) -> anyhow::Result<()> {
+    let adapters = crate::gpu::list_adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapters found (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
+    }
+    for adapter in adapters {
+        println!("{adapter}");
+    }
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! `hashgrad hash HEADER_HEX`: prints the block hash (display order) of an 80-byte header.
+
+use clap::Args;
+
+use crate::hash::{display_hash, parse_header_hex, reference::sha256d};
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    /// The 80-byte header as 160 hex characters (Bitcoin serialisation).
+    pub header_hex: String,
+}
+
+pub fn run(args: HashArgs) -> anyhow::Result<()> {
+    let header = parse_header_hex(&args.header_hex).map_err(|e| super::usage(e.to_string()))?;
+    println!("{}", display_hash(&sha256d(&header)));
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The command line: clap definitions and one module per subcommand. Each subcommand parses
+//! its arguments, calls the library and prints; user mistakes exit with code 2, failures with 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod adapters;
+pub mod hash;
+
+/// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for a `UsageError` wrapped in `anyhow`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hashgrad",
+    version,
+    about = "A compute node for proof-of-work mining and data-parallel training",
+    long_about = "hashgrad mines a Bitcoin-style chain (double SHA-256) and trains models \
+                  data-parallel, on a GPU through wgpu or on the CPU.\n\n\
+                  Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=hashgrad=debug) for more."
+)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the block hash (display order) of an 80-byte header given in hex.
+    Hash(hash::HashArgs),
+    /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
+    Adapters(adapters::AdaptersArgs),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "hashgrad=info,warn",
+        1 => "hashgrad=debug,info",
+        _ => "hashgrad=trace,debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the CLI and maps errors to exit codes: 0 success, 1 failure, 2 bad usage.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Hash(args) => hash::run(args),
+        Command::Adapters(args) => adapters::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.chain().any(|cause| cause.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

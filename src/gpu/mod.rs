@@ -1,0 +1,47 @@
+//! The wgpu side shared by every GPU kernel: adapter choice, device creation with the
+//! adapter's full limits, device-lost tracking, and small buffer helpers. Kernels' host code
+//! lives with their subsystem (`hash::gpu`, `train::aggregate::gpu`); WGSL lives in `shaders/`.
+
+mod context;
+
+pub use context::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};
+
+/// Set to `1` to make GPU tests fail instead of skip when no adapter exists (CI sets it).
+pub const REQUIRE_GPU_ENV: &str = "HASHGRAD_REQUIRE_GPU";
+
+/// Errors of the GPU layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuError {
+    #[error("no GPU adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)")]
+    NoAdapter,
+    #[error("no GPU adapter matches {choice:?}; available: {available}")]
+    NoMatchingAdapter { choice: String, available: String },
+    #[error("could not open a device on adapter {adapter}: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    #[error("GPU buffer mapping failed: {0}")]
+    Map(String),
+    #[error("GPU poll failed: {0}")]
+    Poll(String),
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+}
+
+/// For tests: a GPU context, or `None` after printing why the test is skipped. With
+/// `HASHGRAD_REQUIRE_GPU=1` a missing adapter is a test failure instead.
+pub fn context_for_tests() -> Option<GpuContext> {
+    match GpuContext::open(&AdapterChoice::Auto) {
+        Ok(context) => Some(context),
+        Err(error) => {
+            let required = std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{REQUIRE_GPU_ENV}=1 but no GPU context could be opened: {error}"
+            );
+            eprintln!("skipped: no GPU adapter ({error})");
+            None
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! hashgrad: a compute node for proof-of-work mining and data-parallel training.
+//!
+//! The crate is organised as sans-IO cores (`pow`, `raft`, `train`'s rules) driven by the only
+//! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod gpu;
+pub mod hash;
+pub mod pow;
