@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod adapters;
+pub mod bench;
 pub mod hash;
+pub mod mine_header;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,12 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
     Adapters(adapters::AdaptersArgs),
+    /// Search a nonce range of an 80-byte header for its own `bits` target; print each nonce
+    /// found with its block hash, then the hash rate.
+    MineHeader(mine_header::MineHeaderArgs),
+    /// Measure the sha256d rate of each backend (every CPU path, the GPU) next to the plain
+    /// `sha2` two-call rate of the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -65,6 +73,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::MineHeader(args) => mine_header::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

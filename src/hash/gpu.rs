@@ -1,7 +1,9 @@
 //! PLACEHOLDER for the GPU backend (the real file comes from the GPU engineer's branch):
 //! the signature `select` builds against, with no adapter ever found.
 
-use super::{Backend, BackendInfo, BackendKind, HashError, Job, NonceRange, SearchOutcome, StopFlag};
+use super::{
+    Backend, BackendInfo, BackendKind, HashError, Job, NonceRange, SearchOutcome, StopFlag,
+};
 
 /// The wgpu sha256d backend (placeholder: never opens).
 pub struct GpuBackend {
@@ -11,7 +13,9 @@ pub struct GpuBackend {
 impl GpuBackend {
     /// Opens the chosen adapter (placeholder: always `NoAdapter`).
     pub fn open(choice: &crate::gpu::AdapterChoice) -> Result<GpuBackend, HashError> {
-        Err(HashError::NoAdapter(format!(" (placeholder GPU backend; asked for {choice:?})")))
+        Err(HashError::NoAdapter(format!(
+            " (placeholder GPU backend; asked for {choice:?})"
+        )))
     }
 
     /// True for a software adapter such as lavapipe.
@@ -36,6 +40,8 @@ impl Backend for GpuBackend {
         _range: NonceRange,
         _stop: &StopFlag,
     ) -> Result<SearchOutcome, HashError> {
-        Err(HashError::NoAdapter(" (placeholder GPU backend)".to_string()))
+        Err(HashError::NoAdapter(
+            " (placeholder GPU backend)".to_string(),
+        ))
     }
 }
