@@ -120,6 +120,6 @@ impl Lanes for Avx2 {
 /// # Safety
 /// The processor must support AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn scan(c: &JobConstants, start: u32, count: u32, candidates: &mut Vec<u32>) {
+pub(crate) unsafe fn scan(c: &JobConstants, start: u32, count: u32, candidates: &mut Vec<u32>) {
     lanes::scan::<Avx2>(c, start, count, candidates);
 }

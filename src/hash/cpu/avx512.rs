@@ -156,6 +156,6 @@ impl Lanes for Avx512 {
 /// # Safety
 /// The processor must support AVX-512F.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn scan(c: &JobConstants, start: u32, count: u32, candidates: &mut Vec<u32>) {
+pub(crate) unsafe fn scan(c: &JobConstants, start: u32, count: u32, candidates: &mut Vec<u32>) {
     lanes::scan::<Avx512>(c, start, count, candidates);
 }

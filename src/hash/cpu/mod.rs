@@ -16,8 +16,9 @@ mod shani;
 use std::fmt;
 use std::str::FromStr;
 
-use super::StopFlag;
-use super::{Backend, BackendInfo, BackendKind, Found, HashError, Job, NonceRange, SearchOutcome};
+use super::{
+    Backend, BackendInfo, BackendKind, HashError, Job, NonceRange, SearchOutcome, StopFlag,
+};
 use midstate::{JobConstants, full_check};
 
 /// Nonces a worker hashes between two looks at the `StopFlag` (about a millisecond).
@@ -296,12 +297,12 @@ impl Backend for CpuBackend {
 }
 
 /// Candidates-then-full-check on one thread, for tests of a single path without threads.
-#[doc(hidden)]
-pub fn search_single_thread(
+#[cfg(test)]
+fn search_single_thread(
     path: CpuPath,
     job: &Job,
     range: NonceRange,
-) -> Result<Vec<Found>, HashError> {
+) -> Result<Vec<super::Found>, HashError> {
     if !path.is_supported() {
         return Err(HashError::CpuPathUnsupported(path.name().to_string()));
     }

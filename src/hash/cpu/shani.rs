@@ -104,7 +104,7 @@ fn rounds_16_to_end<const N: usize>(
 /// # Safety
 /// The processor must support SHA-NI and SSE4.1.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-pub(super) unsafe fn scan<const N: usize>(
+pub(crate) unsafe fn scan<const N: usize>(
     c: &JobConstants,
     start: u32,
     count: u32,
@@ -173,8 +173,8 @@ pub(super) unsafe fn scan<const N: usize>(
         );
         // `f` of the state after round 61 (lane 0 of ABEF) is the final `h` before the IV add.
         let left = count - done;
-        for s in 0..N.min(left as usize) {
-            let h7 = (_mm_cvtsi128_si32(abef[s]) as u32).wrapping_add(IV[7]);
+        for (s, state) in abef.iter().enumerate().take(left as usize) {
+            let h7 = (_mm_cvtsi128_si32(*state) as u32).wrapping_add(IV[7]);
             if c.may_meet(h7) {
                 candidates.push(base.wrapping_add(s as u32));
             }
