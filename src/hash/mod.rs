@@ -4,6 +4,7 @@
 //!
 //! Knows nothing of blocks or chains: a job is 80 header bytes and a target.
 
+pub mod gpu;
 pub mod reference;
 
 use std::sync::Arc;
