@@ -133,7 +133,7 @@ for row in rates["gpu"]:
     per_clock = None
     if sms and mhz:
         per_clock = hs / (sms * mhz * 1e6)
-        line += f", {per_clock:.4f} hashes per SM per cycle at {mhz:.0f} MHz x {sms} SMs"
+        line += f", {per_clock:.4g} hashes per SM per cycle at {mhz:.0f} MHz x {sms} SMs"
     print(line)
     summary["rows"].append({**row, "hashes_per_sm_cycle": per_clock})
 best = max(r["hashes_per_second"] for r in rates["gpu"])

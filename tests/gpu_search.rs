@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig};
-use hashgrad::hash::{Backend, Job, NonceRange, SearchOutcome, StopFlag, reference};
+use hashgrad::hash::{Backend, HashError, Job, NonceRange, SearchOutcome, StopFlag, reference};
 use hashgrad::pow::{Target, U256};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -228,4 +228,22 @@ fn the_stop_flag_ends_a_search_between_dispatches() {
     let done = NonceRange::new(start, got.hashes);
     let expected = reference::search(&job, done, &StopFlag::new());
     assert_eq!(got.found, expected.found);
+}
+
+#[test]
+fn a_lost_device_is_reported_as_device_lost() {
+    let Some(mut gpu) = backend(small_dispatches()) else {
+        return;
+    };
+    let job = Job {
+        header: [7; 80],
+        target: Target::MAX,
+    };
+    assert_same(&mut gpu, &job, NonceRange::new(0, 100));
+    // Destroying the device is what a driver reset looks like to wgpu: the lost callback fires.
+    gpu.context().device.destroy();
+    match gpu.search(&job, NonceRange::new(0, 100), &StopFlag::new()) {
+        Err(HashError::DeviceLost(reason)) => eprintln!("device lost as expected: {reason}"),
+        other => panic!("expected DeviceLost, got {other:?}"),
+    }
 }

@@ -286,28 +286,25 @@ impl GpuBackend {
             submission_index: Some(submission),
             timeout: None,
         });
-        self.context.check_errors().map_err(gpu_error)?;
-        waited.map_err(|e| gpu_error(GpuError::Poll(e.to_string())))?;
+        if let Err(error) = waited {
+            return Err(self.failure(GpuError::Poll(error.to_string())));
+        }
+        self.context.check_errors().map_err(|e| self.failure(e))?;
         let mapped = match receiver.try_recv() {
             Ok(result) => result,
             // The callback can trail the wait: poll until every callback has run.
             Err(_) => {
-                self.context.wait_idle().map_err(gpu_error)?;
+                self.context.wait_idle().map_err(|e| self.failure(e))?;
                 receiver
                     .recv()
-                    .map_err(|e| gpu_error(GpuError::Map(e.to_string())))?
+                    .map_err(|e| self.failure(GpuError::Map(e.to_string())))?
             }
         };
-        mapped.map_err(|e| {
-            self.context
-                .check_alive()
-                .err()
-                .map_or_else(|| gpu_error(GpuError::Map(e.to_string())), gpu_error)
-        })?;
+        mapped.map_err(|e| self.failure(GpuError::Map(e.to_string())))?;
         let result = {
             let view = readback
                 .get_mapped_range(..)
-                .map_err(|e| gpu_error(GpuError::Map(e.to_string())))?;
+                .map_err(|e| self.failure(GpuError::Map(e.to_string())))?;
             let words: &[u32] = bytemuck::cast_slice(&view);
             let count = words.first().copied().unwrap_or(0);
             if count > self.config.candidate_capacity {
@@ -319,6 +316,16 @@ impl GpuBackend {
         };
         readback.unmap();
         Ok(result)
+    }
+
+    /// The error to report for a failed GPU operation: `DeviceLost` if the device is gone
+    /// (a destroyed device reports it only once wgpu has polled it), else `error`.
+    fn failure(&self, error: GpuError) -> HashError {
+        let _ = self.context.device.poll(wgpu::PollType::Poll);
+        match self.context.check_alive() {
+            Err(lost) => gpu_error(lost),
+            Ok(()) => gpu_error(error),
+        }
     }
 
     /// Re-runs a dispatch that overflowed in slices too small to overflow, on set `set`.
