@@ -109,18 +109,20 @@ fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node) -> [Node; 8] {
     [new_a, a, b, c, new_e, e, f, gg]
 }
 
-/// One compression: `state` plus the 16 message words → the new state.
+/// One compression: `state` plus the 16 message words → the new state. Each message word is
+/// made just before its round, so the emitted WGSL keeps a rolling window of 16 words live
+/// rather than all 64.
 fn compress(g: &mut Graph, state: [Node; 8], block: [Node; 16]) -> [Node; 8] {
     let mut w = block.to_vec();
-    for t in 16..64 {
-        let s0 = small_sigma0(g, w[t - 15]);
-        let s1 = small_sigma1(g, w[t - 2]);
-        let word = g.add(&[s1, w[t - 7], s0, w[t - 16]]);
-        w.push(word);
-    }
     let mut s = state;
-    for (k, word) in K.iter().zip(&w) {
-        s = round(g, s, *k, *word);
+    for (t, k) in K.iter().enumerate() {
+        if t >= 16 {
+            let s0 = small_sigma0(g, w[t - 15]);
+            let s1 = small_sigma1(g, w[t - 2]);
+            let word = g.add(&[s1, w[t - 7], s0, w[t - 16]]);
+            w.push(word);
+        }
+        s = round(g, s, *k, w[t]);
     }
     std::array::from_fn(|i| g.add(&[state[i], s[i]]))
 }
