@@ -20,6 +20,7 @@ fn small_dispatches() -> GpuSearchConfig {
         dispatch_target: Duration::from_millis(1),
         min_dispatch: 3000,
         max_dispatch: 3000,
+        max_workgroups_per_dimension: None,
     }
 }
 
@@ -173,6 +174,34 @@ fn an_easy_target_loses_no_result_when_candidates_overflow() {
     };
     let got = assert_same(&mut gpu, &half, range);
     assert!(got.found.len() > 4_000 && got.found.len() < 6_000);
+}
+
+#[test]
+fn a_two_dimensional_grid_covers_every_nonce_once() {
+    // 3 workgroups per dimension: a dispatch of 5,000 nonces at 4 per invocation needs 5
+    // workgroups of 256, laid out 3 × 2 with one workgroup past the end (it must do nothing).
+    let config = GpuSearchConfig {
+        max_workgroups_per_dimension: Some(3),
+        min_dispatch: 5_000,
+        max_dispatch: 5_000,
+        ..small_dispatches()
+    };
+    let Some(mut gpu) = backend(config) else {
+        return;
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let header = random_header(&mut rng);
+    let range = NonceRange::new(rng.random(), 12_345);
+    let every = Job {
+        header,
+        target: Target::MAX,
+    };
+    assert_eq!(assert_same(&mut gpu, &every, range).found.len(), 12_345);
+    let some = Job {
+        header,
+        target: target_with_top(&mut rng, 0x00ff_ffff),
+    };
+    assert_same(&mut gpu, &some, range);
 }
 
 #[test]

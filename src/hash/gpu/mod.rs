@@ -40,6 +40,10 @@ pub struct GpuSearchConfig {
     pub min_dispatch: u64,
     /// Largest dispatch, in nonces (further capped by the adapter's limits).
     pub max_dispatch: u64,
+    /// Caps the workgroups per grid dimension below the adapter's
+    /// `max_compute_workgroups_per_dimension` (`None`: the adapter's limit). Tests use it to
+    /// exercise the 2-D grid with small dispatches.
+    pub max_workgroups_per_dimension: Option<u32>,
 }
 
 impl Default for GpuSearchConfig {
@@ -50,6 +54,7 @@ impl Default for GpuSearchConfig {
             dispatch_target: Duration::from_millis(40),
             min_dispatch: 1 << 18,
             max_dispatch: MAX_DISPATCH,
+            max_workgroups_per_dimension: None,
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct GpuBackend {
     /// Current dispatch size, in nonces; adapts to the measured rate.
     dispatch_nonces: u64,
     max_dispatch: u64,
+    /// Workgroups per grid dimension (the adapter's limit unless the config caps it).
+    per_dimension: u32,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -184,7 +191,12 @@ impl GpuBackend {
         context.check_errors().map_err(gpu_error)?;
 
         let per_group = u64::from(WORKGROUP_SIZE) * u64::from(config.nonces_per_invocation);
-        let per_dim = u64::from(context.limits.max_compute_workgroups_per_dimension.max(1));
+        let adapter_limit = context.limits.max_compute_workgroups_per_dimension;
+        let per_dimension = config
+            .max_workgroups_per_dimension
+            .map_or(adapter_limit, |cap| cap.min(adapter_limit))
+            .max(1);
+        let per_dim = u64::from(per_dimension);
         let max_dispatch = config
             .max_dispatch
             .min(MAX_DISPATCH)
@@ -207,6 +219,7 @@ impl GpuBackend {
             uniform_words,
             dispatch_nonces,
             max_dispatch,
+            per_dimension,
         })
     }
 
@@ -220,18 +233,12 @@ impl GpuBackend {
         &self.context
     }
 
-    /// Workgroups for a dispatch of `count` nonces, as a 2-D grid within the adapter's
-    /// per-dimension limit.
+    /// Workgroups for a dispatch of `count` nonces, as a 2-D grid within the per-dimension
+    /// limit (`max_dispatch` keeps `y` within it too).
     fn grid(&self, count: u64) -> (u32, u32) {
         let invocations = count.div_ceil(u64::from(self.config.nonces_per_invocation));
         let groups = invocations.div_ceil(u64::from(WORKGROUP_SIZE)).max(1);
-        let per_dim = u64::from(
-            self.context
-                .limits
-                .max_compute_workgroups_per_dimension
-                .max(1),
-        );
-        let x = groups.min(per_dim);
+        let x = groups.min(u64::from(self.per_dimension));
         let y = groups.div_ceil(x);
         (x as u32, y as u32)
     }
