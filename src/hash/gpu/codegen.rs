@@ -164,9 +164,9 @@ impl Kernel {
         let reachable = g.reachable(top_word);
         let mut fields = Vec::new();
         let mut is_field = vec![false; g.len()];
-        for id in 0..g.len() {
+        for (id, reached) in reachable.iter().enumerate() {
             let node = Node(id as u32);
-            if !reachable[id] || g.class(node) != Class::Var {
+            if !reached || g.class(node) != Class::Var {
                 continue;
             }
             for operand in operands(g.op(node)) {
