@@ -2,14 +2,15 @@
 //! run, for one or more values of the kernel's nonces-per-invocation.
 //!
 //! ```sh
-//! cargo run --release --example gpu_hashrate -- [--seconds S] [--adapter NAME|INDEX] [--npi 64,128]
+//! cargo run --release --example gpu_hashrate -- [--seconds S] [--adapter NAME|INDEX] \
+//!     [--npi 64,128] [--maj select,shared-xor]
 //! ```
 //! Prints one line per measurement and a final JSON line (`scripts/gpu-check.sh` reads it).
 
 use std::time::{Duration, Instant};
 
 use hashgrad::gpu::{AdapterChoice, GpuContext};
-use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig};
+use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, MajForm};
 use hashgrad::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use hashgrad::pow::{CompactBits, Target};
 
@@ -17,6 +18,7 @@ struct Options {
     seconds: f64,
     adapter: AdapterChoice,
     npi: Vec<u32>,
+    maj: Vec<MajForm>,
 }
 
 fn options() -> Result<Options, String> {
@@ -24,6 +26,7 @@ fn options() -> Result<Options, String> {
         seconds: 3.0,
         adapter: AdapterChoice::Auto,
         npi: vec![64],
+        maj: vec![MajForm::default()],
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -39,6 +42,12 @@ fn options() -> Result<Options, String> {
                 options.npi = value
                     .split(',')
                     .map(|v| v.trim().parse().map_err(|e| format!("--npi {v}: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--maj" => {
+                options.maj = value
+                    .split(',')
+                    .map(|v| v.trim().parse())
                     .collect::<Result<_, _>>()?;
             }
             other => return Err(format!("unknown option {other}")),
@@ -112,9 +121,14 @@ fn main() {
     let baseline = reference_rate(&job, options.seconds);
     println!("sha2 reference, 1 thread: {:.2} MH/s", baseline / 1e6);
     let mut rows = Vec::new();
-    for npi in &options.npi {
+    let variants = options
+        .maj
+        .iter()
+        .flat_map(|maj| options.npi.iter().map(move |npi| (*maj, *npi)));
+    for (maj, npi) in variants {
         let config = GpuSearchConfig {
-            nonces_per_invocation: *npi,
+            nonces_per_invocation: npi,
+            maj,
             ..GpuSearchConfig::default()
         };
         let mut gpu = match GpuBackend::with_context(context.clone(), config) {
@@ -133,7 +147,7 @@ fn main() {
                     rate / baseline
                 );
                 rows.push(format!(
-                    "{{\"nonces_per_invocation\":{npi},\"hashes_per_second\":{rate:.0}}}"
+                    "{{\"maj\":\"{maj}\",\"nonces_per_invocation\":{npi},\"hashes_per_second\":{rate:.0}}}"
                 ));
             }
             Err(error) => {

@@ -2,8 +2,9 @@
 # The one script to run on a machine with a GPU: builds in release, runs the GPU tests with
 # HASHGRAD_REQUIRE_GPU=1 (so a missing adapter fails instead of skipping), measures the sha256d
 # rate (`hashgrad bench --backend all --json`, the criterion `hashrate` bench's GPU group, and
-# examples/gpu_hashrate over several nonces-per-invocation values against the sha2 reference),
-# and prints hashes/s and hashes per SM per clock cycle where nvidia-smi reports the clock.
+# examples/gpu_hashrate over nonces per invocation and both Maj spellings against the sha2
+# reference), and prints hashes/s and hashes per SM per clock cycle where nvidia-smi reports
+# the clock.
 #
 #   scripts/gpu-check.sh [--seconds S] [--adapter NAME|INDEX] [--quick]
 #
@@ -101,9 +102,10 @@ adapter_args=()
 [ "$adapter" = auto ] || adapter_args=(--adapter "$adapter")
 step bench "$bin/hashgrad" bench --backend all --json --seconds "$seconds" "${adapter_args[@]}"
 npi=64
-[ "$quick" = 1 ] || npi=32,64,128,256,512
+maj=select
+[ "$quick" = 1 ] || { npi=32,64,128,256,512; maj=select,shared-xor; }
 rate_json="$out/gpu-rate.json"
-step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi"
+step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj"
 grep '"reference_hashes_per_second"' "$log" | tail -1 >"$rate_json"
 stop_clock_sampler
 if [ "$quick" = 0 ] && [ -f benches/hashrate.rs ]; then
@@ -129,7 +131,7 @@ summary = {"adapter": rates["adapter"], "gpu": name, "sms": sms or None, "sm_clo
 print(f"adapter {rates['adapter']}; sha2 reference (1 thread) {base/1e6:.2f} MH/s")
 for row in rates["gpu"]:
     hs = row["hashes_per_second"]
-    line = f"nonces/invocation {row['nonces_per_invocation']:>4}: {hs/1e9:.3f} GH/s ({hs/base:.1f}x reference)"
+    line = f"maj {row.get('maj', '?'):>10}, nonces/invocation {row['nonces_per_invocation']:>4}: {hs/1e9:.3f} GH/s ({hs/base:.1f}x reference)"
     per_clock = None
     if sms and mhz:
         per_clock = hs / (sms * mhz * 1e6)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig};
+use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, MajForm};
 use hashgrad::hash::{Backend, HashError, Job, NonceRange, SearchOutcome, StopFlag, reference};
 use hashgrad::pow::{Target, U256};
 use rand::{Rng, SeedableRng};
@@ -21,6 +21,7 @@ fn small_dispatches() -> GpuSearchConfig {
         min_dispatch: 3000,
         max_dispatch: 3000,
         max_workgroups_per_dimension: None,
+        maj: MajForm::default(),
     }
 }
 
@@ -151,8 +152,10 @@ fn ranges_across_the_wrap_and_single_nonces_match_the_reference() {
 #[test]
 fn an_easy_target_loses_no_result_when_candidates_overflow() {
     // 64 slots per dispatch of 3,000 nonces: nearly every dispatch overflows and is re-run.
+    // The other Maj spelling, generated at run time, so both kernels run on the GPU here.
     let config = GpuSearchConfig {
         candidate_capacity: 64,
+        maj: MajForm::SharedXor,
         ..small_dispatches()
     };
     let Some(mut gpu) = backend(config) else {

@@ -63,6 +63,7 @@ pub(crate) struct Kernel {
     top_word: Node,
     /// Job values the kernel reads, in uniform order.
     fields: Vec<Node>,
+    maj: MajForm,
 }
 
 fn big_sigma0(g: &mut Graph, x: Node) -> Node {
@@ -89,9 +90,41 @@ fn small_sigma1(g: &mut Graph, x: Node) -> Node {
     g.xor(ab, c)
 }
 
-/// One SHA-256 round. `Ch` as `g ^ (e & (f ^ g))`; `Maj` as `b ^ ((a ^ b) & (b ^ c))`, whose
-/// `b ^ c` is the previous round's `a ^ b` (shared through the graph).
-fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node) -> [Node; 8] {
+/// How the kernel spells SHA-256's majority function; which is faster depends on the GPU's
+/// compiler, so `scripts/gpu-check.sh` measures both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MajForm {
+    /// `(a & b) | (c & (a | b))`: one tree over three inputs, which NVIDIA's compiler can turn
+    /// into a single 3-input logic instruction (LOP3). The checked-in shader uses it.
+    #[default]
+    Select,
+    /// `b ^ ((a ^ b) & (b ^ c))` with `b ^ c` being the previous round's `a ^ b`: one operation
+    /// fewer per round where there is no 3-input logic instruction, but `a ^ b` stays live.
+    SharedXor,
+}
+
+impl std::str::FromStr for MajForm {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "select" => Ok(MajForm::Select),
+            "shared-xor" => Ok(MajForm::SharedXor),
+            other => Err(format!("unknown Maj form {other:?} (select, shared-xor)")),
+        }
+    }
+}
+
+impl std::fmt::Display for MajForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MajForm::Select => "select",
+            MajForm::SharedXor => "shared-xor",
+        })
+    }
+}
+
+/// One SHA-256 round, `Ch` as `g ^ (e & (f ^ g))` and `Maj` as `maj` says.
+fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node, maj_form: MajForm) -> [Node; 8] {
     let [a, b, c, d, e, f, gg, h] = s;
     let s1 = big_sigma1(g, e);
     let fg = g.xor(f, gg);
@@ -100,10 +133,20 @@ fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node) -> [Node; 8] {
     let k = g.lit(k);
     let t1 = g.add(&[h, s1, ch, k, w]);
     let s0 = big_sigma0(g, a);
-    let ab = g.xor(a, b);
-    let bc = g.xor(b, c);
-    let abc = g.and(ab, bc);
-    let maj = g.xor(b, abc);
+    let maj = match maj_form {
+        MajForm::Select => {
+            let ab = g.and(a, b);
+            let a_or_b = g.or(a, b);
+            let c_ab = g.and(c, a_or_b);
+            g.or(ab, c_ab)
+        }
+        MajForm::SharedXor => {
+            let ab = g.xor(a, b);
+            let bc = g.xor(b, c);
+            let abc = g.and(ab, bc);
+            g.xor(b, abc)
+        }
+    };
     let t2 = g.add(&[s0, maj]);
     let new_a = g.add(&[t1, t2]);
     let new_e = g.add(&[d, t1]);
@@ -113,7 +156,7 @@ fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node) -> [Node; 8] {
 /// One compression: `state` plus the 16 message words → the new state. Each message word is
 /// made just before its round, so the emitted WGSL keeps a rolling window of 16 words live
 /// rather than all 64.
-fn compress(g: &mut Graph, state: [Node; 8], block: [Node; 16]) -> [Node; 8] {
+fn compress(g: &mut Graph, state: [Node; 8], block: [Node; 16], maj: MajForm) -> [Node; 8] {
     let mut w = block.to_vec();
     let mut s = state;
     for (t, k) in K.iter().enumerate() {
@@ -123,18 +166,18 @@ fn compress(g: &mut Graph, state: [Node; 8], block: [Node; 16]) -> [Node; 8] {
             let word = g.add(&[s1, w[t - 7], s0, w[t - 16]]);
             w.push(word);
         }
-        s = round(g, s, *k, w[t]);
+        s = round(g, s, *k, w[t], maj);
     }
     std::array::from_fn(|i| g.add(&[state[i], s[i]]))
 }
 
 impl Kernel {
     /// Builds sha256d of the header with the nonce as the only per-invocation input.
-    pub(crate) fn build() -> Kernel {
-        Kernel::build_with(Precompute::Host)
+    pub(crate) fn build(maj: MajForm) -> Kernel {
+        Kernel::build_with(Precompute::Host, maj)
     }
 
-    fn build_with(precompute: Precompute) -> Kernel {
+    fn build_with(precompute: Precompute, maj: MajForm) -> Kernel {
         let mut g = Graph::default();
         let input = |g: &mut Graph, i: u8| match precompute {
             Precompute::Host => g.input(i),
@@ -151,14 +194,14 @@ impl Kernel {
         block[3] = nonce_word;
         block[4] = g.lit(0x8000_0000);
         block[15] = g.lit(80 * 8);
-        let first = compress(&mut g, midstate, block);
+        let first = compress(&mut g, midstate, block, maj);
 
         let iv = IV.map(|v| g.lit(v));
         let mut block = [zero; 16];
         block[..8].copy_from_slice(&first);
         block[8] = g.lit(0x8000_0000);
         block[15] = g.lit(32 * 8);
-        let digest = compress(&mut g, iv, block);
+        let digest = compress(&mut g, iv, block, maj);
         let top_word = g.bswap(digest[7]);
 
         let reachable = g.reachable(top_word);
@@ -182,6 +225,7 @@ impl Kernel {
             digest,
             top_word,
             fields,
+            maj,
         }
     }
 
@@ -218,7 +262,7 @@ impl Kernel {
             .filter(|&node| reachable[node.0 as usize] && self.graph.class(node) == Class::Var)
             .map(|node| match self.graph.op(node) {
                 Op::Add(xs) => xs.len() - 1,
-                Op::Xor(..) | Op::And(..) | Op::Shr(..) => 1,
+                Op::Xor(..) | Op::And(..) | Op::Or(..) | Op::Shr(..) => 1,
                 Op::Rotr(..) => 3,
                 Op::Bswap(_) => 7,
                 Op::Lit(_) | Op::Input(_) | Op::Nonce | Op::Opaque(_) => 0,
@@ -249,6 +293,7 @@ impl Kernel {
             Op::Add(xs) => xs.iter().map(o).collect::<Vec<_>>().join(" + "),
             Op::Xor(a, b) => format!("{} ^ {}", o(a), o(b)),
             Op::And(a, b) => format!("{} & {}", o(a), o(b)),
+            Op::Or(a, b) => format!("{} | {}", o(a), o(b)),
             Op::Rotr(a, k) => format!("({} >> {k}u) | ({} << {}u)", o(a), o(a), 32 - k),
             Op::Shr(a, k) => format!("{} >> {k}u", o(a)),
             Op::Bswap(a) => {
@@ -278,7 +323,8 @@ impl Kernel {
 // (midstate, rounds 0-2 of block 2, nonce-independent message words, folded with their round
 // constants). Each invocation hashes NONCES_PER_INVOCATION consecutive nonces; a nonce whose
 // hash's top 32 bits (little-endian number) are <= threshold is appended to `candidates`; the
-// host checks each candidate against the full target. {ops} operations per nonce.
+// host checks each candidate against the full target. {ops} operations per nonce; Maj form:
+// {maj}.
 
 override NONCES_PER_INVOCATION: u32 = {npi}u;
 
@@ -289,6 +335,7 @@ struct Job {{
     reserved: u32,
 ",
             ops = self.ops_per_nonce(),
+            maj = self.maj,
             npi = DEFAULT_NONCES_PER_INVOCATION,
         );
         for i in 0..fields {
@@ -358,7 +405,7 @@ fn operands(op: &Op) -> Vec<Node> {
     match op {
         Op::Lit(_) | Op::Input(_) | Op::Nonce | Op::Opaque(_) => Vec::new(),
         Op::Add(xs) => xs.clone(),
-        Op::Xor(a, b) | Op::And(a, b) => vec![*a, *b],
+        Op::Xor(a, b) | Op::And(a, b) | Op::Or(a, b) => vec![*a, *b],
         Op::Rotr(a, _) | Op::Shr(a, _) | Op::Bswap(a) => vec![*a],
     }
 }
@@ -387,9 +434,9 @@ mod tests {
 
     #[test]
     fn graph_digest_equals_the_sha2_reference() {
-        let kernel = Kernel::build();
+        let kernels = [MajForm::Select, MajForm::SharedXor].map(Kernel::build);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..20 {
+        for kernel in kernels.iter().cycle().take(20) {
             let mut header = [0u8; 80];
             rng.fill(&mut header[..]);
             let nonce: u32 = rng.random();
@@ -406,12 +453,13 @@ mod tests {
 
     #[test]
     fn nonce_independent_work_leaves_the_kernel() {
-        let kernel = Kernel::build();
+        let kernel = Kernel::build(MajForm::default());
         // Two full compressions are 2 × 64 rounds of ~20 operations plus 2 × 48 schedule
         // words of ~8; midstate, the folded rounds and the early exit must cut that well down.
         // Against a kernel that is handed the midstate and message words but folds nothing.
         let ops = kernel.ops_per_nonce();
-        let baseline = Kernel::build_with(Precompute::MidstateOnly).ops_per_nonce();
+        let baseline =
+            Kernel::build_with(Precompute::MidstateOnly, MajForm::default()).ops_per_nonce();
         eprintln!("{ops} ALU ops per nonce, {baseline} without host precomputation");
         assert!(
             ops * 100 < baseline * 97,
@@ -423,7 +471,7 @@ mod tests {
     #[test]
     fn checked_in_shader_is_current() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHADER_PATH);
-        let generated = Kernel::build().wgsl();
+        let generated = Kernel::build(MajForm::default()).wgsl();
         if std::env::var("HASHGRAD_BLESS").is_ok_and(|v| v == "1") {
             std::fs::write(&path, &generated).expect("write the generated shader");
         }

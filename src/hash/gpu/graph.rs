@@ -27,6 +27,7 @@ pub(crate) enum Op {
     Add(Vec<Node>),
     Xor(Node, Node),
     And(Node, Node),
+    Or(Node, Node),
     Rotr(Node, u32),
     Shr(Node, u32),
     /// Byte swap (big-endian ↔ little-endian word).
@@ -85,7 +86,7 @@ impl Graph {
                 .map(|x| self.class(*x))
                 .max()
                 .unwrap_or(Class::Lit),
-            Op::Xor(a, b) | Op::And(a, b) => self.class(*a).max(self.class(*b)),
+            Op::Xor(a, b) | Op::And(a, b) | Op::Or(a, b) => self.class(*a).max(self.class(*b)),
             Op::Rotr(a, _) | Op::Shr(a, _) | Op::Bswap(a) => self.class(*a),
         };
         let node = Node(self.ops.len() as u32);
@@ -129,6 +130,17 @@ impl Graph {
             (_, Some(u32::MAX)) => a,
             _ if a == b => a,
             _ => self.intern(Op::And(a.min(b), a.max(b))),
+        }
+    }
+
+    pub(crate) fn or(&mut self, a: Node, b: Node) -> Node {
+        match (self.literal(a), self.literal(b)) {
+            (Some(x), Some(y)) => self.lit(x | y),
+            (Some(0), _) => b,
+            (_, Some(0)) => a,
+            (Some(u32::MAX), _) | (_, Some(u32::MAX)) => self.lit(u32::MAX),
+            _ if a == b => a,
+            _ => self.intern(Op::Or(a.min(b), a.max(b))),
         }
     }
 
@@ -216,7 +228,7 @@ impl Graph {
             match self.op(node) {
                 Op::Lit(_) | Op::Input(_) | Op::Nonce | Op::Opaque(_) => {}
                 Op::Add(xs) => stack.extend(xs.iter().copied()),
-                Op::Xor(a, b) | Op::And(a, b) => stack.extend([*a, *b]),
+                Op::Xor(a, b) | Op::And(a, b) | Op::Or(a, b) => stack.extend([*a, *b]),
                 Op::Rotr(a, _) | Op::Shr(a, _) | Op::Bswap(a) => stack.push(*a),
             }
         }
@@ -239,6 +251,7 @@ impl Graph {
                 Op::Add(xs) => xs.iter().fold(0u32, |s, x| s.wrapping_add(v(x))),
                 Op::Xor(a, b) => v(a) ^ v(b),
                 Op::And(a, b) => v(a) & v(b),
+                Op::Or(a, b) => v(a) | v(b),
                 Op::Rotr(a, k) => v(a).rotate_right(*k),
                 Op::Shr(a, k) => v(a) >> k,
                 Op::Bswap(a) => v(a).swap_bytes(),

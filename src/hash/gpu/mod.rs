@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
 use crate::pow::Target;
 
+pub use self::codegen::MajForm;
 use self::codegen::{Kernel, UNIFORM_HEADER_WORDS, WORKGROUP_SIZE, job_inputs};
 use super::reference::sha256d;
 use super::{
@@ -44,6 +45,9 @@ pub struct GpuSearchConfig {
     /// `max_compute_workgroups_per_dimension` (`None`: the adapter's limit). Tests use it to
     /// exercise the 2-D grid with small dispatches.
     pub max_workgroups_per_dimension: Option<u32>,
+    /// How the kernel spells `Maj`: the default is the checked-in shader, the other is
+    /// generated at run time (for `scripts/gpu-check.sh`'s comparison on real GPUs).
+    pub maj: MajForm,
 }
 
 impl Default for GpuSearchConfig {
@@ -55,6 +59,7 @@ impl Default for GpuSearchConfig {
             min_dispatch: 1 << 18,
             max_dispatch: MAX_DISPATCH,
             max_workgroups_per_dimension: None,
+            maj: MajForm::default(),
         }
     }
 }
@@ -145,8 +150,9 @@ impl GpuBackend {
                 config.nonces_per_invocation, config.candidate_capacity
             ))));
         }
-        let kernel = Kernel::build();
-        if kernel.wgsl() != SHADER {
+        let kernel = Kernel::build(config.maj);
+        let generated = kernel.wgsl();
+        if config.maj == MajForm::default() && generated != SHADER {
             return Err(HashError::Gpu(GpuError::Validation(format!(
                 "{} does not match its generator; regenerate it with \
                  `HASHGRAD_BLESS=1 cargo test --lib hash::gpu::codegen`",
@@ -157,7 +163,7 @@ impl GpuBackend {
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("sha256d"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+            source: wgpu::ShaderSource::Wgsl(generated.into()),
         });
         let constants = [(
             "NONCES_PER_INVOCATION",
@@ -436,8 +442,8 @@ impl Backend for GpuBackend {
             kind: BackendKind::Gpu,
             device: self.context.adapter_name().to_string(),
             path: format!(
-                "wgsl-{WORKGROUP_SIZE}x{}",
-                self.config.nonces_per_invocation
+                "wgsl-{WORKGROUP_SIZE}x{}-{}",
+                self.config.nonces_per_invocation, self.config.maj
             ),
             threads: 1,
         }
