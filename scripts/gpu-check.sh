@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The one script to run on a machine with a GPU: builds in release, runs the GPU tests with
 # HASHGRAD_REQUIRE_GPU=1 (so a missing adapter fails instead of skipping), measures the sha256d
-# rate (`hashgrad bench --backend all --json`, the criterion `hashrate` bench's GPU group, and
-# examples/gpu_hashrate over nonces per invocation and both Maj spellings against the sha2
-# reference), and prints hashes/s and hashes per SM per clock cycle where nvidia-smi reports
-# the clock.
+# rate (`hashgrad bench --backend all --json`, the criterion `gpu_search` bench and the
+# `hashrate` bench's GPU group, examples/gpu_hashrate over nonces per invocation and both Maj
+# spellings against the sha2 reference), and prints hashes/s and hashes per SM per clock cycle
+# where nvidia-smi reports the clock.
 #
 #   scripts/gpu-check.sh [--seconds S] [--adapter NAME|INDEX] [--quick]
 #
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="$2"; shift 2 ;;
         --adapter) adapter="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -108,8 +108,9 @@ rate_json="$out/gpu-rate.json"
 step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj"
 grep '"reference_hashes_per_second"' "$log" | tail -1 >"$rate_json"
 stop_clock_sampler
-if [ "$quick" = 0 ] && [ -f benches/hashrate.rs ]; then
-    step criterion cargo bench --bench hashrate -- gpu
+if [ "$quick" = 0 ]; then
+    step criterion-gpu cargo bench --bench gpu_search
+    if [ -f benches/hashrate.rs ]; then step criterion-hashrate cargo bench --bench hashrate -- gpu; fi
 fi
 
 # --- summary: hashes/s and hashes per SM per clock cycle ---
