@@ -3,14 +3,14 @@
 //!
 //! ```sh
 //! cargo run --release --example gpu_hashrate -- [--seconds S] [--adapter NAME|INDEX] \
-//!     [--npi 64,128] [--maj select,shared-xor]
+//!     [--npi 64,128] [--maj select,shared-xor] [--job-loads locals,inline]
 //! ```
 //! Prints one line per measurement and a final JSON line (`scripts/gpu-check.sh` reads it).
 
 use std::time::{Duration, Instant};
 
 use hashgrad::gpu::{AdapterChoice, GpuContext};
-use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, MajForm};
+use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, JobLoads, KernelVariant, MajForm};
 use hashgrad::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use hashgrad::pow::{CompactBits, Target};
 
@@ -19,6 +19,7 @@ struct Options {
     adapter: AdapterChoice,
     npi: Vec<u32>,
     maj: Vec<MajForm>,
+    job_loads: Vec<JobLoads>,
 }
 
 fn options() -> Result<Options, String> {
@@ -27,6 +28,7 @@ fn options() -> Result<Options, String> {
         adapter: AdapterChoice::Auto,
         npi: vec![64],
         maj: vec![MajForm::default()],
+        job_loads: vec![JobLoads::default()],
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -46,6 +48,12 @@ fn options() -> Result<Options, String> {
             }
             "--maj" => {
                 options.maj = value
+                    .split(',')
+                    .map(|v| v.trim().parse())
+                    .collect::<Result<_, _>>()?;
+            }
+            "--job-loads" => {
+                options.job_loads = value
                     .split(',')
                     .map(|v| v.trim().parse())
                     .collect::<Result<_, _>>()?;
@@ -121,14 +129,22 @@ fn main() {
     let baseline = reference_rate(&job, options.seconds);
     println!("sha2 reference, 1 thread: {:.2} MH/s", baseline / 1e6);
     let mut rows = Vec::new();
-    let variants = options
-        .maj
-        .iter()
-        .flat_map(|maj| options.npi.iter().map(move |npi| (*maj, *npi)));
-    for (maj, npi) in variants {
+    let mut variants = Vec::new();
+    for maj in &options.maj {
+        for job_loads in &options.job_loads {
+            for npi in &options.npi {
+                let variant = KernelVariant {
+                    maj: *maj,
+                    job_loads: *job_loads,
+                };
+                variants.push((variant, *npi));
+            }
+        }
+    }
+    for (variant, npi) in variants {
         let config = GpuSearchConfig {
             nonces_per_invocation: npi,
-            maj,
+            variant,
             ..GpuSearchConfig::default()
         };
         let mut gpu = match GpuBackend::with_context(context.clone(), config) {
@@ -147,7 +163,7 @@ fn main() {
                     rate / baseline
                 );
                 rows.push(format!(
-                    "{{\"maj\":\"{maj}\",\"nonces_per_invocation\":{npi},\"hashes_per_second\":{rate:.0}}}"
+                    "{{\"variant\":\"{variant}\",\"nonces_per_invocation\":{npi},\"hashes_per_second\":{rate:.0}}}"
                 ));
             }
             Err(error) => {

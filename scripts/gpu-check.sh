@@ -2,8 +2,8 @@
 # The one script to run on a machine with a GPU: builds in release, runs the GPU tests with
 # HASHGRAD_REQUIRE_GPU=1 (so a missing adapter fails instead of skipping), measures the sha256d
 # rate (`hashgrad bench --backend all --json`, the criterion `gpu_search` bench and the
-# `hashrate` bench's GPU group, examples/gpu_hashrate over nonces per invocation and both Maj
-# spellings against the sha2 reference), and prints hashes/s and hashes per SM per clock cycle
+# `hashrate` bench's GPU group, examples/gpu_hashrate over nonces per invocation and the kernel
+# variants against the sha2 reference), and prints hashes/s and hashes per SM per clock cycle
 # where nvidia-smi reports the clock.
 #
 #   scripts/gpu-check.sh [--seconds S] [--adapter NAME|INDEX] [--quick]
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
         --seconds) seconds="$2"; shift 2 ;;
         --adapter) adapter="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -103,9 +103,10 @@ adapter_args=()
 step bench "$bin/hashgrad" bench --backend all --json --seconds "$seconds" "${adapter_args[@]}"
 npi=64
 maj=select
-[ "$quick" = 1 ] || { npi=32,64,128,256,512; maj=select,shared-xor; }
+loads=locals
+[ "$quick" = 1 ] || { npi=32,64,128,256,512; maj=select,shared-xor; loads=locals,inline; }
 rate_json="$out/gpu-rate.json"
-step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj"
+step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj" --job-loads "$loads"
 grep '"reference_hashes_per_second"' "$log" | tail -1 >"$rate_json"
 stop_clock_sampler
 if [ "$quick" = 0 ]; then
@@ -132,7 +133,7 @@ summary = {"adapter": rates["adapter"], "gpu": name, "sms": sms or None, "sm_clo
 print(f"adapter {rates['adapter']}; sha2 reference (1 thread) {base/1e6:.2f} MH/s")
 for row in rates["gpu"]:
     hs = row["hashes_per_second"]
-    line = f"maj {row.get('maj', '?'):>10}, nonces/invocation {row['nonces_per_invocation']:>4}: {hs/1e9:.3f} GH/s ({hs/base:.1f}x reference)"
+    line = f"{row.get('variant', '?'):>17}, nonces/invocation {row['nonces_per_invocation']:>4}: {hs/1e9:.3f} GH/s ({hs/base:.1f}x reference)"
     per_clock = None
     if sms and mhz:
         per_clock = hs / (sms * mhz * 1e6)

@@ -6,8 +6,8 @@
 // (midstate, rounds 0-2 of block 2, nonce-independent message words, folded with their round
 // constants). Each invocation hashes NONCES_PER_INVOCATION consecutive nonces; a nonce whose
 // hash's top 32 bits (little-endian number) are <= threshold is appended to `candidates`; the
-// host checks each candidate against the full target. 5885 operations per nonce; Maj form:
-// select.
+// host checks each candidate against the full target. 5885 operations per nonce; variant:
+// select-locals (Maj form, job-value loading).
 
 override NONCES_PER_INVOCATION: u32 = 64u;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, MajForm};
+use hashgrad::hash::gpu::{GpuBackend, GpuSearchConfig, JobLoads, KernelVariant, MajForm};
 use hashgrad::hash::{Backend, HashError, Job, NonceRange, SearchOutcome, StopFlag, reference};
 use hashgrad::pow::{Target, U256};
 use rand::{Rng, SeedableRng};
@@ -21,7 +21,7 @@ fn small_dispatches() -> GpuSearchConfig {
         min_dispatch: 3000,
         max_dispatch: 3000,
         max_workgroups_per_dimension: None,
-        maj: MajForm::default(),
+        variant: KernelVariant::default(),
     }
 }
 
@@ -152,10 +152,13 @@ fn ranges_across_the_wrap_and_single_nonces_match_the_reference() {
 #[test]
 fn an_easy_target_loses_no_result_when_candidates_overflow() {
     // 64 slots per dispatch of 3,000 nonces: nearly every dispatch overflows and is re-run.
-    // The other Maj spelling, generated at run time, so both kernels run on the GPU here.
+    // The other kernel spellings, generated at run time, so they run on the GPU here too.
     let config = GpuSearchConfig {
         candidate_capacity: 64,
-        maj: MajForm::SharedXor,
+        variant: KernelVariant {
+            maj: MajForm::SharedXor,
+            job_loads: JobLoads::Inline,
+        },
         ..small_dispatches()
     };
     let Some(mut gpu) = backend(config) else {

@@ -63,7 +63,7 @@ pub(crate) struct Kernel {
     top_word: Node,
     /// Job values the kernel reads, in uniform order.
     fields: Vec<Node>,
-    maj: MajForm,
+    variant: KernelVariant,
 }
 
 fn big_sigma0(g: &mut Graph, x: Node) -> Node {
@@ -123,6 +123,52 @@ impl std::fmt::Display for MajForm {
     }
 }
 
+/// Where the kernel reads the job values: a `let` per value before the nonce loop (the
+/// checked-in shader, the form measured on the H200 in the design note), or the uniform at each
+/// use, which keeps 31 values out of the loop's live set if the compiler does not already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JobLoads {
+    #[default]
+    Locals,
+    Inline,
+}
+
+impl std::str::FromStr for JobLoads {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "locals" => Ok(JobLoads::Locals),
+            "inline" => Ok(JobLoads::Inline),
+            other => Err(format!(
+                "unknown job-value loading {other:?} (locals, inline)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for JobLoads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JobLoads::Locals => "locals",
+            JobLoads::Inline => "inline",
+        })
+    }
+}
+
+/// The spelling choices of the generated kernel. The default is the checked-in shader; the
+/// others are generated at run time so a GPU machine can compare them (`gpu_hashrate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelVariant {
+    pub maj: MajForm,
+    pub job_loads: JobLoads,
+}
+
+impl std::fmt::Display for KernelVariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.maj, self.job_loads)
+    }
+}
+
 /// One SHA-256 round, `Ch` as `g ^ (e & (f ^ g))` and `Maj` as `maj` says.
 fn round(g: &mut Graph, s: [Node; 8], k: u32, w: Node, maj_form: MajForm) -> [Node; 8] {
     let [a, b, c, d, e, f, gg, h] = s;
@@ -173,11 +219,12 @@ fn compress(g: &mut Graph, state: [Node; 8], block: [Node; 16], maj: MajForm) ->
 
 impl Kernel {
     /// Builds sha256d of the header with the nonce as the only per-invocation input.
-    pub(crate) fn build(maj: MajForm) -> Kernel {
-        Kernel::build_with(Precompute::Host, maj)
+    pub(crate) fn build(variant: KernelVariant) -> Kernel {
+        Kernel::build_with(Precompute::Host, variant)
     }
 
-    fn build_with(precompute: Precompute, maj: MajForm) -> Kernel {
+    fn build_with(precompute: Precompute, variant: KernelVariant) -> Kernel {
+        let maj = variant.maj;
         let mut g = Graph::default();
         let input = |g: &mut Graph, i: u8| match precompute {
             Precompute::Host => g.input(i),
@@ -225,7 +272,7 @@ impl Kernel {
             digest,
             top_word,
             fields,
-            maj,
+            variant,
         }
     }
 
@@ -277,6 +324,7 @@ impl Kernel {
                 other => unreachable!("literal class on {other:?}"),
             },
             Class::Job => match self.fields.iter().position(|f| *f == node) {
+                Some(i) if self.variant.job_loads == JobLoads::Inline => format!("job.j{i}"),
                 Some(i) => format!("j{i}"),
                 None => unreachable!("job value {node:?} is not a uniform field"),
             },
@@ -323,8 +371,8 @@ impl Kernel {
 // (midstate, rounds 0-2 of block 2, nonce-independent message words, folded with their round
 // constants). Each invocation hashes NONCES_PER_INVOCATION consecutive nonces; a nonce whose
 // hash's top 32 bits (little-endian number) are <= threshold is appended to `candidates`; the
-// host checks each candidate against the full target. {ops} operations per nonce; Maj form:
-// {maj}.
+// host checks each candidate against the full target. {ops} operations per nonce; variant:
+// {variant} (Maj form, job-value loading).
 
 override NONCES_PER_INVOCATION: u32 = {npi}u;
 
@@ -335,7 +383,7 @@ struct Job {{
     reserved: u32,
 ",
             ops = self.ops_per_nonce(),
-            maj = self.maj,
+            variant = self.variant,
             npi = DEFAULT_NONCES_PER_INVOCATION,
         );
         for i in 0..fields {
@@ -368,8 +416,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     let capacity = arrayLength(&candidates.nonces);
 "
         );
-        for i in 0..fields {
-            let _ = writeln!(s, "    let j{i} = job.j{i};");
+        if self.variant.job_loads == JobLoads::Locals {
+            for i in 0..fields {
+                let _ = writeln!(s, "    let j{i} = job.j{i};");
+            }
         }
         let _ = writeln!(
             s,
@@ -434,7 +484,12 @@ mod tests {
 
     #[test]
     fn graph_digest_equals_the_sha2_reference() {
-        let kernels = [MajForm::Select, MajForm::SharedXor].map(Kernel::build);
+        let kernels = [MajForm::Select, MajForm::SharedXor].map(|maj| {
+            Kernel::build(KernelVariant {
+                maj,
+                ..KernelVariant::default()
+            })
+        });
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         for kernel in kernels.iter().cycle().take(20) {
             let mut header = [0u8; 80];
@@ -453,13 +508,13 @@ mod tests {
 
     #[test]
     fn nonce_independent_work_leaves_the_kernel() {
-        let kernel = Kernel::build(MajForm::default());
+        let kernel = Kernel::build(KernelVariant::default());
         // Two full compressions are 2 × 64 rounds of ~20 operations plus 2 × 48 schedule
         // words of ~8; midstate, the folded rounds and the early exit must cut that well down.
         // Against a kernel that is handed the midstate and message words but folds nothing.
         let ops = kernel.ops_per_nonce();
         let baseline =
-            Kernel::build_with(Precompute::MidstateOnly, MajForm::default()).ops_per_nonce();
+            Kernel::build_with(Precompute::MidstateOnly, KernelVariant::default()).ops_per_nonce();
         eprintln!("{ops} ALU ops per nonce, {baseline} without host precomputation");
         assert!(
             ops * 100 < baseline * 97,
@@ -471,7 +526,7 @@ mod tests {
     #[test]
     fn checked_in_shader_is_current() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHADER_PATH);
-        let generated = Kernel::build(MajForm::default()).wgsl();
+        let generated = Kernel::build(KernelVariant::default()).wgsl();
         if std::env::var("HASHGRAD_BLESS").is_ok_and(|v| v == "1") {
             std::fs::write(&path, &generated).expect("write the generated shader");
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
 use crate::pow::Target;
 
-pub use self::codegen::MajForm;
+pub use self::codegen::{JobLoads, KernelVariant, MajForm};
 use self::codegen::{Kernel, UNIFORM_HEADER_WORDS, WORKGROUP_SIZE, job_inputs};
 use super::reference::sha256d;
 use super::{
@@ -45,9 +45,9 @@ pub struct GpuSearchConfig {
     /// `max_compute_workgroups_per_dimension` (`None`: the adapter's limit). Tests use it to
     /// exercise the 2-D grid with small dispatches.
     pub max_workgroups_per_dimension: Option<u32>,
-    /// How the kernel spells `Maj`: the default is the checked-in shader, the other is
+    /// How the kernel is spelled: the default is the checked-in shader, the others are
     /// generated at run time (for `scripts/gpu-check.sh`'s comparison on real GPUs).
-    pub maj: MajForm,
+    pub variant: KernelVariant,
 }
 
 impl Default for GpuSearchConfig {
@@ -59,7 +59,7 @@ impl Default for GpuSearchConfig {
             min_dispatch: 1 << 18,
             max_dispatch: MAX_DISPATCH,
             max_workgroups_per_dimension: None,
-            maj: MajForm::default(),
+            variant: KernelVariant::default(),
         }
     }
 }
@@ -150,9 +150,9 @@ impl GpuBackend {
                 config.nonces_per_invocation, config.candidate_capacity
             ))));
         }
-        let kernel = Kernel::build(config.maj);
+        let kernel = Kernel::build(config.variant);
         let generated = kernel.wgsl();
-        if config.maj == MajForm::default() && generated != SHADER {
+        if config.variant == KernelVariant::default() && generated != SHADER {
             return Err(HashError::Gpu(GpuError::Validation(format!(
                 "{} does not match its generator; regenerate it with \
                  `HASHGRAD_BLESS=1 cargo test --lib hash::gpu::codegen`",
@@ -443,7 +443,7 @@ impl Backend for GpuBackend {
             device: self.context.adapter_name().to_string(),
             path: format!(
                 "wgsl-{WORKGROUP_SIZE}x{}-{}",
-                self.config.nonces_per_invocation, self.config.maj
+                self.config.nonces_per_invocation, self.config.variant
             ),
             threads: 1,
         }
