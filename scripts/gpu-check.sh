@@ -6,27 +6,54 @@
 # variants against the sha2 reference), and prints hashes/s and hashes per SM per clock cycle
 # where nvidia-smi reports the clock.
 #
-#   scripts/gpu-check.sh [--seconds S] [--adapter NAME|INDEX] [--quick]
+#   scripts/gpu-check.sh [--seconds S] [--adapter NAME|INDEX] [--quick] [--prebuilt DIR]
+#   scripts/gpu-check.sh --stage DIR   # build here, copy the binaries to DIR, stop
 #
-# --quick skips the criterion bench and the tuning sweep (for a short device lease).
+# --quick skips the criterion benches and the tuning sweep (for a short device lease);
+# --prebuilt runs binaries made by --stage (for a GPU machine without Rust: carry DIR there).
 # Results also go to $OUT (or target/gpu-check) as gpu-check.log and gpu-check.json.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
 seconds=5
 adapter=auto
 quick=0
+prebuilt=""
+stage=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
         --adapter) adapter="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        --prebuilt) prebuilt="$2"; shift 2 ;;
+        --stage) stage="$2"; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-out="${OUT:-$PWD/target/gpu-check}"
+# HASHGRAD_PROFILE=dev checks this script quickly without a release build.
+if [ "${HASHGRAD_PROFILE:-release}" = release ]; then profile=(--release); bin=target/release; else profile=(); bin=target/debug; fi
+
+# --stage: release binaries (the CLI, the rate example, the GPU test binaries) into one folder.
+if [ -n "${stage:-}" ]; then
+    set -e
+    mkdir -p "$stage"
+    cargo build "${profile[@]}" --bins --examples
+    cp "$bin/hashgrad" "$bin/examples/gpu_hashrate" "$stage/"
+    cargo test "${profile[@]}" --test gpu_search --test gpu_smoke --no-run --message-format=json \
+        | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | while read -r exe; do
+            name=$(basename "$exe"); cp "$exe" "$stage/${name%-*}"
+        done
+    cp "$0" "$stage/"
+    # Smaller to carry (a device lease takes 64 MiB of files); debug info is not needed there.
+    if command -v strip >/dev/null 2>&1; then strip --strip-debug "$stage"/hashgrad "$stage"/gpu_*; fi
+    ls -l "$stage"
+    exit 0
+fi
+
+out="${OUT:-$root/target/gpu-check}"
 mkdir -p "$out"
 log="$out/gpu-check.log"
 : >"$log"
@@ -55,8 +82,8 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$nvidia_icd" ]; then
     say "VK_DRIVER_FILES=$VK_DRIVER_FILES"
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
-    say "cargo not found: install Rust (https://rustup.rs) to build hashgrad"
+if [ -z "$prebuilt" ] && ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: install Rust (https://rustup.rs), or run --stage DIR where Rust is and --prebuilt DIR here"
     exit 1
 fi
 
@@ -90,10 +117,16 @@ start_clock_sampler() {
 }
 stop_clock_sampler() { [ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null; sampler=""; }
 
-# --- build and test (HASHGRAD_PROFILE=dev checks this script quickly without a release build) ---
-if [ "${HASHGRAD_PROFILE:-release}" = release ]; then profile=(--release); bin=target/release; else profile=(); bin=target/debug; fi
-step build cargo build "${profile[@]}" --bins --examples
-step gpu-tests env HASHGRAD_REQUIRE_GPU=1 cargo test "${profile[@]}" --test gpu_search --test gpu_smoke
+# --- build and test ---
+if [ -n "$prebuilt" ]; then
+    bin="$prebuilt"
+    example="$bin/gpu_hashrate"
+    for t in gpu_search gpu_smoke; do step "gpu-tests-$t" env HASHGRAD_REQUIRE_GPU=1 "$bin/$t"; done
+else
+    example="$bin/examples/gpu_hashrate"
+    step build cargo build "${profile[@]}" --bins --examples
+    step gpu-tests env HASHGRAD_REQUIRE_GPU=1 cargo test "${profile[@]}" --test gpu_search --test gpu_smoke
+fi
 step adapters "$bin/hashgrad" adapters
 
 # --- measure ---
@@ -106,10 +139,10 @@ maj=select
 loads=locals
 [ "$quick" = 1 ] || { npi=32,64,128,256,512; maj=select,shared-xor; loads=locals,inline; }
 rate_json="$out/gpu-rate.json"
-step gpu-hashrate "$bin/examples/gpu_hashrate" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj" --job-loads "$loads"
+step gpu-hashrate "$example" --seconds "$seconds" --adapter "$adapter" --npi "$npi" --maj "$maj" --job-loads "$loads"
 grep '"reference_hashes_per_second"' "$log" | tail -1 >"$rate_json"
 stop_clock_sampler
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ -z "$prebuilt" ]; then
     step criterion-gpu cargo bench --bench gpu_search
     if [ -f benches/hashrate.rs ]; then step criterion-hashrate cargo bench --bench hashrate -- gpu; fi
 fi
