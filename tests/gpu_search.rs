@@ -282,3 +282,13 @@ fn a_lost_device_is_reported_as_device_lost() {
         other => panic!("expected DeviceLost, got {other:?}"),
     }
 }
+
+#[test]
+fn an_adapter_that_does_not_exist_is_no_adapter() {
+    // With or without a GPU: the CLI turns this into a clear message and exit code 2.
+    let choice = hashgrad::gpu::AdapterChoice::Name("no-such-adapter-7f3a".into());
+    match GpuBackend::open(&choice) {
+        Err(HashError::NoAdapter(detail)) => assert!(!detail.is_empty()),
+        other => panic!("expected NoAdapter, got {other:?}"),
+    }
+}
