@@ -61,6 +61,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<Option<String>>>,
+    /// The first error wgpu raised outside an error scope (instead of its default panic).
+    uncaptured: Arc<Mutex<Option<String>>>,
 }
 
 fn instance() -> wgpu::Instance {
@@ -175,6 +177,16 @@ impl GpuContext {
                 }
             });
         }
+        let uncaptured = Arc::new(Mutex::new(None));
+        {
+            let uncaptured = uncaptured.clone();
+            device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+                tracing::error!(%error, "GPU error outside an error scope");
+                if let Ok(mut slot) = uncaptured.lock() {
+                    slot.get_or_insert_with(|| error.to_string());
+                }
+            }));
+        }
         tracing::debug!(adapter = %info.name, backend = ?info.backend, "opened GPU device");
         Ok(GpuContext {
             device,
@@ -183,6 +195,7 @@ impl GpuContext {
             limits,
             lost,
             lost_reason,
+            uncaptured,
         })
     }
 
@@ -203,6 +216,22 @@ impl GpuContext {
             return Err(GpuError::DeviceLost(reason));
         }
         Ok(())
+    }
+
+    /// `Err(Validation)` with the first error wgpu raised outside an error scope since the last
+    /// call (wgpu's default would be a panic), `Err(DeviceLost)` once the device is lost.
+    pub fn check_errors(&self) -> Result<(), GpuError> {
+        self.check_alive()?;
+        let taken = self.uncaptured.lock().ok().and_then(|mut slot| slot.take());
+        match taken {
+            Some(message) => Err(GpuError::Validation(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// True for a software adapter (device type `Cpu`, e.g. Mesa's llvmpipe).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
     }
 
     /// Blocks until all submitted work has finished.
