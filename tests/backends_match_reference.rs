@@ -23,7 +23,15 @@ fn backends(threads: usize) -> Vec<Box<dyn Backend>> {
         .collect();
     match open_backend(BackendChoice::Gpu, &AdapterChoice::Auto, None) {
         Ok(gpu) => all.push(gpu),
-        Err(error) => eprintln!("skipped: no GPU adapter ({error})"),
+        Err(error) => {
+            let required = std::env::var(hashgrad::gpu::REQUIRE_GPU_ENV).is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{}=1 but the GPU backend did not open: {error}",
+                hashgrad::gpu::REQUIRE_GPU_ENV
+            );
+            eprintln!("skipped: no GPU adapter ({error})");
+        }
     }
     all
 }

@@ -67,10 +67,23 @@ pub struct BenchRow {
     pub hashes: u64,
     pub seconds: f64,
     pub mhs: f64,
+    /// CPU seconds the process used during the measurement (Linux only).
+    pub cpu_seconds: Option<f64>,
+    /// Hashes per CPU-second, in millions: the per-thread rate on an idle core. On a busy
+    /// machine it is the figure to compare; `mhs` shows what this run got.
+    pub mhs_per_cpu_second: Option<f64>,
     /// The `sha2` two-call rate on the same number of threads, measured in this run.
     pub sha2_mhs: f64,
     /// `mhs / sha2_mhs`.
     pub ratio: f64,
+}
+
+/// The plain `sha2` two-call rate on some threads.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sha2Rate {
+    pub threads: usize,
+    pub mhs: f64,
+    pub mhs_per_cpu_second: Option<f64>,
 }
 
 /// The JSON document `--json` prints.
@@ -79,14 +92,26 @@ pub struct BenchReport {
     pub cpu: String,
     pub seconds_per_measurement: f64,
     /// `sha2` two-call rate by thread count.
-    pub sha2_reference: Vec<(usize, f64)>,
+    pub sha2_reference: Vec<Sha2Rate>,
     pub results: Vec<BenchRow>,
     /// Backends that could not be measured, and why.
     pub skipped: Vec<String>,
 }
 
-/// What one measurement returns: hashes and seconds.
-type Measured = (u64, f64);
+/// What one measurement returns: hashes, wall seconds, and CPU seconds the process used.
+type Measured = (u64, f64, Option<f64>);
+
+/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux), so a rate
+/// per CPU-second can be shown next to the wall-clock rate on a busy machine.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports these in USER_HZ ticks, 100 per second on every architecture's ABI.
+    Some((user + system) / 100.0)
+}
 
 /// Runs `search` on the whole nonce space until `seconds` have passed, ticking `progress`.
 fn timed(
@@ -98,6 +123,7 @@ fn timed(
     let started = Instant::now();
     let deadline = Duration::from_secs_f64(seconds);
     let start_position = progress.position();
+    let cpu_before = process_cpu_seconds();
     let hashes = std::thread::scope(|scope| {
         let stop_timer = stop.clone();
         let timer = scope.spawn(move || {
@@ -113,7 +139,12 @@ fn timed(
         result
     })?;
     progress.set_position(start_position + (seconds * 1000.0) as u64);
-    Ok((hashes, started.elapsed().as_secs_f64()))
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, process_cpu_seconds()) {
+        (Some(before), Some(after)) if after > before => Some(after - before),
+        _ => None,
+    };
+    Ok((hashes, wall, cpu))
 }
 
 fn measure_backend(
@@ -151,8 +182,13 @@ fn job() -> Job {
     }
 }
 
-fn mhs((hashes, seconds): Measured) -> f64 {
+fn mhs((hashes, seconds, _): Measured) -> f64 {
     hashes as f64 / seconds.max(1e-9) / 1e6
+}
+
+/// MH/s per CPU-second: what one thread does when it has a core to itself.
+fn mhs_per_cpu((hashes, _, cpu): Measured) -> Option<f64> {
+    cpu.map(|cpu| hashes as f64 / cpu.max(1e-9) / 1e6)
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -224,17 +260,19 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut sha2_rates = Vec::new();
     for &threads in &sha2_threads {
         progress.set_message(format!("sha2 two-call, {threads} threads"));
-        sha2_rates.push((
+        let measured = measure_sha2(threads, args.seconds, &progress)?;
+        sha2_rates.push(Sha2Rate {
             threads,
-            mhs(measure_sha2(threads, args.seconds, &progress)?),
-        ));
+            mhs: mhs(measured),
+            mhs_per_cpu_second: mhs_per_cpu(measured),
+        });
     }
     let sha2_for = |threads: usize| {
         sha2_rates
             .iter()
-            .find(|(t, _)| *t == threads)
+            .find(|rate| rate.threads == threads)
             .or(sha2_rates.last())
-            .map_or(0.0, |(_, rate)| *rate)
+            .map_or(0.0, |rate| rate.mhs)
     };
     let mut rows = Vec::new();
     let mut push_row = |backend: &dyn Backend, measured: Measured, sha2: f64| {
@@ -251,6 +289,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             hashes: measured.0,
             seconds: measured.1,
             mhs: rate,
+            cpu_seconds: measured.2,
+            mhs_per_cpu_second: mhs_per_cpu(measured),
             sha2_mhs: sha2,
             ratio: if sha2 > 0.0 { rate / sha2 } else { 0.0 },
         });
@@ -289,17 +329,30 @@ fn print_table(report: &BenchReport) {
         "sha256d, {} s per measurement, CPU {}",
         report.seconds_per_measurement, report.cpu
     );
-    for (threads, rate) in &report.sha2_reference {
-        println!("sha2 two-call reference, {threads} threads: {rate:.2} MH/s");
+    let per_cpu = |rate: Option<f64>| rate.map_or("-".to_string(), |r| format!("{r:.2}"));
+    for rate in &report.sha2_reference {
+        println!(
+            "sha2 two-call reference, {} threads: {:.2} MH/s ({} MH/s per CPU-second)",
+            rate.threads,
+            rate.mhs,
+            per_cpu(rate.mhs_per_cpu_second)
+        );
     }
     println!(
-        "{:<4} {:<14} {:>7} {:>10} {:>10} {:>7}  device",
-        "kind", "path", "threads", "MH/s", "sha2 MH/s", "ratio"
+        "{:<4} {:<14} {:>7} {:>10} {:>10} {:>7} {:>12}  device",
+        "kind", "path", "threads", "MH/s", "sha2 MH/s", "ratio", "MH/s/cpu-s"
     );
     for row in &report.results {
         println!(
-            "{:<4} {:<14} {:>7} {:>10.2} {:>10.2} {:>6.2}x  {}",
-            row.kind, row.path, row.threads, row.mhs, row.sha2_mhs, row.ratio, row.device
+            "{:<4} {:<14} {:>7} {:>10.2} {:>10.2} {:>6.2}x {:>12}  {}",
+            row.kind,
+            row.path,
+            row.threads,
+            row.mhs,
+            row.sha2_mhs,
+            row.ratio,
+            per_cpu(row.mhs_per_cpu_second),
+            row.device
         );
     }
     for reason in &report.skipped {

@@ -43,13 +43,14 @@ pub enum CpuPath {
 }
 
 impl CpuPath {
-    /// Every path, in the order `best` prefers them (fastest first on the machines measured;
-    /// see docs/perf.md).
+    /// Every path, in the order `best` prefers them: AVX-512 beats SHA-NI by about 1.65× on
+    /// Zen 4 (cpuminer-opt), SHA-NI beats AVX2 everywhere measured (2.9× on the first-generation
+    /// Zen dev machine, which splits 256-bit operations; see docs/perf.md).
     pub const ALL: [CpuPath; 5] = [
         CpuPath::Avx512x16,
         CpuPath::ShaNi2x,
-        CpuPath::Avx2x8,
         CpuPath::ShaNi4x,
+        CpuPath::Avx2x8,
         CpuPath::Portable,
     ];
 
