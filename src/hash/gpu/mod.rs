@@ -7,6 +7,7 @@
 
 pub mod codegen;
 mod graph;
+mod variant;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
 use crate::pow::Target;
 
-pub use self::codegen::{JobLoads, KernelVariant, MajForm};
 use self::codegen::{Kernel, UNIFORM_HEADER_WORDS, WORKGROUP_SIZE, job_inputs};
+pub use self::variant::{JobLoads, KernelVariant, MajForm};
 use super::reference::sha256d;
 use super::{
     Backend, BackendInfo, BackendKind, Found, HashError, Job, NonceRange, SearchOutcome, StopFlag,
