@@ -47,9 +47,6 @@ impl Target {
         let raw = bits.0;
         let exponent = raw >> 24;
         let mantissa = raw & 0x007f_ffff;
-        if mantissa != 0 && raw & 0x0080_0000 != 0 {
-            return Err(CompactError::Negative(raw));
-        }
         // Same overflow test as Bitcoin Core's arith_uint256::SetCompact.
         let overflow = mantissa != 0
             && (exponent > 34
@@ -65,6 +62,10 @@ impl Target {
         };
         if value.is_zero() {
             return Err(CompactError::Zero(raw));
+        }
+        // As in Core, the sign bit only matters for a non-zero value.
+        if raw & 0x0080_0000 != 0 {
+            return Err(CompactError::Negative(raw));
         }
         Ok(Target(value))
     }
