@@ -489,6 +489,14 @@ impl Raft {
         self.awaiting_advance = false;
     }
 
+    /// Test hook: the election timeout fires now (pre-vote first if configured).
+    #[doc(hidden)]
+    pub fn campaign_now(&mut self) {
+        if self.role != Role::Leader && self.voters.contains(&self.id) {
+            self.start_election(false);
+        }
+    }
+
     /// Test instrumentation: the lowest log index changed since the last call.
     #[doc(hidden)]
     pub fn take_log_changed_from(&mut self) -> Option<u64> {

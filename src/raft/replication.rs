@@ -204,7 +204,9 @@ impl Raft {
             if advanced {
                 self.maybe_commit();
             }
-            if behind && (was_probing || advanced && self.transfer_target == Some(from)) {
+            let _ = was_probing;
+            if behind {
+                // Entries past the optimistic `next_index` were never sent: send them now.
                 self.send_append(from);
             }
             if self.transfer_target == Some(from) {

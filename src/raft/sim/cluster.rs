@@ -183,6 +183,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Like [`Cluster::settle`], but drops every message for which `keep` is false.
+    pub fn settle_with(&mut self, mut keep: impl FnMut(&Message) -> bool) -> Result<(), Violation> {
+        for _ in 0..1000 {
+            if self.net.in_flight() == 0 {
+                return Ok(());
+            }
+            for msg in self.net.take_due(u64::MAX, &mut self.rng) {
+                if keep(&msg) {
+                    self.deliver(msg)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Ticks until some node leads (at most `max` ticks); returns it.
     pub fn elect(&mut self, max: u64) -> Result<Option<NodeId>, Violation> {
         for _ in 0..max {
