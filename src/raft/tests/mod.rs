@@ -2,6 +2,7 @@
 //! mutation sanity, the wire codec and the storage backends.
 
 mod codec;
+mod features;
 mod mutation;
 mod scenarios;
 mod simulation;
