@@ -497,6 +497,16 @@ impl Raft {
         }
     }
 
+    /// Test hook: hashes the protocol state (not the RNG) for the model checker's dedup.
+    #[doc(hidden)]
+    pub fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
+        use std::hash::Hash;
+        (self.term, self.vote, self.role, self.leader, &self.log.entries, &self.log.snapshot).hash(h);
+        (self.log.committed, &self.voters, &self.votes, &self.progress).hash(h);
+        (self.election_elapsed, self.heartbeat_elapsed, self.randomized_timeout).hash(h);
+        (self.transfer_target, self.transfer_elapsed, self.pending_conf_index, &self.reads).hash(h);
+    }
+
     /// Test instrumentation: the lowest log index changed since the last call.
     #[doc(hidden)]
     pub fn take_log_changed_from(&mut self) -> Option<u64> {

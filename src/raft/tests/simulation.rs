@@ -34,12 +34,12 @@ fn run_seeds(nodes: usize, base: u64, steps: u64) {
 
 #[test]
 fn simulator_three_nodes_many_seeds() {
-    run_seeds(3, 0, 120);
+    run_seeds(3, 0, 300);
 }
 
 #[test]
 fn simulator_five_nodes_many_seeds() {
-    run_seeds(5, 1_000_000, 120);
+    run_seeds(5, 1_000_000, 300);
 }
 
 #[test]
@@ -47,4 +47,15 @@ fn simulator_is_deterministic() {
     let a = sim::run(&SimConfig::new(42, 5, 200)).map_err(|f| f.to_string()).unwrap();
     let b = sim::run(&SimConfig::new(42, 5, 200)).map_err(|f| f.to_string()).unwrap();
     assert_eq!((a.ticks, a.messages, a.max_commit, a.elections), (b.ticks, b.messages, b.max_commit, b.elections));
+}
+
+#[test]
+fn model_check_three_nodes_two_elections_with_loss() {
+    let started = std::time::Instant::now();
+    let report = crate::raft::sim::model_check::run(&crate::raft::sim::model_check::ModelConfig::ci())
+        .unwrap_or_else(|v| panic!("model check: {v}"));
+    eprintln!("model check: {report:?} in {:?}", started.elapsed());
+    assert!(report.max_elections >= 2, "{report:?}");
+    assert!(report.losses_on_deepest >= 1, "{report:?}");
+    assert!(report.states > 10_000, "{report:?}");
 }
