@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod adapters;
 pub mod hash;
+pub mod raft_sim;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,9 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
     Adapters(adapters::AdaptersArgs),
+    /// Soak the Raft core in the deterministic simulator (loss, partitions, crashes) and check
+    /// its safety invariants; `--model-depth D` runs the exhaustive model check instead.
+    RaftSim(raft_sim::RaftSimArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -65,6 +69,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::RaftSim(args) => raft_sim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
