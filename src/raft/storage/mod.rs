@@ -93,7 +93,9 @@ pub(crate) fn apply_batch(state: &mut RecoveredState, batch: &PersistBatch) {
         state.snapshot = snapshot.clone();
     }
     if let Some(first) = batch.entries.first() {
-        state.entries.retain(|e| e.index < first.index);
+        // Stored entries are consecutive after the snapshot: cut at the first new index.
+        let keep = first.index.saturating_sub(state.snapshot.meta.index + 1);
+        state.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         state.entries.extend(batch.entries.iter().cloned());
     }
     if let Some(hs) = batch.hard_state {
