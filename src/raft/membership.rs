@@ -90,7 +90,7 @@ impl Raft {
         }
     }
 
-    fn last_conf_index(&self, upto: u64) -> u64 {
+    pub(crate) fn last_conf_index(&self, upto: u64) -> u64 {
         (self.log.first_index()..=upto)
             .rev()
             .find(|&i| self.log.entry(i).is_some_and(|e| e.kind == EntryKind::ConfChange))

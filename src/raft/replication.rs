@@ -161,10 +161,20 @@ impl Raft {
                     return Ok(());
                 }
                 self.voters = snapshot.meta.voters.iter().copied().collect();
-                self.pending_conf_index = 0;
-                self.log.restore(snapshot.clone());
+                // If we hold the snapshot's last entry, the entries after it match the leader
+                // and may already be acknowledged: keep them (Raft §7). Otherwise the snapshot
+                // replaces the whole log.
+                let keep_suffix = self.log.term(index) == Some(snapshot.meta.term);
+                if keep_suffix {
+                    self.log.compact(snapshot.clone());
+                    self.log.committed = index;
+                    self.log.applied = index;
+                } else {
+                    self.log.restore(snapshot.clone());
+                }
+                self.pending_conf_index = self.last_conf_index(self.log.last_index());
                 self.pending_snapshot = Some(snapshot.clone());
-                self.persist_snapshot = Some((snapshot, true));
+                self.persist_snapshot = Some((snapshot, !keep_suffix));
                 self.respond_append(msg.from, false, index, 0);
             }
             _ => {}

@@ -82,6 +82,8 @@ pub struct Cluster {
     pub read_results: Vec<(NodeId, ReadState)>,
     /// Crashes so far.
     pub crashes: u64,
+    /// Print every event to stderr (`HASHGRAD_RAFT_TRACE=1`), for debugging a failing seed.
+    pub trace: bool,
 }
 
 impl Cluster {
@@ -107,6 +109,7 @@ impl Cluster {
             next_request: 1,
             read_results: Vec::new(),
             crashes: 0,
+            trace: std::env::var_os("HASHGRAD_RAFT_TRACE").is_some(),
         }
     }
 
@@ -141,6 +144,9 @@ impl Cluster {
     /// Delivers one message now (dropped if the destination is down).
     pub fn deliver(&mut self, msg: Message) -> Result<(), Violation> {
         let to = msg.to;
+        if self.trace {
+            eprintln!("t{} deliver {msg:?}", self.now);
+        }
         // Round-trip through the wire format so the codec is exercised on real traffic.
         let msg = Message::decode(&msg.encode()).map_err(|e| self.core_error(to, e.to_string()))?;
         let result = self.with_node(to, |r| r.step(msg))?;
@@ -225,6 +231,9 @@ impl Cluster {
 
     /// Crashes `id`: its core and state machine are lost; storage survives.
     pub fn crash(&mut self, id: NodeId) {
+        if self.trace {
+            eprintln!("t{} crash {id}", self.now);
+        }
         if let Some(node) = self.nodes.get_mut(&id) {
             if node.raft.take().is_some() {
                 self.crashes += 1;
@@ -311,6 +320,20 @@ impl Cluster {
             raft.advance();
         }
         let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return Ok(()) };
+        if self.trace {
+            let h = raft.hard_state();
+            eprintln!(
+                "t{} node {id}: {:?} term {} vote {} commit {} last {}/{} snap {}",
+                self.now,
+                raft.role(),
+                h.term,
+                h.vote,
+                h.commit,
+                raft.last_index(),
+                raft.entry_term(raft.last_index()).unwrap_or(0),
+                raft.snapshot_index()
+            );
+        }
         self.checker.check_node(raft)
     }
 

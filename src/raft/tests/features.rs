@@ -137,3 +137,34 @@ fn follower_read_index_is_forwarded_and_linearizable() {
     let served = c.read_results.iter().find(|(id, rs)| *id == follower && rs.request == request);
     assert!(served.is_some_and(|(_, rs)| rs.index >= index), "{:?}", c.read_results);
 }
+
+#[test]
+fn install_snapshot_keeps_a_matching_suffix() {
+    use crate::raft::message::Message;
+    use crate::raft::storage::RecoveredState;
+    use crate::raft::types::{Entry, EntryKind, HardState, Snapshot, SnapshotMeta};
+    // Found by the soak (seed 7000894): a follower that acknowledged entries past the leader's
+    // snapshot must keep them when the snapshot arrives, or a committed entry disappears.
+    let entries: Vec<Entry> =
+        (1..=5).map(|index| Entry { index, term: 1, kind: EntryKind::Normal, data: vec![index as u8] }).collect();
+    let state = RecoveredState {
+        hard_state: HardState { term: 1, vote: 1, commit: 2 },
+        snapshot: Default::default(),
+        entries: entries.clone(),
+    };
+    let mut r = Raft::new(config(2, vec![1, 2, 3]), state).expect("valid");
+    let snapshot = Snapshot { meta: SnapshotMeta { index: 3, term: 1, voters: vec![1, 2, 3] }, data: b"sm@3".to_vec() };
+    r.step(Message { from: 1, to: 2, term: 1, body: MessageBody::InstallSnapshot { snapshot: snapshot.clone() } })
+        .expect("ok");
+    assert_eq!((r.snapshot_index(), r.commit_index(), r.last_index()), (3, 3, 5));
+    assert_eq!(r.entry(5), Some(&entries[4]));
+    let ready = r.ready().expect("work");
+    assert_eq!(ready.snapshot, Some(snapshot.clone()), "the state machine restores from it");
+    assert!(!ready.persist.discard_log, "stored entries 4 and 5 stay");
+    // A snapshot that does not match our log replaces it.
+    r.advance();
+    let other = Snapshot { meta: SnapshotMeta { index: 7, term: 2, voters: vec![1, 2, 3] }, data: vec![] };
+    r.step(Message { from: 1, to: 2, term: 2, body: MessageBody::InstallSnapshot { snapshot: other } }).expect("ok");
+    assert_eq!((r.snapshot_index(), r.last_index()), (7, 7));
+    assert!(r.ready().expect("work").persist.discard_log);
+}
