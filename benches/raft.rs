@@ -28,7 +28,10 @@ impl<S: Storage> LocalCluster<S> {
                 (Raft::new(cfg, state).expect("config"), s)
             })
             .collect();
-        let mut cluster = LocalCluster { nodes, queue: VecDeque::new() };
+        let mut cluster = LocalCluster {
+            nodes,
+            queue: VecDeque::new(),
+        };
         cluster.nodes[0].0.campaign_now();
         cluster.drive();
         assert_eq!(cluster.nodes[0].0.role(), Role::Leader);
@@ -74,7 +77,10 @@ impl<S: Storage> LocalCluster<S> {
 fn bench(c: &mut Criterion) {
     let payload = vec![7u8; 64];
     let mut group = c.benchmark_group("raft_commit");
-    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     for batch in [1usize, 16, 256] {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(BenchmarkId::new("memory", batch), &batch, |b, &batch| {
@@ -83,8 +89,9 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("redb", batch), &batch, |b, &batch| {
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut cluster =
-                LocalCluster::new(|id| RedbStorage::open(dir.path().join(format!("node{id}.redb"))).expect("open"));
+            let mut cluster = LocalCluster::new(|id| {
+                RedbStorage::open(dir.path().join(format!("node{id}.redb"))).expect("open")
+            });
             b.iter(|| cluster.commit_batch(batch, &payload));
         });
     }

@@ -35,7 +35,10 @@ pub fn run(args: RaftSimArgs) -> anyhow::Result<()> {
             return Err(super::usage("--model-depth must be between 1 and 30"));
         }
         let started = Instant::now();
-        let config = model_check::ModelConfig { depth, ..model_check::ModelConfig::ci() };
+        let config = model_check::ModelConfig {
+            depth,
+            ..model_check::ModelConfig::ci()
+        };
         return match model_check::run(&config) {
             Ok(report) => {
                 println!(
@@ -52,7 +55,10 @@ pub fn run(args: RaftSimArgs) -> anyhow::Result<()> {
         };
     }
     if args.nodes != 3 && args.nodes != 5 {
-        return Err(super::usage(format!("--nodes must be 3 or 5, not {}", args.nodes)));
+        return Err(super::usage(format!(
+            "--nodes must be 3 or 5, not {}",
+            args.nodes
+        )));
     }
     if args.seeds == 0 || args.steps == 0 {
         return Err(super::usage("--seeds and --steps must be at least 1"));
@@ -76,7 +82,11 @@ pub fn run(args: RaftSimArgs) -> anyhow::Result<()> {
         }
         let done = done as u64 + 1;
         if done % progress_every == 0 && done < args.seeds {
-            eprintln!("  {done}/{} seeds ok ({:.1?})", args.seeds, started.elapsed());
+            eprintln!(
+                "  {done}/{} seeds ok ({:.1?})",
+                args.seeds,
+                started.elapsed()
+            );
         }
     }
     println!(

@@ -179,7 +179,11 @@ impl Raft {
     /// Builds a node from its configuration and what storage recovered.
     pub fn new(cfg: Config, state: RecoveredState) -> Result<Raft, RaftError> {
         cfg.validate()?;
-        let RecoveredState { hard_state, snapshot, entries } = state;
+        let RecoveredState {
+            hard_state,
+            snapshot,
+            entries,
+        } = state;
         let mut expected = snapshot.meta.index + 1;
         for e in &entries {
             if e.index != expected {
@@ -200,11 +204,12 @@ impl Raft {
             )));
         }
         log.committed = hard_state.commit.max(log.snapshot_index());
-        let voters: BTreeSet<NodeId> = if snapshot.meta.index > 0 || !snapshot.meta.voters.is_empty() {
-            snapshot.meta.voters.iter().copied().collect()
-        } else {
-            cfg.initial_voters.iter().copied().collect()
-        };
+        let voters: BTreeSet<NodeId> =
+            if snapshot.meta.index > 0 || !snapshot.meta.voters.is_empty() {
+                snapshot.meta.voters.iter().copied().collect()
+            } else {
+                cfg.initial_voters.iter().copied().collect()
+            };
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ cfg.id.rotate_left(32));
         let mut raft = Raft {
             id: cfg.id,
@@ -275,7 +280,11 @@ impl Raft {
     }
     /// The current hard state.
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.committed }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.committed,
+        }
     }
     /// Term of the entry at `index`, if held.
     pub fn entry_term(&self, index: u64) -> Option<u64> {
@@ -295,14 +304,22 @@ impl Raft {
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.msgs.push(Message { from: self.id, to, term: self.term, body });
+        self.msgs.push(Message {
+            from: self.id,
+            to,
+            term: self.term,
+            body,
+        });
     }
 
     pub(crate) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let t = self.cfg.election_ticks;
-        self.randomized_timeout =
-            if self.cfg.fixed_election_timeout { t } else { self.rng.random_range(t..2 * t) };
+        self.randomized_timeout = if self.cfg.fixed_election_timeout {
+            t
+        } else {
+            self.rng.random_range(t..2 * t)
+        };
     }
 
     /// Becomes a follower of `term` (a new term clears the vote).
@@ -326,7 +343,8 @@ impl Raft {
             Role::Leader => self.tick_leader(),
             _ => {
                 self.election_elapsed += 1;
-                if self.election_elapsed >= self.randomized_timeout && self.voters.contains(&self.id)
+                if self.election_elapsed >= self.randomized_timeout
+                    && self.voters.contains(&self.id)
                 {
                     self.start_election(false);
                 }
@@ -362,7 +380,11 @@ impl Raft {
                 self.follow(msg.from);
                 self.handle_append(msg)?;
             }
-            MessageBody::AppendResponse { reject, index, read_round } => {
+            MessageBody::AppendResponse {
+                reject,
+                index,
+                read_round,
+            } => {
                 self.handle_append_response(msg.from, reject, index, read_round);
             }
             MessageBody::TimeoutNow => {
@@ -389,20 +411,34 @@ impl Raft {
     /// Appends a client command if this node leads; returns its log index.
     pub fn propose(&mut self, data: Vec<u8>) -> Result<u64, ProposeError> {
         if data.len() > MAX_ENTRY_BYTES {
-            return Err(ProposeError::TooLarge { size: data.len(), limit: MAX_ENTRY_BYTES });
+            return Err(ProposeError::TooLarge {
+                size: data.len(),
+                limit: MAX_ENTRY_BYTES,
+            });
         }
         self.append_as_leader(EntryKind::Normal, data)
     }
 
-    pub(crate) fn append_as_leader(&mut self, kind: EntryKind, data: Vec<u8>) -> Result<u64, ProposeError> {
+    pub(crate) fn append_as_leader(
+        &mut self,
+        kind: EntryKind,
+        data: Vec<u8>,
+    ) -> Result<u64, ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         if let Some(target) = self.transfer_target {
             return Err(ProposeError::TransferInProgress(target));
         }
         let index = self.log.last_index() + 1;
-        self.log.push(Entry { index, term: self.term, kind, data });
+        self.log.push(Entry {
+            index,
+            term: self.term,
+            kind,
+            data,
+        });
         if let Some(p) = self.progress.get_mut(&self.id) {
             p.match_index = index;
             p.next_index = index + 1;
@@ -426,7 +462,14 @@ impl Raft {
         }
         let term = self.log.term(index).unwrap_or_default();
         let voters = self.voters_at(index);
-        let snapshot = Snapshot { meta: super::SnapshotMeta { index, term, voters }, data };
+        let snapshot = Snapshot {
+            meta: super::SnapshotMeta {
+                index,
+                term,
+                voters,
+            },
+            data,
+        };
         self.log.compact(snapshot.clone());
         self.persist_snapshot = Some((snapshot, false));
         Ok(())
@@ -501,10 +544,35 @@ impl Raft {
     #[doc(hidden)]
     pub fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
-        (self.term, self.vote, self.role, self.leader, &self.log.entries, &self.log.snapshot).hash(h);
-        (self.log.committed, &self.voters, &self.votes, &self.progress).hash(h);
-        (self.election_elapsed, self.heartbeat_elapsed, self.randomized_timeout).hash(h);
-        (self.transfer_target, self.transfer_elapsed, self.pending_conf_index, &self.reads).hash(h);
+        (
+            self.term,
+            self.vote,
+            self.role,
+            self.leader,
+            &self.log.entries,
+            &self.log.snapshot,
+        )
+            .hash(h);
+        (
+            self.log.committed,
+            &self.voters,
+            &self.votes,
+            &self.progress,
+        )
+            .hash(h);
+        (
+            self.election_elapsed,
+            self.heartbeat_elapsed,
+            self.randomized_timeout,
+        )
+            .hash(h);
+        (
+            self.transfer_target,
+            self.transfer_elapsed,
+            self.pending_conf_index,
+            &self.reads,
+        )
+            .hash(h);
     }
 
     /// Test instrumentation: the lowest log index changed since the last call.

@@ -1,11 +1,11 @@
 //! Elections: term handling for every incoming message, pre-vote, votes, check-quorum, the
 //! leader lease that makes followers ignore disruptive candidates, and leadership transfer.
 
+use super::ProposeError;
 use super::core::{Raft, Role};
 use super::message::{Message, MessageBody};
 use super::replication::Progress;
 use super::types::{EntryKind, NodeId};
-use super::ProposeError;
 
 impl Raft {
     /// Applies the term rules to an incoming message; false when it must be dropped.
@@ -13,7 +13,10 @@ impl Raft {
         use MessageBody::*;
         if msg.term > self.term {
             match msg.body {
-                PreVote { .. } | Vote { transfer: false, .. } if self.in_lease() => {
+                PreVote { .. }
+                | Vote {
+                    transfer: false, ..
+                } if self.in_lease() => {
                     // A leader was heard from within the election timeout: a candidate that
                     // cannot hear it must not depose it (check-quorum lease).
                     return false;
@@ -22,7 +25,9 @@ impl Raft {
                 // term we would campaign in.
                 PreVote { .. } => {}
                 PreVoteResponse { reject: false } => {}
-                Append { .. } | InstallSnapshot { .. } => self.become_follower(msg.term, Some(msg.from)),
+                Append { .. } | InstallSnapshot { .. } => {
+                    self.become_follower(msg.term, Some(msg.from))
+                }
                 _ => self.become_follower(msg.term, None),
             }
             true
@@ -30,8 +35,17 @@ impl Raft {
             match msg.body {
                 // Tell a stale leader the newer term so it steps down; without this, pre-vote
                 // plus check-quorum can leave a cluster without a leader.
-                Append { .. } | InstallSnapshot { .. } if self.cfg.check_quorum || self.cfg.pre_vote => {
-                    self.send(msg.from, AppendResponse { reject: true, index: 0, read_round: 0 });
+                Append { .. } | InstallSnapshot { .. }
+                    if self.cfg.check_quorum || self.cfg.pre_vote =>
+                {
+                    self.send(
+                        msg.from,
+                        AppendResponse {
+                            reject: true,
+                            index: 0,
+                            read_round: 0,
+                        },
+                    );
                 }
                 PreVote { .. } => self.send(msg.from, PreVoteResponse { reject: true }),
                 _ => {}
@@ -50,8 +64,15 @@ impl Raft {
 
     pub(crate) fn handle_vote_request(&mut self, msg: Message) {
         let (last_index, last_term, pre) = match msg.body {
-            MessageBody::PreVote { last_index, last_term } => (last_index, last_term, true),
-            MessageBody::Vote { last_index, last_term, .. } => (last_index, last_term, false),
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => (last_index, last_term, true),
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                ..
+            } => (last_index, last_term, false),
             _ => return,
         };
         let up_to_date = self.log.is_up_to_date(last_index, last_term);
@@ -75,7 +96,12 @@ impl Raft {
         };
         // A granted pre-vote answers in the candidate's future term; everything else in ours.
         let term = if pre && grant { msg.term } else { self.term };
-        self.msgs.push(Message { from: self.id, to: msg.from, term, body });
+        self.msgs.push(Message {
+            from: self.id,
+            to: msg.from,
+            term,
+            body,
+        });
     }
 
     /// Starts a pre-vote (or, with `skip_pre_vote` or pre-vote off, a real election).
@@ -96,7 +122,10 @@ impl Raft {
                         from: self.id,
                         to: peer,
                         term: self.term + 1,
-                        body: MessageBody::PreVote { last_index, last_term },
+                        body: MessageBody::PreVote {
+                            last_index,
+                            last_term,
+                        },
                     });
                 }
             }
@@ -117,14 +146,25 @@ impl Raft {
         if self.role == Role::Candidate {
             let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
             for peer in self.peers() {
-                self.send(peer, MessageBody::Vote { last_index, last_term, transfer });
+                self.send(
+                    peer,
+                    MessageBody::Vote {
+                        last_index,
+                        last_term,
+                        transfer,
+                    },
+                );
             }
         }
     }
 
     /// The other voters.
     pub(crate) fn peers(&self) -> Vec<NodeId> {
-        self.voters.iter().copied().filter(|&v| v != self.id).collect()
+        self.voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.id)
+            .collect()
     }
 
     /// Records one (pre-)vote; each voter counts once however often it answers.
@@ -154,7 +194,11 @@ impl Raft {
         self.election_elapsed = 0;
         self.transfer_target = None;
         let next = self.log.last_index() + 1;
-        self.progress = self.voters.iter().map(|&v| (v, Progress::new(next))).collect();
+        self.progress = self
+            .voters
+            .iter()
+            .map(|&v| (v, Progress::new(next)))
+            .collect();
         // Membership changes wait until an entry of this term commits.
         self.pending_conf_index = self.log.last_index();
         let _ = self.append_as_leader(EntryKind::Noop, Vec::new());
@@ -203,10 +247,14 @@ impl Raft {
     /// transfer completes or times out (one election timeout).
     pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         if target == self.id || !self.voters.contains(&target) {
-            return Err(ProposeError::BadConfChange(format!("node {target} is not another voter")));
+            return Err(ProposeError::BadConfChange(format!(
+                "node {target} is not another voter"
+            )));
         }
         self.transfer_target = Some(target);
         self.transfer_elapsed = 0;
@@ -215,7 +263,10 @@ impl Raft {
     }
 
     pub(crate) fn maybe_send_timeout_now(&mut self, target: NodeId) {
-        let caught_up = self.progress.get(&target).is_some_and(|p| p.match_index == self.log.last_index());
+        let caught_up = self
+            .progress
+            .get(&target)
+            .is_some_and(|p| p.match_index == self.log.last_index());
         if caught_up {
             self.send(target, MessageBody::TimeoutNow);
         } else {

@@ -23,8 +23,14 @@ pub(crate) struct RaftLog {
 impl RaftLog {
     pub fn new(snapshot: Snapshot, entries: Vec<Entry>, committed: u64) -> Self {
         let applied = snapshot.meta.index;
-        let mut log =
-            RaftLog { snapshot, entries, committed, applied, unstable_from: 0, changed_from: None };
+        let mut log = RaftLog {
+            snapshot,
+            entries,
+            committed,
+            applied,
+            unstable_from: 0,
+            changed_from: None,
+        };
         log.unstable_from = log.last_index() + 1;
         log.changed_from = Some(log.first_index());
         log
@@ -44,7 +50,9 @@ impl RaftLog {
     }
 
     pub fn last_term(&self) -> u64 {
-        self.entries.last().map_or(self.snapshot.meta.term, |e| e.term)
+        self.entries
+            .last()
+            .map_or(self.snapshot.meta.term, |e| e.term)
     }
 
     /// Term of the entry at `index`: `None` if compacted away (other than the snapshot point) or
@@ -68,8 +76,12 @@ impl RaftLog {
             return Vec::new();
         }
         let lo = (start - self.first_index()) as usize;
-        let hi = ((to.min(self.last_index()) + 1 - self.first_index()) as usize).min(lo.saturating_add(max));
-        self.entries.get(lo..hi).map(<[Entry]>::to_vec).unwrap_or_default()
+        let hi = ((to.min(self.last_index()) + 1 - self.first_index()) as usize)
+            .min(lo.saturating_add(max));
+        self.entries
+            .get(lo..hi)
+            .map(<[Entry]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// True when a log ending at `(index, term)` is at least as up to date as this one (§5.4.1).

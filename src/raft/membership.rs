@@ -7,16 +7,18 @@
 //! then receives the leader's snapshot; it votes and campaigns only once `AddVoter` of itself
 //! has committed.
 
+use super::ProposeError;
 use super::core::{Raft, Role};
 use super::replication::Progress;
 use super::types::{ConfChange, EntryKind, NodeId};
-use super::ProposeError;
 
 impl Raft {
     /// Proposes adding or removing one voter; returns the entry's index.
     pub fn propose_conf_change(&mut self, change: ConfChange) -> Result<u64, ProposeError> {
         if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         }
         if self.pending_conf_index > self.log.committed
             || self.log.term(self.log.committed) != Some(self.term)
@@ -25,13 +27,19 @@ impl Raft {
         }
         match change {
             ConfChange::AddVoter(id) if id == 0 || self.voters.contains(&id) => {
-                return Err(ProposeError::BadConfChange(format!("node {id} is already a voter or invalid")));
+                return Err(ProposeError::BadConfChange(format!(
+                    "node {id} is already a voter or invalid"
+                )));
             }
             ConfChange::RemoveVoter(id) if !self.voters.contains(&id) => {
-                return Err(ProposeError::BadConfChange(format!("node {id} is not a voter")));
+                return Err(ProposeError::BadConfChange(format!(
+                    "node {id} is not a voter"
+                )));
             }
             ConfChange::RemoveVoter(_) if self.voters.len() == 1 => {
-                return Err(ProposeError::BadConfChange("cannot remove the last voter".into()));
+                return Err(ProposeError::BadConfChange(
+                    "cannot remove the last voter".into(),
+                ));
             }
             _ => {}
         }
@@ -43,11 +51,15 @@ impl Raft {
     /// Acts on membership changes committed in `from ..= to`.
     pub(crate) fn apply_conf_changes(&mut self, from: u64, to: u64) {
         for index in from.max(self.log.first_index())..=to {
-            let Some(entry) = self.log.entry(index) else { continue };
+            let Some(entry) = self.log.entry(index) else {
+                continue;
+            };
             if entry.kind != EntryKind::ConfChange {
                 continue;
             }
-            let Some(change) = ConfChange::decode(&entry.data) else { continue };
+            let Some(change) = ConfChange::decode(&entry.data) else {
+                continue;
+            };
             self.apply_conf_change(change);
         }
     }
@@ -58,7 +70,9 @@ impl Raft {
             ConfChange::AddVoter(id) => {
                 self.voters.insert(id);
                 if self.role == Role::Leader {
-                    self.progress.entry(id).or_insert_with(|| Progress::new(last + 1));
+                    self.progress
+                        .entry(id)
+                        .or_insert_with(|| Progress::new(last + 1));
                     self.send_append(id);
                 }
             }
@@ -93,21 +107,26 @@ impl Raft {
     pub(crate) fn last_conf_index(&self, upto: u64) -> u64 {
         (self.log.first_index()..=upto)
             .rev()
-            .find(|&i| self.log.entry(i).is_some_and(|e| e.kind == EntryKind::ConfChange))
+            .find(|&i| {
+                self.log
+                    .entry(i)
+                    .is_some_and(|e| e.kind == EntryKind::ConfChange)
+            })
             .unwrap_or(0)
     }
 
     /// The voters in effect once `index` is committed (for a snapshot taken there).
     pub(crate) fn voters_at(&self, index: u64) -> Vec<NodeId> {
-        let mut voters: std::collections::BTreeSet<NodeId> = if self.log.snapshot_index() > 0
-            || !self.log.snapshot.meta.voters.is_empty()
-        {
-            self.log.snapshot.meta.voters.iter().copied().collect()
-        } else {
-            self.cfg.initial_voters.iter().copied().collect()
-        };
+        let mut voters: std::collections::BTreeSet<NodeId> =
+            if self.log.snapshot_index() > 0 || !self.log.snapshot.meta.voters.is_empty() {
+                self.log.snapshot.meta.voters.iter().copied().collect()
+            } else {
+                self.cfg.initial_voters.iter().copied().collect()
+            };
         for i in self.log.first_index()..=index {
-            let Some(entry) = self.log.entry(i) else { continue };
+            let Some(entry) = self.log.entry(i) else {
+                continue;
+            };
             if entry.kind != EntryKind::ConfChange {
                 continue;
             }

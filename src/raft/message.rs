@@ -112,7 +112,9 @@ pub enum MessageError {
         needed: usize,
     },
     /// Wrong version byte.
-    #[error("raft wire version {found} is not supported (this node speaks {WIRE_VERSION}); upgrade the older node")]
+    #[error(
+        "raft wire version {found} is not supported (this node speaks {WIRE_VERSION}); upgrade the older node"
+    )]
     Version {
         /// What the peer sent.
         found: u8,
@@ -161,7 +163,10 @@ impl Message {
         put_u64(&mut out, self.to);
         put_u64(&mut out, self.term);
         match &self.body {
-            MessageBody::PreVote { last_index, last_term } => {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => {
                 out.push(0);
                 put_u64(&mut out, *last_index);
                 put_u64(&mut out, *last_term);
@@ -170,7 +175,11 @@ impl Message {
                 out.push(1);
                 out.push(u8::from(*reject));
             }
-            MessageBody::Vote { last_index, last_term, transfer } => {
+            MessageBody::Vote {
+                last_index,
+                last_term,
+                transfer,
+            } => {
                 out.push(2);
                 put_u64(&mut out, *last_index);
                 put_u64(&mut out, *last_term);
@@ -180,7 +189,13 @@ impl Message {
                 out.push(3);
                 out.push(u8::from(*reject));
             }
-            MessageBody::Append { prev_index, prev_term, entries, commit, read_round } => {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                read_round,
+            } => {
                 out.push(4);
                 put_u64(&mut out, *prev_index);
                 put_u64(&mut out, *prev_term);
@@ -193,7 +208,11 @@ impl Message {
                     put_bytes(&mut out, &entry.data);
                 }
             }
-            MessageBody::AppendResponse { reject, index, read_round } => {
+            MessageBody::AppendResponse {
+                reject,
+                index,
+                read_round,
+            } => {
                 out.push(5);
                 out.push(u8::from(*reject));
                 put_u64(&mut out, *index);
@@ -236,7 +255,10 @@ impl Message {
         let term = r.u64()?;
         let tag_offset = r.offset;
         let body = match r.u8()? {
-            0 => MessageBody::PreVote { last_index: r.u64()?, last_term: r.u64()? },
+            0 => MessageBody::PreVote {
+                last_index: r.u64()?,
+                last_term: r.u64()?,
+            },
             1 => MessageBody::PreVoteResponse { reject: r.bool()? },
             2 => MessageBody::Vote {
                 last_index: r.u64()?,
@@ -262,12 +284,24 @@ impl Message {
                         offset: kind_offset,
                     })?;
                     let data = r.bytes("entry data", MAX_ENTRY_BYTES)?;
-                    let index = prev_index
-                        .checked_add(i + 1)
-                        .ok_or(MessageError::Invalid { offset: kind_offset, reason: "entry index overflows" })?;
-                    entries.push(Entry { index, term: entry_term, kind, data });
+                    let index = prev_index.checked_add(i + 1).ok_or(MessageError::Invalid {
+                        offset: kind_offset,
+                        reason: "entry index overflows",
+                    })?;
+                    entries.push(Entry {
+                        index,
+                        term: entry_term,
+                        kind,
+                        data,
+                    });
                 }
-                MessageBody::Append { prev_index, prev_term, entries, commit, read_round }
+                MessageBody::Append {
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                    read_round,
+                }
             }
             5 => MessageBody::AppendResponse {
                 reject: r.bool()?,
@@ -284,18 +318,39 @@ impl Message {
                 }
                 let data = r.bytes("snapshot data", MAX_SNAPSHOT_BYTES)?;
                 MessageBody::InstallSnapshot {
-                    snapshot: Snapshot { meta: SnapshotMeta { index, term: snap_term, voters }, data },
+                    snapshot: Snapshot {
+                        meta: SnapshotMeta {
+                            index,
+                            term: snap_term,
+                            voters,
+                        },
+                        data,
+                    },
                 }
             }
             7 => MessageBody::TimeoutNow,
             8 => MessageBody::ReadIndex { request: r.u64()? },
-            9 => MessageBody::ReadIndexResponse { request: r.u64()?, index: r.u64()? },
-            tag => return Err(MessageError::Tag { what: "message", tag, offset: tag_offset }),
+            9 => MessageBody::ReadIndexResponse {
+                request: r.u64()?,
+                index: r.u64()?,
+            },
+            tag => {
+                return Err(MessageError::Tag {
+                    what: "message",
+                    tag,
+                    offset: tag_offset,
+                });
+            }
         };
         if r.offset != bytes.len() {
             return Err(MessageError::Trailing(bytes.len() - r.offset));
         }
-        Ok(Message { from, to, term, body })
+        Ok(Message {
+            from,
+            to,
+            term,
+            body,
+        })
     }
 }
 
@@ -331,7 +386,11 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            tag => Err(MessageError::Tag { what: "bool", tag, offset }),
+            tag => Err(MessageError::Tag {
+                what: "bool",
+                tag,
+                offset,
+            }),
         }
     }
     fn u64(&mut self) -> Result<u64, MessageError> {
@@ -341,16 +400,31 @@ impl Reader<'_> {
     }
     /// A count bounded by `limit` and by what the remaining input can hold at `min_item` bytes
     /// per item.
-    fn len(&mut self, what: &'static str, limit: usize, min_item: usize) -> Result<usize, MessageError> {
+    fn len(
+        &mut self,
+        what: &'static str,
+        limit: usize,
+        min_item: usize,
+    ) -> Result<usize, MessageError> {
         let offset = self.offset;
         let len = self.u64()?;
         let remaining = self.bytes.len().saturating_sub(self.offset);
         let backed = remaining / min_item.max(1);
         if len > limit as u64 {
-            return Err(MessageError::TooLong { what, len, limit, offset });
+            return Err(MessageError::TooLong {
+                what,
+                len,
+                limit,
+                offset,
+            });
         }
         if len > backed as u64 {
-            return Err(MessageError::Truncated { offset, needed: (len as usize).saturating_mul(min_item).saturating_sub(remaining) });
+            return Err(MessageError::Truncated {
+                offset,
+                needed: (len as usize)
+                    .saturating_mul(min_item)
+                    .saturating_sub(remaining),
+            });
         }
         Ok(len as usize)
     }

@@ -41,7 +41,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
-pub use core::{Config, Raft, ReadOnlyMode, Ready, ReadState, Role};
+pub use core::{Config, Raft, ReadOnlyMode, ReadState, Ready, Role};
 pub use message::{Message, MessageBody, MessageError};
 pub use storage::{MemStorage, PersistBatch, RecoveredState, RedbStorage, Storage, StorageError};
 pub use types::{ConfChange, Entry, EntryKind, HardState, NodeId, Snapshot, SnapshotMeta};

@@ -1,10 +1,10 @@
 //! Linearizable reads: ReadIndex (a heartbeat round acknowledged by a quorum of the current
 //! term) and lease reads (only with check-quorum). Followers forward requests to the leader.
 
+use super::ProposeError;
 use super::core::{Raft, ReadOnlyMode, ReadState, Role};
 use super::message::MessageBody;
 use super::types::NodeId;
-use super::ProposeError;
 
 /// A read waiting for its heartbeat round to be acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -75,7 +75,12 @@ impl Raft {
         }
         let round = self.reads.next_round();
         let index = self.log.committed;
-        self.reads.pending.push(PendingRead { request, from, index, round });
+        self.reads.pending.push(PendingRead {
+            request,
+            from,
+            index,
+            round,
+        });
         self.broadcast_heartbeat();
         self.confirm_reads();
     }
@@ -108,13 +113,22 @@ impl Raft {
         let mut rounds: Vec<u64> = self
             .voters
             .iter()
-            .map(|v| if *v == self.id { self.reads.round } else { self.progress.get(v).map_or(0, |p| p.read_round) })
+            .map(|v| {
+                if *v == self.id {
+                    self.reads.round
+                } else {
+                    self.progress.get(v).map_or(0, |p| p.read_round)
+                }
+            })
             .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&confirmed) = rounds.get(self.quorum() - 1) else { return };
+        let Some(&confirmed) = rounds.get(self.quorum() - 1) else {
+            return;
+        };
         let committed = self.log.committed;
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.reads.pending).into_iter().partition(|r| r.round <= confirmed);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads.pending)
+            .into_iter()
+            .partition(|r| r.round <= confirmed);
         self.reads.pending = waiting;
         for read in ready {
             self.deliver_read(read.request, read.from, read.index.max(committed));

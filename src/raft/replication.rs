@@ -2,10 +2,10 @@
 //! consistency check (truncating only from the first conflicting entry) and the commit rule
 //! (a leader commits only through an entry of its own term: Raft's Figure 8).
 
+use super::RaftError;
 use super::core::{Raft, Role};
 use super::message::{Message, MessageBody};
 use super::types::{EntryKind, NodeId};
-use super::RaftError;
 
 /// What the leader knows about one follower.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,7 +24,13 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub fn new(next_index: u64) -> Self {
-        Progress { match_index: 0, next_index, probing: true, recent_active: true, read_round: 0 }
+        Progress {
+            match_index: 0,
+            next_index,
+            probing: true,
+            recent_active: true,
+            read_round: 0,
+        }
     }
 }
 
@@ -47,17 +53,32 @@ impl Raft {
     }
 
     fn replication_targets(&self) -> Vec<NodeId> {
-        self.progress.keys().copied().filter(|&p| p != self.id).collect()
+        self.progress
+            .keys()
+            .copied()
+            .filter(|&p| p != self.id)
+            .collect()
     }
 
     fn send_empty_append(&mut self, to: NodeId) {
-        let Some(p) = self.progress.get(&to) else { return };
+        let Some(p) = self.progress.get(&to) else {
+            return;
+        };
         let prev_index = p.next_index - 1;
         match self.log.term(prev_index) {
             Some(prev_term) => {
                 let commit = self.log.committed;
                 let read_round = self.reads.round();
-                self.send(to, MessageBody::Append { prev_index, prev_term, entries: Vec::new(), commit, read_round });
+                self.send(
+                    to,
+                    MessageBody::Append {
+                        prev_index,
+                        prev_term,
+                        entries: Vec::new(),
+                        commit,
+                        read_round,
+                    },
+                );
             }
             None => self.send_append(to),
         }
@@ -65,7 +86,9 @@ impl Raft {
 
     /// Sends entries from the follower's next index (or the snapshot if they were compacted).
     pub(crate) fn send_append(&mut self, to: NodeId) {
-        let Some(p) = self.progress.get(&to).cloned() else { return };
+        let Some(p) = self.progress.get(&to).cloned() else {
+            return;
+        };
         let prev_index = p.next_index.saturating_sub(1);
         let read_round = self.reads.round();
         let Some(prev_term) = self.log.term(prev_index) else {
@@ -76,10 +99,23 @@ impl Raft {
             self.send(to, MessageBody::InstallSnapshot { snapshot });
             return;
         };
-        let entries = self.log.slice(p.next_index, self.log.last_index(), self.cfg.max_entries_per_message);
+        let entries = self.log.slice(
+            p.next_index,
+            self.log.last_index(),
+            self.cfg.max_entries_per_message,
+        );
         let last = entries.last().map(|e| e.index);
         let commit = self.log.committed;
-        self.send(to, MessageBody::Append { prev_index, prev_term, entries, commit, read_round });
+        self.send(
+            to,
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                read_round,
+            },
+        );
         if let (Some(last), Some(p)) = (last, self.progress.get_mut(&to)) {
             if !p.probing {
                 // Optimistic pipelining: the next append continues after these.
@@ -91,7 +127,13 @@ impl Raft {
     /// Follower side of Append and InstallSnapshot.
     pub(crate) fn handle_append(&mut self, msg: Message) -> Result<(), RaftError> {
         match msg.body {
-            MessageBody::Append { prev_index, prev_term, entries, commit, read_round } => {
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                read_round,
+            } => {
                 if prev_index < self.log.committed {
                     // Everything up to our commit index matches the leader's log already.
                     let index = self.log.committed;
@@ -113,7 +155,11 @@ impl Raft {
                     return self.handle_append(Message { body: fwd, ..msg });
                 }
                 if self.log.term(prev_index) != Some(prev_term) {
-                    let hint = self.log.last_index().min(prev_index.saturating_sub(1)).max(self.log.committed);
+                    let hint = self
+                        .log
+                        .last_index()
+                        .min(prev_index.saturating_sub(1))
+                        .max(self.log.committed);
                     self.respond_append(msg.from, true, hint, read_round);
                     return Ok(());
                 }
@@ -183,15 +229,30 @@ impl Raft {
     }
 
     fn respond_append(&mut self, to: NodeId, reject: bool, index: u64, read_round: u64) {
-        self.send(to, MessageBody::AppendResponse { reject, index, read_round });
+        self.send(
+            to,
+            MessageBody::AppendResponse {
+                reject,
+                index,
+                read_round,
+            },
+        );
     }
 
-    pub(crate) fn handle_append_response(&mut self, from: NodeId, reject: bool, index: u64, read_round: u64) {
+    pub(crate) fn handle_append_response(
+        &mut self,
+        from: NodeId,
+        reject: bool,
+        index: u64,
+        read_round: u64,
+    ) {
         if self.role != Role::Leader {
             return;
         }
         let last_index = self.log.last_index();
-        let Some(p) = self.progress.get_mut(&from) else { return };
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
         p.recent_active = true;
         p.read_round = p.read_round.max(read_round);
         if reject {
@@ -235,7 +296,9 @@ impl Raft {
             .map(|v| self.progress.get(v).map_or(0, |p| p.match_index))
             .collect();
         matches.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&candidate) = matches.get(self.quorum() - 1) else { return };
+        let Some(&candidate) = matches.get(self.quorum() - 1) else {
+            return;
+        };
         if candidate <= self.log.committed {
             return;
         }

@@ -42,7 +42,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} violated at tick {}: {}", self.property, self.tick, self.detail)
+        write!(
+            f,
+            "{:?} violated at tick {}: {}",
+            self.property, self.tick, self.detail
+        )
     }
 }
 
@@ -79,7 +83,11 @@ pub(crate) fn payload_hash(kind: u8, data: &[u8]) -> u64 {
 
 impl Checker {
     fn fail(&self, property: Property, detail: String) -> Violation {
-        Violation { property, tick: self.tick, detail }
+        Violation {
+            property,
+            tick: self.tick,
+            detail,
+        }
     }
 
     /// Sets the tick reported with violations.
@@ -89,7 +97,8 @@ impl Checker {
 
     /// A node restarted: its commit may fall back to what it had persisted.
     pub fn restarted(&mut self, raft: &Raft) {
-        self.cursors.insert(raft.id(), (raft.commit_index(), raft.applied_index()));
+        self.cursors
+            .insert(raft.id(), (raft.commit_index(), raft.applied_index()));
     }
 
     /// Records that the node applied `index`, reaching state machine `digest`.
@@ -109,7 +118,12 @@ impl Checker {
 
     /// A read confirmed at `index` whose request was made when `commit_at_request` was the
     /// highest committed index anywhere.
-    pub fn read_confirmed(&self, node: NodeId, index: u64, commit_at_request: u64) -> Result<(), Violation> {
+    pub fn read_confirmed(
+        &self,
+        node: NodeId,
+        index: u64,
+        commit_at_request: u64,
+    ) -> Result<(), Violation> {
         if index < commit_at_request {
             return Err(self.fail(
                 Property::StaleRead,
@@ -183,7 +197,10 @@ impl Checker {
                 Some(&v) if v != value => {
                     return Err(self.fail(
                         Property::StateMachineSafety,
-                        format!("node {id} committed a different entry at {index} (term {} vs {})", value.0, v.0),
+                        format!(
+                            "node {id} committed a different entry at {index} (term {} vs {})",
+                            value.0, v.0
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -193,7 +210,9 @@ impl Checker {
             }
         }
         self.max_commit = self.max_commit.max(commit);
-        if raft.role() == Role::Leader && self.leader_checked.get(&id) != Some(&self.committed.len()) {
+        if raft.role() == Role::Leader
+            && self.leader_checked.get(&id) != Some(&self.committed.len())
+        {
             self.check_leader_complete(raft)?;
             self.leader_checked.insert(id, self.committed.len());
         }

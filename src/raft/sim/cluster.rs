@@ -95,7 +95,15 @@ impl Cluster {
             let mut cfg = config(id, voters.clone());
             cfg.seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ id;
             let raft = Raft::new(cfg.clone(), Default::default()).ok();
-            nodes.insert(id, SimNode { raft, storage: MemStorage::new(), machine: DigestMachine::default(), config: cfg });
+            nodes.insert(
+                id,
+                SimNode {
+                    raft,
+                    storage: MemStorage::new(),
+                    machine: DigestMachine::default(),
+                    config: cfg,
+                },
+            );
         }
         Cluster {
             nodes,
@@ -134,8 +142,14 @@ impl Cluster {
     }
 
     /// Runs `f` on node `id`'s core (if up), then handles its `Ready` and checks invariants.
-    pub fn with_node<T>(&mut self, id: NodeId, f: impl FnOnce(&mut Raft) -> T) -> Result<Option<T>, Violation> {
-        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return Ok(None) };
+    pub fn with_node<T>(
+        &mut self,
+        id: NodeId,
+        f: impl FnOnce(&mut Raft) -> T,
+    ) -> Result<Option<T>, Violation> {
+        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else {
+            return Ok(None);
+        };
         let out = f(raft);
         self.process_ready(id)?;
         Ok(Some(out))
@@ -157,7 +171,11 @@ impl Cluster {
     }
 
     fn core_error(&self, node: NodeId, detail: String) -> Violation {
-        Violation { property: Property::CoreError, tick: self.now, detail: format!("node {node}: {detail}") }
+        Violation {
+            property: Property::CoreError,
+            tick: self.now,
+            detail: format!("node {node}: {detail}"),
+        }
     }
 
     /// One tick: deliver what is due, then tick every running node (in random order).
@@ -245,7 +263,9 @@ impl Cluster {
 
     /// Restarts a crashed node from its storage.
     pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
-        let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
         if node.raft.is_some() {
             return Ok(());
         }
@@ -277,8 +297,12 @@ impl Cluster {
     fn process_ready(&mut self, id: NodeId) -> Result<(), Violation> {
         loop {
             let crash_now = self.crash_in_ready > 0.0 && self.rng.random_bool(self.crash_in_ready);
-            let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
-            let Some(raft) = node.raft.as_mut() else { return Ok(()) };
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return Ok(());
+            };
+            let Some(raft) = node.raft.as_mut() else {
+                return Ok(());
+            };
             let Some(ready) = raft.ready() else { break };
             if crash_now && self.rng.random_bool(0.5) {
                 // Crash before the batch reached the disk: all of it is lost.
@@ -294,7 +318,9 @@ impl Cluster {
             for msg in ready.messages {
                 self.net.send(msg, self.now, &self.faults, &mut self.rng);
             }
-            let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
+            let Some(node) = self.nodes.get_mut(&id) else {
+                return Ok(());
+            };
             if let Some(snapshot) = &ready.snapshot {
                 match DigestMachine::restore(snapshot) {
                     Some(m) => node.machine = m,
@@ -316,10 +342,14 @@ impl Cluster {
                 }
                 self.read_results.push((id, rs));
             }
-            let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return Ok(()) };
+            let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else {
+                return Ok(());
+            };
             raft.advance();
         }
-        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else { return Ok(()) };
+        let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else {
+            return Ok(());
+        };
         if self.trace {
             let h = raft.hard_state();
             eprintln!(
@@ -339,7 +369,9 @@ impl Cluster {
 
     /// Compacts `id`'s log at its applied index.
     pub fn compact(&mut self, id: NodeId) -> Result<(), Violation> {
-        let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return Ok(());
+        };
         let (applied, data) = (node.machine.applied, node.machine.snapshot());
         let result = self.with_node(id, |r| r.compact(applied, data))?;
         if let Some(Err(e)) = result {
@@ -350,7 +382,12 @@ impl Cluster {
 
     /// A random running node, if any.
     pub fn random_up(&mut self) -> Option<NodeId> {
-        let up: Vec<NodeId> = self.nodes.iter().filter(|(_, n)| n.raft.is_some()).map(|(&id, _)| id).collect();
+        let up: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.raft.is_some())
+            .map(|(&id, _)| id)
+            .collect();
         up.choose(&mut self.rng).copied()
     }
 }

@@ -64,7 +64,11 @@ impl SimConfig {
             nodes,
             steps,
             liveness_ticks: 300,
-            faults: Faults { loss: 0.05, duplicate: 0.03, max_delay: 3 },
+            faults: Faults {
+                loss: 0.05,
+                duplicate: 0.03,
+                max_delay: 3,
+            },
             partition_rate: 0.03,
             crash_rate: 0.01,
             restart_rate: 0.1,
@@ -144,8 +148,13 @@ impl std::fmt::Display for SimFailure {
 
 /// Runs one seeded simulation: `steps` faulty ticks, then heal and require liveness.
 pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
-    let fail = |violation| SimFailure { config: config.clone(), violation };
-    let mut cluster = Cluster::new(config.nodes, config.seed, |id, voters| config.raft_config(id, voters));
+    let fail = |violation| SimFailure {
+        config: config.clone(),
+        violation,
+    };
+    let mut cluster = Cluster::new(config.nodes, config.seed, |id, voters| {
+        config.raft_config(id, voters)
+    });
     cluster.faults = config.faults;
     cluster.crash_in_ready = config.crash_in_ready;
     let mut next_command = 0u64;
@@ -169,11 +178,19 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
                 config.liveness_ticks,
                 cluster.leader()
             );
-            return Err(fail(Violation { property: Property::Liveness, tick: cluster.now, detail }));
+            return Err(fail(Violation {
+                property: Property::Liveness,
+                tick: cluster.now,
+                detail,
+            }));
         }
         if let Some(leader) = cluster.leader() {
             let stale = marker.as_ref().is_none_or(|(at, index, data)| {
-                *at != leader || cluster.raft(leader).and_then(|r| r.entry(*index)).is_none_or(|e| &e.data != data)
+                *at != leader
+                    || cluster
+                        .raft(leader)
+                        .and_then(|r| r.entry(*index))
+                        .is_none_or(|e| &e.data != data)
             });
             if stale {
                 let data = format!("liveness-{}", cluster.now).into_bytes();
@@ -182,7 +199,10 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
                 }
             }
             if let Some((at, index, _)) = &marker {
-                if cluster.raft(*at).is_some_and(|r| r.commit_index() >= *index) {
+                if cluster
+                    .raft(*at)
+                    .is_some_and(|r| r.commit_index() >= *index)
+                {
                     break;
                 }
             }
@@ -201,7 +221,11 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
 }
 
 /// One tick's worth of random faults and client requests.
-fn chaos(cluster: &mut Cluster, config: &SimConfig, next_command: &mut u64) -> Result<(), Violation> {
+fn chaos(
+    cluster: &mut Cluster,
+    config: &SimConfig,
+    next_command: &mut u64,
+) -> Result<(), Violation> {
     let ids = cluster.ids();
     if cluster.rng.random_bool(config.partition_rate) {
         cluster.net.heal();
@@ -213,7 +237,10 @@ fn chaos(cluster: &mut Cluster, config: &SimConfig, next_command: &mut u64) -> R
             }
             2 => {
                 let size = cluster.rng.random_range(1..=ids.len() / 2);
-                let group: Vec<NodeId> = ids.choose_multiple(&mut cluster.rng, size).copied().collect();
+                let group: Vec<NodeId> = ids
+                    .choose_multiple(&mut cluster.rng, size)
+                    .copied()
+                    .collect();
                 cluster.net.partition(&group, &ids);
             }
             _ => {
@@ -248,7 +275,11 @@ fn chaos(cluster: &mut Cluster, config: &SimConfig, next_command: &mut u64) -> R
         let leaders: Vec<NodeId> = ids
             .iter()
             .copied()
-            .filter(|&id| cluster.raft(id).is_some_and(|r| r.role() == crate::raft::Role::Leader))
+            .filter(|&id| {
+                cluster
+                    .raft(id)
+                    .is_some_and(|r| r.role() == crate::raft::Role::Leader)
+            })
             .collect();
         if let Some(&leader) = leaders.choose(&mut cluster.rng) {
             *next_command += 1;
@@ -262,7 +293,9 @@ fn chaos(cluster: &mut Cluster, config: &SimConfig, next_command: &mut u64) -> R
         }
     }
     for id in ids {
-        let due = cluster.raft(id).is_some_and(|r| r.applied_index() >= r.snapshot_index() + config.compact_after);
+        let due = cluster
+            .raft(id)
+            .is_some_and(|r| r.applied_index() >= r.snapshot_index() + config.compact_after);
         if due && cluster.rng.random_bool(0.2) {
             cluster.compact(id)?;
         }

@@ -82,7 +82,9 @@ impl State {
     }
 
     fn drain(&mut self, i: usize) {
-        let Some(node) = self.nodes.get_mut(i) else { return };
+        let Some(node) = self.nodes.get_mut(i) else {
+            return;
+        };
         while let Some(ready) = node.ready() {
             self.net.extend(ready.messages);
             node.advance();
@@ -92,14 +94,22 @@ impl State {
 }
 
 fn violation(property: Property, depth: usize, detail: String) -> Violation {
-    Violation { property, tick: depth as u64, detail }
+    Violation {
+        property,
+        tick: depth as u64,
+        detail,
+    }
 }
 
 /// Checks one state (and its history variables), given its parent's commit indexes.
 fn check(state: &mut State, parent_commits: &[u64], depth: usize) -> Result<(), Violation> {
     for (n, &old) in state.nodes.iter().zip(parent_commits) {
         if n.commit_index() < old {
-            return Err(violation(Property::MonotoneCommit, depth, format!("node {} commit {old}→{}", n.id(), n.commit_index())));
+            return Err(violation(
+                Property::MonotoneCommit,
+                depth,
+                format!("node {} commit {old}→{}", n.id(), n.commit_index()),
+            ));
         }
         if n.role() == Role::Leader {
             state.leaders.insert((n.term(), n.id()));
@@ -108,7 +118,11 @@ fn check(state: &mut State, parent_commits: &[u64], depth: usize) -> Result<(), 
     let mut terms = BTreeSet::new();
     for &(term, _) in &state.leaders {
         if !terms.insert(term) {
-            return Err(violation(Property::ElectionSafety, depth, format!("two leaders in term {term}: {:?}", state.leaders)));
+            return Err(violation(
+                Property::ElectionSafety,
+                depth,
+                format!("two leaders in term {term}: {:?}", state.leaders),
+            ));
         }
     }
     for a in &state.nodes {
@@ -117,18 +131,34 @@ fn check(state: &mut State, parent_commits: &[u64], depth: usize) -> Result<(), 
                 continue;
             }
             let last = a.last_index().min(b.last_index());
-            let agree = (1..=last).rev().find(|&i| a.entry_term(i).is_some() && a.entry_term(i) == b.entry_term(i));
+            let agree = (1..=last)
+                .rev()
+                .find(|&i| a.entry_term(i).is_some() && a.entry_term(i) == b.entry_term(i));
             if let Some(top) = agree {
                 if (1..=top).any(|i| a.entry(i) != b.entry(i)) {
-                    return Err(violation(Property::LogMatching, depth, format!("nodes {} and {} agree at {top} but differ before", a.id(), b.id())));
+                    return Err(violation(
+                        Property::LogMatching,
+                        depth,
+                        format!(
+                            "nodes {} and {} agree at {top} but differ before",
+                            a.id(),
+                            b.id()
+                        ),
+                    ));
                 }
             }
         }
         for i in 1..=a.commit_index() {
-            let Some(term) = a.entry_term(i) else { continue };
+            let Some(term) = a.entry_term(i) else {
+                continue;
+            };
             match state.committed.get(&i) {
                 Some(&(t, _)) if t != term => {
-                    return Err(violation(Property::StateMachineSafety, depth, format!("index {i} committed with terms {t} and {term}")));
+                    return Err(violation(
+                        Property::StateMachineSafety,
+                        depth,
+                        format!("index {i} committed with terms {t} and {term}"),
+                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -140,7 +170,11 @@ fn check(state: &mut State, parent_commits: &[u64], depth: usize) -> Result<(), 
     for l in state.nodes.iter().filter(|n| n.role() == Role::Leader) {
         for (&i, &(term, at)) in &state.committed {
             if l.term() > at && l.entry_term(i) != Some(term) {
-                return Err(violation(Property::LeaderCompleteness, depth, format!("leader {} (term {}) lacks committed {i}", l.id(), l.term())));
+                return Err(violation(
+                    Property::LeaderCompleteness,
+                    depth,
+                    format!("leader {} (term {}) lacks committed {i}", l.id(), l.term()),
+                ));
             }
         }
     }
@@ -165,7 +199,14 @@ pub fn run(cfg: &ModelConfig) -> Result<ModelReport, Violation> {
                 .map_err(|e| violation(Property::CoreError, 0, e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut initial = State { nodes, net: Vec::new(), leaders: BTreeSet::new(), committed: BTreeMap::new(), proposals: 0, losses: 0 };
+    let mut initial = State {
+        nodes,
+        net: Vec::new(),
+        leaders: BTreeSet::new(),
+        committed: BTreeMap::new(),
+        proposals: 0,
+        losses: 0,
+    };
     for i in 0..3 {
         initial.drain(i);
     }
@@ -175,7 +216,9 @@ pub fn run(cfg: &ModelConfig) -> Result<ModelReport, Violation> {
     for depth in 1..=cfg.depth {
         let mut next = Vec::new();
         for state in &frontier {
-            if state.net.len() > cfg.max_in_flight || state.nodes.iter().any(|n| n.term() > cfg.max_term) {
+            if state.net.len() > cfg.max_in_flight
+                || state.nodes.iter().any(|n| n.term() > cfg.max_term)
+            {
                 continue;
             }
             let commits: Vec<u64> = state.nodes.iter().map(Raft::commit_index).collect();
@@ -205,7 +248,8 @@ pub fn run(cfg: &ModelConfig) -> Result<ModelReport, Violation> {
                 let m = s.net.remove(k);
                 let to = (m.to - 1) as usize;
                 if let Some(node) = s.nodes.get_mut(to) {
-                    node.step(m).map_err(|e| violation(Property::CoreError, depth, e.to_string()))?;
+                    node.step(m)
+                        .map_err(|e| violation(Property::CoreError, depth, e.to_string()))?;
                 }
                 s.drain(to);
                 successors.push(s);
@@ -215,7 +259,10 @@ pub fn run(cfg: &ModelConfig) -> Result<ModelReport, Violation> {
                 check(&mut s, &commits, depth)?;
                 if seen.insert(s.key()) {
                     let elections = s.leaders.len();
-                    if elections > report.max_elections || (elections == report.max_elections && s.losses > report.losses_on_deepest) {
+                    if elections > report.max_elections
+                        || (elections == report.max_elections
+                            && s.losses > report.losses_on_deepest)
+                    {
                         report.max_elections = elections;
                         report.losses_on_deepest = s.losses;
                     }

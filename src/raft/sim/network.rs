@@ -24,7 +24,11 @@ pub struct Faults {
 
 impl Faults {
     /// A perfect network: no loss, no duplicates, delivery within one tick.
-    pub const CALM: Faults = Faults { loss: 0.0, duplicate: 0.0, max_delay: 1 };
+    pub const CALM: Faults = Faults {
+        loss: 0.0,
+        duplicate: 0.0,
+        max_delay: 1,
+    };
 }
 
 #[derive(Debug, Clone)]
@@ -88,22 +92,33 @@ impl Network {
             self.dropped += 1;
             return;
         }
-        let copies = if faults.duplicate > 0.0 && rng.random_bool(faults.duplicate) { 2 } else { 1 };
+        let copies = if faults.duplicate > 0.0 && rng.random_bool(faults.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let deliver_at = now + rng.random_range(0..=faults.max_delay);
-            self.in_flight.push(InFlight { deliver_at, msg: msg.clone() });
+            self.in_flight.push(InFlight {
+                deliver_at,
+                msg: msg.clone(),
+            });
         }
     }
 
     /// Removes and returns the messages due at `now`, shuffled, minus those on cut links.
     pub fn take_due(&mut self, now: u64, rng: &mut ChaCha8Rng) -> Vec<Message> {
-        let (mut due, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.in_flight).into_iter().partition(|m| m.deliver_at <= now);
+        let (mut due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|m| m.deliver_at <= now);
         self.in_flight = rest;
         due.shuffle(rng);
         let before = due.len();
-        let out: Vec<Message> =
-            due.into_iter().map(|m| m.msg).filter(|m| !self.is_cut(m.from, m.to)).collect();
+        let out: Vec<Message> = due
+            .into_iter()
+            .map(|m| m.msg)
+            .filter(|m| !self.is_cut(m.from, m.to))
+            .collect();
         self.dropped += (before - out.len()) as u64;
         out
     }

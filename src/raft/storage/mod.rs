@@ -56,7 +56,9 @@ pub trait Storage {
 #[non_exhaustive]
 pub enum StorageError {
     /// The database library failed (I/O, a damaged file).
-    #[error("raft store {path}: {source}; check the disk, or move the file away to rejoin as a new node")]
+    #[error(
+        "raft store {path}: {source}; check the disk, or move the file away to rejoin as a new node"
+    )]
     Redb {
         /// The file.
         path: String,
@@ -95,7 +97,9 @@ pub(crate) fn apply_batch(state: &mut RecoveredState, batch: &PersistBatch) {
     if let Some(first) = batch.entries.first() {
         // Stored entries are consecutive after the snapshot: cut at the first new index.
         let keep = first.index.saturating_sub(state.snapshot.meta.index + 1);
-        state.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        state
+            .entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
         state.entries.extend(batch.entries.iter().cloned());
     }
     if let Some(hs) = batch.hard_state {

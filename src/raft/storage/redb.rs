@@ -21,7 +21,9 @@ pub struct RedbStorage {
 
 impl std::fmt::Debug for RedbStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStorage").field("path", &self.path).finish()
+        f.debug_struct("RedbStorage")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -41,13 +43,19 @@ impl RedbStorage {
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StorageError {
-        StorageError::Corrupt { path: self.path.display().to_string(), what: what.into() }
+        StorageError::Corrupt {
+            path: self.path.display().to_string(),
+            what: what.into(),
+        }
     }
 
     fn check_or_init(&self) -> Result<(), StorageError> {
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let tables: Vec<String> =
-            txn.list_tables().map_err(|e| self.err(e))?.map(|t| t.name().to_string()).collect();
+        let tables: Vec<String> = txn
+            .list_tables()
+            .map_err(|e| self.err(e))?
+            .map(|t| t.name().to_string())
+            .collect();
         let has_meta = tables.iter().any(|t| t == META.name());
         if has_meta {
             let meta = txn.open_table(META).map_err(|e| self.err(e))?;
@@ -71,12 +79,18 @@ impl RedbStorage {
     }
 
     fn foreign(&self, reason: &str) -> StorageError {
-        StorageError::Foreign { path: self.path.display().to_string(), reason: reason.to_string() }
+        StorageError::Foreign {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
     }
 }
 
 fn redb_error(path: &Path, e: impl Into<::redb::Error>) -> StorageError {
-    StorageError::Redb { path: path.display().to_string(), source: Box::new(e.into()) }
+    StorageError::Redb {
+        path: path.display().to_string(),
+        source: Box::new(e.into()),
+    }
 }
 
 fn encode_hard_state(hs: &HardState) -> [u8; 24] {
@@ -109,8 +123,14 @@ fn decode_snapshot_meta(bytes: &[u8]) -> Option<SnapshotMeta> {
     if bytes.len() != 24 + count.checked_mul(8)? {
         return None;
     }
-    let voters = (0..count).map(|i| u64_at(bytes, 24 + 8 * i)).collect::<Option<Vec<_>>>()?;
-    Some(SnapshotMeta { index, term, voters })
+    let voters = (0..count)
+        .map(|i| u64_at(bytes, 24 + 8 * i))
+        .collect::<Option<Vec<_>>>()?;
+    Some(SnapshotMeta {
+        index,
+        term,
+        voters,
+    })
 }
 
 fn encode_entry(e: &Entry) -> Vec<u8> {
@@ -124,7 +144,12 @@ fn encode_entry(e: &Entry) -> Vec<u8> {
 fn decode_entry(index: u64, bytes: &[u8]) -> Option<Entry> {
     let term = u64_at(bytes, 0)?;
     let kind = EntryKind::from_code(*bytes.get(8)?)?;
-    Some(Entry { index, term, kind, data: bytes.get(9..)?.to_vec() })
+    Some(Entry {
+        index,
+        term,
+        kind,
+        data: bytes.get(9..)?.to_vec(),
+    })
 }
 
 impl Storage for RedbStorage {
@@ -140,16 +165,23 @@ impl Storage for RedbStorage {
             };
         }
         if let Some(m) = meta.get("snapshot_meta").map_err(|e| self.err(e))? {
-            let meta_value = decode_snapshot_meta(m.value()).ok_or_else(|| self.corrupt("snapshot_meta does not decode"))?;
+            let meta_value = decode_snapshot_meta(m.value())
+                .ok_or_else(|| self.corrupt("snapshot_meta does not decode"))?;
             let data = meta
                 .get("snapshot_data")
                 .map_err(|e| self.err(e))?
                 .map(|d| d.value().to_vec())
                 .unwrap_or_default();
-            state.snapshot = Snapshot { meta: meta_value, data };
+            state.snapshot = Snapshot {
+                meta: meta_value,
+                data,
+            };
         }
         let entries = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
-        for item in entries.range(state.snapshot.meta.index + 1..).map_err(|e| self.err(e))? {
+        for item in entries
+            .range(state.snapshot.meta.index + 1..)
+            .map_err(|e| self.err(e))?
+        {
             let (k, v) = item.map_err(|e| self.err(e))?;
             let entry = decode_entry(k.value(), v.value())
                 .ok_or_else(|| self.corrupt(format!("entry {} does not decode", k.value())))?;
@@ -168,20 +200,35 @@ impl Storage for RedbStorage {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let mut entries = txn.open_table(ENTRIES).map_err(|e| self.err(e))?;
             if let Some(snapshot) = &batch.snapshot {
-                let cut = if batch.discard_log { u64::MAX } else { snapshot.meta.index };
-                entries.retain_in(..=cut, |_, _| false).map_err(|e| self.err(e))?;
-                meta.insert("snapshot_meta", encode_snapshot_meta(&snapshot.meta).as_slice())
+                let cut = if batch.discard_log {
+                    u64::MAX
+                } else {
+                    snapshot.meta.index
+                };
+                entries
+                    .retain_in(..=cut, |_, _| false)
                     .map_err(|e| self.err(e))?;
-                meta.insert("snapshot_data", snapshot.data.as_slice()).map_err(|e| self.err(e))?;
+                meta.insert(
+                    "snapshot_meta",
+                    encode_snapshot_meta(&snapshot.meta).as_slice(),
+                )
+                .map_err(|e| self.err(e))?;
+                meta.insert("snapshot_data", snapshot.data.as_slice())
+                    .map_err(|e| self.err(e))?;
             }
             if let Some(first) = batch.entries.first() {
-                entries.retain_in(first.index.., |_, _| false).map_err(|e| self.err(e))?;
+                entries
+                    .retain_in(first.index.., |_, _| false)
+                    .map_err(|e| self.err(e))?;
                 for e in &batch.entries {
-                    entries.insert(e.index, encode_entry(e).as_slice()).map_err(|e| self.err(e))?;
+                    entries
+                        .insert(e.index, encode_entry(e).as_slice())
+                        .map_err(|e| self.err(e))?;
                 }
             }
             if let Some(hs) = &batch.hard_state {
-                meta.insert("hard_state", encode_hard_state(hs).as_slice()).map_err(|e| self.err(e))?;
+                meta.insert("hard_state", encode_hard_state(hs).as_slice())
+                    .map_err(|e| self.err(e))?;
             }
         }
         txn.commit().map_err(|e| self.err(e))

@@ -8,25 +8,72 @@ use crate::raft::types::{Entry, EntryKind, Snapshot, SnapshotMeta};
 
 fn samples() -> Vec<Message> {
     let entries = vec![
-        Entry { index: 8, term: 3, kind: EntryKind::Normal, data: b"round 7".to_vec() },
-        Entry { index: 9, term: 3, kind: EntryKind::ConfChange, data: vec![0, 4, 0, 0, 0, 0, 0, 0, 0] },
-        Entry { index: 10, term: 4, kind: EntryKind::Noop, data: vec![] },
+        Entry {
+            index: 8,
+            term: 3,
+            kind: EntryKind::Normal,
+            data: b"round 7".to_vec(),
+        },
+        Entry {
+            index: 9,
+            term: 3,
+            kind: EntryKind::ConfChange,
+            data: vec![0, 4, 0, 0, 0, 0, 0, 0, 0],
+        },
+        Entry {
+            index: 10,
+            term: 4,
+            kind: EntryKind::Noop,
+            data: vec![],
+        },
     ];
-    let snapshot = Snapshot { meta: SnapshotMeta { index: 40, term: 6, voters: vec![1, 2, 3] }, data: vec![9; 100] };
+    let snapshot = Snapshot {
+        meta: SnapshotMeta {
+            index: 40,
+            term: 6,
+            voters: vec![1, 2, 3],
+        },
+        data: vec![9; 100],
+    };
     [
-        MessageBody::PreVote { last_index: 5, last_term: 2 },
+        MessageBody::PreVote {
+            last_index: 5,
+            last_term: 2,
+        },
         MessageBody::PreVoteResponse { reject: true },
-        MessageBody::Vote { last_index: 5, last_term: 2, transfer: true },
+        MessageBody::Vote {
+            last_index: 5,
+            last_term: 2,
+            transfer: true,
+        },
         MessageBody::VoteResponse { reject: false },
-        MessageBody::Append { prev_index: 7, prev_term: 3, entries, commit: 6, read_round: 11 },
-        MessageBody::AppendResponse { reject: false, index: 10, read_round: 11 },
+        MessageBody::Append {
+            prev_index: 7,
+            prev_term: 3,
+            entries,
+            commit: 6,
+            read_round: 11,
+        },
+        MessageBody::AppendResponse {
+            reject: false,
+            index: 10,
+            read_round: 11,
+        },
         MessageBody::InstallSnapshot { snapshot },
         MessageBody::TimeoutNow,
         MessageBody::ReadIndex { request: 77 },
-        MessageBody::ReadIndexResponse { request: 77, index: 12 },
+        MessageBody::ReadIndexResponse {
+            request: 77,
+            index: 12,
+        },
     ]
     .into_iter()
-    .map(|body| Message { from: 1, to: 2, term: 9, body })
+    .map(|body| Message {
+        from: 1,
+        to: 2,
+        term: 9,
+        body,
+    })
     .collect()
 }
 
@@ -42,13 +89,19 @@ fn decoder_reports_truncation_version_and_trailing_bytes() {
     for msg in samples() {
         let bytes = msg.encode();
         for cut in 0..bytes.len() {
-            assert!(Message::decode(&bytes[..cut]).is_err(), "{msg:?} cut at {cut}");
+            assert!(
+                Message::decode(&bytes[..cut]).is_err(),
+                "{msg:?} cut at {cut}"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(Message::decode(&longer), Err(MessageError::Trailing(1)));
     }
-    assert_eq!(Message::decode(&[2]), Err(MessageError::Version { found: 2 }));
+    assert_eq!(
+        Message::decode(&[2]),
+        Err(MessageError::Version { found: 2 })
+    );
 }
 
 #[test]
@@ -59,12 +112,18 @@ fn huge_declared_lengths_are_refused_without_allocating() {
     bytes.push(4);
     bytes.extend_from_slice(&[0; 32]);
     bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(Message::decode(&bytes), Err(MessageError::TooLong { .. })));
+    assert!(matches!(
+        Message::decode(&bytes),
+        Err(MessageError::TooLong { .. })
+    ));
     let mut bytes = samples()[4].encode();
     // The first entry's data length field sits after the header (25), tag (1), 4 words (32),
     // count (8), term (8) and kind (1).
     bytes[75..83].copy_from_slice(&(1u64 << 60).to_le_bytes());
-    assert!(matches!(Message::decode(&bytes), Err(MessageError::TooLong { .. })));
+    assert!(matches!(
+        Message::decode(&bytes),
+        Err(MessageError::TooLong { .. })
+    ));
 }
 
 proptest! {

@@ -4,8 +4,15 @@
 use crate::raft::sim::{self, Property, SimConfig};
 
 /// Runs seeds until one fails; returns the first failure's property and seed.
-fn first_violation(mut config: impl FnMut(u64) -> SimConfig, seeds: u64) -> Option<(Property, u64)> {
-    (0..seeds).find_map(|seed| sim::run(&config(seed)).err().map(|f| (f.violation.property, seed)))
+fn first_violation(
+    mut config: impl FnMut(u64) -> SimConfig,
+    seeds: u64,
+) -> Option<(Property, u64)> {
+    (0..seeds).find_map(|seed| {
+        sim::run(&config(seed))
+            .err()
+            .map(|f| (f.violation.property, seed))
+    })
 }
 
 #[test]
@@ -25,7 +32,10 @@ fn mutation_skip_vote_persistence_is_caught() {
     let (property, _) = found.expect("the simulator missed a double vote");
     assert!(matches!(
         property,
-        Property::ElectionSafety | Property::LogMatching | Property::StateMachineSafety | Property::LeaderCompleteness
+        Property::ElectionSafety
+            | Property::LogMatching
+            | Property::StateMachineSafety
+            | Property::LeaderCompleteness
     ));
 }
 
@@ -44,5 +54,8 @@ fn mutation_disable_figure8_rule_is_caught() {
         5000,
     );
     eprintln!("figure 8 rule off: {found:?}");
-    assert!(found.is_some(), "the simulator missed a commit of an older term's entry");
+    assert!(
+        found.is_some(),
+        "the simulator missed a commit of an older term's entry"
+    );
 }

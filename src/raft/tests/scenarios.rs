@@ -2,9 +2,9 @@
 //! control over which messages arrive.
 
 use crate::raft::core::{Config, Raft, ReadOnlyMode, Role};
-use crate::raft::storage::RecoveredState;
 use crate::raft::message::{Message, MessageBody};
 use crate::raft::sim::{Cluster, Property, Violation};
+use crate::raft::storage::RecoveredState;
 use crate::raft::types::{Entry, EntryKind, HardState, NodeId};
 
 fn config(pre_vote: bool, check_quorum: bool) -> impl Fn(NodeId, Vec<NodeId>) -> Config {
@@ -22,7 +22,10 @@ fn config(pre_vote: bool, check_quorum: bool) -> impl Fn(NodeId, Vec<NodeId>) ->
 fn is_vote_traffic(m: &Message) -> bool {
     matches!(
         m.body,
-        MessageBody::Vote { .. } | MessageBody::VoteResponse { .. } | MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. }
+        MessageBody::Vote { .. }
+            | MessageBody::VoteResponse { .. }
+            | MessageBody::PreVote { .. }
+            | MessageBody::PreVoteResponse { .. }
     )
 }
 
@@ -31,7 +34,11 @@ fn carries_index_at_least(m: &Message, index: u64) -> bool {
 }
 
 /// Campaigns at `id` (repeatedly: a term may be taken) with messages filtered by `keep`.
-fn elect(c: &mut Cluster, id: NodeId, mut keep: impl FnMut(&Message) -> bool) -> Result<(), Violation> {
+fn elect(
+    c: &mut Cluster,
+    id: NodeId,
+    mut keep: impl FnMut(&Message) -> bool,
+) -> Result<(), Violation> {
     for _ in 0..5 {
         c.with_node(id, |r| r.campaign_now())?;
         c.settle_with(&mut keep)?;
@@ -78,12 +85,25 @@ fn figure8(disable_rule: bool) -> Result<Cluster, Violation> {
     };
     let term = s1.term();
     for to in [2, 3] {
-        c.deliver(Message { from: 1, to, term, body: append.clone() })?;
+        c.deliver(Message {
+            from: 1,
+            to,
+            term,
+            body: append.clone(),
+        })?;
     }
     c.settle_with(|m| m.to == 1 || (m.to != 5 && !carries_index_at_least(m, 3)))?;
-    assert_eq!(c.raft(3).and_then(|r| r.entry_term(2)), Some(1), "S3 holds index 2 of term 1");
+    assert_eq!(
+        c.raft(3).and_then(|r| r.entry_term(2)),
+        Some(1),
+        "S3 holds index 2 of term 1"
+    );
     if !disable_rule {
-        assert_eq!(c.raft(1).map(|r| r.commit_index()), Some(1), "index 2 of an older term must not commit by counting");
+        assert_eq!(
+            c.raft(1).map(|r| r.commit_index()),
+            Some(1),
+            "index 2 of an older term must not commit by counting"
+        );
     }
     // (d) S1 crashes; S5 (last term 2) wins and overwrites index 2 everywhere.
     c.crash(1);
@@ -99,26 +119,41 @@ fn figure8_older_term_entry_is_not_committed_by_counting_replicas() {
     let c = figure8(false).unwrap_or_else(|v| panic!("{v}"));
     // Index 2 was never committed, so overwriting it is safe and everyone agrees on S5's entry.
     for id in [2, 3, 4] {
-        assert_eq!(c.raft(id).and_then(|r| r.entry(2)).map(|e| e.kind), Some(EntryKind::Noop));
+        assert_eq!(
+            c.raft(id).and_then(|r| r.entry(2)).map(|e| e.kind),
+            Some(EntryKind::Noop)
+        );
     }
 }
 
 #[test]
 fn figure8_with_rule_disabled_violates_safety() {
-    let v = figure8(true).err().expect("without the Figure 8 rule a committed entry is overwritten");
-    assert!(matches!(v.property, Property::LeaderCompleteness | Property::StateMachineSafety), "{v}");
+    let v = figure8(true)
+        .err()
+        .expect("without the Figure 8 rule a committed entry is overwritten");
+    assert!(
+        matches!(
+            v.property,
+            Property::LeaderCompleteness | Property::StateMachineSafety
+        ),
+        "{v}"
+    );
 }
 
 /// Five nodes; 1, 2, 3 fully connected; 4 linked only to 1, 5 only to 2.
 fn partial_partition_livelock(pre_vote_and_check_quorum: bool) -> (u64, usize, usize) {
     let on = pre_vote_and_check_quorum;
     let mut c = Cluster::new(5, 17, config(on, on));
-    let leader = c.elect(200).unwrap_or_else(|v| panic!("{v}")).expect("a leader");
+    let leader = c
+        .elect(200)
+        .unwrap_or_else(|v| panic!("{v}"))
+        .expect("a leader");
     c.settle().unwrap_or_else(|v| panic!("{v}"));
     let ids = c.ids();
     for a in ids.clone() {
         for b in ids.clone() {
-            let linked = a == b || (a <= 3 && b <= 3) || matches!((a.min(b), a.max(b)), (1, 4) | (2, 5));
+            let linked =
+                a == b || (a <= 3 && b <= 3) || matches!((a.min(b), a.max(b)), (1, 4) | (2, 5));
             if !linked {
                 c.net.cut(a, b);
             }
@@ -153,54 +188,108 @@ fn partial_partition_livelock(pre_vote_and_check_quorum: bool) -> (u64, usize, u
 #[test]
 fn partial_partition_livelock_is_resolved_by_pre_vote_and_check_quorum() {
     let (term_churn, proposed, committed) = partial_partition_livelock(true);
-    assert_eq!(term_churn, 0, "terms must stay put: the cut-off nodes cannot win pre-votes");
+    assert_eq!(
+        term_churn, 0,
+        "terms must stay put: the cut-off nodes cannot win pre-votes"
+    );
     assert_eq!(proposed, 60);
     assert!(committed >= 58, "only {committed}/60 proposals committed");
     // Without the two mechanisms the cut-off nodes keep deposing the leader.
     let (term_churn, _, committed_off) = partial_partition_livelock(false);
-    assert!(term_churn >= 10, "expected leader churn without pre-vote/check-quorum, saw {term_churn} terms");
+    assert!(
+        term_churn >= 10,
+        "expected leader churn without pre-vote/check-quorum, saw {term_churn} terms"
+    );
     assert!(committed_off < committed, "{committed_off} vs {committed}");
 }
 
 #[test]
 fn granted_pre_vote_does_not_reset_election_timer() {
     let mut c = Cluster::new(3, 3, config(true, true));
-    let node = c.nodes.get_mut(&2).and_then(|n| n.raft.as_mut()).expect("up");
+    let node = c
+        .nodes
+        .get_mut(&2)
+        .and_then(|n| n.raft.as_mut())
+        .expect("up");
     for _ in 0..5 {
         node.tick();
     }
     let elapsed = node.election_elapsed;
     assert_eq!(elapsed, 5);
-    let msg = Message { from: 3, to: 2, term: 1, body: MessageBody::PreVote { last_index: 0, last_term: 0 } };
+    let msg = Message {
+        from: 3,
+        to: 2,
+        term: 1,
+        body: MessageBody::PreVote {
+            last_index: 0,
+            last_term: 0,
+        },
+    };
     node.step(msg).expect("valid");
-    let granted = node.msgs.iter().any(|m| matches!(m.body, MessageBody::PreVoteResponse { reject: false }));
+    let granted = node
+        .msgs
+        .iter()
+        .any(|m| matches!(m.body, MessageBody::PreVoteResponse { reject: false }));
     assert!(granted, "the pre-vote is granted: {:?}", node.msgs);
-    assert_eq!(node.election_elapsed, elapsed, "granting a pre-vote must not reset the timer");
+    assert_eq!(
+        node.election_elapsed, elapsed,
+        "granting a pre-vote must not reset the timer"
+    );
     assert_eq!((node.term(), node.vote), (0, 0), "nor change term or vote");
 }
 
 #[test]
 fn duplicate_votes_from_one_voter_are_counted_once() {
     let mut c = Cluster::new(5, 4, config(false, false));
-    let r = c.nodes.get_mut(&1).and_then(|n| n.raft.as_mut()).expect("up");
+    let r = c
+        .nodes
+        .get_mut(&1)
+        .and_then(|n| n.raft.as_mut())
+        .expect("up");
     r.campaign_now();
     assert_eq!(r.role(), Role::Candidate);
     let term = r.term();
     for _ in 0..3 {
-        r.step(Message { from: 2, to: 1, term, body: MessageBody::VoteResponse { reject: false } }).expect("ok");
+        r.step(Message {
+            from: 2,
+            to: 1,
+            term,
+            body: MessageBody::VoteResponse { reject: false },
+        })
+        .expect("ok");
     }
-    assert_eq!(r.role(), Role::Candidate, "self + node 2 (three times) is two votes of five");
-    r.step(Message { from: 3, to: 1, term, body: MessageBody::VoteResponse { reject: false } }).expect("ok");
+    assert_eq!(
+        r.role(),
+        Role::Candidate,
+        "self + node 2 (three times) is two votes of five"
+    );
+    r.step(Message {
+        from: 3,
+        to: 1,
+        term,
+        body: MessageBody::VoteResponse { reject: false },
+    })
+    .expect("ok");
     assert_eq!(r.role(), Role::Leader);
 }
 
 #[test]
 fn follower_with_matching_suffix_does_not_truncate() {
     // A follower holding 1..=5 of term 1, with only 1 committed.
-    let entries: Vec<Entry> =
-        (1..=5).map(|index| Entry { index, term: 1, kind: EntryKind::Normal, data: vec![index as u8] }).collect();
+    let entries: Vec<Entry> = (1..=5)
+        .map(|index| Entry {
+            index,
+            term: 1,
+            kind: EntryKind::Normal,
+            data: vec![index as u8],
+        })
+        .collect();
     let state = RecoveredState {
-        hard_state: HardState { term: 1, vote: 1, commit: 1 },
+        hard_state: HardState {
+            term: 1,
+            vote: 1,
+            commit: 1,
+        },
         snapshot: Default::default(),
         entries: entries.clone(),
     };
@@ -215,21 +304,58 @@ fn follower_with_matching_suffix_does_not_truncate() {
         commit: 1,
         read_round: 0,
     };
-    r.step(Message { from: 1, to: 2, term: 1, body: append }).expect("ok");
+    r.step(Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: append,
+    })
+    .expect("ok");
     assert_eq!(r.last_index(), 5, "entries 4 and 5 must survive");
     assert_eq!(r.entry(5), Some(&entries[4]));
     let ready = r.ready().expect("a response to send");
-    assert!(ready.persist.entries.is_empty(), "nothing to rewrite: {:?}", ready.persist.entries);
     assert!(
-        matches!(ready.messages[..], [Message { body: MessageBody::AppendResponse { reject: false, index: 3, .. }, .. }]),
+        ready.persist.entries.is_empty(),
+        "nothing to rewrite: {:?}",
+        ready.persist.entries
+    );
+    assert!(
+        matches!(
+            ready.messages[..],
+            [Message {
+                body: MessageBody::AppendResponse {
+                    reject: false,
+                    index: 3,
+                    ..
+                },
+                ..
+            }]
+        ),
         "{:?}",
         ready.messages
     );
     // A conflicting entry at 4 truncates from 4 only.
     r.advance();
-    let conflicting = Entry { index: 4, term: 2, kind: EntryKind::Normal, data: b"new".to_vec() };
-    let append = MessageBody::Append { prev_index: 3, prev_term: 1, entries: vec![conflicting.clone()], commit: 1, read_round: 0 };
-    r.step(Message { from: 1, to: 2, term: 2, body: append }).expect("ok");
+    let conflicting = Entry {
+        index: 4,
+        term: 2,
+        kind: EntryKind::Normal,
+        data: b"new".to_vec(),
+    };
+    let append = MessageBody::Append {
+        prev_index: 3,
+        prev_term: 1,
+        entries: vec![conflicting.clone()],
+        commit: 1,
+        read_round: 0,
+    };
+    r.step(Message {
+        from: 1,
+        to: 2,
+        term: 2,
+        body: append,
+    })
+    .expect("ok");
     assert_eq!(r.last_index(), 4);
     assert_eq!(r.entry(3), Some(&entries[2]));
     let ready = r.ready().expect("persist");
@@ -239,25 +365,39 @@ fn follower_with_matching_suffix_does_not_truncate() {
 #[test]
 fn follower_whose_log_was_lost_does_not_regress_commit_or_panic() {
     let mut c = Cluster::new(3, 6, config(true, true));
-    let leader = c.elect(200).unwrap_or_else(|v| panic!("{v}")).expect("leader");
+    let leader = c
+        .elect(200)
+        .unwrap_or_else(|v| panic!("{v}"))
+        .expect("leader");
     for i in 0..10 {
         c.propose(leader, vec![i]).unwrap_or_else(|v| panic!("{v}"));
     }
     c.settle().unwrap_or_else(|v| panic!("{v}"));
     let commit = c.raft(leader).map(|r| r.commit_index()).unwrap_or(0);
     assert_eq!(commit, 11);
-    let follower = c.ids().into_iter().find(|&id| id != leader).expect("follower");
+    let follower = c
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("follower");
     c.wipe(follower).unwrap_or_else(|v| panic!("{v}"));
     // The leader hears rejections from a follower it believed matched up to 11.
     for _ in 0..50 {
         c.tick().unwrap_or_else(|v| panic!("{v}"));
-        assert!(c.raft(leader).map(|r| r.commit_index()).unwrap_or(0) >= commit, "leader commit regressed");
+        assert!(
+            c.raft(leader).map(|r| r.commit_index()).unwrap_or(0) >= commit,
+            "leader commit regressed"
+        );
     }
     assert_eq!(c.leader(), Some(leader));
     let f = c.raft(follower).expect("up");
     assert_eq!(f.last_index(), 11, "the wiped follower is re-replicated");
     assert_eq!(f.commit_index(), 11);
-    assert!(c.propose(leader, b"after".to_vec()).unwrap_or_else(|v| panic!("{v}")).is_some());
+    assert!(
+        c.propose(leader, b"after".to_vec())
+            .unwrap_or_else(|v| panic!("{v}"))
+            .is_some()
+    );
 }
 
 fn deposed_leader_read(mode: ReadOnlyMode) {
@@ -266,21 +406,31 @@ fn deposed_leader_read(mode: ReadOnlyMode) {
         cfg.read_only = mode;
         cfg
     });
-    let old = c.elect(200).unwrap_or_else(|v| panic!("{v}")).expect("leader");
-    c.propose(old, b"x=1".to_vec()).unwrap_or_else(|v| panic!("{v}"));
+    let old = c
+        .elect(200)
+        .unwrap_or_else(|v| panic!("{v}"))
+        .expect("leader");
+    c.propose(old, b"x=1".to_vec())
+        .unwrap_or_else(|v| panic!("{v}"));
     c.settle().unwrap_or_else(|v| panic!("{v}"));
     c.net.isolate(old, &c.ids());
     // The majority elects a new leader and commits a write the old leader never sees.
     let mut new = None;
     for _ in 0..300 {
         c.tick().unwrap_or_else(|v| panic!("{v}"));
-        new = c.ids().into_iter().find(|&id| id != old && c.raft(id).is_some_and(|r| r.role() == Role::Leader));
+        new = c
+            .ids()
+            .into_iter()
+            .find(|&id| id != old && c.raft(id).is_some_and(|r| r.role() == Role::Leader));
         if new.is_some() {
             break;
         }
     }
     let new = new.expect("the majority elects a leader");
-    let index = c.propose(new, b"x=2".to_vec()).unwrap_or_else(|v| panic!("{v}")).expect("accepted");
+    let index = c
+        .propose(new, b"x=2".to_vec())
+        .unwrap_or_else(|v| panic!("{v}"))
+        .expect("accepted");
     for _ in 0..5 {
         c.tick().unwrap_or_else(|v| panic!("{v}"));
     }
@@ -291,14 +441,24 @@ fn deposed_leader_read(mode: ReadOnlyMode) {
     for _ in 0..50 {
         c.tick().unwrap_or_else(|v| panic!("{v}"));
     }
-    let stale = c.read_results[before..].iter().any(|(id, rs)| *id == old && rs.request == request && rs.index < index);
-    assert!(!stale, "the deposed leader served a stale read: {:?}", &c.read_results[before..]);
+    let stale = c.read_results[before..]
+        .iter()
+        .any(|(id, rs)| *id == old && rs.request == request && rs.index < index);
+    assert!(
+        !stale,
+        "the deposed leader served a stale read: {:?}",
+        &c.read_results[before..]
+    );
     // A read at the real leader is served at or after the new write.
     let request = c.read(new).unwrap_or_else(|v| panic!("{v}"));
     for _ in 0..5 {
         c.tick().unwrap_or_else(|v| panic!("{v}"));
     }
-    assert!(c.read_results.iter().any(|(id, rs)| *id == new && rs.request == request && rs.index >= index));
+    assert!(
+        c.read_results
+            .iter()
+            .any(|(id, rs)| *id == new && rs.request == request && rs.index >= index)
+    );
 }
 
 #[test]

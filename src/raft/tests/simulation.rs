@@ -4,7 +4,10 @@ use crate::raft::sim::{self, SimConfig};
 
 /// Seeds per cluster size in the normal suite; `HASHGRAD_RAFT_SEEDS` overrides.
 fn seed_count() -> u64 {
-    std::env::var("HASHGRAD_RAFT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+    std::env::var("HASHGRAD_RAFT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
 }
 
 fn run_seeds(nodes: usize, base: u64, steps: u64) {
@@ -44,16 +47,24 @@ fn simulator_five_nodes_many_seeds() {
 
 #[test]
 fn simulator_is_deterministic() {
-    let a = sim::run(&SimConfig::new(42, 5, 200)).map_err(|f| f.to_string()).unwrap();
-    let b = sim::run(&SimConfig::new(42, 5, 200)).map_err(|f| f.to_string()).unwrap();
-    assert_eq!((a.ticks, a.messages, a.max_commit, a.elections), (b.ticks, b.messages, b.max_commit, b.elections));
+    let a = sim::run(&SimConfig::new(42, 5, 200))
+        .map_err(|f| f.to_string())
+        .unwrap();
+    let b = sim::run(&SimConfig::new(42, 5, 200))
+        .map_err(|f| f.to_string())
+        .unwrap();
+    assert_eq!(
+        (a.ticks, a.messages, a.max_commit, a.elections),
+        (b.ticks, b.messages, b.max_commit, b.elections)
+    );
 }
 
 #[test]
 fn model_check_three_nodes_two_elections_with_loss() {
     let started = std::time::Instant::now();
-    let report = crate::raft::sim::model_check::run(&crate::raft::sim::model_check::ModelConfig::ci())
-        .unwrap_or_else(|v| panic!("model check: {v}"));
+    let report =
+        crate::raft::sim::model_check::run(&crate::raft::sim::model_check::ModelConfig::ci())
+            .unwrap_or_else(|v| panic!("model check: {v}"));
     eprintln!("model check: {report:?} in {:?}", started.elapsed());
     assert!(report.max_elections >= 2, "{report:?}");
     assert!(report.losses_on_deepest >= 1, "{report:?}");
