@@ -184,15 +184,13 @@ impl Raft {
             snapshot,
             entries,
         } = state;
-        let mut expected = snapshot.meta.index + 1;
-        for e in &entries {
+        for (expected, e) in (snapshot.meta.index + 1..).zip(entries.iter()) {
             if e.index != expected {
                 return Err(RaftError::InconsistentRecovery(format!(
                     "entry {} found where {expected} was expected",
                     e.index
                 )));
             }
-            expected += 1;
         }
         let mut log = RaftLog::new(snapshot.clone(), entries, hard_state.commit);
         if hard_state.commit > log.last_index() || hard_state.commit < log.snapshot_index() {

@@ -21,6 +21,8 @@
 //!       each `ready.read_states` entry once the state machine has applied its `index`.
 //!    4. call [`Raft::advance`].
 //!
+//! [`process_ready`] is step 3 as a function, for a driver with a [`StateMachine`].
+//!
 //! A crash at any point is safe: restarting from storage loses only what was never persisted,
 //! and nothing unpersisted was ever acknowledged.
 //!
@@ -28,6 +30,7 @@
 //! ([`Raft::compact`] takes the state machine's snapshot bytes).
 
 mod core;
+mod driver;
 mod election;
 mod log;
 mod membership;
@@ -42,6 +45,7 @@ mod types;
 mod tests;
 
 pub use core::{Config, Raft, ReadOnlyMode, ReadState, Ready, Role};
+pub use driver::{StateMachine, process_ready};
 pub use message::{Message, MessageBody, MessageError};
 pub use storage::{MemStorage, PersistBatch, RecoveredState, RedbStorage, Storage, StorageError};
 pub use types::{ConfChange, Entry, EntryKind, HardState, NodeId, Snapshot, SnapshotMeta};

@@ -250,6 +250,9 @@ impl Raft {
             return;
         }
         let last_index = self.log.last_index();
+        if !reject && index > last_index {
+            return; // acknowledges entries we never sent: a confused or malicious peer
+        }
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
@@ -261,7 +264,10 @@ impl Raft {
                 // replicate again from what it now holds. Our commit index does not move back.
                 p.match_index = index;
             }
-            p.next_index = (index + 1).max(p.match_index + 1).min(last_index + 1);
+            p.next_index = index
+                .saturating_add(1)
+                .max(p.match_index + 1)
+                .min(last_index + 1);
             p.probing = true;
             self.send_append(from);
         } else {
@@ -269,7 +275,7 @@ impl Raft {
             if advanced {
                 p.match_index = index;
             }
-            p.next_index = p.next_index.max(index + 1);
+            p.next_index = p.next_index.max(index.saturating_add(1));
             let was_probing = std::mem::replace(&mut p.probing, false);
             let behind = p.next_index <= last_index;
             if advanced {

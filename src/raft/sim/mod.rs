@@ -147,10 +147,12 @@ impl std::fmt::Display for SimFailure {
 }
 
 /// Runs one seeded simulation: `steps` faulty ticks, then heal and require liveness.
-pub fn run(config: &SimConfig) -> Result<SimReport, SimFailure> {
-    let fail = |violation| SimFailure {
-        config: config.clone(),
-        violation,
+pub fn run(config: &SimConfig) -> Result<SimReport, Box<SimFailure>> {
+    let fail = |violation| {
+        Box::new(SimFailure {
+            config: config.clone(),
+            violation,
+        })
     };
     let mut cluster = Cluster::new(config.nodes, config.seed, |id, voters| {
         config.raft_config(id, voters)

@@ -145,3 +145,83 @@ proptest! {
         }
     }
 }
+
+/// Arbitrary (even nonsensical) messages from peers never panic a node: in every role, with
+/// huge or tiny indexes and terms.
+#[test]
+fn stepping_arbitrary_messages_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(99);
+    let mut cluster = crate::raft::sim::Cluster::new(3, 99, crate::raft::Config::new);
+    let leader = cluster
+        .elect(200)
+        .unwrap_or_else(|v| panic!("{v}"))
+        .expect("leader");
+    for _ in 0..5 {
+        cluster
+            .propose(leader, b"x".to_vec())
+            .unwrap_or_else(|v| panic!("{v}"));
+    }
+    cluster.settle().unwrap_or_else(|v| panic!("{v}"));
+    let pick = |rng: &mut rand_chacha::ChaCha8Rng| -> u64 {
+        match rng.random_range(0..4) {
+            0 => 0,
+            1 => rng.random_range(0..10),
+            2 => u64::MAX - rng.random_range(0..3),
+            _ => rng.random(),
+        }
+    };
+    for i in 0..3000 {
+        let to = 1 + (i % 3);
+        let Some(raft) = cluster.nodes.get_mut(&to).and_then(|n| n.raft.as_mut()) else {
+            continue;
+        };
+        let mut sample = samples()[rng.random_range(0..10)].clone();
+        sample.from = rng.random_range(0..5);
+        sample.to = to;
+        sample.term = pick(&mut rng);
+        match &mut sample.body {
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            }
+            | MessageBody::Vote {
+                last_index,
+                last_term,
+                ..
+            } => {
+                *last_index = pick(&mut rng);
+                *last_term = pick(&mut rng);
+            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                commit,
+                entries,
+                ..
+            } => {
+                *prev_index = pick(&mut rng) % 1_000_000;
+                *prev_term = pick(&mut rng);
+                *commit = pick(&mut rng);
+                for (k, e) in entries.iter_mut().enumerate() {
+                    e.index = *prev_index + k as u64 + 1;
+                    e.term = pick(&mut rng);
+                }
+            }
+            MessageBody::AppendResponse { index, .. }
+            | MessageBody::ReadIndexResponse { index, .. } => {
+                *index = pick(&mut rng);
+            }
+            MessageBody::InstallSnapshot { snapshot } => {
+                snapshot.meta.index = pick(&mut rng) % 1_000_000;
+                snapshot.meta.term = pick(&mut rng);
+            }
+            _ => {}
+        }
+        let _ = raft.step(sample);
+        while raft.ready().is_some() {
+            raft.advance();
+        }
+        raft.tick();
+    }
+}

@@ -128,9 +128,7 @@ fn figure8_older_term_entry_is_not_committed_by_counting_replicas() {
 
 #[test]
 fn figure8_with_rule_disabled_violates_safety() {
-    let v = figure8(true)
-        .err()
-        .expect("without the Figure 8 rule a committed entry is overwritten");
+    let v = figure8(true).expect_err("without the Figure 8 rule a committed entry is overwritten");
     assert!(
         matches!(
             v.property,

@@ -1,6 +1,7 @@
 //! Storage backends: redb crash recovery from a real file, damaged and foreign files, and the
 //! same batch semantics as `MemStorage`.
 
+use crate::raft::StateMachine;
 use crate::raft::core::{Config, Raft};
 use crate::raft::storage::{MemStorage, PersistBatch, RedbStorage, Storage, StorageError};
 use crate::raft::types::{Entry, EntryKind, HardState, Snapshot, SnapshotMeta};
@@ -156,4 +157,125 @@ fn inconsistent_recovered_state_is_an_error_not_a_panic() {
         entries: vec![entry(1, 1), entry(3, 1)],
     };
     assert!(Raft::new(Config::new(1, vec![1]), gap).is_err());
+}
+
+/// A key/value state machine like step 5's config store.
+#[derive(Default)]
+struct KvStore {
+    pairs: std::collections::BTreeMap<String, String>,
+    applied: u64,
+}
+
+impl StateMachine for KvStore {
+    fn apply(&mut self, index: u64, command: &[u8]) {
+        let text = String::from_utf8_lossy(command);
+        if let Some((k, v)) = text.split_once('=') {
+            self.pairs.insert(k.to_string(), v.to_string());
+        }
+        self.applied = index;
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+        let text = String::from_utf8(snapshot.data.clone()).map_err(|e| e.to_string())?;
+        self.pairs = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self.applied = snapshot.meta.index;
+        Ok(())
+    }
+}
+
+#[test]
+fn three_nodes_on_redb_files_recover_after_a_full_crash() {
+    use std::collections::VecDeque;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open = |id: u64| RedbStorage::open(dir.path().join(format!("n{id}.redb"))).expect("open");
+    let boot = |id: u64, s: &RedbStorage| {
+        Raft::new(
+            Config::new(id, vec![1, 2, 3]),
+            s.recover().expect("recover"),
+        )
+        .expect("new")
+    };
+    let run = |nodes: &mut Vec<(Raft, RedbStorage, KvStore)>| {
+        let mut queue = VecDeque::new();
+        loop {
+            for (raft, storage, kv) in nodes.iter_mut() {
+                crate::raft::process_ready(raft, storage, kv, |m| queue.push_back(m))
+                    .expect("ready");
+            }
+            let Some(msg) = queue.pop_front() else { break };
+            let to = (msg.to - 1) as usize;
+            nodes[to].0.step(msg).expect("step");
+        }
+    };
+    let mut nodes: Vec<_> = (1..=3)
+        .map(|id| {
+            let s = open(id);
+            (boot(id, &s), s, KvStore::default())
+        })
+        .collect();
+    nodes[0].0.campaign_now();
+    run(&mut nodes);
+    for i in 0..5 {
+        nodes[0]
+            .0
+            .propose(format!("lr=0.{i}").into_bytes())
+            .expect("leader");
+    }
+    nodes[0].0.propose(b"rule=median".to_vec()).expect("leader");
+    run(&mut nodes);
+    // Node 1 snapshots its state machine and compacts.
+    let (applied, data) = (nodes[0].0.applied_index(), nodes[0].2.snapshot());
+    nodes[0].0.compact(applied, data).expect("compact");
+    run(&mut nodes);
+    let commit = nodes[0].0.commit_index();
+    drop(nodes); // every process dies; only the redb files remain
+    let mut nodes: Vec<_> = (1..=3)
+        .map(|id| {
+            let s = open(id);
+            (boot(id, &s), s, KvStore::default())
+        })
+        .collect();
+    run(&mut nodes);
+    for (raft, _, kv) in &nodes {
+        assert_eq!(
+            raft.commit_index(),
+            commit,
+            "node {} recovered its commit index",
+            raft.id()
+        );
+        assert_eq!(kv.pairs.get("lr").map(String::as_str), Some("0.4"));
+        assert_eq!(kv.pairs.get("rule").map(String::as_str), Some("median"));
+    }
+    assert_eq!(nodes[0].0.snapshot_index(), applied);
+    // And the cluster works again: a new election, a read, a write.
+    nodes[1].0.campaign_now();
+    run(&mut nodes);
+    assert_eq!(nodes[1].0.role(), crate::raft::Role::Leader);
+    nodes[1].0.read_index(1).expect("leader");
+    let index = nodes[1].0.propose(b"lr=0.9".to_vec()).expect("leader");
+    run(&mut nodes);
+    assert!(
+        nodes
+            .iter()
+            .all(|(r, _, kv)| r.commit_index() >= index && kv.pairs["lr"] == "0.9")
+    );
+}
+
+#[test]
+fn lease_reads_require_check_quorum() {
+    let mut cfg = Config::new(1, vec![1, 2, 3]);
+    cfg.read_only = crate::raft::ReadOnlyMode::LeaseBased;
+    cfg.check_quorum = false;
+    let err = Raft::new(cfg, Default::default()).expect_err("refused");
+    assert!(err.to_string().contains("check_quorum"), "{err}");
 }
