@@ -365,7 +365,9 @@ impl Raft {
         match msg.body {
             MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.handle_vote_request(msg),
             MessageBody::PreVoteResponse { reject } => {
-                if self.role == Role::PreCandidate && (msg.term == self.term + 1 || reject) {
+                if self.role == Role::PreCandidate
+                    && (msg.term == self.term.saturating_add(1) || reject)
+                {
                     self.tally(msg.from, !reject);
                 }
             }

@@ -121,7 +121,7 @@ impl Raft {
                     self.msgs.push(Message {
                         from: self.id,
                         to: peer,
-                        term: self.term + 1,
+                        term: self.term.saturating_add(1),
                         body: MessageBody::PreVote {
                             last_index,
                             last_term,
@@ -135,7 +135,7 @@ impl Raft {
     }
 
     fn campaign(&mut self, transfer: bool) {
-        self.term += 1;
+        self.term = self.term.saturating_add(1);
         self.vote = self.id;
         self.role = Role::Candidate;
         self.leader = None;

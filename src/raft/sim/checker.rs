@@ -58,6 +58,9 @@ pub struct Checker {
     entries: HashMap<(u64, u64), (Option<u64>, u64)>,
     /// index → (term, payload hash) of committed entries.
     committed: HashMap<u64, (u64, u64)>,
+    /// index → the term in which its commitment was first observed (the committing leader's
+    /// term, or later if a follower reported it first).
+    committed_in: HashMap<u64, u64>,
     /// The highest committed index seen anywhere.
     pub max_commit: u64,
     /// index → state machine digest after applying it.
@@ -206,6 +209,7 @@ impl Checker {
                 Some(_) => {}
                 None => {
                     self.committed.insert(index, value);
+                    self.committed_in.insert(index, raft.term());
                 }
             }
         }
@@ -219,10 +223,12 @@ impl Checker {
         Ok(())
     }
 
-    /// Leader Completeness: every committed entry is in the leader's log (or its snapshot).
+    /// Leader Completeness: every entry committed in an earlier term is in the leader's log
+    /// (or its snapshot). A stale leader of an older term need not hold later commits.
     fn check_leader_complete(&self, raft: &Raft) -> Result<(), Violation> {
         for (&index, &(term, _)) in &self.committed {
-            if term > raft.term() || index <= raft.snapshot_index() {
+            let committed_in = self.committed_in.get(&index).copied().unwrap_or(term);
+            if committed_in >= raft.term() || index <= raft.snapshot_index() {
                 continue;
             }
             if raft.entry_term(index) != Some(term) {

@@ -46,6 +46,8 @@ pub struct SimConfig {
     pub compact_after: u64,
     /// Probability that a crash hits between `ready()` and persist.
     pub crash_in_ready: f64,
+    /// Most entries per append (small values split replication into more steps).
+    pub max_entries_per_message: usize,
     /// Raft settings.
     pub pre_vote: bool,
     /// Raft settings.
@@ -76,6 +78,7 @@ impl SimConfig {
             read_rate: 0.05,
             compact_after: 12,
             crash_in_ready: 0.002,
+            max_entries_per_message: [16, 1, 4][(seed % 3) as usize],
             pre_vote: true,
             check_quorum: true,
             unsafe_disable_figure8_rule: false,
@@ -95,7 +98,7 @@ impl SimConfig {
         let mut cfg = Config::new(id, voters);
         cfg.election_ticks = 8;
         cfg.heartbeat_ticks = 2;
-        cfg.max_entries_per_message = 16;
+        cfg.max_entries_per_message = self.max_entries_per_message;
         cfg.pre_vote = self.pre_vote;
         cfg.check_quorum = self.check_quorum;
         cfg.unsafe_disable_figure8_rule = self.unsafe_disable_figure8_rule;
