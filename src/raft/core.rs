@@ -173,6 +173,10 @@ pub struct Raft {
     pub(crate) persist_snapshot: Option<(Snapshot, bool)>,
     pub(crate) persisted_hard_state: HardState,
     pub(crate) awaiting_advance: bool,
+    /// Ticks since this node started (the leader's clock for leases).
+    pub(crate) ticks: u64,
+    /// Set at start: until an election timeout passes, act as if a leader was just heard.
+    pub(crate) boot_guard: bool,
 }
 
 impl Raft {
@@ -233,6 +237,9 @@ impl Raft {
             persist_snapshot: None,
             persisted_hard_state: hard_state,
             awaiting_advance: false,
+            ticks: 0,
+            // A restarted node may have acknowledged a leader just before crashing.
+            boot_guard: hard_state.term > 0,
             cfg,
         };
         raft.replay_conf_changes();
@@ -337,6 +344,10 @@ impl Raft {
     /// Advances the logical clock by one tick: may start an election, send heartbeats, check
     /// the quorum or abort a stalled leadership transfer.
     pub fn tick(&mut self) {
+        self.ticks += 1;
+        if self.election_elapsed + 1 >= self.cfg.election_ticks {
+            self.boot_guard = false;
+        }
         match self.role {
             Role::Leader => self.tick_leader(),
             _ => {

@@ -56,9 +56,11 @@ impl Raft {
         }
     }
 
+    /// Whether votes for others are refused: a leader was heard from (or, right after a
+    /// restart, might have been) within the election timeout. Leader leases rely on this.
     fn in_lease(&self) -> bool {
         self.cfg.check_quorum
-            && self.leader.is_some()
+            && (self.leader.is_some() || self.boot_guard)
             && self.election_elapsed < self.cfg.election_ticks
     }
 
@@ -229,7 +231,8 @@ impl Raft {
         }
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
-            self.reads.next_round();
+            self.reads
+                .next_round(self.ticks, u64::from(self.cfg.election_ticks));
             self.broadcast_heartbeat();
         }
     }

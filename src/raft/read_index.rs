@@ -21,15 +21,33 @@ pub(crate) struct PendingRead {
 pub(crate) struct ReadQueue {
     round: u64,
     pending: Vec<PendingRead>,
+    /// (round, leader tick it was sent at) for recent rounds, oldest first (for leases).
+    sent_at: std::collections::VecDeque<(u64, u64)>,
 }
 
 impl ReadQueue {
     pub fn round(&self) -> u64 {
         self.round
     }
-    pub fn next_round(&mut self) -> u64 {
+    /// Starts a heartbeat round sent at leader tick `now`; forgets rounds too old to matter.
+    pub fn next_round(&mut self, now: u64, horizon: u64) -> u64 {
         self.round += 1;
+        self.sent_at.push_back((self.round, now));
+        while self
+            .sent_at
+            .front()
+            .is_some_and(|&(_, t)| t + horizon < now)
+        {
+            self.sent_at.pop_front();
+        }
         self.round
+    }
+    /// The tick at which `round` was sent, if recent.
+    fn sent_tick(&self, round: u64) -> Option<u64> {
+        self.sent_at
+            .iter()
+            .find(|&&(r, _)| r == round)
+            .map(|&(_, t)| t)
     }
     /// Drops waiting reads (on losing leadership); their callers time out and retry.
     pub fn clear(&mut self) {
@@ -73,7 +91,9 @@ impl Raft {
             self.deliver_read(request, from, index);
             return;
         }
-        let round = self.reads.next_round();
+        let round = self
+            .reads
+            .next_round(self.ticks, u64::from(self.cfg.election_ticks));
         let index = self.log.committed;
         self.reads.pending.push(PendingRead {
             request,
@@ -85,11 +105,22 @@ impl Raft {
         self.confirm_reads();
     }
 
+    /// True while a quorum acknowledged a heartbeat sent less than an election timeout ago:
+    /// each of those followers refuses votes until at least that long after receiving it, so
+    /// no other leader can exist yet (assuming equal tick rates).
     fn lease_valid(&self) -> bool {
+        let horizon = u64::from(self.cfg.election_ticks);
+        let fresh = |round: u64| {
+            self.reads
+                .sent_tick(round)
+                .is_some_and(|sent| self.ticks + 1 < sent + horizon)
+        };
         let active = self
             .voters
             .iter()
-            .filter(|&&v| v == self.id || self.progress.get(&v).is_some_and(|p| p.recent_active))
+            .filter(|&&v| {
+                v == self.id || self.progress.get(&v).is_some_and(|p| fresh(p.read_round))
+            })
             .count();
         active >= self.quorum()
     }

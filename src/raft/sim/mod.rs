@@ -48,6 +48,8 @@ pub struct SimConfig {
     pub crash_in_ready: f64,
     /// Most entries per append (small values split replication into more steps).
     pub max_entries_per_message: usize,
+    /// Serve reads from the leader lease (with check-quorum) instead of ReadIndex rounds.
+    pub lease_reads: bool,
     /// Raft settings.
     pub pre_vote: bool,
     /// Raft settings.
@@ -75,10 +77,11 @@ impl SimConfig {
             crash_rate: 0.01,
             restart_rate: 0.1,
             propose_rate: 0.3,
-            read_rate: 0.05,
+            read_rate: 0.1,
             compact_after: 12,
             crash_in_ready: 0.002,
             max_entries_per_message: [16, 1, 4][(seed % 3) as usize],
+            lease_reads: seed % 4 == 3,
             pre_vote: true,
             check_quorum: true,
             unsafe_disable_figure8_rule: false,
@@ -101,6 +104,9 @@ impl SimConfig {
         cfg.max_entries_per_message = self.max_entries_per_message;
         cfg.pre_vote = self.pre_vote;
         cfg.check_quorum = self.check_quorum;
+        if self.lease_reads && self.check_quorum {
+            cfg.read_only = crate::raft::ReadOnlyMode::LeaseBased;
+        }
         cfg.unsafe_disable_figure8_rule = self.unsafe_disable_figure8_rule;
         cfg.unsafe_skip_vote_persistence = self.unsafe_skip_vote_persistence;
         cfg
