@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod bench;
 pub mod hash;
 pub mod mine_header;
+pub mod raft_sim;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,9 @@ pub enum Command {
     /// Measure the sha256d rate of each backend (every CPU path, the GPU) next to the plain
     /// `sha2` two-call rate of the same run.
     Bench(bench::BenchArgs),
+    /// Soak the Raft core in the deterministic simulator (loss, partitions, crashes) and check
+    /// its safety invariants; `--model-depth D` runs the exhaustive model check instead.
+    RaftSim(raft_sim::RaftSimArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Adapters(args) => adapters::run(args),
         Command::MineHeader(args) => mine_header::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::RaftSim(args) => raft_sim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
