@@ -7,3 +7,4 @@ pub mod cli;
 pub mod gpu;
 pub mod hash;
 pub mod pow;
+pub mod train;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod adapters;
 pub mod hash;
+pub mod train;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,10 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
     Adapters(adapters::AdaptersArgs),
+    /// Train an MLP with K simulated workers in one process: each computes a gradient on its
+    /// shard, a rule (mean, median, trimmed mean, Krum) reduces them on the GPU or CPU, and the
+    /// optimizer steps. Prints the final test accuracy (or a --json summary).
+    Train(train::TrainArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -65,6 +70,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
