@@ -1,4 +1,5 @@
-// Coordinate-wise median and trimmed mean of K gradients (one chunk of N coordinates).
+// Coordinate-wise median and trimmed mean of K gradients (one chunk of N coordinates; row k
+// of `inputs` starts at k·stride).
 // Each invocation loads its column into a function-scope array (dynamically indexable in
 // WGSL), pads it to SORT_SIZE (a power of two ≥ K, substituted by the host) with f32::MAX,
 // and sorts it with a bitonic network: branch-free compare-exchanges, no atomics. Padding
@@ -17,7 +18,7 @@ struct Params {
     trim: u32,
     scale: f32,
     groups_x: u32,
-    _pad0: u32,
+    stride: u32,   // row stride of `inputs` in floats (n rounded up to whole vec4s)
     _pad1: u32,
     _pad2: u32,
 }
@@ -29,18 +30,18 @@ struct Params {
 var<private> column: array<f32, SORT_SIZE>;
 
 fn load_and_sort(i: u32) {
-    let n = params.n;
+    let stride = params.stride;
     for (var k = 0u; k < SORT_SIZE; k = k + 1u) {
         if (k < params.k) {
-            column[k] = inputs[k * n + i];
+            column[k] = inputs[k * stride + i];
         } else {
             column[k] = PAD;
         }
     }
     for (var size = 2u; size <= SORT_SIZE; size = size << 1u) {
-        for (var stride = size >> 1u; stride > 0u; stride = stride >> 1u) {
+        for (var span = size >> 1u; span > 0u; span = span >> 1u) {
             for (var a = 0u; a < SORT_SIZE; a = a + 1u) {
-                let b = a ^ stride;
+                let b = a ^ span;
                 if (b > a) {
                     let x = column[a];
                     let y = column[b];

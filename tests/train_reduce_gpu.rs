@@ -5,7 +5,9 @@
 //! |gpu − cpu| ≤ K·ε·mean|x| + 2ε·|cpu| (ε = f32::EPSILON), the recursive-summation bound
 //! for two orders. In practice lavapipe matches bit for bit.
 
-use hashgrad::train::aggregate::{AggregateError, GpuReducer, Rule, cpu};
+use hashgrad::train::aggregate::{AggregateError, BackendChoice, GpuReducer, Reducer, Rule, cpu};
+use hashgrad::train::simulation::{SimulationConfig, run};
+use hashgrad::train::{Dataset, attack::Attack};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -92,7 +94,9 @@ fn chunked_reductions_match_unchunked() {
     for (k, n) in [(3usize, 1000usize), (16, 601), (5, 300), (2, 299)] {
         let inputs = random_inputs(&mut rng, k, n);
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let batch = reducer.upload(&refs).expect("upload");
+        let mut batch = reducer.upload(&refs).expect("upload");
+        reducer.copy_on_device(&mut batch).expect("copy kernel runs");
+        assert_eq!(batch.bytes_moved(), ((k + 1) * n * 4) as u64);
         assert_eq!(batch.chunk_count(), n.div_ceil(300), "K={k} N={n}");
         for rule in rules_for(k) {
             let expected = cpu::reduce(&rule, &refs).expect("cpu");
@@ -139,4 +143,34 @@ fn gpu_rejects_non_finite_inputs_before_dispatch() {
         Err(AggregateError::TooManyInputsForGpu { .. })
     ));
     assert_eq!(reducer.reduce(&Rule::Mean, &refs).expect("mean"), vec![0.5; 4]);
+}
+
+#[test]
+fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
+    let Some(context) = hashgrad::gpu::context_for_tests() else {
+        return;
+    };
+    let software = context.info.device_type == wgpu::DeviceType::Cpu;
+    let auto = Reducer::choose(BackendChoice::Auto, Some(context.clone())).expect("auto");
+    assert_eq!(matches!(auto, Reducer::Cpu), software, "{}", auto.describe());
+    assert!(matches!(
+        Reducer::choose(BackendChoice::Gpu, None),
+        Err(AggregateError::Gpu(_))
+    ));
+    // Median and trimmed mean agree exactly, so a whole training run on the GPU ends in the
+    // same state (same hash) as on the CPU.
+    let data = Dataset::digits().expect("digits");
+    for rule in [Rule::Median, Rule::TrimmedMean { trim: 1 }] {
+        let config = SimulationConfig {
+            workers: 5,
+            byzantine: 1,
+            attack: Attack::Noise,
+            rule,
+            ..SimulationConfig::default()
+        };
+        let gpu = Reducer::choose(BackendChoice::Gpu, Some(context.clone())).expect("gpu");
+        let (on_gpu, _) = run(&config, &data, gpu, 15).expect("gpu run");
+        let (on_cpu, _) = run(&config, &data, Reducer::Cpu, 15).expect("cpu run");
+        assert_eq!(on_gpu.trainer().state_hash(), on_cpu.trainer().state_hash(), "{rule}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The GPU side of the aggregation rules: the host code of `shaders/reduce_*.wgsl`. It splits
 //! N coordinates into chunks whose K·chunk floats fit one storage binding (and the grid
-//! limits), uploads each input row of a chunk, dispatches one invocation per coordinate and
-//! reads the result back. Inputs are validated on the host first; Krum's pairwise distances
+//! limits), uploads each input row of a chunk (rows padded to whole vec4s), dispatches one
+//! invocation per coordinate (per 4 for the mean) and reads the result back. Inputs are validated on the host first; Krum's pairwise distances
 //! run on the CPU and only its final average on the GPU.
 
 use std::collections::HashMap;
@@ -30,7 +30,8 @@ struct Params {
     trim: u32,
     scale: f32,
     groups_x: u32,
-    pad: [u32; 3],
+    stride: u32,
+    pad: [u32; 2],
 }
 
 /// One chunk of coordinates resident on the device: its K input rows, output and grid.
@@ -38,11 +39,12 @@ struct Params {
 struct Chunk {
     first: usize,
     len: usize,
+    /// Row stride of `inputs` in floats: `len` rounded up to whole vec4s.
+    stride: usize,
     inputs: wgpu::Buffer,
     output: wgpu::Buffer,
     params: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
-    groups: (u32, u32),
 }
 
 /// K inputs of N floats uploaded to the device in chunks, ready to be reduced in place
@@ -202,6 +204,10 @@ impl GpuReducer {
         if let Some(limit) = self.chunk_limit {
             chunk = chunk.min(limit as u64);
         }
+        // Rows are padded to whole vec4s: keep full chunks a multiple of 4.
+        if chunk >= 4 {
+            chunk -= chunk % 4;
+        }
         if chunk == 0 {
             return Err(GpuError::Validation(format!(
                 "{k} inputs of even one float exceed the device's storage binding of {binding} bytes"
@@ -224,7 +230,8 @@ impl GpuReducer {
         let mut first = 0;
         while first < n || (n == 0 && chunks.is_empty()) {
             let len = chunk_len.min(n - first);
-            let stored = len.max(1) as u64;
+            let stride = len.max(1).next_multiple_of(4);
+            let stored = stride as u64;
             let inputs = create_buffer(
                 &self.context,
                 "reduce inputs",
@@ -244,18 +251,14 @@ impl GpuReducer {
                 wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             )?;
             let bind_group = self.bind_group(&params, &inputs, &output)?;
-            let groups = grid(
-                (len as u64).div_ceil(WORKGROUP),
-                self.context.limits.max_compute_workgroups_per_dimension,
-            )?;
             chunks.push(Chunk {
                 first,
                 len,
+                stride,
                 inputs,
                 output,
                 params,
                 bind_group,
-                groups,
             });
             first += len;
             if n == 0 {
@@ -313,7 +316,7 @@ impl GpuReducer {
             let range = chunk.first..chunk.first + chunk.len;
             for (row, input) in inputs.iter().enumerate() {
                 if let Some(values) = input.get(range.clone()) {
-                    let offset = row as u64 * chunk.len as u64 * F32;
+                    let offset = row as u64 * chunk.stride as u64 * F32;
                     self.context
                         .queue
                         .write_buffer(&chunk.inputs, offset, as_bytes(values));
@@ -390,13 +393,24 @@ impl GpuReducer {
                 label: Some("reduce"),
             });
         for chunk in batch.chunks.iter().filter(|c| c.len > 0) {
+            // The mean reads and writes whole vec4s; the sorting kernels one float each.
+            let invocations = if *rule == Rule::Mean {
+                chunk.stride / 4
+            } else {
+                chunk.len
+            };
+            let groups = grid(
+                (invocations as u64).div_ceil(WORKGROUP),
+                self.context.limits.max_compute_workgroups_per_dimension,
+            )?;
             let params = Params {
                 n: chunk.len as u32,
                 k: k as u32,
                 trim: trim as u32,
                 scale: cpu::reciprocal(summed.max(1)),
-                groups_x: chunk.groups.0,
-                pad: [0; 3],
+                groups_x: groups.0,
+                stride: chunk.stride as u32,
+                pad: [0; 2],
             };
             self.context
                 .queue
@@ -407,7 +421,7 @@ impl GpuReducer {
             });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &chunk.bind_group, &[]);
-            pass.dispatch_workgroups(chunk.groups.0, chunk.groups.1, 1);
+            pass.dispatch_workgroups(groups.0, groups.1, 1);
         }
         self.context.queue.submit([encoder.finish()]);
         Ok(())
@@ -430,10 +444,12 @@ impl GpuReducer {
         Ok(self.context.wait_idle()?)
     }
 
-    /// Copies (K + 1)·N·4 / 2 bytes of the batch's inputs with the WGSL copy kernel, so the
-    /// copy moves (reads + writes) the same bytes as a reduction; waits for the device.
+    /// Copies (K + 1)·N·4 / 2 bytes (rounded up to whole vec4s) of the batch's inputs with
+    /// the WGSL copy kernel, so the copy moves (reads + writes) the same bytes as a
+    /// reduction; waits for the device.
     pub fn copy_on_device(&self, batch: &mut DeviceBatch) -> Result<(), AggregateError> {
-        let per_chunk = |len: usize| ((batch.k + 1) * len).div_ceil(2);
+        // Whole vec4s; never more than the K·stride floats of a chunk's inputs.
+        let per_chunk = |len: usize| ((batch.k + 1) * len).div_ceil(2).next_multiple_of(4);
         if batch.copy_target.is_none() {
             let size = per_chunk(batch.chunk_len.min(batch.n)).max(1) as u64 * F32;
             let target = create_buffer(
@@ -461,7 +477,7 @@ impl GpuReducer {
         for (chunk, bind_group) in batch.chunks.iter().zip(groups) {
             let count = per_chunk(chunk.len) as u64;
             let (x, y) = grid(
-                count.div_ceil(WORKGROUP),
+                (count / 4).div_ceil(WORKGROUP),
                 self.context.limits.max_compute_workgroups_per_dimension,
             )?;
             let params = Params {
@@ -470,7 +486,8 @@ impl GpuReducer {
                 trim: 0,
                 scale: 1.0,
                 groups_x: x,
-                pad: [0; 3],
+                stride: count as u32,
+                pad: [0; 2],
             };
             self.context
                 .queue
