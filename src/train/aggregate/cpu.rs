@@ -4,7 +4,7 @@
 //! scaled by a reciprocal computed once in f32, so median and trimmed mean match the GPU
 //! exactly and the mean up to the driver's freedom to reorder additions.
 
-use super::{AggregateError, Rule, validate};
+use super::{AggregateError, Rule, validate_finite, validate_shape};
 
 /// Below this many input floats (K·N) the reduction runs on the calling thread: spawning
 /// threads costs more than it saves.
@@ -13,10 +13,23 @@ const PARALLEL_MIN_WORK: usize = 1 << 18;
 /// input streams through it.
 const MEAN_BLOCK: usize = 2048;
 
-/// Reduces `inputs` with `rule` after validating them (see `aggregate::validate`).
+/// Reduces `inputs` with `rule` after validating them (see `aggregate::validate`). The mean
+/// checks finiteness in the same pass instead of reading the inputs twice: any NaN or Inf
+/// input makes its output coordinate non-finite, and only then are the inputs scanned to
+/// name the culprit.
 pub fn reduce(rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError> {
-    let n = validate(rule, inputs)?;
+    let n = validate_shape(rule, inputs)?;
     let mut out = vec![0.0f32; n];
+    if *rule == Rule::Mean {
+        run_parallel(inputs, &mut out, mean_range);
+        if !out.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            validate_finite(inputs)?;
+            let coordinate = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(AggregateError::Overflow { coordinate });
+        }
+        return Ok(out);
+    }
+    validate_finite(inputs)?;
     match *rule {
         Rule::Mean => run_parallel(inputs, &mut out, mean_range),
         Rule::Median => run_parallel(inputs, &mut out, median_range),
@@ -236,6 +249,11 @@ mod tests {
                 coordinate: 1,
                 ..
             })
+        ));
+        let big = [f32::MAX, 1.0];
+        assert!(matches!(
+            reduce(&Rule::Mean, &[&big, &big]),
+            Err(AggregateError::Overflow { coordinate: 0 })
         ));
         let inf = [f32::INFINITY, 0.0];
         assert!(matches!(

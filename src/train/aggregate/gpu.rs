@@ -553,7 +553,12 @@ impl GpuReducer {
             .encode(rule, &batch)
             .and_then(|()| self.download(&batch));
         self.staged = Some(batch);
-        result
+        let out = result?;
+        // Finite inputs can still sum past f32::MAX; report it as the CPU twin does.
+        if let Some(coordinate) = out.iter().position(|v| !v.is_finite()) {
+            return Err(AggregateError::Overflow { coordinate });
+        }
+        Ok(out)
     }
 }
 

@@ -43,6 +43,8 @@ pub enum AggregateError {
     },
     #[error("the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; use --backend cpu or auto")]
     TooManyInputsForGpu { rule: String, max: usize, got: usize },
+    #[error("the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)")]
+    Overflow { coordinate: usize },
     #[error("GPU reduction failed: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
 }
@@ -121,6 +123,13 @@ impl FromStr for RuleName {
 
 /// Checks that `inputs` form K ≥ `rule.min_inputs()` equal-length, finite vectors; returns N.
 pub fn validate(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError> {
+    let n = validate_shape(rule, inputs)?;
+    validate_finite(inputs)?;
+    Ok(n)
+}
+
+/// Checks the count and lengths of `inputs` only; returns N.
+pub fn validate_shape(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError> {
     let first = inputs.first().ok_or(AggregateError::NoInputs)?;
     let n = first.len();
     if inputs.len() < rule.min_inputs() {
@@ -138,6 +147,13 @@ pub fn validate(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError>
                 found: input.len(),
             });
         }
+    }
+    Ok(n)
+}
+
+/// Refuses the first NaN or ±Inf, naming the input and coordinate.
+pub fn validate_finite(inputs: &[&[f32]]) -> Result<(), AggregateError> {
+    for (index, input) in inputs.iter().enumerate() {
         // A branch-free scan first (vectorises); locate the culprit only on failure.
         if !input.iter().fold(true, |ok, v| ok & v.is_finite()) {
             let coordinate = input.iter().position(|v| !v.is_finite()).unwrap_or(0);
@@ -148,7 +164,7 @@ pub fn validate(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError>
             });
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 /// Which backend to reduce on, as the CLI names it.
