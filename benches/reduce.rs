@@ -85,7 +85,7 @@ fn reduce_benches(c: &mut Criterion) {
                 eprintln!(
                     "skipped K={k} N={}M: needs about {} GiB, {} GiB available",
                     n / MIB,
-                    2 * bytes >> 30,
+                    (2 * bytes) >> 30,
                     memory.unwrap_or(0) >> 30
                 );
                 continue;

@@ -38,7 +38,10 @@ fn robust_rules_survive_one_byzantine_worker_of_five_and_the_mean_does_not() {
         let trimmed = accuracy(&config(Rule::TrimmedMean { trim: 1 }));
         eprintln!("{attack:?}: mean {mean}, median {median}, trimmed mean {trimmed}");
         assert!(median >= 0.93, "{attack:?}: median reached {median}");
-        assert!(trimmed >= 0.93, "{attack:?}: trimmed mean reached {trimmed}");
+        assert!(
+            trimmed >= 0.93,
+            "{attack:?}: trimmed mean reached {trimmed}"
+        );
         // "Degrades visibly": at least 20 points below the worse robust rule.
         assert!(
             mean + 0.2 < median.min(trimmed),
@@ -56,18 +59,41 @@ fn hashgrad() -> Command {
 #[test]
 fn train_command_prints_a_json_summary() {
     let output = hashgrad()
-        .args(["train", "--rounds", "20", "--rule", "trimmed-mean", "--workers", "3", "--backend", "cpu", "--json"])
+        .args([
+            "train",
+            "--rounds",
+            "20",
+            "--rule",
+            "trimmed-mean",
+            "--workers",
+            "3",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
         .output()
         .expect("run hashgrad");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     assert_eq!(summary["rounds"], 20);
     assert_eq!(summary["rule"], "trimmed-mean");
     assert_eq!(summary["params"], 64 * 64 + 64 + 64 * 10 + 10);
     assert_eq!(summary["params_hash"].as_str().map(str::len), Some(64));
     let accuracy = summary["accuracy"].as_f64().expect("accuracy");
-    assert!((0.5..=1.0).contains(&accuracy), "20 rounds should already learn: {accuracy}");
-    assert!(summary["seconds_per_round"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(
+        (0.5..=1.0).contains(&accuracy),
+        "20 rounds should already learn: {accuracy}"
+    );
+    assert!(
+        summary["seconds_per_round"]
+            .as_f64()
+            .is_some_and(|s| s > 0.0)
+    );
 }
 
 #[test]
@@ -82,17 +108,36 @@ fn train_command_reports_csv_mistakes_with_exit_code_2() {
         .expect("run hashgrad");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("line 3") && stderr.contains("2 fields"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("2 fields"),
+        "{stderr}"
+    );
 
     let good = dir.path().join("good.csv");
-    let rows: String = (0..60).map(|i| format!("{},{},{}\n", i % 3, (i * 7) % 5, i % 3)).collect();
+    let rows: String = (0..60)
+        .map(|i| format!("{},{},{}\n", i % 3, (i * 7) % 5, i % 3))
+        .collect();
     std::fs::write(&good, format!("label,a,b\n{rows}")).expect("write");
     let output = hashgrad()
-        .args(["train", "--backend", "cpu", "--rounds", "5", "--label-column", "1", "--json", "--data"])
+        .args([
+            "train",
+            "--backend",
+            "cpu",
+            "--rounds",
+            "5",
+            "--label-column",
+            "1",
+            "--json",
+            "--data",
+        ])
         .arg(&good)
         .output()
         .expect("run hashgrad");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let output = hashgrad()
         .args(["train", "--backend", "cpu", "--label-column", "7", "--data"])
         .arg(&good)

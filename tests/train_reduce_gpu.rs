@@ -89,13 +89,17 @@ fn chunked_reductions_match_unchunked() {
     let Some(context) = hashgrad::gpu::context_for_tests() else {
         return;
     };
-    let mut reducer = GpuReducer::new(context).expect("kernels").with_chunk_limit(300);
+    let mut reducer = GpuReducer::new(context)
+        .expect("kernels")
+        .with_chunk_limit(300);
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     for (k, n) in [(3usize, 1000usize), (16, 601), (5, 300), (2, 299)] {
         let inputs = random_inputs(&mut rng, k, n);
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut batch = reducer.upload(&refs).expect("upload");
-        reducer.copy_on_device(&mut batch).expect("copy kernel runs");
+        reducer
+            .copy_on_device(&mut batch)
+            .expect("copy kernel runs");
         assert_eq!(batch.bytes_moved(), ((k + 1) * n * 4) as u64);
         assert_eq!(batch.chunk_count(), n.div_ceil(300), "K={k} N={n}");
         for rule in rules_for(k) {
@@ -142,7 +146,10 @@ fn gpu_rejects_non_finite_inputs_before_dispatch() {
         reducer.reduce(&Rule::Median, &refs),
         Err(AggregateError::TooManyInputsForGpu { .. })
     ));
-    assert_eq!(reducer.reduce(&Rule::Mean, &refs).expect("mean"), vec![0.5; 4]);
+    assert_eq!(
+        reducer.reduce(&Rule::Mean, &refs).expect("mean"),
+        vec![0.5; 4]
+    );
 }
 
 #[test]
@@ -152,7 +159,12 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
     };
     let software = context.info.device_type == wgpu::DeviceType::Cpu;
     let auto = Reducer::choose(BackendChoice::Auto, Some(context.clone())).expect("auto");
-    assert_eq!(matches!(auto, Reducer::Cpu), software, "{}", auto.describe());
+    assert_eq!(
+        matches!(auto, Reducer::Cpu),
+        software,
+        "{}",
+        auto.describe()
+    );
     assert!(matches!(
         Reducer::choose(BackendChoice::Gpu, None),
         Err(AggregateError::Gpu(_))
@@ -171,6 +183,10 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
         let gpu = Reducer::choose(BackendChoice::Gpu, Some(context.clone())).expect("gpu");
         let (on_gpu, _) = run(&config, &data, gpu, 15).expect("gpu run");
         let (on_cpu, _) = run(&config, &data, Reducer::Cpu, 15).expect("cpu run");
-        assert_eq!(on_gpu.trainer().state_hash(), on_cpu.trainer().state_hash(), "{rule}");
+        assert_eq!(
+            on_gpu.trainer().state_hash(),
+            on_cpu.trainer().state_hash(),
+            "{rule}"
+        );
     }
 }

@@ -116,7 +116,9 @@ fn progress_bar(rounds: u64, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(rounds), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} round {pos}/{len} loss {msg} ({per_sec}, eta {eta})") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} round {pos}/{len} loss {msg} ({per_sec}, eta {eta})")
+    {
         bar.set_style(style);
     }
     bar
@@ -140,16 +142,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let reducer = reducer(&args)?;
     let backend = reducer.describe();
     let mut simulation = Simulation::new(&config, &data, reducer).map_err(|e| match e {
-        TrainError::BadConfig(_) | TrainError::BadModel(_) | TrainError::BadDataset(_) => super::usage(e.to_string()),
+        TrainError::BadConfig(_) | TrainError::BadModel(_) | TrainError::BadDataset(_) => {
+            super::usage(e.to_string())
+        }
         other => other.into(),
     })?;
     let bar = progress_bar(args.rounds, args.json);
     let started = Instant::now();
     let mut last_loss = f32::NAN;
     for _ in 0..args.rounds {
-        let report = simulation
-            .run_round()
-            .with_context(|| format!("round {} failed (a diverging model or a non-finite gradient stops training)", simulation.trainer().round() + 1))?;
+        let report = simulation.run_round().with_context(|| {
+            format!(
+                "round {} failed (a diverging model or a non-finite gradient stops training)",
+                simulation.trainer().round() + 1
+            )
+        })?;
         last_loss = report.loss;
         bar.set_message(format!("{:.4}", report.loss));
         bar.inc(1);
@@ -189,9 +196,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             args.byzantine,
             args.attack.name()
         );
-        println!("final training loss {last_loss:.4}; test loss {:.4}", evaluation.loss);
-        println!("test accuracy {:.2}% ({test_rows} rows)", evaluation.accuracy * 100.0);
-        println!("time per round {:.3} ms; params hash {hash}", per_round * 1e3);
+        println!(
+            "final training loss {last_loss:.4}; test loss {:.4}",
+            evaluation.loss
+        );
+        println!(
+            "test accuracy {:.2}% ({test_rows} rows)",
+            evaluation.accuracy * 100.0
+        );
+        println!(
+            "time per round {:.3} ms; params hash {hash}",
+            per_round * 1e3
+        );
     }
     Ok(())
 }

@@ -7,8 +7,12 @@ use super::{GpuContext, GpuError};
 /// Runs `create` under validation and out-of-memory error scopes and turns a captured error
 /// into `GpuError::Validation`.
 pub fn checked<T>(context: &GpuContext, create: impl FnOnce() -> T) -> Result<T, GpuError> {
-    let memory = context.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let validation = context.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let memory = context
+        .device
+        .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = context
+        .device
+        .push_error_scope(wgpu::ErrorFilter::Validation);
     let value = create();
     let validation_error = pollster::block_on(validation.pop());
     let memory_error = pollster::block_on(memory.pop());

@@ -68,7 +68,9 @@ impl FromStr for Attack {
             "sign-flip" | "signflip" | "sign_flip" => Ok(Attack::SignFlip),
             "scale" => Ok(Attack::Scale),
             "noise" => Ok(Attack::Noise),
-            other => Err(format!("unknown attack '{other}'; use sign-flip, scale or noise")),
+            other => Err(format!(
+                "unknown attack '{other}'; use sign-flip, scale or noise"
+            )),
         }
     }
 }

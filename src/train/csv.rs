@@ -165,27 +165,47 @@ mod tests {
         assert_eq!(first.labels(), &[2, 0]);
         assert_eq!(first.features(), &[1.5, 7.0, 0.0, 8.0]);
         assert_eq!(first.classes(), 3);
-        assert_eq!(parse("1,2.0\n1,1\n", LabelColumn::Last, "t").unwrap().labels(), &[2, 1]);
+        assert_eq!(
+            parse("1,2.0\n1,1\n", LabelColumn::Last, "t")
+                .unwrap()
+                .labels(),
+            &[2, 1]
+        );
     }
 
     #[test]
     fn errors_name_line_and_column() {
         let ragged = error("1,2,0\n1,2\n", LabelColumn::Last);
-        assert!(ragged.contains("line 2") && ragged.contains("2 fields") && ragged.contains("3"), "{ragged}");
+        assert!(
+            ragged.contains("line 2") && ragged.contains("2 fields") && ragged.contains("3"),
+            "{ragged}"
+        );
         let nan = error("1,2,0\n1,x,1\n", LabelColumn::Last);
-        assert!(nan.contains("line 2, column 2") && nan.contains("'x'"), "{nan}");
+        assert!(
+            nan.contains("line 2, column 2") && nan.contains("'x'"),
+            "{nan}"
+        );
         let inf = error("1,inf,0\n1,2,1\n", LabelColumn::Last);
         assert!(inf.contains("line 1, column 2"), "{inf}");
         let fractional = error("1,2,0.5\n", LabelColumn::Last);
-        assert!(fractional.contains("line 1, column 3") && fractional.contains("not an integer"), "{fractional}");
+        assert!(
+            fractional.contains("line 1, column 3") && fractional.contains("not an integer"),
+            "{fractional}"
+        );
         let unknown = error("1,2,cat\n", LabelColumn::Last);
-        assert!(unknown.contains("'cat'") && unknown.contains("column 3"), "{unknown}");
+        assert!(
+            unknown.contains("'cat'") && unknown.contains("column 3"),
+            "{unknown}"
+        );
         let negative = error("1,2,-1\n1,1,1\n", LabelColumn::Last);
         assert!(negative.contains("class id"), "{negative}");
         let huge = error("1,2,5000\n", LabelColumn::Last);
         assert!(huge.contains("known class"), "{huge}");
         let column = error("1,2,0\n", LabelColumn::Number(9));
-        assert!(column.contains("column 9") && column.contains("3 columns"), "{column}");
+        assert!(
+            column.contains("column 9") && column.contains("3 columns"),
+            "{column}"
+        );
         assert!(error("\n\n", LabelColumn::Last).contains("no data rows"));
         assert!(error("1,0\n2,0\n", LabelColumn::Last).contains("two classes"));
         assert!("0".parse::<LabelColumn>().is_err());

@@ -148,7 +148,11 @@ impl Scaler {
         for (m, s) in mean.iter_mut().zip(&square) {
             *m /= rows;
             let variance = (s / rows - *m * *m).max(0.0);
-            inv_std.push(if variance > 1e-12 { (1.0 / variance.sqrt()) as f32 } else { 1.0 });
+            inv_std.push(if variance > 1e-12 {
+                (1.0 / variance.sqrt()) as f32
+            } else {
+                1.0
+            });
         }
         Scaler {
             mean: mean.into_iter().map(|m| m as f32).collect(),
@@ -176,7 +180,10 @@ mod tests {
     #[test]
     fn digits_decode_to_1797_rows_of_64_features_and_10_classes() {
         let digits = Dataset::digits().unwrap();
-        assert_eq!((digits.len(), digits.width(), digits.classes()), (1797, 64, 10));
+        assert_eq!(
+            (digits.len(), digits.width(), digits.classes()),
+            (1797, 64, 10)
+        );
         assert!(digits.features().iter().all(|v| (0.0..=16.0).contains(v)));
         let mut counts = [0usize; 10];
         for &l in digits.labels() {
@@ -187,10 +194,21 @@ mod tests {
 
     #[test]
     fn split_is_seeded_disjoint_and_complete() {
-        let data = Dataset::new((0..20).map(|v| v as f32).collect(), (0..20).map(|v| v % 2).collect(), 1, 2).unwrap();
+        let data = Dataset::new(
+            (0..20).map(|v| v as f32).collect(),
+            (0..20).map(|v| v % 2).collect(),
+            1,
+            2,
+        )
+        .unwrap();
         let (train, test) = data.split(0.25, 7).unwrap();
         assert_eq!((train.len(), test.len()), (15, 5));
-        let mut all: Vec<f32> = train.features().iter().chain(test.features()).copied().collect();
+        let mut all: Vec<f32> = train
+            .features()
+            .iter()
+            .chain(test.features())
+            .copied()
+            .collect();
         all.sort_by(f32::total_cmp);
         assert_eq!(all, data.features());
         assert_eq!(data.split(0.25, 7).unwrap(), (train.clone(), test));

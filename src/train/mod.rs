@@ -26,7 +26,9 @@ pub use trainer::Trainer;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    #[error("{file}: line {line} has {found} fields but the first data row has {expected}; every row needs the same number of columns")]
+    #[error(
+        "{file}: line {line} has {found} fields but the first data row has {expected}; every row needs the same number of columns"
+    )]
     CsvRagged {
         file: String,
         line: usize,

@@ -127,7 +127,17 @@ impl Mlp {
             for _ in 0..rows {
                 out.extend_from_slice(bias);
             }
-            gemm(rows, fan_in, fan_out, input, (fan_in, 1), weights, (fan_out, 1), 1.0, out);
+            gemm(
+                rows,
+                fan_in,
+                fan_out,
+                input,
+                (fan_in, 1),
+                weights,
+                (fan_out, 1),
+                1.0,
+                out,
+            );
             if l + 1 < layers {
                 for v in out.iter_mut() {
                     *v = v.max(0.0);
@@ -174,7 +184,17 @@ impl Mlp {
             let input: &[f32] = if l == 0 { x } else { &work.activations[l - 1] };
             let (weights_grad, bias_grad) = grad[w_start..end].split_at_mut(fan_in * fan_out);
             // dW = inputᵀ · delta (fan_in × fan_out).
-            gemm(fan_in, rows, fan_out, input, (1, fan_in), &work.delta, (fan_out, 1), 0.0, weights_grad);
+            gemm(
+                fan_in,
+                rows,
+                fan_out,
+                input,
+                (1, fan_in),
+                &work.delta,
+                (fan_out, 1),
+                0.0,
+                weights_grad,
+            );
             for row in work.delta.chunks_exact(fan_out) {
                 for (b, d) in bias_grad.iter_mut().zip(row) {
                     *b += d;
@@ -185,7 +205,17 @@ impl Mlp {
                 let weights = &params[w_start..w_start + fan_in * fan_out];
                 work.delta_prev.clear();
                 work.delta_prev.resize(rows * fan_in, 0.0);
-                gemm(rows, fan_out, fan_in, &work.delta, (fan_out, 1), weights, (1, fan_out), 0.0, &mut work.delta_prev);
+                gemm(
+                    rows,
+                    fan_out,
+                    fan_in,
+                    &work.delta,
+                    (fan_out, 1),
+                    weights,
+                    (1, fan_out),
+                    0.0,
+                    &mut work.delta_prev,
+                );
                 for (d, a) in work.delta_prev.iter_mut().zip(&work.activations[l - 1]) {
                     if *a <= 0.0 {
                         *d = 0.0;
@@ -199,7 +229,12 @@ impl Mlp {
     }
 
     /// Loss and accuracy over a whole data set (`x` row-major, one label per row).
-    pub fn evaluate(&self, params: &[f32], x: &[f32], labels: &[u32]) -> Result<Evaluation, TrainError> {
+    pub fn evaluate(
+        &self,
+        params: &[f32],
+        x: &[f32],
+        labels: &[u32],
+    ) -> Result<Evaluation, TrainError> {
         self.check(params, x, labels)?;
         let mut work = Workspace::default();
         let classes = self.classes();
@@ -225,7 +260,9 @@ impl Mlp {
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
         .0
 }
 
@@ -304,10 +341,14 @@ mod tests {
         let labels = [0u32, 2, 1, 2];
         let mut grad = Vec::new();
         let mut work = Workspace::default();
-        mlp.gradient(&params, &x, &labels, &mut grad, &mut work).unwrap();
+        mlp.gradient(&params, &x, &labels, &mut grad, &mut work)
+            .unwrap();
         let loss_at = |p: &[f32]| -> f64 {
             let mut g = Vec::new();
-            f64::from(mlp.gradient(p, &x, &labels, &mut g, &mut Workspace::default()).unwrap())
+            f64::from(
+                mlp.gradient(p, &x, &labels, &mut g, &mut Workspace::default())
+                    .unwrap(),
+            )
         };
         let h = 1e-2f32;
         let mut checked = 0;
@@ -337,8 +378,17 @@ mod tests {
         let params = vec![0.0; mlp.param_count()];
         let mut grad = Vec::new();
         let mut work = Workspace::default();
-        assert!(mlp.gradient(&params, &[1.0; 3], &[0], &mut grad, &mut work).is_err());
-        assert!(mlp.gradient(&params, &[1.0; 2], &[3], &mut grad, &mut work).is_err());
-        assert!(mlp.gradient(&params[1..], &[1.0; 2], &[0], &mut grad, &mut work).is_err());
+        assert!(
+            mlp.gradient(&params, &[1.0; 3], &[0], &mut grad, &mut work)
+                .is_err()
+        );
+        assert!(
+            mlp.gradient(&params, &[1.0; 2], &[3], &mut grad, &mut work)
+                .is_err()
+        );
+        assert!(
+            mlp.gradient(&params[1..], &[1.0; 2], &[0], &mut grad, &mut work)
+                .is_err()
+        );
     }
 }

@@ -142,7 +142,12 @@ impl Optimizer {
                 let correction1 = 1.0 - beta1.powi(t);
                 let correction2 = 1.0 - beta2.powi(t);
                 let step_size = *lr * correction2.sqrt() / correction1;
-                for (((p, m), v), g) in params.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(gradient) {
+                for (((p, m), v), g) in params
+                    .iter_mut()
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                    .zip(gradient)
+                {
                     *m = *beta1 * *m + (1.0 - *beta1) * g;
                     *v = *beta2 * *v + (1.0 - *beta2) * g * g;
                     *p -= step_size * *m / (v.sqrt() + *epsilon);

@@ -48,7 +48,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], TrainError> {
-        let end = self.offset.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = self
+            .offset
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len());
         let Some(end) = end else {
             return Err(TrainError::BadState(format!(
                 "truncated at byte {} reading {what} ({n} bytes needed, {} left)",
@@ -120,7 +123,8 @@ impl TrainState {
             Optimizer::Sgd { .. } => 2,
             Optimizer::Adam { .. } => 3,
         };
-        let mut out = Vec::with_capacity(64 + self.layers.len() * 4 + self.params.len() * 4 * vectors);
+        let mut out =
+            Vec::with_capacity(64 + self.layers.len() * 4 + self.params.len() * 4 * vectors);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&STATE_VERSION.to_le_bytes());
         let tag = match self.optimizer {
@@ -135,12 +139,24 @@ impl TrainState {
         }
         out.extend_from_slice(&(self.params.len() as u64).to_le_bytes());
         match &self.optimizer {
-            Optimizer::Sgd { lr, momentum, velocity } => {
+            Optimizer::Sgd {
+                lr,
+                momentum,
+                velocity,
+            } => {
                 put_floats(&mut out, &[*lr, *momentum]);
                 put_floats(&mut out, &self.params);
                 put_floats(&mut out, velocity);
             }
-            Optimizer::Adam { lr, beta1, beta2, epsilon, step, m, v } => {
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                epsilon,
+                step,
+                m,
+                v,
+            } => {
                 put_floats(&mut out, &[*lr, *beta1, *beta2, *epsilon]);
                 out.extend_from_slice(&step.to_le_bytes());
                 put_floats(&mut out, &self.params);
@@ -160,7 +176,9 @@ impl TrainState {
     pub fn from_bytes(bytes: &[u8]) -> Result<TrainState, TrainError> {
         let mut r = Reader { bytes, offset: 0 };
         if r.take(4, "magic")? != MAGIC {
-            return Err(TrainError::BadState("not a hashgrad training state (bad magic)".into()));
+            return Err(TrainError::BadState(
+                "not a hashgrad training state (bad magic)".into(),
+            ));
         }
         let version = r.u16("version")?;
         if version != STATE_VERSION {
@@ -175,13 +193,17 @@ impl TrainState {
         let round = r.u64("round")?;
         let layer_count = r.u32("layer count")? as usize;
         if !(2..=MAX_LAYERS).contains(&layer_count) {
-            return Err(TrainError::BadState(format!("{layer_count} layers (2..={MAX_LAYERS} allowed)")));
+            return Err(TrainError::BadState(format!(
+                "{layer_count} layers (2..={MAX_LAYERS} allowed)"
+            )));
         }
         let mut layers = Vec::with_capacity(layer_count);
         for _ in 0..layer_count {
             let width = r.u32("layer width")? as usize;
             if !(1..=MAX_LAYER_WIDTH).contains(&width) {
-                return Err(TrainError::BadState(format!("layer width {width} out of range")));
+                return Err(TrainError::BadState(format!(
+                    "layer width {width} out of range"
+                )));
             }
             layers.push(width);
         }
@@ -195,9 +217,15 @@ impl TrainState {
         let (vectors, header) = match tag {
             TAG_SGD => (2usize, 8usize),
             TAG_ADAM => (3, 24),
-            other => return Err(TrainError::BadState(format!("unknown optimizer tag {other}"))),
+            other => {
+                return Err(TrainError::BadState(format!(
+                    "unknown optimizer tag {other}"
+                )));
+            }
         };
-        let needed = expected.checked_mul(4 * vectors).and_then(|b| b.checked_add(header));
+        let needed = expected
+            .checked_mul(4 * vectors)
+            .and_then(|b| b.checked_add(header));
         let left = bytes.len() - r.offset;
         if needed != Some(left) {
             return Err(TrainError::BadState(format!(
@@ -210,7 +238,14 @@ impl TrainState {
             let momentum = r.f32("momentum")?;
             let params = r.floats(expected, "parameters")?;
             let velocity = r.floats(expected, "velocity")?;
-            (Optimizer::Sgd { lr, momentum, velocity }, params)
+            (
+                Optimizer::Sgd {
+                    lr,
+                    momentum,
+                    velocity,
+                },
+                params,
+            )
         } else {
             let lr = r.f32("learning rate")?;
             let beta1 = r.f32("beta1")?;
@@ -220,10 +255,26 @@ impl TrainState {
             let params = r.floats(expected, "parameters")?;
             let m = r.floats(expected, "first moment")?;
             let v = r.floats(expected, "second moment")?;
-            (Optimizer::Adam { lr, beta1, beta2, epsilon, step, m, v }, params)
+            (
+                Optimizer::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    step,
+                    m,
+                    v,
+                },
+                params,
+            )
         };
         let (optimizer, params) = optimizer_and_params;
-        Ok(TrainState { layers, round, params, optimizer })
+        Ok(TrainState {
+            layers,
+            round,
+            params,
+            optimizer,
+        })
     }
 }
 
@@ -239,7 +290,12 @@ mod tests {
         let mut params: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 1.0).collect();
         let gradient: Vec<f32> = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
         optimizer.step(&mut params, &gradient).unwrap();
-        TrainState { layers, round: 7, params, optimizer }
+        TrainState {
+            layers,
+            round: 7,
+            params,
+            optimizer,
+        }
     }
 
     #[test]
@@ -254,7 +310,10 @@ mod tests {
         }
         // The hash is a function of content: pinned so a format change is noticed.
         let sgd = state(OptimizerKind::Sgd);
-        assert_eq!(sgd.hash().to_string(), hex::encode(Sha256::digest(sgd.to_bytes())));
+        assert_eq!(
+            sgd.hash().to_string(),
+            hex::encode(Sha256::digest(sgd.to_bytes()))
+        );
         let mut changed = sgd.clone();
         changed.params[0] += 1.0;
         assert_ne!(changed.hash(), sgd.hash());
@@ -265,7 +324,10 @@ mod tests {
     fn decoder_rejects_truncated_and_garbage_input() {
         let bytes = state(OptimizerKind::Adam).to_bytes();
         for len in 0..bytes.len() {
-            assert!(TrainState::from_bytes(&bytes[..len]).is_err(), "prefix of {len} bytes accepted");
+            assert!(
+                TrainState::from_bytes(&bytes[..len]).is_err(),
+                "prefix of {len} bytes accepted"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
@@ -273,7 +335,10 @@ mod tests {
         for i in [0usize, 4, 6, 7, 16, 20, 24] {
             let mut bad = bytes.clone();
             bad[i] ^= 0xff;
-            assert!(TrainState::from_bytes(&bad).is_err(), "flipped byte {i} accepted");
+            assert!(
+                TrainState::from_bytes(&bad).is_err(),
+                "flipped byte {i} accepted"
+            );
         }
         // Pseudo-random garbage never panics.
         let mut x = 0x9e37_79b9_u32;

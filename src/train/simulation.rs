@@ -92,7 +92,9 @@ pub struct Simulation {
 
 /// A seed derived from the run's seed for one purpose and worker (SplitMix64 finaliser).
 fn derive_seed(seed: u64, purpose: u64, worker: u64) -> u64 {
-    let mut z = seed ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ worker.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    let mut z = seed
+        ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ worker.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -101,9 +103,16 @@ fn derive_seed(seed: u64, purpose: u64, worker: u64) -> u64 {
 impl Simulation {
     /// Splits and standardises `data`, shards the training rows over the workers and
     /// initialises the model.
-    pub fn new(config: &SimulationConfig, data: &Dataset, reducer: Reducer) -> Result<Simulation, TrainError> {
+    pub fn new(
+        config: &SimulationConfig,
+        data: &Dataset,
+        reducer: Reducer,
+    ) -> Result<Simulation, TrainError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
-            return Err(TrainError::BadConfig(format!("--workers must be 1..={MAX_WORKERS}, got {}", config.workers)));
+            return Err(TrainError::BadConfig(format!(
+                "--workers must be 1..={MAX_WORKERS}, got {}",
+                config.workers
+            )));
         }
         if config.byzantine >= config.workers {
             return Err(TrainError::BadConfig(format!(
@@ -123,9 +132,13 @@ impl Simulation {
             return Err(TrainError::BadConfig("--batch must be at least 1".into()));
         }
         if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
-            return Err(TrainError::BadConfig(format!("--lr must be a positive number, got {}", config.learning_rate)));
+            return Err(TrainError::BadConfig(format!(
+                "--lr must be a positive number, got {}",
+                config.learning_rate
+            )));
         }
-        let (mut train, mut test) = data.split(config.test_fraction, derive_seed(config.seed, 1, 0))?;
+        let (mut train, mut test) =
+            data.split(config.test_fraction, derive_seed(config.seed, 1, 0))?;
         if train.len() < config.workers {
             return Err(TrainError::BadConfig(format!(
                 "{} training rows cannot be shared by {} workers",
@@ -140,9 +153,17 @@ impl Simulation {
         sizes.extend_from_slice(&config.hidden);
         sizes.push(data.classes());
         let model = Mlp::new(&sizes)?;
-        let params = model.init(&mut ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 2, 0)));
+        let params = model.init(&mut ChaCha8Rng::seed_from_u64(derive_seed(
+            config.seed,
+            2,
+            0,
+        )));
         let optimizer = Optimizer::new(config.optimizer, config.learning_rate, model.param_count());
-        let trainer = Trainer::new(Trainer::fresh(&model, params, optimizer), config.rule, reducer)?;
+        let trainer = Trainer::new(
+            Trainer::fresh(&model, params, optimizer),
+            config.rule,
+            reducer,
+        )?;
         let honest = config.workers - config.byzantine;
         let workers = shards(train.len(), config.workers, derive_seed(config.seed, 3, 0))
             .into_iter()
@@ -183,7 +204,13 @@ impl Simulation {
                     worker.labels.push(self.train.labels()[row]);
                 }
             }
-            let loss = model.gradient(params, &worker.x, &worker.labels, &mut worker.gradient, &mut worker.work)?;
+            let loss = model.gradient(
+                params,
+                &worker.x,
+                &worker.labels,
+                &mut worker.gradient,
+                &mut worker.work,
+            )?;
             match worker.attack {
                 Some(attack) => attack.apply(&mut worker.gradient, &mut worker.rng),
                 None => {
@@ -202,9 +229,11 @@ impl Simulation {
 
     /// Loss and accuracy of the current parameters on the held-out test rows.
     pub fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        self.trainer
-            .model()
-            .evaluate(self.trainer.params(), self.test.features(), self.test.labels())
+        self.trainer.model().evaluate(
+            self.trainer.params(),
+            self.test.features(),
+            self.test.labels(),
+        )
     }
 
     /// The trainer (parameters, state, hash).
@@ -219,7 +248,12 @@ impl Simulation {
 }
 
 /// Runs `rounds` rounds of a simulation on `data` and evaluates on the test rows.
-pub fn run(config: &SimulationConfig, data: &Dataset, reducer: Reducer, rounds: u64) -> Result<(Simulation, Evaluation), TrainError> {
+pub fn run(
+    config: &SimulationConfig,
+    data: &Dataset,
+    reducer: Reducer,
+    rounds: u64,
+) -> Result<(Simulation, Evaluation), TrainError> {
     let mut simulation = Simulation::new(config, data, reducer)?;
     for _ in 0..rounds {
         simulation.run_round()?;
@@ -234,11 +268,19 @@ mod tests {
 
     #[test]
     fn config_errors_are_reported() {
-        let data = Dataset::new((0..40).map(|v| v as f32).collect(), (0..40).map(|v| v % 2).collect(), 1, 2).unwrap();
+        let data = Dataset::new(
+            (0..40).map(|v| v as f32).collect(),
+            (0..40).map(|v| v % 2).collect(),
+            1,
+            2,
+        )
+        .unwrap();
         let bad = |f: fn(&mut SimulationConfig)| {
             let mut c = SimulationConfig::default();
             f(&mut c);
-            Simulation::new(&c, &data, Reducer::Cpu).unwrap_err().to_string()
+            Simulation::new(&c, &data, Reducer::Cpu)
+                .unwrap_err()
+                .to_string()
         };
         assert!(bad(|c| c.workers = 0).contains("--workers"));
         assert!(bad(|c| c.byzantine = 4).contains("no honest worker"));
@@ -250,7 +292,12 @@ mod tests {
     #[test]
     fn runs_replay_exactly_for_a_seed() {
         let data = Dataset::digits().unwrap();
-        let config = SimulationConfig { byzantine: 1, attack: Attack::Noise, rule: Rule::Median, ..SimulationConfig::default() };
+        let config = SimulationConfig {
+            byzantine: 1,
+            attack: Attack::Noise,
+            rule: Rule::Median,
+            ..SimulationConfig::default()
+        };
         let (a, _) = run(&config, &data, Reducer::Cpu, 5).unwrap();
         let (b, _) = run(&config, &data, Reducer::Cpu, 5).unwrap();
         assert_eq!(a.trainer().state_hash(), b.trainer().state_hash());

@@ -30,7 +30,8 @@ impl Trainer {
     /// A trainer resuming from `state` (round 0 for a fresh model).
     pub fn new(state: TrainState, rule: Rule, reducer: Reducer) -> Result<Trainer, TrainError> {
         let model = Mlp::new(&state.layers)?;
-        if state.params.len() != model.param_count() || state.optimizer.len() != model.param_count() {
+        if state.params.len() != model.param_count() || state.optimizer.len() != model.param_count()
+        {
             return Err(TrainError::BadModel(format!(
                 "state holds {} parameters and optimizer state for {}; layers {:?} need {}",
                 state.params.len(),
@@ -39,7 +40,12 @@ impl Trainer {
                 model.param_count()
             )));
         }
-        Ok(Trainer { model, state, rule, reducer })
+        Ok(Trainer {
+            model,
+            state,
+            rule,
+            reducer,
+        })
     }
 
     /// A fresh state for `model` with `params` and `optimizer`, round 0.
@@ -63,9 +69,15 @@ impl Trainer {
                 self.state.params.len()
             )));
         }
-        self.state.optimizer.step(&mut self.state.params, &reduced)?;
+        self.state
+            .optimizer
+            .step(&mut self.state.params, &reduced)?;
         self.state.round += 1;
-        let gradient_norm = reduced.iter().map(|g| f64::from(*g).powi(2)).sum::<f64>().sqrt() as f32;
+        let gradient_norm = reduced
+            .iter()
+            .map(|g| f64::from(*g).powi(2))
+            .sum::<f64>()
+            .sqrt() as f32;
         Ok(RoundOutcome {
             round: self.state.round,
             gradient_norm,
@@ -110,7 +122,11 @@ mod tests {
     #[test]
     fn apply_steps_with_the_reduced_gradient() {
         let model = Mlp::new(&[1, 1]).unwrap();
-        let state = Trainer::fresh(&model, vec![1.0, 0.0], Optimizer::new(OptimizerKind::Sgd, 0.5, 2));
+        let state = Trainer::fresh(
+            &model,
+            vec![1.0, 0.0],
+            Optimizer::new(OptimizerKind::Sgd, 0.5, 2),
+        );
         let mut trainer = Trainer::new(state, Rule::Median, Reducer::Cpu).unwrap();
         let before = trainer.state_hash();
         let g = [[1.0f32, 2.0], [3.0, 4.0], [100.0, -100.0]];

@@ -33,11 +33,9 @@ pub fn reduce(rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError
     match *rule {
         Rule::Mean => run_parallel(inputs, &mut out, mean_range),
         Rule::Median => run_parallel(inputs, &mut out, median_range),
-        Rule::TrimmedMean { trim } => {
-            run_parallel(inputs, &mut out, |inputs, lo, out| {
-                trimmed_range(inputs, lo, out, trim)
-            })
-        }
+        Rule::TrimmedMean { trim } => run_parallel(inputs, &mut out, |inputs, lo, out| {
+            trimmed_range(inputs, lo, out, trim)
+        }),
         Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, &mut out),
     }
     Ok(out)
@@ -145,7 +143,9 @@ fn median_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) {
 /// order, times 1/(K − 2·trim) (the same sequence of operations as the kernel).
 pub fn trimmed_mean_of(column: &mut [f32], trim: usize) -> f32 {
     column.sort_unstable_by(f32::total_cmp);
-    let kept = column.get(trim..column.len().saturating_sub(trim)).unwrap_or(&[]);
+    let kept = column
+        .get(trim..column.len().saturating_sub(trim))
+        .unwrap_or(&[]);
     let Some((first, rest)) = kept.split_first() else {
         return 0.0;
     };
@@ -218,7 +218,10 @@ mod tests {
         let b = [2.0f32, -4.0];
         let c = [100.0f32, 0.5];
         let inputs: Vec<&[f32]> = vec![&a, &b, &c];
-        assert_eq!(reduce(&Rule::Mean, &inputs).unwrap(), vec![103.0 * (1.0f32 / 3.0), 6.5 * (1.0f32 / 3.0)]);
+        assert_eq!(
+            reduce(&Rule::Mean, &inputs).unwrap(),
+            vec![103.0 * (1.0f32 / 3.0), 6.5 * (1.0f32 / 3.0)]
+        );
         assert_eq!(reduce(&Rule::Median, &inputs).unwrap(), vec![2.0, 0.5]);
         assert_eq!(
             reduce(&Rule::TrimmedMean { trim: 1 }, &inputs).unwrap(),
@@ -258,7 +261,11 @@ mod tests {
         let inf = [f32::INFINITY, 0.0];
         assert!(matches!(
             reduce(&Rule::Mean, &[&inf]),
-            Err(AggregateError::NonFinite { index: 0, coordinate: 0, .. })
+            Err(AggregateError::NonFinite {
+                index: 0,
+                coordinate: 0,
+                ..
+            })
         ));
         assert!(matches!(
             reduce(&Rule::TrimmedMean { trim: 1 }, &[&a, &a]),
@@ -271,7 +278,11 @@ mod tests {
         let k = 5;
         let n = PARALLEL_MIN_WORK / 2 + 77;
         let inputs: Vec<Vec<f32>> = (0..k)
-            .map(|i| (0..n).map(|j| ((i * 31 + j * 7) % 1000) as f32 * 0.013 - 6.0).collect())
+            .map(|i| {
+                (0..n)
+                    .map(|j| ((i * 31 + j * 7) % 1000) as f32 * 0.013 - 6.0)
+                    .collect()
+            })
             .collect();
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let parallel = reduce(&Rule::Mean, &refs).unwrap();
@@ -288,7 +299,14 @@ mod tests {
         refs.push(&bad);
         let chosen = krum_selection(&refs, 1, 3);
         assert!(!chosen.contains(&5), "{chosen:?}");
-        let out = reduce(&Rule::Krum { byzantine: 1, select: 1 }, &refs).unwrap();
+        let out = reduce(
+            &Rule::Krum {
+                byzantine: 1,
+                select: 1,
+            },
+            &refs,
+        )
+        .unwrap();
         assert!(out.iter().all(|v| (1.0..1.05).contains(v)), "{out:?}");
     }
 }

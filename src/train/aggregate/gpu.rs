@@ -386,12 +386,12 @@ impl GpuReducer {
             Rule::Median => self.sorted_pipelines(k, rule)?.0.clone(),
             _ => self.sorted_pipelines(k, rule)?.1.clone(),
         };
-        let mut encoder = self
-            .context
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("reduce"),
-            });
+        let mut encoder =
+            self.context
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("reduce"),
+                });
         for chunk in batch.chunks.iter().filter(|c| c.len > 0) {
             // The mean reads and writes whole vec4s; the sorting kernels one float each.
             let invocations = if *rule == Rule::Mean {
@@ -468,12 +468,12 @@ impl GpuReducer {
         let Some((_, groups)) = &batch.copy_target else {
             return Ok(());
         };
-        let mut encoder = self
-            .context
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("copy"),
-            });
+        let mut encoder =
+            self.context
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("copy"),
+                });
         for (chunk, bind_group) in batch.chunks.iter().zip(groups) {
             let count = per_chunk(chunk.len) as u64;
             let (x, y) = grid(

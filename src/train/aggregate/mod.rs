@@ -23,13 +23,17 @@ pub const GPU_MAX_SORTED_INPUTS: usize = 256;
 pub enum AggregateError {
     #[error("no gradients to aggregate: the rule needs at least one input")]
     NoInputs,
-    #[error("gradient {index} has {found} values but gradient 0 has {expected}; all inputs must have the same length")]
+    #[error(
+        "gradient {index} has {found} values but gradient 0 has {expected}; all inputs must have the same length"
+    )]
     LengthMismatch {
         index: usize,
         expected: usize,
         found: usize,
     },
-    #[error("gradient {index} holds a non-finite value ({value}) at coordinate {coordinate}; NaN and Inf are rejected before aggregation")]
+    #[error(
+        "gradient {index} holds a non-finite value ({value}) at coordinate {coordinate}; NaN and Inf are rejected before aggregation"
+    )]
     NonFinite {
         index: usize,
         coordinate: usize,
@@ -41,9 +45,17 @@ pub enum AggregateError {
         needed: usize,
         got: usize,
     },
-    #[error("the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; use --backend cpu or auto")]
-    TooManyInputsForGpu { rule: String, max: usize, got: usize },
-    #[error("the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)")]
+    #[error(
+        "the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; use --backend cpu or auto"
+    )]
+    TooManyInputsForGpu {
+        rule: String,
+        max: usize,
+        got: usize,
+    },
+    #[error(
+        "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)"
+    )]
     Overflow { coordinate: usize },
     #[error("GPU reduction failed: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
