@@ -209,8 +209,13 @@ impl FromStr for BackendChoice {
 pub enum Reducer {
     /// The CPU twin, multi-threaded over coordinates.
     Cpu,
-    /// The WGSL kernels (Krum's pairwise distances run on the CPU).
-    Gpu(Box<GpuReducer>),
+    /// The WGSL kernels (Krum's pairwise distances run on the CPU). With `fallback` (the
+    /// `auto` choice) a column too tall for the GPU sort runs on the CPU twin instead of
+    /// failing.
+    Gpu {
+        reducer: Box<GpuReducer>,
+        fallback: bool,
+    },
 }
 
 impl Reducer {
@@ -223,14 +228,18 @@ impl Reducer {
     ) -> Result<Reducer, AggregateError> {
         match (choice, context) {
             (BackendChoice::Cpu, _) => Ok(Reducer::Cpu),
-            (BackendChoice::Gpu, Some(context)) => {
-                Ok(Reducer::Gpu(Box::new(GpuReducer::new(context)?)))
-            }
+            (BackendChoice::Gpu, Some(context)) => Ok(Reducer::Gpu {
+                reducer: Box::new(GpuReducer::new(context)?),
+                fallback: false,
+            }),
             (BackendChoice::Gpu, None) => Err(crate::gpu::GpuError::NoAdapter.into()),
             (BackendChoice::Auto, Some(context))
                 if context.info.device_type != wgpu::DeviceType::Cpu =>
             {
-                Ok(Reducer::Gpu(Box::new(GpuReducer::new(context)?)))
+                Ok(Reducer::Gpu {
+                    reducer: Box::new(GpuReducer::new(context)?),
+                    fallback: true,
+                })
             }
             (BackendChoice::Auto, _) => Ok(Reducer::Cpu),
         }
@@ -240,7 +249,7 @@ impl Reducer {
     pub fn describe(&self) -> String {
         match self {
             Reducer::Cpu => "cpu".to_string(),
-            Reducer::Gpu(gpu) => format!("gpu ({})", gpu.adapter_name()),
+            Reducer::Gpu { reducer, .. } => format!("gpu ({})", reducer.adapter_name()),
         }
     }
 
@@ -248,7 +257,12 @@ impl Reducer {
     pub fn reduce(&mut self, rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError> {
         match self {
             Reducer::Cpu => cpu::reduce(rule, inputs),
-            Reducer::Gpu(gpu) => gpu.reduce(rule, inputs),
+            Reducer::Gpu { reducer, fallback } => match reducer.reduce(rule, inputs) {
+                Err(AggregateError::TooManyInputsForGpu { .. }) if *fallback => {
+                    cpu::reduce(rule, inputs)
+                }
+                other => other,
+            },
         }
     }
 }
