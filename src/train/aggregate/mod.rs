@@ -210,8 +210,8 @@ pub enum Reducer {
     /// The CPU twin, multi-threaded over coordinates.
     Cpu,
     /// The WGSL kernels (Krum's pairwise distances run on the CPU). With `fallback` (the
-    /// `auto` choice) a column too tall for the GPU sort runs on the CPU twin instead of
-    /// failing.
+    /// `auto` choice) a column too tall for the GPU sort, or a GPU failure such as a lost
+    /// device, runs on the CPU twin instead of failing.
     Gpu {
         reducer: Box<GpuReducer>,
         fallback: bool,
@@ -259,6 +259,10 @@ impl Reducer {
             Reducer::Cpu => cpu::reduce(rule, inputs),
             Reducer::Gpu { reducer, fallback } => match reducer.reduce(rule, inputs) {
                 Err(AggregateError::TooManyInputsForGpu { .. }) if *fallback => {
+                    cpu::reduce(rule, inputs)
+                }
+                Err(AggregateError::Gpu(error)) if *fallback => {
+                    tracing::warn!("GPU reduction failed, using the CPU twin: {error}");
                     cpu::reduce(rule, inputs)
                 }
                 other => other,
