@@ -111,11 +111,15 @@ fn reduce_benches(c: &mut Criterion) {
                 b.iter(|| parallel_copy(black_box(&source), black_box(&mut target)))
             });
             drop((source, target));
+            // The output buffer is reused, as an aggregator does round after round (a fresh
+            // allocation would add page faults the copy baseline does not pay).
+            let mut out = vec![0.0f32; n];
             for rule in rules(k) {
                 group.bench_function(BenchmarkId::new("cpu", label(&rule)), |b| {
-                    b.iter(|| cpu::reduce(&rule, black_box(&refs)).expect("reduce"))
+                    b.iter(|| cpu::reduce_into(&rule, black_box(&refs), &mut out).expect("reduce"))
                 });
             }
+            drop(out);
             if let Some(reducer) = gpu.as_mut() {
                 match reducer.upload(&refs) {
                     Ok(mut batch) => {

@@ -4,6 +4,8 @@
 //! scaled by a reciprocal computed once in f32, so median and trimmed mean match the GPU
 //! exactly and the mean up to the driver's freedom to reorder additions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{AggregateError, Rule, validate_finite, validate_shape};
 
 /// Below this many input floats (K·N) the reduction runs on the calling thread: spawning
@@ -20,25 +22,45 @@ const MEAN_BLOCK: usize = 2048;
 pub fn reduce(rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError> {
     let n = validate_shape(rule, inputs)?;
     let mut out = vec![0.0f32; n];
+    reduce_into(rule, inputs, &mut out)?;
+    Ok(out)
+}
+
+/// Like `reduce`, into a caller's buffer of N floats (reused across rounds, no allocation).
+pub fn reduce_into(rule: &Rule, inputs: &[&[f32]], out: &mut [f32]) -> Result<(), AggregateError> {
+    let n = validate_shape(rule, inputs)?;
+    if out.len() != n {
+        return Err(AggregateError::OutputLength {
+            expected: n,
+            found: out.len(),
+        });
+    }
     if *rule == Rule::Mean {
-        run_parallel(inputs, &mut out, mean_range);
-        if !out.iter().fold(true, |ok, v| ok & v.is_finite()) {
+        let all_finite = AtomicBool::new(true);
+        run_parallel(inputs, out, |inputs, lo, out| {
+            if !mean_range(inputs, lo, out) {
+                all_finite.store(false, Ordering::Relaxed);
+            }
+        });
+        if !all_finite.load(Ordering::Relaxed) {
             validate_finite(inputs)?;
             let coordinate = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
             return Err(AggregateError::Overflow { coordinate });
         }
-        return Ok(out);
+        return Ok(());
     }
     validate_finite(inputs)?;
     match *rule {
-        Rule::Mean => run_parallel(inputs, &mut out, mean_range),
-        Rule::Median => run_parallel(inputs, &mut out, median_range),
-        Rule::TrimmedMean { trim } => run_parallel(inputs, &mut out, |inputs, lo, out| {
+        Rule::Mean => run_parallel(inputs, out, |inputs, lo, out| {
+            mean_range(inputs, lo, out);
+        }),
+        Rule::Median => run_parallel(inputs, out, median_range),
+        Rule::TrimmedMean { trim } => run_parallel(inputs, out, |inputs, lo, out| {
             trimmed_range(inputs, lo, out, trim)
         }),
-        Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, &mut out),
+        Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, out),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The reciprocal both backends scale a sum of `count` values by.
@@ -82,8 +104,10 @@ where
 }
 
 /// Mean of coordinates `lo..lo + out.len()`: out = x₀; out += x₁ … x_{K−1}; out *= 1/K.
-fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) {
+/// Returns whether every result is finite (checked per block while it is in L1).
+fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
     let scale = reciprocal(inputs.len());
+    let mut all_finite = true;
     for (block_index, block) in out.chunks_mut(MEAN_BLOCK).enumerate() {
         let start = lo + block_index * MEAN_BLOCK;
         let end = start + block.len();
@@ -101,10 +125,12 @@ fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) {
                 }
             }
         }
-        for acc in block.iter_mut() {
+        all_finite &= block.iter_mut().fold(true, |ok, acc| {
             *acc *= scale;
-        }
+            ok & acc.is_finite()
+        });
     }
+    all_finite
 }
 
 /// Copies coordinate `j` of every input into `column`.

@@ -53,6 +53,8 @@ pub enum AggregateError {
         max: usize,
         got: usize,
     },
+    #[error("the output buffer holds {found} values but the inputs have {expected}")]
+    OutputLength { expected: usize, found: usize },
     #[error(
         "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)"
     )]
