@@ -117,7 +117,7 @@ fn progress_bar(rounds: u64, json: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(rounds), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} round {pos}/{len} loss {msg} ({per_sec}, eta {eta})")
+        ProgressStyle::with_template("{bar:40} round {pos}/{len} loss {msg} (eta {eta})")
     {
         bar.set_style(style);
     }
