@@ -8,3 +8,4 @@ pub mod gpu;
 pub mod hash;
 pub mod pow;
 pub mod raft;
+pub mod train;

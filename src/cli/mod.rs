@@ -10,6 +10,7 @@ pub mod bench;
 pub mod hash;
 pub mod mine_header;
 pub mod raft_sim;
+pub mod train;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,10 @@ pub enum Command {
     /// Soak the Raft core in the deterministic simulator (loss, partitions, crashes) and check
     /// its safety invariants; `--model-depth D` runs the exhaustive model check instead.
     RaftSim(raft_sim::RaftSimArgs),
+    /// Train an MLP with K simulated workers in one process: each computes a gradient on its
+    /// shard, a rule (mean, median, trimmed mean, Krum) reduces them on the GPU or CPU, and the
+    /// optimizer steps. Prints the final test accuracy (or a --json summary).
+    Train(train::TrainArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -80,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::MineHeader(args) => mine_header::run(args),
         Command::Bench(args) => bench::run(args),
         Command::RaftSim(args) => raft_sim::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! adapter's full limits, device-lost tracking, and small buffer helpers. Kernels' host code
 //! lives with their subsystem (`hash::gpu`, `train::aggregate::gpu`); WGSL lives in `shaders/`.
 
+pub mod buffers;
 mod context;
 
 pub use context::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};

@@ -1,0 +1,338 @@
+//! The CPU twin of the reduction kernels: the same per-coordinate arithmetic, in the same order,
+//! as `shaders/reduce_*.wgsl`, split over threads by coordinate ranges. Sums run in a fixed
+//! order (mean: input 0, 1, …, K−1; trimmed mean: the kept values in ascending order) and are
+//! scaled by a reciprocal computed once in f32, so median and trimmed mean match the GPU
+//! exactly and the mean up to the driver's freedom to reorder additions.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{AggregateError, Rule, validate_finite, validate_shape};
+
+/// Below this many input floats (K·N) the reduction runs on the calling thread: spawning
+/// threads costs more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+/// Coordinates per block of the mean's inner loops: the output block stays in L1 while every
+/// input streams through it.
+const MEAN_BLOCK: usize = 2048;
+
+/// Reduces `inputs` with `rule` after validating them (see `aggregate::validate`). The mean
+/// checks finiteness in the same pass instead of reading the inputs twice: any NaN or Inf
+/// input makes its output coordinate non-finite, and only then are the inputs scanned to
+/// name the culprit.
+pub fn reduce(rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError> {
+    let n = validate_shape(rule, inputs)?;
+    let mut out = vec![0.0f32; n];
+    reduce_into(rule, inputs, &mut out)?;
+    Ok(out)
+}
+
+/// Like `reduce`, into a caller's buffer of N floats (reused across rounds, no allocation).
+pub fn reduce_into(rule: &Rule, inputs: &[&[f32]], out: &mut [f32]) -> Result<(), AggregateError> {
+    let n = validate_shape(rule, inputs)?;
+    if out.len() != n {
+        return Err(AggregateError::OutputLength {
+            expected: n,
+            found: out.len(),
+        });
+    }
+    if *rule == Rule::Mean {
+        let all_finite = AtomicBool::new(true);
+        run_parallel(inputs, out, |inputs, lo, out| {
+            if !mean_range(inputs, lo, out) {
+                all_finite.store(false, Ordering::Relaxed);
+            }
+        });
+        if !all_finite.load(Ordering::Relaxed) {
+            validate_finite(inputs)?;
+            let coordinate = out.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(AggregateError::Overflow { coordinate });
+        }
+        return Ok(());
+    }
+    validate_finite(inputs)?;
+    match *rule {
+        Rule::Mean => run_parallel(inputs, out, |inputs, lo, out| {
+            mean_range(inputs, lo, out);
+        }),
+        Rule::Median => run_parallel(inputs, out, median_range),
+        Rule::TrimmedMean { trim } => run_parallel(inputs, out, |inputs, lo, out| {
+            trimmed_range(inputs, lo, out, trim)
+        }),
+        Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, out),
+    }
+    Ok(())
+}
+
+/// The reciprocal both backends scale a sum of `count` values by.
+pub fn reciprocal(count: usize) -> f32 {
+    1.0 / count as f32
+}
+
+/// The threads a reduction may use: one per available core.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Calls `kernel(inputs, first_coordinate, out_range)` on disjoint ranges of `out`, in
+/// parallel when the work is large enough.
+fn run_parallel<F>(inputs: &[&[f32]], out: &mut [f32], kernel: F)
+where
+    F: Fn(&[&[f32]], usize, &mut [f32]) + Sync,
+{
+    let threads = threads();
+    if threads <= 1 || inputs.len() * out.len() < PARALLEL_MIN_WORK {
+        kernel(inputs, 0, out);
+        return;
+    }
+    let chunk = out.len().div_ceil(threads).next_multiple_of(64);
+    std::thread::scope(|scope| {
+        let kernel = &kernel;
+        let mut rest = &mut out[..];
+        let mut lo = 0;
+        while !rest.is_empty() {
+            let (part, tail) = rest.split_at_mut(chunk.min(rest.len()));
+            let start = lo;
+            lo += part.len();
+            rest = tail;
+            if rest.is_empty() {
+                kernel(inputs, start, part);
+            } else {
+                scope.spawn(move || kernel(inputs, start, part));
+            }
+        }
+    });
+}
+
+/// Mean of coordinates `lo..lo + out.len()`: out = x₀; out += x₁ … x_{K−1}; out *= 1/K.
+/// Returns whether every result is finite (checked per block while it is in L1).
+fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
+    let scale = reciprocal(inputs.len());
+    let mut all_finite = true;
+    for (block_index, block) in out.chunks_mut(MEAN_BLOCK).enumerate() {
+        let start = lo + block_index * MEAN_BLOCK;
+        let end = start + block.len();
+        let mut first = true;
+        for input in inputs {
+            let Some(source) = input.get(start..end) else {
+                continue;
+            };
+            if first {
+                block.copy_from_slice(source);
+                first = false;
+            } else {
+                for (acc, value) in block.iter_mut().zip(source) {
+                    *acc += *value;
+                }
+            }
+        }
+        all_finite &= block.iter_mut().fold(true, |ok, acc| {
+            *acc *= scale;
+            ok & acc.is_finite()
+        });
+    }
+    all_finite
+}
+
+/// Copies coordinate `j` of every input into `column`.
+fn gather(inputs: &[&[f32]], j: usize, column: &mut [f32]) {
+    for (slot, input) in column.iter_mut().zip(inputs) {
+        *slot = input.get(j).copied().unwrap_or(0.0);
+    }
+}
+
+/// The median of a column of finite values: the middle one, or for even K `a·½ + b·½` of the
+/// two middle ones (the same expression as the kernel).
+pub fn median_of(column: &mut [f32]) -> f32 {
+    let k = column.len();
+    if k == 0 {
+        return 0.0;
+    }
+    let mid = k / 2;
+    let (below, upper, _) = column.select_nth_unstable_by(mid, f32::total_cmp);
+    let upper = *upper;
+    if k % 2 == 1 {
+        return upper;
+    }
+    let lower = below.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    lower * 0.5 + upper * 0.5
+}
+
+fn median_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) {
+    let mut column = vec![0.0f32; inputs.len()];
+    for (offset, slot) in out.iter_mut().enumerate() {
+        gather(inputs, lo + offset, &mut column);
+        *slot = median_of(&mut column);
+    }
+}
+
+/// Trimmed mean of a column: sort ascending, sum the kept values `trim..K−trim` in ascending
+/// order, times 1/(K − 2·trim) (the same sequence of operations as the kernel).
+pub fn trimmed_mean_of(column: &mut [f32], trim: usize) -> f32 {
+    column.sort_unstable_by(f32::total_cmp);
+    let kept = column
+        .get(trim..column.len().saturating_sub(trim))
+        .unwrap_or(&[]);
+    let Some((first, rest)) = kept.split_first() else {
+        return 0.0;
+    };
+    let sum = rest.iter().fold(*first, |acc, v| acc + v);
+    sum * reciprocal(kept.len())
+}
+
+fn trimmed_range(inputs: &[&[f32]], lo: usize, out: &mut [f32], trim: usize) {
+    let mut column = vec![0.0f32; inputs.len()];
+    for (offset, slot) in out.iter_mut().enumerate() {
+        gather(inputs, lo + offset, &mut column);
+        *slot = trimmed_mean_of(&mut column, trim);
+    }
+}
+
+/// Squared Euclidean distance, accumulated in f64 so scores of long vectors stay comparable.
+fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = f64::from(*x) - f64::from(*y);
+            d * d
+        })
+        .sum()
+}
+
+/// Indices of the `select` inputs with the lowest Krum scores, ascending by index.
+pub fn krum_selection(inputs: &[&[f32]], byzantine: usize, select: usize) -> Vec<usize> {
+    let k = inputs.len();
+    let mut distances = vec![0.0f64; k * k];
+    for i in 0..k {
+        for j in (i + 1)..k {
+            let d = squared_distance(inputs[i], inputs[j]);
+            distances[i * k + j] = d;
+            distances[j * k + i] = d;
+        }
+    }
+    let neighbours = k.saturating_sub(byzantine + 2).max(1);
+    let mut scores: Vec<(f64, usize)> = (0..k)
+        .map(|i| {
+            let mut row: Vec<f64> = (0..k)
+                .filter(|&j| j != i)
+                .map(|j| distances[i * k + j])
+                .collect();
+            row.sort_unstable_by(f64::total_cmp);
+            (row.iter().take(neighbours).sum(), i)
+        })
+        .collect();
+    scores.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut chosen: Vec<usize> = scores.iter().take(select.max(1)).map(|s| s.1).collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+fn krum(inputs: &[&[f32]], byzantine: usize, select: usize, out: &mut [f32]) {
+    let chosen: Vec<&[f32]> = krum_selection(inputs, byzantine, select)
+        .into_iter()
+        .filter_map(|i| inputs.get(i).copied())
+        .collect();
+    mean_range(&chosen, 0, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_on_a_small_column() {
+        let a = [1.0f32, 10.0];
+        let b = [2.0f32, -4.0];
+        let c = [100.0f32, 0.5];
+        let inputs: Vec<&[f32]> = vec![&a, &b, &c];
+        assert_eq!(
+            reduce(&Rule::Mean, &inputs).unwrap(),
+            vec![103.0 * (1.0f32 / 3.0), 6.5 * (1.0f32 / 3.0)]
+        );
+        assert_eq!(reduce(&Rule::Median, &inputs).unwrap(), vec![2.0, 0.5]);
+        assert_eq!(
+            reduce(&Rule::TrimmedMean { trim: 1 }, &inputs).unwrap(),
+            vec![2.0, 0.5]
+        );
+        let d = [3.0f32, 1.0];
+        let four: Vec<&[f32]> = vec![&a, &b, &c, &d];
+        assert_eq!(reduce(&Rule::Median, &four).unwrap(), vec![2.5, 0.75]);
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        let a = [1.0f32, 2.0];
+        let short = [1.0f32];
+        let nan = [1.0f32, f32::NAN];
+        assert!(matches!(
+            reduce(&Rule::Mean, &[]),
+            Err(AggregateError::NoInputs)
+        ));
+        assert!(matches!(
+            reduce(&Rule::Mean, &[&a, &short]),
+            Err(AggregateError::LengthMismatch { index: 1, .. })
+        ));
+        assert!(matches!(
+            reduce(&Rule::Median, &[&a, &nan]),
+            Err(AggregateError::NonFinite {
+                index: 1,
+                coordinate: 1,
+                ..
+            })
+        ));
+        let big = [f32::MAX, 1.0];
+        assert!(matches!(
+            reduce(&Rule::Mean, &[&big, &big]),
+            Err(AggregateError::Overflow { coordinate: 0 })
+        ));
+        let inf = [f32::INFINITY, 0.0];
+        assert!(matches!(
+            reduce(&Rule::Mean, &[&inf]),
+            Err(AggregateError::NonFinite {
+                index: 0,
+                coordinate: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            reduce(&Rule::TrimmedMean { trim: 1 }, &[&a, &a]),
+            Err(AggregateError::TooFewInputs { needed: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn parallel_mean_matches_the_single_threaded_order() {
+        let k = 5;
+        let n = PARALLEL_MIN_WORK / 2 + 77;
+        let inputs: Vec<Vec<f32>> = (0..k)
+            .map(|i| {
+                (0..n)
+                    .map(|j| ((i * 31 + j * 7) % 1000) as f32 * 0.013 - 6.0)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let parallel = reduce(&Rule::Mean, &refs).unwrap();
+        let mut serial = vec![0.0; n];
+        mean_range(&refs, 0, &mut serial);
+        assert_eq!(parallel, serial);
+    }
+
+    #[test]
+    fn krum_discards_the_outlier() {
+        let honest: Vec<Vec<f32>> = (0..5).map(|i| vec![1.0 + i as f32 * 0.01; 4]).collect();
+        let bad = vec![-50.0f32; 4];
+        let mut refs: Vec<&[f32]> = honest.iter().map(Vec::as_slice).collect();
+        refs.push(&bad);
+        let chosen = krum_selection(&refs, 1, 3);
+        assert!(!chosen.contains(&5), "{chosen:?}");
+        let out = reduce(
+            &Rule::Krum {
+                byzantine: 1,
+                select: 1,
+            },
+            &refs,
+        )
+        .unwrap();
+        assert!(out.iter().all(|v| (1.0..1.05).contains(v)), "{out:?}");
+    }
+}

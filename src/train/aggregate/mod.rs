@@ -1,0 +1,274 @@
+//! Gradient aggregation rules (mean, coordinate-wise median, trimmed mean, Krum): K inputs of N
+//! floats reduced to N floats, with a CPU twin (`cpu`) and WGSL kernels (`gpu`) that agree.
+//! Inputs are validated here once (shapes, NaN/Inf) before either backend sees them. This
+//! module owns no I/O and knows nothing about models or the network.
+
+pub mod cpu;
+pub mod gpu;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::gpu::GpuContext;
+
+pub use gpu::GpuReducer;
+
+/// Largest K the GPU median and trimmed-mean kernels sort per coordinate; larger K runs on the
+/// CPU twin (the `auto` backend) or is refused (the `gpu` backend).
+pub const GPU_MAX_SORTED_INPUTS: usize = 256;
+
+/// Why a reduction was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AggregateError {
+    #[error("no gradients to aggregate: the rule needs at least one input")]
+    NoInputs,
+    #[error(
+        "gradient {index} has {found} values but gradient 0 has {expected}; all inputs must have the same length"
+    )]
+    LengthMismatch {
+        index: usize,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "gradient {index} holds a non-finite value ({value}) at coordinate {coordinate}; NaN and Inf are rejected before aggregation"
+    )]
+    NonFinite {
+        index: usize,
+        coordinate: usize,
+        value: f32,
+    },
+    #[error("{rule} needs {needed} inputs but got {got}; lower --trim or add workers")]
+    TooFewInputs {
+        rule: String,
+        needed: usize,
+        got: usize,
+    },
+    #[error(
+        "the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; use --backend cpu or auto"
+    )]
+    TooManyInputsForGpu {
+        rule: String,
+        max: usize,
+        got: usize,
+    },
+    #[error("the output buffer holds {found} values but the inputs have {expected}")]
+    OutputLength { expected: usize, found: usize },
+    #[error(
+        "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)"
+    )]
+    Overflow { coordinate: usize },
+    #[error("GPU reduction failed: {0}")]
+    Gpu(#[from] crate::gpu::GpuError),
+}
+
+/// An aggregation rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rule {
+    /// Coordinate-wise arithmetic mean (sum in input order, times 1/K).
+    Mean,
+    /// Coordinate-wise median; for even K the mean of the two middle values.
+    Median,
+    /// Coordinate-wise mean after dropping the `trim` largest and `trim` smallest values.
+    TrimmedMean { trim: usize },
+    /// Multi-Krum (Blanchard et al. 2017): score each input by the summed squared distance to
+    /// its K−f−2 nearest others and average the `select` best (`select = 1` is Krum).
+    Krum { byzantine: usize, select: usize },
+}
+
+impl Rule {
+    /// The smallest number of inputs this rule accepts.
+    pub fn min_inputs(&self) -> usize {
+        match *self {
+            Rule::Mean | Rule::Median => 1,
+            Rule::TrimmedMean { trim } => 2 * trim + 1,
+            Rule::Krum { byzantine, select } => (2 * byzantine + 3).max(select),
+        }
+    }
+
+    /// The rule's name as the CLI spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Mean => "mean",
+            Rule::Median => "median",
+            Rule::TrimmedMean { .. } => "trimmed-mean",
+            Rule::Krum { .. } => "krum",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::TrimmedMean { trim } => write!(f, "trimmed-mean (b = {trim})"),
+            Rule::Krum { byzantine, select } => {
+                write!(f, "krum (f = {byzantine}, m = {select})")
+            }
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// The rule family the CLI names (`--rule`); parameters come from other flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleName {
+    Mean,
+    Median,
+    TrimmedMean,
+    Krum,
+}
+
+impl FromStr for RuleName {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "mean" => Ok(RuleName::Mean),
+            "median" => Ok(RuleName::Median),
+            "trimmed-mean" | "trimmed" | "trimmed_mean" => Ok(RuleName::TrimmedMean),
+            "krum" | "multi-krum" => Ok(RuleName::Krum),
+            other => Err(format!(
+                "unknown rule '{other}'; use mean, median, trimmed-mean or krum"
+            )),
+        }
+    }
+}
+
+/// Checks that `inputs` form K ≥ `rule.min_inputs()` equal-length, finite vectors; returns N.
+pub fn validate(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError> {
+    let n = validate_shape(rule, inputs)?;
+    validate_finite(inputs)?;
+    Ok(n)
+}
+
+/// Checks the count and lengths of `inputs` only; returns N.
+pub fn validate_shape(rule: &Rule, inputs: &[&[f32]]) -> Result<usize, AggregateError> {
+    let first = inputs.first().ok_or(AggregateError::NoInputs)?;
+    let n = first.len();
+    if inputs.len() < rule.min_inputs() {
+        return Err(AggregateError::TooFewInputs {
+            rule: rule.to_string(),
+            needed: rule.min_inputs(),
+            got: inputs.len(),
+        });
+    }
+    for (index, input) in inputs.iter().enumerate() {
+        if input.len() != n {
+            return Err(AggregateError::LengthMismatch {
+                index,
+                expected: n,
+                found: input.len(),
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// Refuses the first NaN or ±Inf, naming the input and coordinate.
+pub fn validate_finite(inputs: &[&[f32]]) -> Result<(), AggregateError> {
+    for (index, input) in inputs.iter().enumerate() {
+        // A branch-free scan first (vectorises); locate the culprit only on failure.
+        if !input.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            let coordinate = input.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            return Err(AggregateError::NonFinite {
+                index,
+                coordinate,
+                value: input.get(coordinate).copied().unwrap_or(f32::NAN),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Which backend to reduce on, as the CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// The CPU twin.
+    Cpu,
+    /// The WGSL kernels; fails without a GPU adapter.
+    Gpu,
+    /// The GPU only on a hardware adapter (a software one such as lavapipe is slower than the
+    /// CPU twin), else the CPU.
+    #[default]
+    Auto,
+}
+
+impl FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(BackendChoice::Cpu),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "auto" => Ok(BackendChoice::Auto),
+            other => Err(format!("unknown backend '{other}'; use cpu, gpu or auto")),
+        }
+    }
+}
+
+/// Reduces gradients with a rule on the CPU or the GPU.
+#[derive(Debug)]
+pub enum Reducer {
+    /// The CPU twin, multi-threaded over coordinates.
+    Cpu,
+    /// The WGSL kernels (Krum's pairwise distances run on the CPU). With `fallback` (the
+    /// `auto` choice) a column too tall for the GPU sort, or a GPU failure such as a lost
+    /// device, runs on the CPU twin instead of failing.
+    Gpu {
+        reducer: Box<GpuReducer>,
+        fallback: bool,
+    },
+}
+
+impl Reducer {
+    /// A reducer for `choice`: `context` is the opened GPU (or `None` when none could be
+    /// opened). `Gpu` without a context is an error; `Auto` takes the GPU only when it is
+    /// hardware.
+    pub fn choose(
+        choice: BackendChoice,
+        context: Option<GpuContext>,
+    ) -> Result<Reducer, AggregateError> {
+        match (choice, context) {
+            (BackendChoice::Cpu, _) => Ok(Reducer::Cpu),
+            (BackendChoice::Gpu, Some(context)) => Ok(Reducer::Gpu {
+                reducer: Box::new(GpuReducer::new(context)?),
+                fallback: false,
+            }),
+            (BackendChoice::Gpu, None) => Err(crate::gpu::GpuError::NoAdapter.into()),
+            (BackendChoice::Auto, Some(context))
+                if context.info.device_type != wgpu::DeviceType::Cpu =>
+            {
+                Ok(Reducer::Gpu {
+                    reducer: Box::new(GpuReducer::new(context)?),
+                    fallback: true,
+                })
+            }
+            (BackendChoice::Auto, _) => Ok(Reducer::Cpu),
+        }
+    }
+
+    /// `"cpu"` or `"gpu (ADAPTER)"`, for logs and summaries.
+    pub fn describe(&self) -> String {
+        match self {
+            Reducer::Cpu => "cpu".to_string(),
+            Reducer::Gpu { reducer, .. } => format!("gpu ({})", reducer.adapter_name()),
+        }
+    }
+
+    /// Reduces `inputs` (K vectors of N floats) with `rule` into N floats.
+    pub fn reduce(&mut self, rule: &Rule, inputs: &[&[f32]]) -> Result<Vec<f32>, AggregateError> {
+        match self {
+            Reducer::Cpu => cpu::reduce(rule, inputs),
+            Reducer::Gpu { reducer, fallback } => match reducer.reduce(rule, inputs) {
+                Err(AggregateError::TooManyInputsForGpu { .. }) if *fallback => {
+                    cpu::reduce(rule, inputs)
+                }
+                Err(AggregateError::Gpu(error)) if *fallback => {
+                    tracing::warn!("GPU reduction failed, using the CPU twin: {error}");
+                    cpu::reduce(rule, inputs)
+                }
+                other => other,
+            },
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The sans-IO round core: a `Trainer` holds parameters and optimizer state, takes the
+//! round's gradients, reduces them with the configured rule and steps the optimizer. It does
+//! not know where gradients come from (simulated workers here, the network in step 5).
+
+use super::TrainError;
+use super::aggregate::{Reducer, Rule};
+use super::model::Mlp;
+use super::optimizer::Optimizer;
+use super::params::{StateHash, TrainState};
+
+/// What one applied round produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundOutcome {
+    /// The round just completed (1 for the first).
+    pub round: u64,
+    /// Euclidean norm of the reduced gradient.
+    pub gradient_norm: f32,
+}
+
+/// Parameters, optimizer and rule: gradients in, new parameters out.
+#[derive(Debug)]
+pub struct Trainer {
+    model: Mlp,
+    state: TrainState,
+    rule: Rule,
+    reducer: Reducer,
+}
+
+impl Trainer {
+    /// A trainer resuming from `state` (round 0 for a fresh model).
+    pub fn new(state: TrainState, rule: Rule, reducer: Reducer) -> Result<Trainer, TrainError> {
+        let model = Mlp::new(&state.layers)?;
+        if state.params.len() != model.param_count() || state.optimizer.len() != model.param_count()
+        {
+            return Err(TrainError::BadModel(format!(
+                "state holds {} parameters and optimizer state for {}; layers {:?} need {}",
+                state.params.len(),
+                state.optimizer.len(),
+                state.layers,
+                model.param_count()
+            )));
+        }
+        Ok(Trainer {
+            model,
+            state,
+            rule,
+            reducer,
+        })
+    }
+
+    /// A fresh state for `model` with `params` and `optimizer`, round 0.
+    pub fn fresh(model: &Mlp, params: Vec<f32>, optimizer: Optimizer) -> TrainState {
+        TrainState {
+            layers: model.sizes().to_vec(),
+            round: 0,
+            params,
+            optimizer,
+        }
+    }
+
+    /// Reduces `gradients` (one per contributing worker) with the rule and steps the
+    /// optimizer; the round counter advances only on success.
+    pub fn apply(&mut self, gradients: &[&[f32]]) -> Result<RoundOutcome, TrainError> {
+        let reduced = self.reducer.reduce(&self.rule, gradients)?;
+        if reduced.len() != self.state.params.len() {
+            return Err(TrainError::BadModel(format!(
+                "gradients have {} values, the model {} parameters",
+                reduced.len(),
+                self.state.params.len()
+            )));
+        }
+        self.state
+            .optimizer
+            .step(&mut self.state.params, &reduced)?;
+        self.state.round += 1;
+        let gradient_norm = reduced
+            .iter()
+            .map(|g| f64::from(*g).powi(2))
+            .sum::<f64>()
+            .sqrt() as f32;
+        Ok(RoundOutcome {
+            round: self.state.round,
+            gradient_norm,
+        })
+    }
+
+    /// The current parameters.
+    pub fn params(&self) -> &[f32] {
+        &self.state.params
+    }
+    /// Rounds completed.
+    pub fn round(&self) -> u64 {
+        self.state.round
+    }
+    /// The model's shape.
+    pub fn model(&self) -> &Mlp {
+        &self.model
+    }
+    /// The aggregation rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+    /// Which backend reduces (for summaries).
+    pub fn reducer(&self) -> &Reducer {
+        &self.reducer
+    }
+    /// The full state (serialise with `to_bytes`).
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+    /// Content hash of the current state.
+    pub fn state_hash(&self) -> StateHash {
+        self.state.hash()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::optimizer::OptimizerKind;
+
+    #[test]
+    fn apply_steps_with_the_reduced_gradient() {
+        let model = Mlp::new(&[1, 1]).unwrap();
+        let state = Trainer::fresh(
+            &model,
+            vec![1.0, 0.0],
+            Optimizer::new(OptimizerKind::Sgd, 0.5, 2),
+        );
+        let mut trainer = Trainer::new(state, Rule::Median, Reducer::Cpu).unwrap();
+        let before = trainer.state_hash();
+        let g = [[1.0f32, 2.0], [3.0, 4.0], [100.0, -100.0]];
+        let refs: Vec<&[f32]> = g.iter().map(|v| v.as_slice()).collect();
+        let outcome = trainer.apply(&refs).unwrap();
+        assert_eq!(outcome.round, 1);
+        // Median (3, 2), lr 0.5: params (1 − 1.5, 0 − 1).
+        assert_eq!(trainer.params(), &[-0.5, -1.0]);
+        assert_ne!(trainer.state_hash(), before);
+        let wrong = [[1.0f32; 3]];
+        let refs: Vec<&[f32]> = wrong.iter().map(|v| v.as_slice()).collect();
+        assert!(trainer.apply(&refs).is_err());
+        assert_eq!(trainer.round(), 1);
+    }
+}
