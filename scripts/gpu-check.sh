@@ -42,7 +42,7 @@ if [ -n "${stage:-}" ]; then
     mkdir -p "$stage"
     cargo build "${profile[@]}" --bins --examples
     cp "$bin/hashgrad" "$bin/examples/gpu_hashrate" "$stage/"
-    cargo test "${profile[@]}" --test gpu_search --test gpu_smoke --no-run --message-format=json \
+    cargo test "${profile[@]}" --test gpu_search --test gpu_smoke --test train_reduce_gpu --no-run --message-format=json \
         | grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | while read -r exe; do
             name=$(basename "$exe"); cp "$exe" "$stage/${name%-*}"
         done
@@ -121,11 +121,11 @@ stop_clock_sampler() { [ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null; sam
 if [ -n "$prebuilt" ]; then
     bin="$prebuilt"
     example="$bin/gpu_hashrate"
-    for t in gpu_search gpu_smoke; do step "gpu-tests-$t" env HASHGRAD_REQUIRE_GPU=1 "$bin/$t"; done
+    for t in gpu_search gpu_smoke train_reduce_gpu; do step "gpu-tests-$t" env HASHGRAD_REQUIRE_GPU=1 "$bin/$t"; done
 else
     example="$bin/examples/gpu_hashrate"
     step build cargo build "${profile[@]}" --bins --examples
-    step gpu-tests env HASHGRAD_REQUIRE_GPU=1 cargo test "${profile[@]}" --test gpu_search --test gpu_smoke
+    step gpu-tests env HASHGRAD_REQUIRE_GPU=1 cargo test "${profile[@]}" --test gpu_search --test gpu_smoke --test train_reduce_gpu
 fi
 step adapters "$bin/hashgrad" adapters
 
@@ -145,6 +145,8 @@ stop_clock_sampler
 if [ "$quick" = 0 ] && [ -z "$prebuilt" ]; then
     step criterion-gpu cargo bench --bench gpu_search
     if [ -f benches/hashrate.rs ]; then step criterion-hashrate cargo bench --bench hashrate -- gpu; fi
+    # Gradient reduction vs the device's copy rate, K in {4,16,64}, N in {1M, 32M} floats.
+    step criterion-reduce env HASHGRAD_BENCH_BIG=1 cargo bench --bench reduce -- /gpu/
 fi
 
 # --- summary: hashes/s and hashes per SM per clock cycle ---
