@@ -81,7 +81,7 @@ pub fn run(args: RaftSimArgs) -> anyhow::Result<()> {
             }
         }
         let done = done as u64 + 1;
-        if done % progress_every == 0 && done < args.seeds {
+        if done.is_multiple_of(progress_every) && done < args.seeds {
             eprintln!(
                 "  {done}/{} seeds ok ({:.1?})",
                 args.seeds,

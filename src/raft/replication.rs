@@ -116,11 +116,11 @@ impl Raft {
                 read_round,
             },
         );
-        if let (Some(last), Some(p)) = (last, self.progress.get_mut(&to)) {
-            if !p.probing {
-                // Optimistic pipelining: the next append continues after these.
-                p.next_index = last + 1;
-            }
+        if let (Some(last), Some(p)) = (last, self.progress.get_mut(&to))
+            && !p.probing
+        {
+            // Optimistic pipelining: the next append continues after these.
+            p.next_index = last + 1;
         }
     }
 

@@ -107,7 +107,7 @@ pub fn vector_to_bytes(values: &[f32]) -> Vec<u8> {
 
 /// Decodes `vector_to_bytes` output of at most `max_len` floats.
 pub fn vector_from_bytes(bytes: &[u8], max_len: usize) -> Result<Vec<f32>, TrainError> {
-    if bytes.len() % 4 != 0 || bytes.len() / 4 > max_len {
+    if !bytes.len().is_multiple_of(4) || bytes.len() / 4 > max_len {
         return Err(TrainError::BadState(format!(
             "a vector blob of {} bytes is not a whole number of at most {max_len} floats",
             bytes.len()

@@ -209,13 +209,12 @@ pub fn run(config: &SimConfig) -> Result<SimReport, Box<SimFailure>> {
                     marker = Some((leader, index, data));
                 }
             }
-            if let Some((at, index, _)) = &marker {
-                if cluster
+            if let Some((at, index, _)) = &marker
+                && cluster
                     .raft(*at)
                     .is_some_and(|r| r.commit_index() >= *index)
-                {
-                    break;
-                }
+            {
+                break;
             }
         }
         cluster.tick().map_err(fail)?;
@@ -270,10 +269,10 @@ fn chaos(
             }
         }
     }
-    if cluster.rng.random_bool(config.crash_rate) {
-        if let Some(id) = cluster.random_up() {
-            cluster.crash(id);
-        }
+    if cluster.rng.random_bool(config.crash_rate)
+        && let Some(id) = cluster.random_up()
+    {
+        cluster.crash(id);
     }
     for id in ids.iter().copied() {
         let down = cluster.nodes.get(&id).is_some_and(|n| n.raft.is_none());
@@ -298,10 +297,10 @@ fn chaos(
             cluster.propose(leader, data)?;
         }
     }
-    if cluster.rng.random_bool(config.read_rate) {
-        if let Some(id) = cluster.random_up() {
-            cluster.read(id)?;
-        }
+    if cluster.rng.random_bool(config.read_rate)
+        && let Some(id) = cluster.random_up()
+    {
+        cluster.read(id)?;
     }
     for id in ids {
         let due = cluster

@@ -134,18 +134,18 @@ fn check(state: &mut State, parent_commits: &[u64], depth: usize) -> Result<(), 
             let agree = (1..=last)
                 .rev()
                 .find(|&i| a.entry_term(i).is_some() && a.entry_term(i) == b.entry_term(i));
-            if let Some(top) = agree {
-                if (1..=top).any(|i| a.entry(i) != b.entry(i)) {
-                    return Err(violation(
-                        Property::LogMatching,
-                        depth,
-                        format!(
-                            "nodes {} and {} agree at {top} but differ before",
-                            a.id(),
-                            b.id()
-                        ),
-                    ));
-                }
+            if let Some(top) = agree
+                && (1..=top).any(|i| a.entry(i) != b.entry(i))
+            {
+                return Err(violation(
+                    Property::LogMatching,
+                    depth,
+                    format!(
+                        "nodes {} and {} agree at {top} but differ before",
+                        a.id(),
+                        b.id()
+                    ),
+                ));
             }
         }
         for i in 1..=a.commit_index() {
