@@ -18,6 +18,9 @@ use super::error::ChainError;
 use super::header::BlockHash;
 use super::network::NetworkParams;
 
+/// The store's file name inside a node's data dir.
+pub const STORE_FILE: &str = "chain.redb";
+
 /// Version of the table layout; bump it when the schema changes.
 pub const STORE_FORMAT: u32 = 1;
 
@@ -401,6 +404,31 @@ impl ChainStore {
             out.push((addr.value().to_string(), seen.value()));
         }
         Ok(out)
+    }
+
+    /// A stored block (on any branch).
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let blocks = read.open_table(BLOCKS).map_err(|e| self.table_err(e))?;
+        let Some(record) = blocks.get(&hash.0).map_err(|e| self.db_err(e))? else {
+            return Ok(None);
+        };
+        parse_record(record.value())
+            .map(|(_, block)| Some(block))
+            .map_err(|source| StoreError::InvalidBlock {
+                hash: *hash,
+                source,
+            })
+    }
+
+    /// Hash of the stored best chain's block at `height`.
+    pub fn hash_at_height(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let heights = read.open_table(HEIGHTS).map_err(|e| self.table_err(e))?;
+        Ok(heights
+            .get(height)
+            .map_err(|e| self.db_err(e))?
+            .map(|v| BlockHash(*v.value())))
     }
 
     /// The stored tip (without replaying the chain).
