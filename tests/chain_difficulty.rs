@@ -85,7 +85,7 @@ fn simulate(
         let change = f64::from(Target::from_compact(bits).expect("bits").0)
             / f64::from(Target::from_compact(parent.bits).expect("bits").0);
         assert!(
-            change <= 4.0 * 1.001 && change >= 0.25 / 1.001,
+            (0.25 / 1.001..=4.0 * 1.001).contains(&change),
             "one step changed the target by {change}"
         );
         let dt = block_time(bits, hashrate(i));

@@ -254,7 +254,9 @@ mod tests {
         let good = BUILTIN_NETWORKS_TOML;
         let bad = good.replacen("target_block_time_secs = 1", "target_block_secs = 1", 1);
         assert_ne!(bad, good);
-        let err = parse_networks(&bad).err().expect("unknown key is an error");
+        let Err(err) = parse_networks(&bad) else {
+            panic!("an unknown key must be an error");
+        };
         assert!(err.to_string().contains("target_block_secs"), "{err}");
 
         let spec = NetworkSpec {
