@@ -180,3 +180,56 @@ fn a_stalled_network_eases_by_the_max_factor_per_block_and_never_past_the_limit(
         params.pow_limit.to_compact()
     );
 }
+
+#[test]
+fn the_chain_enforces_the_retarget_on_devnet() {
+    use chain_support::{NOW, miner};
+    use hashgrad::hash::NonceRange;
+    use hashgrad::pow::{Accepted, Chain, ChainError};
+
+    let params = NetworkParams::by_name("devnet").expect("devnet");
+    let limit_bits = params.pow_limit.to_compact();
+    let mut chain = Chain::new(params.clone());
+    let genesis_time = chain.tip_header().time;
+    let mine_at = |chain: &Chain, time: u32, bits: Option<CompactBits>| {
+        let mut template = chain.template(miner(1), Vec::new(), NOW);
+        template.set_time(time);
+        let mut block = template.with_nonce(0);
+        if let Some(bits) = bits {
+            block.header.bits = bits;
+        }
+        let target = Target::from_compact(block.header.bits).expect("bits");
+        (0..=u32::MAX)
+            .map(|nonce| {
+                block.header.nonce = nonce;
+                block.clone()
+            })
+            .find(|b| target.is_met_by(&b.hash().0))
+            .expect("a nonce exists")
+    };
+    // Block 1 follows the genesis alone: genesis bits.
+    assert_eq!(chain.next_bits(&chain.tip()), Some(limit_bits));
+    let first = mine_at(&chain, genesis_time + 1, None);
+    assert_eq!(
+        chain.accept_block(first, NOW),
+        Ok(Accepted::NewTip { reorg: None })
+    );
+    // It came in half the target time: block 2 must be twice as hard.
+    let demanded = chain.next_bits(&chain.tip()).expect("tip known");
+    let demanded_target = Target::from_compact(demanded).expect("bits").0;
+    assert_eq!(demanded_target, params.pow_limit.0 >> 1u8);
+    let lazy = mine_at(&chain, genesis_time + 2, Some(limit_bits));
+    assert!(matches!(
+        chain.accept_block(lazy, NOW),
+        Err(ChainError::WrongBits { got, expected, .. }) if got == limit_bits && expected == demanded
+    ));
+    let honest = chain
+        .template(miner(1), Vec::new(), u64::from(genesis_time) + 2)
+        .mine_with_reference(NonceRange::FULL)
+        .expect("a nonce exists");
+    assert_eq!(honest.header.bits, demanded);
+    assert_eq!(
+        chain.accept_block(honest, NOW),
+        Ok(Accepted::NewTip { reorg: None })
+    );
+}
