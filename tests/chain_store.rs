@@ -315,3 +315,38 @@ fn a_store_killed_at_random_moments_stays_consistent() {
         "a kill never loses a committed block: {heights:?}"
     );
 }
+
+#[test]
+fn a_batch_of_blocks_with_a_reorg_is_stored_in_one_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.redb");
+    let params = NetworkParams::regtest();
+    let mut chain = Chain::new(params.clone());
+    let mut store = ChainStore::open(&path, &params).expect("new store");
+    let genesis = chain.tip();
+    let mut batch = Vec::new();
+    // Five blocks on one branch, then six from the genesis on another: a 5-block reorg.
+    for (count, who) in [(5, 1u8), (6, 2u8)] {
+        let mut parent = genesis;
+        for i in 0..count {
+            let block = mine_on(
+                &chain,
+                &parent,
+                miner(who),
+                vec![receipt(&format!("{who}-{i}"))],
+            );
+            parent = block.hash();
+            let accepted = chain.accept_block(block.clone(), NOW).expect("valid");
+            batch.push((block, accepted));
+        }
+    }
+    let pairs: Vec<(&Block, &Accepted)> = batch.iter().map(|(b, a)| (b, a)).collect();
+    store.store_blocks_and_tip(&pairs, &chain).expect("stored");
+    drop(store);
+    let restored = ChainStore::open(&path, &params)
+        .expect("reopen")
+        .load_chain()
+        .expect("load");
+    assert_same_chain(&chain, &restored);
+    assert_eq!(restored.block_count(), 12);
+}

@@ -224,25 +224,44 @@ impl ChainStore {
         accepted: &Accepted,
         chain: &Chain,
     ) -> Result<(), StoreError> {
-        if matches!(accepted, Accepted::Duplicate | Accepted::Orphan { .. }) {
+        self.store_blocks_and_tip(&[(block, accepted)], chain)
+    }
+
+    /// Like `store_block_and_tip` for several blocks `chain` has accepted in this order, in
+    /// one durable transaction (one fsync): what a syncing node uses for a batch of blocks.
+    pub fn store_blocks_and_tip(
+        &mut self,
+        accepted_blocks: &[(&Block, &Accepted)],
+        chain: &Chain,
+    ) -> Result<(), StoreError> {
+        let stored: Vec<&(&Block, &Accepted)> = accepted_blocks
+            .iter()
+            .filter(|(_, a)| !matches!(a, Accepted::Duplicate | Accepted::Orphan { .. }))
+            .collect();
+        if stored.is_empty() {
             return Ok(());
         }
-        let hash = block.hash();
-        let height = chain
-            .height_of(&hash)
-            .ok_or_else(|| StoreError::Inconsistent {
-                path: self.path.clone(),
-                reason: format!("block {hash} is not in the chain it was stored from"),
-            })?;
+        let new_tip = stored
+            .iter()
+            .any(|(_, a)| matches!(a, Accepted::NewTip { .. }));
         let write = self.db.begin_write().map_err(|e| self.db_err(e))?;
         {
             let mut blocks = write.open_table(BLOCKS).map_err(|e| self.table_err(e))?;
-            blocks
-                .insert(&hash.0, block_record(height, block).as_slice())
-                .map_err(|e| self.db_err(e))?;
-            if let Accepted::NewTip { .. } = accepted {
+            for (block, _) in &stored {
+                let hash = block.hash();
+                let height = chain
+                    .height_of(&hash)
+                    .ok_or_else(|| StoreError::Inconsistent {
+                        path: self.path.clone(),
+                        reason: format!("block {hash} is not in the chain it was stored from"),
+                    })?;
+                blocks
+                    .insert(&hash.0, block_record(height, block).as_slice())
+                    .map_err(|e| self.db_err(e))?;
+            }
+            if new_tip {
                 let mut heights = write.open_table(HEIGHTS).map_err(|e| self.table_err(e))?;
-                // Rewrite heights from the tip down to the fork point (one entry when the
+                // Rewrite heights from the tip down to the fork point (one entry when a
                 // block extends the old tip), then drop heights above the new tip.
                 let mut h = chain.height();
                 while let Some(best) = chain.hash_at_height(h) {
