@@ -4,6 +4,8 @@
 //! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
 
 pub mod cli;
+pub mod config;
 pub mod gpu;
 pub mod hash;
+pub mod net;
 pub mod pow;
