@@ -77,6 +77,10 @@ pub struct MiningSection {
     pub backend: String,
     /// CPU miner threads.
     pub threads: usize,
+    /// Before mining on a new tip, wait a random time between 0 and twice this many
+    /// milliseconds. 0 (the default) mines at once; set it on easy fixed-target networks
+    /// (regtest) so blocks come at a human pace and timestamps do not outrun the clock.
+    pub pace_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -116,6 +120,7 @@ impl Default for MiningSection {
             enabled: true,
             backend: "cpu".to_string(),
             threads: 1,
+            pace_ms: 0,
         }
     }
 }
