@@ -1,0 +1,359 @@
+//! Blocks: header + body (a coinbase item and opaque receipt items), and their wire encoding.
+//!
+//! Owns the byte layout and its bounds. The decoder never panics and checks every length
+//! before it allocates; whether a decoded block is valid is `validate`'s business.
+//!
+//! Layout (all integers little-endian):
+//! ```text
+//! header        80 bytes (see pow::header)
+//! coinbase      miner id (32) | height (u64) | extra-nonce (u64)
+//! receipt count u32, ≤ MAX_RECEIPTS
+//! receipts      count × (length u32 ≤ MAX_RECEIPT_BYTES | bytes)
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::hash::HEADER_LEN;
+use crate::hash::reference::sha256d;
+
+use super::header::{BlockHash, BlockHeader};
+
+/// Largest encoded block accepted anywhere (wire, store, template).
+pub const MAX_BLOCK_BYTES: usize = 1 << 20;
+/// Largest single receipt item.
+pub const MAX_RECEIPT_BYTES: usize = 64 * 1024;
+/// Most receipt items in one block.
+pub const MAX_RECEIPTS: usize = 4096;
+/// Bytes of an encoded coinbase item.
+pub const COINBASE_BYTES: usize = 32 + 8 + 8;
+/// Bytes of a block with no receipts.
+pub const EMPTY_BLOCK_BYTES: usize = HEADER_LEN + COINBASE_BYTES + 4;
+
+/// A node's identity: the 32-byte fingerprint of its public key (hex in text).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct NodeId(pub [u8; 32]);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({self})")
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = hex::FromHexError;
+
+    fn from_str(text: &str) -> Result<NodeId, hex::FromHexError> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes)?;
+        Ok(NodeId(bytes))
+    }
+}
+
+/// The first body item: who mined the block, at which height, and the extra-nonce a miner
+/// rolls when the 32-bit header nonce runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Coinbase {
+    pub miner: NodeId,
+    pub height: u64,
+    pub extra_nonce: u64,
+}
+
+impl Coinbase {
+    /// The item's bytes as encoded in a block (and hashed into the merkle tree).
+    pub fn to_bytes(&self) -> [u8; COINBASE_BYTES] {
+        let mut out = [0u8; COINBASE_BYTES];
+        out[..32].copy_from_slice(&self.miner.0);
+        out[32..40].copy_from_slice(&self.height.to_le_bytes());
+        out[40..].copy_from_slice(&self.extra_nonce.to_le_bytes());
+        out
+    }
+
+    /// The coinbase's merkle leaf: sha256d of its bytes.
+    pub fn id(&self) -> [u8; 32] {
+        sha256d(&self.to_bytes())
+    }
+}
+
+/// Names a receipt: sha256d of its bytes (pools dedupe by it; it is the receipt's merkle leaf).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReceiptId(pub [u8; 32]);
+
+impl fmt::Display for ReceiptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ReceiptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReceiptId({self})")
+    }
+}
+
+/// An opaque body item of at most `MAX_RECEIPT_BYTES` (step 5 puts committed training rounds
+/// in it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(pub Vec<u8>);
+
+impl Receipt {
+    /// sha256d of the receipt's bytes.
+    pub fn id(&self) -> ReceiptId {
+        ReceiptId(sha256d(&self.0))
+    }
+
+    /// Bytes this receipt takes in an encoded block (length prefix included).
+    pub fn encoded_len(&self) -> usize {
+        4 + self.0.len()
+    }
+}
+
+/// Everything in a block after the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockBody {
+    pub coinbase: Coinbase,
+    pub receipts: Vec<Receipt>,
+}
+
+impl BlockBody {
+    /// The body's merkle root (coinbase leaf first, then the receipts in order).
+    pub fn merkle_root(&self) -> [u8; 32] {
+        let leaves: Vec<[u8; 32]> = std::iter::once(self.coinbase.id())
+            .chain(self.receipts.iter().map(|r| r.id().0))
+            .collect();
+        super::merkle::merkle_root(&leaves)
+    }
+}
+
+/// A block: header + body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub body: BlockBody,
+}
+
+/// Why bytes are not a well-formed block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlockDecodeError {
+    #[error("block is {len} bytes, more than the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("block ends at byte {len}, but {needed} bytes are needed at offset {offset}")]
+    Truncated {
+        offset: usize,
+        needed: usize,
+        len: usize,
+    },
+    #[error("block declares {count} receipts, more than the limit of {max}")]
+    TooManyReceipts { count: u64, max: usize },
+    #[error("receipt {index} declares {len} bytes, more than the limit of {max}")]
+    ReceiptTooLarge { index: usize, len: u64, max: usize },
+    #[error("{extra} unexpected bytes after the block's last receipt (offset {offset})")]
+    TrailingBytes { offset: usize, extra: usize },
+}
+
+impl Block {
+    /// sha256d of the header.
+    pub fn hash(&self) -> BlockHash {
+        self.header.hash()
+    }
+
+    /// The encoded size in bytes (without encoding).
+    pub fn encoded_len(&self) -> usize {
+        EMPTY_BLOCK_BYTES
+            + self
+                .body
+                .receipts
+                .iter()
+                .map(Receipt::encoded_len)
+                .sum::<usize>()
+    }
+
+    /// The merkle root the body demands (compare with `header.merkle_root`).
+    pub fn merkle_root(&self) -> [u8; 32] {
+        self.body.merkle_root()
+    }
+
+    /// Wire and store encoding (see the module comment for the layout).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&self.header.to_bytes());
+        out.extend_from_slice(&self.body.coinbase.to_bytes());
+        out.extend_from_slice(&(self.body.receipts.len() as u32).to_le_bytes());
+        for receipt in &self.body.receipts {
+            out.extend_from_slice(&(receipt.0.len() as u32).to_le_bytes());
+            out.extend_from_slice(&receipt.0);
+        }
+        out
+    }
+
+    /// Decodes one block occupying all of `bytes`; never panics, bounds every length.
+    pub fn decode(bytes: &[u8]) -> Result<Block, BlockDecodeError> {
+        if bytes.len() > MAX_BLOCK_BYTES {
+            return Err(BlockDecodeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_BLOCK_BYTES,
+            });
+        }
+        let mut reader = Reader { bytes, offset: 0 };
+        let header_bytes: [u8; HEADER_LEN] = reader.array()?;
+        let header = BlockHeader::from_bytes(&header_bytes);
+        let miner = NodeId(reader.array()?);
+        let height = u64::from_le_bytes(reader.array()?);
+        let extra_nonce = u64::from_le_bytes(reader.array()?);
+        let count = u32::from_le_bytes(reader.array()?);
+        if count as usize > MAX_RECEIPTS {
+            return Err(BlockDecodeError::TooManyReceipts {
+                count: u64::from(count),
+                max: MAX_RECEIPTS,
+            });
+        }
+        let mut receipts = Vec::with_capacity(count as usize);
+        for index in 0..count as usize {
+            let len = u32::from_le_bytes(reader.array()?);
+            if len as usize > MAX_RECEIPT_BYTES {
+                return Err(BlockDecodeError::ReceiptTooLarge {
+                    index,
+                    len: u64::from(len),
+                    max: MAX_RECEIPT_BYTES,
+                });
+            }
+            receipts.push(Receipt(reader.take(len as usize)?.to_vec()));
+        }
+        if reader.offset != bytes.len() {
+            return Err(BlockDecodeError::TrailingBytes {
+                offset: reader.offset,
+                extra: bytes.len() - reader.offset,
+            });
+        }
+        Ok(Block {
+            header,
+            body: BlockBody {
+                coinbase: Coinbase {
+                    miner,
+                    height,
+                    extra_nonce,
+                },
+                receipts,
+            },
+        })
+    }
+}
+
+/// A bounds-checked cursor over the input.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, needed: usize) -> Result<&'a [u8], BlockDecodeError> {
+        let end = self.offset.checked_add(needed);
+        match end.and_then(|end| self.bytes.get(self.offset..end)) {
+            Some(slice) => {
+                self.offset += needed;
+                Ok(slice)
+            }
+            None => Err(BlockDecodeError::Truncated {
+                offset: self.offset,
+                needed,
+                len: self.bytes.len(),
+            }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], BlockDecodeError> {
+        let slice = self.take(N)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pow::CompactBits;
+
+    fn sample() -> Block {
+        let body = BlockBody {
+            coinbase: Coinbase {
+                miner: NodeId([7; 32]),
+                height: 42,
+                extra_nonce: 9,
+            },
+            receipts: vec![Receipt(b"round 1".to_vec()), Receipt(Vec::new())],
+        };
+        Block {
+            header: BlockHeader {
+                version: 1,
+                prev: BlockHash([1; 32]),
+                merkle_root: body.merkle_root(),
+                time: 1_700_000_000,
+                bits: CompactBits(0x207fffff),
+                nonce: 5,
+            },
+            body,
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip_and_length() {
+        let block = sample();
+        let bytes = block.encode();
+        assert_eq!(bytes.len(), block.encoded_len());
+        assert_eq!(bytes.len(), EMPTY_BLOCK_BYTES + 4 + 7 + 4);
+        assert_eq!(Block::decode(&bytes), Ok(block));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(
+                matches!(
+                    Block::decode(&bytes[..len]),
+                    Err(BlockDecodeError::Truncated { .. })
+                ),
+                "prefix of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_are_enforced_before_allocation() {
+        let mut bytes = sample().encode();
+        bytes.push(0);
+        assert_eq!(
+            Block::decode(&bytes),
+            Err(BlockDecodeError::TrailingBytes {
+                offset: bytes.len() - 1,
+                extra: 1
+            })
+        );
+        let count_at = HEADER_LEN + COINBASE_BYTES;
+        let mut huge = sample().encode();
+        huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            Block::decode(&huge),
+            Err(BlockDecodeError::TooManyReceipts { .. })
+        ));
+        let mut big_item = sample().encode();
+        big_item[count_at + 4..count_at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            Block::decode(&big_item),
+            Err(BlockDecodeError::ReceiptTooLarge { index: 0, .. })
+        ));
+        let oversized = vec![0u8; MAX_BLOCK_BYTES + 1];
+        assert!(matches!(
+            Block::decode(&oversized),
+            Err(BlockDecodeError::TooLarge { .. })
+        ));
+    }
+}
