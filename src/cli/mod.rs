@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod adapters;
 pub mod hash;
+pub mod node;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
     Adapters(adapters::AdaptersArgs),
+    /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
+    Node(node::NodeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -598,7 +598,15 @@ async fn register(
                     ban(&inner, peer, &reason);
                     break reason;
                 }
-                Err(ReadFailure::Stream(reason)) => break reason,
+                Err(ReadFailure::Stream(reason)) => {
+                    break match connection.close_reason() {
+                        Some(quinn::ConnectionError::ApplicationClosed(close)) => format!(
+                            "closed by the peer: {}",
+                            String::from_utf8_lossy(&close.reason)
+                        ),
+                        _ => reason,
+                    };
+                }
             }
         };
         let Some(inner) = reading.upgrade() else {

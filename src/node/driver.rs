@@ -144,6 +144,7 @@ pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     if driver.mining {
         driver.open_miner()?;
     }
+    driver.publish();
     let receivers = Receivers {
         net: net_events,
         found: found_rx,
@@ -269,7 +270,9 @@ impl Driver {
                 self.publish();
             }
             NetEvent::Disconnected { .. } => self.publish(),
-            NetEvent::Block { peer, bytes } => self.on_block_bytes(&bytes, peer)?,
+            NetEvent::Block { peer, bytes } => {
+                self.on_block_bytes(&bytes, peer)?;
+            }
             NetEvent::Request { request, reply, .. } => {
                 let _ = reply.send(sync::answer(&self.chain, &request));
             }
@@ -371,7 +374,6 @@ impl Driver {
                     self.start_sync(peer);
                 }
             }
-            _ => {}
         }
         Ok(Ok(accepted))
     }
