@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod adapters;
+pub mod bench;
 pub mod hash;
+pub mod mine_header;
 pub mod node;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
@@ -42,6 +44,12 @@ pub enum Command {
     Hash(hash::HashArgs),
     /// List the GPU adapters wgpu can use, with the index `--adapter` accepts.
     Adapters(adapters::AdaptersArgs),
+    /// Search a nonce range of an 80-byte header for its own `bits` target; print each nonce
+    /// found with its block hash, then the hash rate.
+    MineHeader(mine_header::MineHeaderArgs),
+    /// Measure the sha256d rate of each backend (every CPU path, the GPU) next to the plain
+    /// `sha2` two-call rate of the same run.
+    Bench(bench::BenchArgs),
     /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
     Node(node::NodeArgs),
 }
@@ -68,6 +76,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
+        Command::MineHeader(args) => mine_header::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Node(args) => node::run(args),
     };
     match result {

@@ -4,7 +4,10 @@
 //!
 //! Knows nothing of blocks or chains: a job is 80 header bytes and a target.
 
+pub mod cpu;
+pub mod gpu;
 pub mod reference;
+pub mod select;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,6 +149,8 @@ pub enum HashError {
     HeaderLength(usize),
     #[error("header is not valid hex: {0}")]
     HeaderHex(String),
+    #[error("this processor cannot run the CPU path {0} (see `CpuPath::available`)")]
+    CpuPathUnsupported(String),
 }
 
 /// A nonce-search implementation. Every backend returns identical results for the same job

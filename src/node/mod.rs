@@ -21,8 +21,6 @@ use crate::config::{ConfigError, NodeConfig};
 use crate::net::{NetError, NodeId, PartitionControl};
 use crate::pow::{Accepted, Block, BlockHash, Chain, ChainError, NetworkError, Receipt, StoreError};
 
-pub use backend::ReferenceBackend;
-
 /// File name of the chain store inside the data dir.
 pub const STORE_FILE: &str = "chain.redb";
 
