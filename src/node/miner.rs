@@ -49,7 +49,16 @@ pub struct Miner {
 
 impl Miner {
     /// Starts the thread; found blocks are sent on `found`.
-    pub fn start(mut backend: Box<dyn Backend>, found: mpsc::UnboundedSender<Block>) -> Miner {
+    pub fn start(backend: Box<dyn Backend>, found: mpsc::UnboundedSender<Block>) -> Miner {
+        Miner::start_with_clock(backend, found, unix_now)
+    }
+
+    /// `start` with the clock used for timestamp rolling (tests pin it).
+    pub(crate) fn start_with_clock(
+        mut backend: Box<dyn Backend>,
+        found: mpsc::UnboundedSender<Block>,
+        clock: fn() -> u64,
+    ) -> Miner {
         let shared = Arc::new(Shared {
             work: Mutex::new(Work {
                 template: None,
@@ -65,7 +74,7 @@ impl Miner {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("hashgrad-miner".into())
-            .spawn(move || mine(&thread_shared, backend.as_mut(), &found))
+            .spawn(move || mine(&thread_shared, backend.as_mut(), &found, clock))
             .ok();
         Miner { shared, thread }
     }
@@ -129,7 +138,12 @@ fn unix_now() -> u64 {
 }
 
 /// The thread body: wait for a job, search it chunk by chunk, report the first block found.
-fn mine(shared: &Shared, backend: &mut dyn Backend, found: &mpsc::UnboundedSender<Block>) {
+fn mine(
+    shared: &Shared,
+    backend: &mut dyn Backend,
+    found: &mpsc::UnboundedSender<Block>,
+    clock: fn() -> u64,
+) {
     let mut done_generation = 0;
     loop {
         // Wait for a job we have not finished, and for its pacing deadline.
@@ -171,7 +185,7 @@ fn mine(shared: &Shared, backend: &mut dyn Backend, found: &mpsc::UnboundedSende
             if next >= NonceRange::FULL.count {
                 template.roll_extra_nonce();
                 next = 0;
-            } else if template.roll_time(unix_now()) {
+            } else if template.roll_time(clock()) {
                 next = 0;
             }
             let job = template.job();
@@ -198,5 +212,132 @@ fn mine(shared: &Shared, backend: &mut dyn Backend, found: &mpsc::UnboundedSende
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::hash::{BackendInfo, BackendKind, HashError, Job, SearchOutcome};
+    use crate::pow::{Chain, NetworkParams, NodeId, Target, U256};
+
+    /// Records every job it is given; `exhaust` pretends to hash whole ranges at once without
+    /// finding anything, otherwise it runs the reference search against an impossible target.
+    struct Recorder {
+        jobs: Arc<Mutex<Vec<(Job, bool)>>>,
+        exhaust: bool,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl Backend for Recorder {
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                kind: BackendKind::Cpu,
+                device: "test".into(),
+                path: "recorder".into(),
+                threads: 1,
+            }
+        }
+
+        fn search(
+            &mut self,
+            job: &Job,
+            range: NonceRange,
+            stop: &StopFlag,
+        ) -> Result<SearchOutcome, HashError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let outcome = if self.exhaust {
+                SearchOutcome {
+                    found: Vec::new(),
+                    hashes: range.count,
+                    stopped: false,
+                }
+            } else {
+                let impossible = Job {
+                    header: job.header,
+                    target: Target(U256::ZERO),
+                };
+                crate::hash::reference::search(&impossible, range, stop)
+            };
+            self.jobs
+                .lock()
+                .expect("jobs")
+                .push((job.clone(), outcome.stopped));
+            Ok(outcome)
+        }
+    }
+
+    fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_new_job_stops_the_stale_search_and_takes_over() {
+        let jobs = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let backend = Recorder {
+            jobs: jobs.clone(),
+            exhaust: false,
+            calls: calls.clone(),
+        };
+        let (found, _blocks) = mpsc::unbounded_channel();
+        let miner = Miner::start(Box::new(backend), found);
+        let chain = Chain::new(NetworkParams::regtest());
+        let first = chain.template(NodeId([1; 32]), Vec::new(), 1_800_000_000);
+        let second = chain.template(NodeId([2; 32]), Vec::new(), 1_800_000_000);
+        miner.replace(first.clone(), Instant::now());
+        wait_for("the first search to start", || {
+            calls.load(Ordering::Relaxed) >= 1 && miner.is_hashing()
+        });
+        miner.replace(second.clone(), Instant::now());
+        wait_for("the second job to be searched", || {
+            jobs.lock()
+                .expect("jobs")
+                .iter()
+                .any(|(job, _)| job.header[36..68] == second.header().merkle_root)
+        });
+        let jobs = jobs.lock().expect("jobs");
+        let (stale, stopped) = &jobs[0];
+        // (The miner may roll the timestamp; the merkle root names the template.)
+        assert_eq!(stale.header[36..68], first.header().merkle_root);
+        assert!(*stopped, "the stale search was interrupted, not finished");
+        assert!(miner.hashes() > 0);
+    }
+
+    #[test]
+    fn an_exhausted_nonce_space_rolls_the_extra_nonce() {
+        let jobs = Arc::new(Mutex::new(Vec::new()));
+        let backend = Recorder {
+            jobs: jobs.clone(),
+            exhaust: true,
+            calls: Arc::new(AtomicUsize::new(0)),
+        };
+        let (found, _blocks) = mpsc::unbounded_channel();
+        // A clock that stands still, so timestamp rolling cannot refresh the nonce space.
+        let miner = Miner::start_with_clock(Box::new(backend), found, || 1_800_000_000);
+        let chain = Chain::new(NetworkParams::regtest());
+        let template = chain.template(NodeId([1; 32]), Vec::new(), 1_800_000_000);
+        let merkle = template.header().merkle_root;
+        miner.replace(template, Instant::now());
+        wait_for("a rolled extra-nonce", || {
+            jobs.lock()
+                .expect("jobs")
+                .iter()
+                .any(|(job, _)| job.header[36..68] != merkle)
+        });
+        let jobs = jobs.lock().expect("jobs");
+        let first_rolled = jobs
+            .iter()
+            .position(|(job, _)| job.header[36..68] != merkle)
+            .expect("rolled");
+        let chunks = (NonceRange::FULL.count / CHUNK) as usize;
+        assert_eq!(first_rolled, chunks, "rolled exactly when all 2^32 nonces were used");
+        drop(miner);
     }
 }
