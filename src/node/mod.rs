@@ -22,7 +22,7 @@ use crate::net::{NetError, NodeId, PartitionControl};
 use crate::pow::{Accepted, Block, BlockHash, Chain, ChainError, NetworkError, Receipt, StoreError};
 
 /// File name of the chain store inside the data dir.
-pub const STORE_FILE: &str = "chain.redb";
+pub use crate::pow::store::STORE_FILE;
 
 /// Errors that stop a node (or a request to it).
 #[derive(Debug, thiserror::Error)]

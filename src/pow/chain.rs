@@ -380,3 +380,37 @@ impl Chain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_chain_holds_only_its_genesis() {
+        let params = NetworkParams::regtest();
+        let chain = Chain::new(params.clone());
+        let genesis = params.genesis_hash();
+        assert_eq!(chain.tip(), genesis);
+        assert_eq!(chain.height(), 0);
+        assert_eq!(chain.block_count(), 1);
+        assert_eq!(chain.locator(), vec![genesis]);
+        assert!(chain.headers_after(&[genesis], 10).is_empty());
+        assert_eq!(chain.header_at_height(0), Some(params.genesis.header));
+        assert_eq!(chain.header_at_height(1), None);
+        let work = Target::from_compact(params.genesis.header.bits)
+            .expect("bits")
+            .work();
+        assert_eq!(chain.total_work(), work);
+        assert_eq!(
+            chain.next_bits(&genesis),
+            Some(params.pow_limit.to_compact())
+        );
+        assert_eq!(chain.next_bits(&BlockHash([1; 32])), None);
+        assert_eq!(
+            chain.median_time_past(&genesis),
+            Some(params.genesis.header.time)
+        );
+        let message = &params.genesis.body.receipts[0];
+        assert!(chain.has_receipt(&message.id()));
+    }
+}

@@ -29,8 +29,8 @@ pub fn samples_needed(rule: &RetargetRule) -> usize {
 /// entries are ignored. With `PerBlock { window: N, max_factor: F }` the next target is the
 /// mean target of the last n = min(N, blocks after the oldest sample) blocks times
 /// `span / (n × target_block_time)`, where `span` (the time between the first and the last of
-/// the n + 1 samples) is clamped to [expected / F, expected × F]; the result is never easier
-/// than the pow limit. A chain of only its genesis keeps the genesis bits.
+/// the n + 1 samples) is clamped to [expected / F, expected × F]; the result is then kept
+/// within a factor F of the parent's target and never easier than the pow limit. A chain of only its genesis keeps the genesis bits.
 pub fn next_bits(params: &NetworkParams, history: &[Sample]) -> CompactBits {
     let limit_bits = params.pow_limit.to_compact();
     let (window, max_factor) = match params.retarget {
@@ -55,7 +55,11 @@ pub fn next_bits(params: &NetworkParams, history: &[Sample]) -> CompactBits {
         .map(|s| U512::from(target_of(s.bits, params).0))
         .fold(U512::ZERO, |acc, t| acc + t);
     let scaled = sum * U512::from(span as u64) / U512::from(expected as u64 * n as u64);
-    let next = Target(scaled.saturating_to::<U256>().max(U256::from(1u8)));
+    // One step never moves more than `max_factor` from the parent's own target either.
+    let parent_target = U512::from(target_of(parent.bits, params).0);
+    let factor = U512::from(max_factor);
+    let clamped = scaled.clamp(parent_target / factor, parent_target * factor);
+    let next = Target(clamped.saturating_to::<U256>().max(U256::from(1u8)));
     cap(next, params)
 }
 
@@ -77,14 +81,13 @@ mod tests {
         NetworkParams::by_name("devnet").expect("devnet")
     }
 
-    fn history(params: &NetworkParams, spacings: &[u32], bits: CompactBits) -> Vec<Sample> {
+    fn history(spacings: &[u32], bits: CompactBits) -> Vec<Sample> {
         let mut time = 1_000_000;
         let mut out = vec![Sample { time, bits }];
         for spacing in spacings {
             time += spacing;
             out.push(Sample { time, bits });
         }
-        let _ = params;
         out
     }
 
@@ -93,7 +96,7 @@ mod tests {
         let params = devnet();
         let bits = CompactBits(0x1e12_3456);
         let t = params.target_block_time_secs as u32;
-        let next = next_bits(&params, &history(&params, &[t; 30], bits));
+        let next = next_bits(&params, &history(&[t; 30], bits));
         assert_eq!(next, bits);
     }
 
@@ -103,8 +106,8 @@ mod tests {
         let bits = CompactBits(0x1e12_3456);
         let base = Target::from_compact(bits).expect("bits");
         let t = params.target_block_time_secs as u32;
-        let fast = next_bits(&params, &history(&params, &[t / 2; 30], bits));
-        let slow = next_bits(&params, &history(&params, &[t * 2; 30], bits));
+        let fast = next_bits(&params, &history(&[t / 2; 30], bits));
+        let slow = next_bits(&params, &history(&[t * 2; 30], bits));
         assert!(Target::from_compact(fast).expect("bits") < base);
         assert!(Target::from_compact(slow).expect("bits") > base);
     }
@@ -112,7 +115,7 @@ mod tests {
     #[test]
     fn fixed_rule_always_gives_the_pow_limit() {
         let params = NetworkParams::regtest();
-        let h = history(&params, &[1000; 5], CompactBits(0x1d00ffff));
+        let h = history(&[1000; 5], CompactBits(0x1d00ffff));
         assert_eq!(next_bits(&params, &h), params.pow_limit.to_compact());
     }
 }

@@ -23,6 +23,6 @@ pub use error::ChainError;
 pub use header::{BlockHash, BlockHeader};
 pub use network::{NetworkError, NetworkParams, RetargetRule};
 pub use pool::ReceiptPool;
-pub use store::{ChainStore, StoreError};
+pub use store::{ChainStore, STORE_FILE, StoreError};
 pub use target::{CompactBits, CompactError, Target, U256, Work};
 pub use template::BlockTemplate;

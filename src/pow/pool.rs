@@ -122,3 +122,46 @@ impl ReceiptPool {
         self.bytes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(tag: &str) -> Receipt {
+        Receipt(tag.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn dedupes_caps_bytes_and_selects_oldest_within_a_budget() {
+        let mut pool = ReceiptPool::new(10);
+        assert!(pool.insert(r("aaaa")));
+        assert!(!pool.insert(r("aaaa")));
+        assert!(pool.insert(r("bbbbbb")));
+        assert!(!pool.insert(r("c")), "over max_bytes");
+        assert_eq!(pool.bytes(), 10);
+        assert_eq!(pool.select(8), vec![r("aaaa")]);
+        assert_eq!(pool.select(18), vec![r("aaaa"), r("bbbbbb")]);
+        // A budget too small for the oldest still takes a later one that fits.
+        let mut small_first = ReceiptPool::new(100);
+        small_first.insert(r("0123456789"));
+        small_first.insert(r("x"));
+        assert_eq!(small_first.select(6), vec![r("x")]);
+    }
+
+    #[test]
+    fn put_back_goes_first_even_past_the_cap_and_remove_forgets() {
+        let mut pool = ReceiptPool::new(4);
+        pool.insert(r("new1"));
+        pool.put_back(vec![r("old1"), r("old2"), r("new1")]);
+        assert_eq!(
+            pool.select(usize::MAX),
+            vec![r("old1"), r("old2"), r("new1")]
+        );
+        assert_eq!(pool.bytes(), 12);
+        pool.remove(&[r("old2").id()].into());
+        assert_eq!(pool.len(), 2);
+        assert!(!pool.contains(&r("old2").id()));
+        assert_eq!(pool.bytes(), 8);
+        assert!(!pool.insert(r("zz")), "still over the cap after put_back");
+    }
+}

@@ -18,6 +18,9 @@ use super::error::ChainError;
 use super::header::BlockHash;
 use super::network::NetworkParams;
 
+/// The store's file name inside a node's data dir.
+pub const STORE_FILE: &str = "chain.redb";
+
 /// Version of the table layout; bump it when the schema changes.
 pub const STORE_FORMAT: u32 = 1;
 
@@ -51,18 +54,19 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    #[error(
-        "{path} holds network `{stored}` (genesis {stored_genesis}), not `{ours}` (genesis {our_genesis}); use another --data-dir per network"
-    )]
+    #[error("{path} holds network {stored}, not {ours}; use another --data-dir per network")]
     WrongNetwork {
         path: PathBuf,
+        /// The stored network's name and genesis hash.
         stored: String,
-        stored_genesis: String,
+        /// This node's network name and genesis hash.
         ours: String,
-        our_genesis: BlockHash,
     },
     #[error("stored block {hash} is invalid: {source}")]
-    InvalidBlock { hash: BlockHash, source: ChainError },
+    InvalidBlock {
+        hash: BlockHash,
+        source: Box<ChainError>,
+    },
     #[error("store {path} is inconsistent: {reason}")]
     Inconsistent { path: PathBuf, reason: String },
     #[error("store {path}: database error: {reason}")]
@@ -180,10 +184,8 @@ impl ChainStore {
                 .unwrap_or_else(|_| hex::encode(&genesis));
             return Err(StoreError::WrongNetwork {
                 path: self.path.clone(),
-                stored: network,
-                stored_genesis,
-                ours: self.params.name.clone(),
-                our_genesis,
+                stored: format!("`{network}` (genesis {stored_genesis})"),
+                ours: format!("`{}` (genesis {our_genesis})", self.params.name),
             });
         }
         Ok(())
@@ -243,10 +245,7 @@ impl ChainStore {
                 // Rewrite heights from the tip down to the fork point (one entry when the
                 // block extends the old tip), then drop heights above the new tip.
                 let mut h = chain.height();
-                loop {
-                    let Some(best) = chain.hash_at_height(h) else {
-                        break;
-                    };
+                while let Some(best) = chain.hash_at_height(h) {
                     let stored = heights
                         .get(h)
                         .map_err(|e| self.db_err(e))?
@@ -306,11 +305,12 @@ impl ChainStore {
                 .ok_or_else(|| inconsistent(format!("block {} missing", BlockHash(*hash))))?;
             parse_record(record.value()).map_err(|source| StoreError::InvalidBlock {
                 hash: BlockHash(*hash),
-                source,
+                source: Box::new(source),
             })
         };
-        let mut expected_height = 0u64;
-        for entry in heights.range(0u64..).map_err(|e| self.db_err(e))? {
+        for (expected_height, entry) in
+            (0u64..).zip(heights.range(0u64..).map_err(|e| self.db_err(e))?)
+        {
             let (height, hash) = entry.map_err(|e| self.db_err(e))?;
             let (height, hash) = (height.value(), *hash.value());
             if height != expected_height {
@@ -318,7 +318,6 @@ impl ChainStore {
                     "best chain skips height {expected_height}"
                 )));
             }
-            expected_height += 1;
             if height == 0 {
                 if hash != self.params.genesis_hash().0 {
                     return Err(inconsistent("height 0 is not the genesis".into()));
@@ -337,7 +336,7 @@ impl ChainStore {
                 Err(source) => {
                     return Err(StoreError::InvalidBlock {
                         hash: BlockHash(hash),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -348,8 +347,11 @@ impl ChainStore {
             let (hash, record) = entry.map_err(|e| self.db_err(e))?;
             let hash = BlockHash(*hash.value());
             if !chain.contains(&hash) {
-                let (height, block) = parse_record(record.value())
-                    .map_err(|source| StoreError::InvalidBlock { hash, source })?;
+                let (height, block) =
+                    parse_record(record.value()).map_err(|source| StoreError::InvalidBlock {
+                        hash,
+                        source: Box::new(source),
+                    })?;
                 side.push((height, block));
             }
         }
@@ -358,7 +360,10 @@ impl ChainStore {
             let hash = block.hash();
             chain
                 .accept_block(block, now)
-                .map_err(|source| StoreError::InvalidBlock { hash, source })?;
+                .map_err(|source| StoreError::InvalidBlock {
+                    hash,
+                    source: Box::new(source),
+                })?;
         }
         if chain.tip() != tip {
             return Err(inconsistent(format!(
@@ -401,6 +406,31 @@ impl ChainStore {
             out.push((addr.value().to_string(), seen.value()));
         }
         Ok(out)
+    }
+
+    /// A stored block (on any branch).
+    pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let blocks = read.open_table(BLOCKS).map_err(|e| self.table_err(e))?;
+        let Some(record) = blocks.get(&hash.0).map_err(|e| self.db_err(e))? else {
+            return Ok(None);
+        };
+        parse_record(record.value())
+            .map(|(_, block)| Some(block))
+            .map_err(|source| StoreError::InvalidBlock {
+                hash: *hash,
+                source: Box::new(source),
+            })
+    }
+
+    /// Hash of the stored best chain's block at `height`.
+    pub fn hash_at_height(&self, height: u64) -> Result<Option<BlockHash>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.db_err(e))?;
+        let heights = read.open_table(HEIGHTS).map_err(|e| self.table_err(e))?;
+        Ok(heights
+            .get(height)
+            .map_err(|e| self.db_err(e))?
+            .map(|v| BlockHash(*v.value())))
     }
 
     /// The stored tip (without replaying the chain).

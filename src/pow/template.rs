@@ -3,13 +3,13 @@
 //!
 //! Builds templates from the chain's state and the caller's clock; never mines or reads a clock.
 
-use crate::hash::Job;
+use crate::hash::{Job, NonceRange, StopFlag, reference};
 
 use super::block::{
     Block, BlockBody, Coinbase, EMPTY_BLOCK_BYTES, MAX_BLOCK_BYTES, NodeId, Receipt,
 };
 use super::chain::Chain;
-use super::header::BlockHeader;
+use super::header::{BlockHash, BlockHeader};
 use super::target::Target;
 use super::validate::MAX_FUTURE_SECS;
 
@@ -33,7 +33,24 @@ impl Chain {
         receipts: Vec<Receipt>,
         now_unix_secs: u64,
     ) -> BlockTemplate {
-        let parent = self.tip();
+        let tip = self.tip();
+        self.template_on(&tip, miner, receipts, now_unix_secs)
+            .unwrap_or_else(|| unreachable!("the tip {tip} is always in the tree"))
+    }
+
+    /// Like `template`, but extending any known block (to build side branches in tests and
+    /// simulations); `None` when `parent` is unknown.
+    pub fn template_on(
+        &self,
+        parent: &BlockHash,
+        miner: NodeId,
+        receipts: Vec<Receipt>,
+        now_unix_secs: u64,
+    ) -> Option<BlockTemplate> {
+        if !self.contains(parent) {
+            return None;
+        }
+        let parent = *parent;
         let context = self.parent_context(&parent);
         let mut budget = MAX_BLOCK_BYTES - EMPTY_BLOCK_BYTES;
         let mut seen = std::collections::HashSet::new();
@@ -70,12 +87,12 @@ impl Chain {
             nonce: 0,
         };
         let target = Target::from_compact(context.next_bits).unwrap_or(self.params().pow_limit);
-        BlockTemplate {
+        Some(BlockTemplate {
             header,
             body,
             target,
             min_time_exclusive,
-        }
+        })
     }
 }
 
@@ -129,6 +146,31 @@ impl BlockTemplate {
     /// whose clock reads `now_unix_secs`.
     pub fn max_time(now_unix_secs: u64) -> u64 {
         now_unix_secs.saturating_add(MAX_FUTURE_SECS)
+    }
+
+    /// Searches `range` with the plain `sha2` reference hasher and returns the block of the
+    /// first qualifying nonce. Fine for regtest (about one hash in two qualifies) and tests;
+    /// real mining goes through a `hash::Backend`.
+    pub fn mine_with_reference(&self, range: NonceRange) -> Option<Block> {
+        const CHUNK: u64 = 1024;
+        let job = self.job();
+        let stop = StopFlag::new();
+        let mut done = 0;
+        while done < range.count {
+            let chunk = NonceRange::new(range.nonce(done), CHUNK.min(range.count - done));
+            let outcome = reference::search(&job, chunk, &stop);
+            if let Some(found) = outcome.found.first() {
+                return Some(self.with_nonce(found.nonce));
+            }
+            done += chunk.count;
+        }
+        None
+    }
+
+    /// Sets the header time exactly (tests build histories with chosen timestamps; a time
+    /// the rules refuse makes a block the chain refuses).
+    pub fn set_time(&mut self, time: u32) {
+        self.header.time = time;
     }
 
     /// The block with `nonce` in its header (check `job().target` first: this does not).

@@ -134,3 +134,19 @@ pub fn median_time(times: &[u32]) -> u32 {
     sorted.sort_unstable();
     sorted.get(sorted.len() / 2).copied().unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_up_to_eleven_times_in_any_order() {
+        assert_eq!(median_time(&[]), 0);
+        assert_eq!(median_time(&[5]), 5);
+        assert_eq!(median_time(&[9, 1, 5]), 5);
+        assert_eq!(median_time(&[4, 1, 3, 2]), 3);
+        // Only the first 11 (the parent and its 10 ancestors) count.
+        let times: Vec<u32> = (1..=11).chain([1000, 1000, 1000]).collect();
+        assert_eq!(median_time(&times), 6);
+    }
+}
