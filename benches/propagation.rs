@@ -68,7 +68,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 async fn propagation(blocks: usize) {
-    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..5)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for dir in &dirs {
         let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::listen_addr).collect();
@@ -85,7 +87,9 @@ async fn propagation(blocks: usize) {
     let mut block_bytes = 0;
     for _ in 0..blocks {
         let block = mine_next(&local, 1, unix_now());
-        local.accept_block(block.clone(), unix_now()).expect("valid");
+        local
+            .accept_block(block.clone(), unix_now())
+            .expect("valid");
         block_bytes = block.encode().len();
         let hash = block.hash();
         let found = Instant::now();
@@ -167,11 +171,9 @@ async fn sync(count: usize) {
     }
     let build = Instant::now();
     {
-        let mut store = ChainStore::open(
-            source_dir.path().join(hashgrad::node::STORE_FILE),
-            &params,
-        )
-        .expect("store");
+        let mut store =
+            ChainStore::open(source_dir.path().join(hashgrad::node::STORE_FILE), &params)
+                .expect("store");
         let mut replay = Chain::new(params.clone());
         for block in &blocks {
             let accepted = replay.accept_block(block.clone(), u64::MAX).expect("valid");

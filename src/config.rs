@@ -136,7 +136,10 @@ impl FromStr for PeerAddr {
     type Err = String;
     fn from_str(text: &str) -> Result<PeerAddr, String> {
         let (pin, addr) = match text.split_once('@') {
-            Some((pin, addr)) => (Some(pin.parse::<NodeId>().map_err(|e| e.to_string())?), addr),
+            Some((pin, addr)) => (
+                Some(pin.parse::<NodeId>().map_err(|e| e.to_string())?),
+                addr,
+            ),
             None => (None, text),
         };
         let addr = addr.trim().parse::<SocketAddr>().map_err(|_| {
@@ -171,7 +174,10 @@ impl NodeConfig {
         self.peers()?;
         self.pins()?;
         if self.network.is_empty() || self.network.len() > crate::net::frame::MAX_NETWORK_NAME {
-            return Err(invalid("network", "must be 1 to 32 bytes, e.g. \"regtest\""));
+            return Err(invalid(
+                "network",
+                "must be 1 to 32 bytes, e.g. \"regtest\"",
+            ));
         }
         if self.net.ban_secs == 0 {
             return Err(invalid("net.ban_secs", "must be at least 1"));
@@ -199,7 +205,10 @@ impl NodeConfig {
         self.net
             .peers
             .iter()
-            .map(|p| p.parse().map_err(|reason: String| invalid("net.peers", &reason)))
+            .map(|p| {
+                p.parse()
+                    .map_err(|reason: String| invalid("net.peers", &reason))
+            })
             .collect()
     }
 
@@ -258,7 +267,10 @@ mod tests {
     fn unknown_keys_are_named() {
         let error = parse("[net]\nlisten = \"127.0.0.1:1\"\nbogus_key = 3\n").expect_err("unknown");
         let text = error.to_string();
-        assert!(text.contains("bogus_key") && text.contains("test.toml"), "{text}");
+        assert!(
+            text.contains("bogus_key") && text.contains("test.toml"),
+            "{text}"
+        );
         let error = parse("netwrok = \"regtest\"\n").expect_err("typo");
         assert!(error.to_string().contains("netwrok"), "{error}");
     }
@@ -278,8 +290,10 @@ mod tests {
     #[test]
     fn peers_may_carry_a_pin() {
         let pin = "ab".repeat(32);
-        let config = parse(&format!("[net]\npeers = [\"{pin}@127.0.0.1:9\", \"[::1]:8\"]\n"))
-            .expect("valid");
+        let config = parse(&format!(
+            "[net]\npeers = [\"{pin}@127.0.0.1:9\", \"[::1]:8\"]\n"
+        ))
+        .expect("valid");
         let peers = config.peers().expect("peers");
         assert_eq!(peers[0].pin.map(|p| p.to_string()), Some(pin));
         assert_eq!(peers[1].addr.port(), 8);

@@ -25,7 +25,10 @@ fn bind(config: NetConfig) -> (Network, Receiver<NetEvent>) {
 }
 
 /// Waits for the first event that `pick` accepts, skipping others.
-async fn next<T>(events: &mut Receiver<NetEvent>, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
+async fn next<T>(
+    events: &mut Receiver<NetEvent>,
+    mut pick: impl FnMut(NetEvent) -> Option<T>,
+) -> T {
     tokio::time::timeout(WAIT, async {
         loop {
             let event = events.recv().await.expect("network alive");
@@ -45,7 +48,9 @@ async fn peers_connect_gossip_and_answer_requests() {
     let b_id = a.dial(b.local_addr(), None).await.expect("dial");
     assert_eq!(b_id, b.id());
     let (peer, listen) = next(&mut b_events, |e| match e {
-        NetEvent::Connected { peer, listen_addr, .. } => Some((peer, listen_addr)),
+        NetEvent::Connected {
+            peer, listen_addr, ..
+        } => Some((peer, listen_addr)),
         _ => None,
     })
     .await;
@@ -66,7 +71,10 @@ async fn peers_connect_gossip_and_answer_requests() {
     let asking = tokio::spawn({
         let b = b.clone();
         let a_id = a.id();
-        async move { b.request(a_id, Message::GetBlocks(vec![[9; 32], [8; 32]])).await }
+        async move {
+            b.request(a_id, Message::GetBlocks(vec![[9; 32], [8; 32]]))
+                .await
+        }
     });
     let (request, reply) = next(&mut a_events, |e| match e {
         NetEvent::Request { request, reply, .. } => Some((request, reply)),
@@ -75,10 +83,16 @@ async fn peers_connect_gossip_and_answer_requests() {
     .await;
     assert_eq!(request, Message::GetBlocks(vec![[9; 32], [8; 32]]));
     reply
-        .send(vec![Message::Block(vec![7; 100]), Message::NotFound([8; 32])])
+        .send(vec![
+            Message::Block(vec![7; 100]),
+            Message::NotFound([8; 32]),
+        ])
         .expect("reply");
     let answer = asking.await.expect("join").expect("answer");
-    assert_eq!(answer, vec![Message::Block(vec![7; 100]), Message::NotFound([8; 32])]);
+    assert_eq!(
+        answer,
+        vec![Message::Block(vec![7; 100]), Message::NotFound([8; 32])]
+    );
 }
 
 #[tokio::test]
@@ -87,7 +101,10 @@ async fn a_network_mismatch_is_refused_with_the_reason_on_both_sides() {
     let (b, mut b_events) = bind(config("othernet", 1));
     let error = a.dial(b.local_addr(), None).await.expect_err("refused");
     let shown = error.to_string();
-    assert!(shown.contains("`regtest`") && shown.contains("`othernet`"), "{shown}");
+    assert!(
+        shown.contains("`regtest`") && shown.contains("`othernet`"),
+        "{shown}"
+    );
     let on_a = next(&mut a_events, |e| match e {
         NetEvent::Refused { reason, .. } => Some(reason),
         _ => None,
@@ -98,8 +115,14 @@ async fn a_network_mismatch_is_refused_with_the_reason_on_both_sides() {
         _ => None,
     })
     .await;
-    assert!(on_a.contains("refused by the peer") && on_a.contains("othernet"), "{on_a}");
-    assert!(on_b.contains("`regtest`") && on_b.contains("`othernet`"), "{on_b}");
+    assert!(
+        on_a.contains("refused by the peer") && on_a.contains("othernet"),
+        "{on_a}"
+    );
+    assert!(
+        on_b.contains("`regtest`") && on_b.contains("`othernet`"),
+        "{on_b}"
+    );
     assert!(a.peers().is_empty() && b.peers().is_empty());
 
     // Same name, different genesis.
@@ -139,7 +162,10 @@ async fn a_malformed_frame_gets_the_sender_banned() {
         .expect("hello");
     let mut header = [0u8; 5];
     recv.read_exact(&mut header).await.expect("server hello");
-    next(&mut events, |e| matches!(e, NetEvent::Connected { .. }).then_some(())).await;
+    next(&mut events, |e| {
+        matches!(e, NetEvent::Connected { .. }).then_some(())
+    })
+    .await;
     // A Block frame claiming 4 GiB.
     send.write_all(&[0x10, 0xff, 0xff, 0xff, 0xff])
         .await
@@ -170,9 +196,14 @@ async fn pins_refuse_other_keys() {
     let (a, _a_events) = bind(config("regtest", 1));
     let (b, _b_events) = bind(config("regtest", 1));
     let wrong = NodeId([0xab; 32]);
-    let error = a.dial(b.local_addr(), Some(wrong)).await.expect_err("pinned");
+    let error = a
+        .dial(b.local_addr(), Some(wrong))
+        .await
+        .expect_err("pinned");
     assert!(error.to_string().contains("pinned"), "{error}");
-    a.dial(b.local_addr(), Some(b.id())).await.expect("right pin");
+    a.dial(b.local_addr(), Some(b.id()))
+        .await
+        .expect("right pin");
 
     let mut pinned = config("regtest", 1);
     pinned.pins = vec![wrong];
@@ -185,13 +216,25 @@ async fn a_partition_cuts_and_heals() {
     let (a, mut a_events) = bind(config("regtest", 1));
     let (b, _b_events) = bind(config("regtest", 1));
     a.dial(b.local_addr(), None).await.expect("dial");
-    next(&mut a_events, |e| matches!(e, NetEvent::Connected { .. }).then_some(())).await;
+    next(&mut a_events, |e| {
+        matches!(e, NetEvent::Connected { .. }).then_some(())
+    })
+    .await;
 
     a.partition().cut(&[b.id()]);
-    next(&mut a_events, |e| matches!(e, NetEvent::Disconnected { .. }).then_some(())).await;
+    next(&mut a_events, |e| {
+        matches!(e, NetEvent::Disconnected { .. }).then_some(())
+    })
+    .await;
     assert!(a.peers().is_empty());
-    assert!(a.dial(b.local_addr(), None).await.is_err(), "cut peers are refused");
-    assert!(b.dial(a.local_addr(), None).await.is_err(), "in both directions");
+    assert!(
+        a.dial(b.local_addr(), None).await.is_err(),
+        "cut peers are refused"
+    );
+    assert!(
+        b.dial(a.local_addr(), None).await.is_err(),
+        "in both directions"
+    );
     assert_eq!(a.broadcast(&Message::Block(vec![1]), None), 0);
 
     a.partition().heal();

@@ -30,7 +30,14 @@ fn spawn(dir: &std::path::Path, args: &[&str]) -> Proc {
         .arg("node")
         .arg("--data-dir")
         .arg(dir)
-        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--pace-ms", "100"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--pace-ms",
+            "100",
+        ])
         .args(args)
         .env("RUST_LOG", "hashgrad=info")
         .stdout(Stdio::piped())
@@ -70,8 +77,11 @@ fn get(addr: SocketAddr, path: &str) -> String {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .expect("request");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -95,7 +105,9 @@ fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn node_processes_mine_sync_and_refuse_another_network() {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let miner = spawn(dirs[0].path(), &["--network", "regtest", "--mine"]);
     eventually(30, "the miner's blocks", || status(&miner).height >= 3);
     let first = status(&miner);
@@ -112,7 +124,9 @@ fn node_processes_mine_sync_and_refuse_another_network() {
         &["--network", "regtest", "--no-mine", "--peer", &quic],
     );
     let target = status(&miner).height;
-    eventually(30, "the follower to sync", || status(&follower).height >= target);
+    eventually(30, "the follower to sync", || {
+        status(&follower).height >= target
+    });
     let following = status(&follower);
     assert!(!following.mining);
     assert_eq!(following.peers.len(), 1);
@@ -123,12 +137,12 @@ fn node_processes_mine_sync_and_refuse_another_network() {
         &["--network", "devnet", "--no-mine", "--peer", &quic],
     );
     let refused = |proc: &Proc| {
-        proc.log
-            .lock()
-            .expect("log")
-            .iter()
-            .any(|l| l.contains("handshake refused") && l.contains("devnet") && l.contains("regtest"))
+        proc.log.lock().expect("log").iter().any(|l| {
+            l.contains("handshake refused") && l.contains("devnet") && l.contains("regtest")
+        })
     };
-    eventually(30, "the refusal in both logs", || refused(&miner) && refused(&stranger));
+    eventually(30, "the refusal in both logs", || {
+        refused(&miner) && refused(&stranger)
+    });
     assert!(status(&stranger).peers.is_empty());
 }

@@ -41,7 +41,11 @@ async fn cluster(dirs: &[tempfile::TempDir]) -> Vec<NodeHandle> {
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for dir in dirs {
         let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::listen_addr).collect();
-        nodes.push(Node::start(config(dir.path(), &peers, true)).await.expect("start"));
+        nodes.push(
+            Node::start(config(dir.path(), &peers, true))
+                .await
+                .expect("start"),
+        );
     }
     nodes
 }
@@ -54,7 +58,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -78,7 +85,10 @@ async fn settle(nodes: &[&NodeHandle], last: &NodeHandle) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let height = nodes.iter().map(|n| n.status().height).max().unwrap_or(0);
     last.set_mining(true).await.expect("mine");
-    eventually(20, "one more block", || async { last.status().height > height }).await;
+    eventually(20, "one more block", || async {
+        last.status().height > height
+    })
+    .await;
     last.set_mining(false).await.expect("stop");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while !same_tip(nodes) {
@@ -98,7 +108,9 @@ async fn settle(nodes: &[&NodeHandle], last: &NodeHandle) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_converge_a_late_joiner_syncs_and_a_restarted_node_continues() {
-    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..5)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let mut nodes = cluster(&dirs[..4]).await;
     eventually(30, "a connected mesh", || async {
         nodes.iter().all(|n| n.status().peers.len() == 3)
@@ -129,16 +141,29 @@ async fn nodes_converge_a_late_joiner_syncs_and_a_restarted_node_continues() {
         .await
         .expect("joiner");
     let target = nodes[0].status().tip;
-    eventually(30, "the late joiner to sync", || async { joiner.status().tip == target }).await;
+    eventually(30, "the late joiner to sync", || async {
+        joiner.status().tip == target
+    })
+    .await;
 
     // A node restarted from its data dir keeps its chain, reconnects and follows new blocks.
     let restarted = nodes.remove(1);
     let before = restarted.status();
     restarted.shutdown().await.expect("shutdown");
     let peers = [nodes[0].listen_addr()];
-    let again = Node::start(config(dirs[1].path(), &peers, false)).await.expect("restart");
-    assert_eq!(again.status().node_id, before.node_id, "same key from the data dir");
-    assert_eq!(again.status().height, before.height, "chain loaded from the store");
+    let again = Node::start(config(dirs[1].path(), &peers, false))
+        .await
+        .expect("restart");
+    assert_eq!(
+        again.status().node_id,
+        before.node_id,
+        "same key from the data dir"
+    );
+    assert_eq!(
+        again.status().height,
+        before.height,
+        "chain loaded from the store"
+    );
     assert_eq!(again.status().tip, before.tip);
     let height = nodes[0].status().height;
     nodes[0].set_mining(true).await.expect("mine");
@@ -157,7 +182,9 @@ async fn nodes_converge_a_late_joiner_syncs_and_a_restarted_node_continues() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_block_is_refused_and_its_sender_banned() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = Node::start(config(dir.path(), &[], false)).await.expect("start");
+    let node = Node::start(config(dir.path(), &[], false))
+        .await
+        .expect("start");
     let params = NetworkParams::regtest();
 
     // A block on the genesis whose hash does not meet the target.
@@ -188,13 +215,19 @@ async fn an_invalid_block_is_refused_and_its_sender_banned() {
     })
     .await
     .expect("disconnected");
-    assert!(reason.contains("banned") && reason.contains("does not meet its own target"), "{reason}");
+    assert!(
+        reason.contains("banned") && reason.contains("does not meet its own target"),
+        "{reason}"
+    );
     let status = node.status();
     assert_eq!(status.height, 0, "the invalid block was not accepted");
     let text = node.metrics().encode();
     assert!(text.contains("hashgrad_peer_bans_total 1"), "{text}");
     assert!(text.contains("hashgrad_blocks_rejected_total 1"), "{text}");
-    let error = peer.dial(node.listen_addr(), None).await.expect_err("banned");
+    let error = peer
+        .dial(node.listen_addr(), None)
+        .await
+        .expect_err("banned");
     assert!(error.to_string().contains("banned"), "{error}");
     let unknown: Option<bool> = node
         .with_chain(move |chain| Some(chain.contains(&BlockHash(bad.hash().0))))
@@ -206,13 +239,18 @@ async fn an_invalid_block_is_refused_and_its_sender_banned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_receipts() {
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
     let nodes = cluster(&dirs).await;
     eventually(30, "a connected mesh", || async {
         nodes.iter().all(|n| n.status().peers.len() == 3)
     })
     .await;
-    eventually(30, "3 blocks", || async { nodes.iter().all(|n| n.status().height >= 3) }).await;
+    eventually(30, "3 blocks", || async {
+        nodes.iter().all(|n| n.status().height >= 3)
+    })
+    .await;
 
     // Cut {0, 1} from {2, 3}.
     let left = [nodes[0].id(), nodes[1].id()];
@@ -223,8 +261,10 @@ async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_rec
     for node in &nodes[2..] {
         node.partition().cut(&left);
     }
-    eventually(10, "the cut", || async { nodes.iter().all(|n| n.status().peers.len() == 1) })
-        .await;
+    eventually(10, "the cut", || async {
+        nodes.iter().all(|n| n.status().peers.len() == 1)
+    })
+    .await;
     let split = nodes.iter().map(|n| n.status().height).max().unwrap_or(0);
 
     // Each side gets its own receipts and mines them.
@@ -244,7 +284,9 @@ async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_rec
         let node = if i % 2 == 0 { &nodes[0] } else { &nodes[2] };
         let id = receipt.id();
         eventually(30, "receipts mined on their side", || async {
-            node.with_chain(move |c| c.has_receipt(&id)).await.expect("inspect")
+            node.with_chain(move |c| c.has_receipt(&id))
+                .await
+                .expect("inspect")
         })
         .await;
     }
@@ -262,7 +304,10 @@ async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_rec
         let mut all_in = true;
         for receipt in &receipts {
             let id = receipt.id();
-            all_in &= nodes[0].with_chain(move |c| c.has_receipt(&id)).await.expect("inspect");
+            all_in &= nodes[0]
+                .with_chain(move |c| c.has_receipt(&id))
+                .await
+                .expect("inspect");
         }
         all_in
     })
@@ -272,7 +317,9 @@ async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_rec
         for receipt in &receipts {
             let id = receipt.id();
             assert!(
-                node.with_chain(move |c| c.has_receipt(&id)).await.expect("inspect"),
+                node.with_chain(move |c| c.has_receipt(&id))
+                    .await
+                    .expect("inspect"),
                 "receipt lost on {}",
                 node.id()
             );

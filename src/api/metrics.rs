@@ -62,24 +62,44 @@ impl Metrics {
             receipts_pooled: Gauge::default(),
         };
         let m = &metrics;
-        registry.register("chain_height", "Height of the best chain's tip", m.height.clone());
+        registry.register(
+            "chain_height",
+            "Height of the best chain's tip",
+            m.height.clone(),
+        );
         registry.register("peers", "Connected peers", m.peers.clone());
-        registry.register("blocks_mined", "Blocks mined here and accepted", m.blocks_mined.clone());
+        registry.register(
+            "blocks_mined",
+            "Blocks mined here and accepted",
+            m.blocks_mined.clone(),
+        );
         registry.register(
             "blocks_received",
             "Blocks received from peers and accepted",
             m.blocks_received.clone(),
         );
-        registry.register("blocks_rejected", "Blocks refused as invalid", m.blocks_rejected.clone());
+        registry.register(
+            "blocks_rejected",
+            "Blocks refused as invalid",
+            m.blocks_rejected.clone(),
+        );
         registry.register(
             "duplicate_blocks_dropped",
             "Relayed blocks dropped by the seen-cache",
             m.duplicates_dropped.clone(),
         );
-        registry.register("reorgs", "Reorganisations of the best chain", m.reorgs.clone());
+        registry.register(
+            "reorgs",
+            "Reorganisations of the best chain",
+            m.reorgs.clone(),
+        );
         registry.register("peer_bans", "Peers banned for misbehaving", m.bans.clone());
         registry.register("hashes", "Nonces hashed by the miner", m.hashes.clone());
-        registry.register("hash_rate", "Recent miner hash rate (H/s)", m.hash_rate.clone());
+        registry.register(
+            "hash_rate",
+            "Recent miner hash rate (H/s)",
+            m.hash_rate.clone(),
+        );
         registry.register(
             "receipts_pooled",
             "Receipts waiting to be mined",

@@ -93,11 +93,16 @@ pub struct Hello {
 pub enum Message {
     Hello(Hello),
     /// The sender refuses the connection; the reason is shown to the user on both sides.
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
     /// An encoded block (`pow::Block::encode`), on the gossip stream or answering `GetBlocks`.
     Block(Vec<u8>),
     /// Asks for up to `max` headers of the sender's best chain after the locator's fork point.
-    GetHeaders { locator: Vec<HashBytes>, max: u32 },
+    GetHeaders {
+        locator: Vec<HashBytes>,
+        max: u32,
+    },
     Headers(Vec<HeaderBytes>),
     GetBlocks(Vec<HashBytes>),
     /// The answerer does not have this block.
@@ -167,7 +172,10 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
     let Some(payload) = buf[FRAME_HEADER_LEN..].get(..len) else {
         return Ok(None);
     };
-    Ok(Some((decode_payload(kind, payload)?, FRAME_HEADER_LEN + len)))
+    Ok(Some((
+        decode_payload(kind, payload)?,
+        FRAME_HEADER_LEN + len,
+    )))
 }
 
 /// Encodes a message as one frame; fails only when it would break its type's limit.
@@ -353,19 +361,21 @@ mod tests {
             ),
             ".{0,100}".prop_map(|reason| Message::Reject { reason }),
             proptest::collection::vec(any::<u8>(), 1..300).prop_map(Message::Block),
-            (proptest::collection::vec(any::<[u8; 32]>(), 0..10), any::<u32>())
+            (
+                proptest::collection::vec(any::<[u8; 32]>(), 0..10),
+                any::<u32>()
+            )
                 .prop_map(|(locator, max)| Message::GetHeaders { locator, max }),
-            proptest::collection::vec(any::<[u8; 32]>(), 0..5)
-                .prop_map(|hashes| Message::Headers(
-                    hashes
-                        .iter()
-                        .map(|h| {
-                            let mut header = [0u8; 80];
-                            header[..32].copy_from_slice(h);
-                            header
-                        })
-                        .collect()
-                )),
+            proptest::collection::vec(any::<[u8; 32]>(), 0..5).prop_map(|hashes| Message::Headers(
+                hashes
+                    .iter()
+                    .map(|h| {
+                        let mut header = [0u8; 80];
+                        header[..32].copy_from_slice(h);
+                        header
+                    })
+                    .collect()
+            )),
             proptest::collection::vec(any::<[u8; 32]>(), 0..10).prop_map(Message::GetBlocks),
             any::<[u8; 32]>().prop_map(Message::NotFound),
         ]
@@ -407,7 +417,10 @@ mod tests {
     fn oversized_lengths_are_refused_before_allocation() {
         let mut bytes = vec![FrameType::NotFound as u8];
         bytes.extend_from_slice(&33u32.to_le_bytes());
-        assert!(matches!(decode(&bytes), Err(FrameError::Oversized { len: 33, .. })));
+        assert!(matches!(
+            decode(&bytes),
+            Err(FrameError::Oversized { len: 33, .. })
+        ));
         let mut huge = vec![FrameType::Block as u8];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(decode(&huge), Err(FrameError::Oversized { .. })));
@@ -429,7 +442,10 @@ mod tests {
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&payload);
         let error = decode(&bytes).expect_err("malformed");
-        assert!(matches!(error, FrameError::Malformed { offset: 2, .. }), "{error}");
+        assert!(
+            matches!(error, FrameError::Malformed { offset: 2, .. }),
+            "{error}"
+        );
         // Trailing bytes after a NotFound hash... cannot happen (fixed size), but after a Hello can.
         let mut hello = encode(&Message::Hello(Hello {
             version: 1,

@@ -46,9 +46,15 @@ mod tests {
 
     #[test]
     fn mismatches_are_refused_with_a_reason_naming_both_sides() {
-        assert_eq!(check_hello(&hello("regtest", 1), &hello("regtest", 1)), Ok(()));
+        assert_eq!(
+            check_hello(&hello("regtest", 1), &hello("regtest", 1)),
+            Ok(())
+        );
         let reason = check_hello(&hello("regtest", 1), &hello("main", 1)).expect_err("network");
-        assert!(reason.contains("`main`") && reason.contains("`regtest`"), "{reason}");
+        assert!(
+            reason.contains("`main`") && reason.contains("`regtest`"),
+            "{reason}"
+        );
         let reason = check_hello(&hello("regtest", 1), &hello("regtest", 2)).expect_err("genesis");
         assert!(reason.contains("genesis"), "{reason}");
         let mut newer = hello("regtest", 1);

@@ -15,8 +15,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use super::identity::{Identity, NodeId};
 use super::NetError;
+use super::identity::{Identity, NodeId};
 
 /// ALPN protocol id of hashgrad's peer protocol.
 pub const ALPN: &[u8] = b"hashgrad/1";
@@ -48,8 +48,8 @@ impl PeerVerifier {
     }
 
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let id = NodeId::from_certificate(cert)
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let id =
+            NodeId::from_certificate(cert).map_err(|e| rustls::Error::General(e.to_string()))?;
         match &self.pins {
             Some(pins) if !pins.contains(&id) => Err(rustls::Error::General(format!(
                 "peer {id} is not among the pinned fingerprints"

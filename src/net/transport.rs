@@ -130,7 +130,9 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the peer table inconsistent in a way that
         // matters more than stopping the node would; keep going with the data.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn banned(&self, peer: &NodeId) -> Option<Duration> {
@@ -678,9 +680,7 @@ async fn serve_request(
 
 fn ban(inner: &Inner, peer: NodeId, reason: &str) {
     let mut state = inner.lock();
-    state
-        .bans
-        .insert(peer, Instant::now() + inner.config.ban);
+    state.bans.insert(peer, Instant::now() + inner.config.ban);
     warn!(peer = %peer.short(), %reason, ban = ?inner.config.ban, "banning peer");
     if let Some(entry) = state.peers.get(&peer) {
         let message = format!("banned: {reason}");

@@ -36,7 +36,11 @@ pub(crate) async fn read_frame(
     match read_full(recv, &mut header).await? {
         0 => return Ok(None),
         FRAME_HEADER_LEN => {}
-        _ => return Err(ReadFailure::Stream("stream ended inside a frame header".into())),
+        _ => {
+            return Err(ReadFailure::Stream(
+                "stream ended inside a frame header".into(),
+            ));
+        }
     }
     let (kind, len) = frame::decode_header(header).map_err(ReadFailure::Frame)?;
     let mut payload = vec![0u8; len];

@@ -73,7 +73,8 @@ pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
     let chain = store.load_chain()?;
 
-    let mut net_config = NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
+    let mut net_config =
+        NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
     net_config.pins = config.pins()?;
     net_config.ban = config.ban();
     net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
@@ -434,7 +435,9 @@ impl Driver {
             SyncReport::Done { peer, result, more } => {
                 self.syncing.remove(&peer);
                 match result {
-                    Ok(count) if count > 0 => debug!(peer = %peer.short(), count, "sync round done"),
+                    Ok(count) if count > 0 => {
+                        debug!(peer = %peer.short(), count, "sync round done")
+                    }
                     Ok(_) => {}
                     Err(error) => debug!(peer = %peer.short(), %error, "sync round failed"),
                 }

@@ -341,7 +341,10 @@ mod tests {
             .position(|(job, _)| job.header[36..68] != merkle)
             .expect("rolled");
         let chunks = (NonceRange::FULL.count / CHUNK) as usize;
-        assert_eq!(first_rolled, chunks, "rolled exactly when all 2^32 nonces were used");
+        assert_eq!(
+            first_rolled, chunks,
+            "rolled exactly when all 2^32 nonces were used"
+        );
         drop(miner);
     }
 }

@@ -19,7 +19,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::api::{Metrics, NodeStatus};
 use crate::config::{ConfigError, NodeConfig};
 use crate::net::{NetError, NodeId, PartitionControl};
-use crate::pow::{Accepted, Block, BlockHash, Chain, ChainError, NetworkError, Receipt, StoreError};
+use crate::pow::{
+    Accepted, Block, BlockHash, Chain, ChainError, NetworkError, Receipt, StoreError,
+};
 
 /// File name of the chain store inside the data dir.
 pub use crate::pow::store::STORE_FILE;
