@@ -3,9 +3,13 @@
 //! The crate is organised as sans-IO cores (`pow`, `raft`, `train`'s rules) driven by the only
 //! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod gpu;
 pub mod hash;
+pub mod net;
+pub mod node;
 pub mod pow;
 pub mod raft;
 pub mod train;

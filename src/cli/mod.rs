@@ -11,6 +11,7 @@ pub mod hash;
 pub mod mine_header;
 pub mod raft_sim;
 pub mod train;
+pub mod node;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub enum Command {
     /// shard, a rule (mean, median, trimmed mean, Krum) reduces them on the GPU or CPU, and the
     /// optimizer steps. Prints the final test accuracy (or a --json summary).
     Train(train::TrainArgs),
+    /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
+    Node(node::NodeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::RaftSim(args) => raft_sim::run(args),
         Command::Train(args) => train::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

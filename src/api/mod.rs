@@ -1,0 +1,95 @@
+//! The node's HTTP API (axum): `GET /status` (JSON) and `GET /metrics` (Prometheus text).
+//!
+//! Reads snapshots the node loop publishes; must not touch the chain or the network itself.
+
+pub mod metrics;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use metrics::Metrics;
+
+/// What `GET /status` returns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub network: String,
+    /// This node's key fingerprint (hex).
+    pub node_id: String,
+    pub height: u64,
+    /// Tip hash in display order (byte-reversed hex).
+    pub tip: String,
+    /// Cumulative work of the best chain, as a decimal number.
+    pub total_work: String,
+    pub peers: Vec<PeerStatus>,
+    /// The miner's recent rate in hashes per second (0 when not mining).
+    pub hash_rate: f64,
+    /// The mining backend (`cpu: sha-ni-2x, 2 threads`…), or `none`.
+    pub backend: String,
+    pub mining: bool,
+    pub blocks_mined: u64,
+    pub receipts_pooled: usize,
+    /// QUIC address peers connect to.
+    pub listen: String,
+}
+
+/// One connected peer in `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: String,
+    pub addr: String,
+    pub outbound: bool,
+}
+
+#[derive(Clone)]
+struct ApiState {
+    status: watch::Receiver<NodeStatus>,
+    metrics: Metrics,
+}
+
+async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
+    Json(state.status.borrow().clone())
+}
+
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// Binds `addr` and serves the API until `shutdown` resolves; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    status_rx: watch::Receiver<NodeStatus>,
+    metrics_source: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .with_state(ApiState {
+            status: status_rx,
+            metrics: metrics_source,
+        });
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,115 @@
+//! `hashgrad node`: runs a node from a TOML config, with flags that override the file. Prints
+//! one `listening …` line on stdout once bound, logs to stderr, and stops on Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::node::{Node, NodeError};
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// TOML config file (see configs/node.toml); flags below override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the chain store and the node key.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Network profile (regtest, devnet, testnet).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// UDP address for peer connections (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Peer to dial, `IP:PORT` or `FINGERPRINT@IP:PORT`; repeatable, added to the config's.
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peers: Vec<String>,
+    /// TCP address for GET /status and GET /metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Mine on the tip (the default unless the config says otherwise).
+    #[arg(long, overrides_with = "no_mine")]
+    pub mine: bool,
+    /// Do not mine; only validate, store and relay.
+    #[arg(long, overrides_with = "mine")]
+    pub no_mine: bool,
+    /// Mining backend: cpu, gpu or auto.
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+    /// CPU miner threads.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Wait up to twice this many milliseconds (random) before mining on a new tip.
+    #[arg(long, value_name = "MS")]
+    pub pace_ms: Option<u64>,
+}
+
+impl NodeArgs {
+    /// The config file (or the defaults) with the flags applied, checked.
+    pub fn resolve(&self) -> Result<NodeConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(network) = &self.network {
+            config.network = network.clone();
+        }
+        if let Some(listen) = self.listen {
+            config.net.listen = listen;
+        }
+        config.net.peers.extend(self.peers.iter().cloned());
+        if let Some(http) = self.http {
+            config.http.listen = Some(http);
+        }
+        if self.mine {
+            config.mining.enabled = true;
+        }
+        if self.no_mine {
+            config.mining.enabled = false;
+        }
+        if let Some(backend) = &self.backend {
+            config.mining.backend = backend.clone();
+        }
+        if let Some(threads) = self.threads {
+            config.mining.threads = threads;
+        }
+        if let Some(pace) = self.pace_ms {
+            config.mining.pace_ms = pace;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let config = args.resolve().map_err(|e| super::usage(e.to_string()))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let node = Node::start(config).await.map_err(|e| match e {
+            NodeError::Network(e) => super::usage(e.to_string()),
+            other => anyhow::Error::new(other),
+        })?;
+        let http = node
+            .http_addr()
+            .map_or_else(|| "off".to_string(), |a| a.to_string());
+        println!(
+            "listening quic={} http={} id={}",
+            node.listen_addr(),
+            http,
+            node.id()
+        );
+        let stop = node.stopper();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop();
+            }
+        });
+        node.wait().await?;
+        Ok(())
+    })
+}

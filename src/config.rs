@@ -1,0 +1,301 @@
+//! The node's TOML configuration: `NodeConfig` with defaults, parsed strictly (an unknown or
+//! mistyped key is an error naming the key and the file) and checked for values that cannot
+//! work. Command-line flags override it in `cli::node`.
+//!
+//! Owns parsing and validation only; must not start anything.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::net::NodeId;
+
+/// Errors in a config file or a flag.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Directory for the chain store and the node key.
+    pub data_dir: PathBuf,
+    /// Network profile name (`regtest`, …); peers on another network are refused.
+    pub network: String,
+    pub net: NetSection,
+    pub http: HttpSection,
+    pub mining: MiningSection,
+}
+
+/// `[net]`: the QUIC endpoint and peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetSection {
+    /// UDP address to accept peers on.
+    pub listen: SocketAddr,
+    /// Peers to dial: `IP:PORT`, or `FINGERPRINT@IP:PORT` to demand that peer's key.
+    pub peers: Vec<String>,
+    /// When not empty, only these key fingerprints (64 hex digits) may connect at all.
+    pub pinned: Vec<String>,
+    /// Seconds a misbehaving peer stays banned.
+    pub ban_secs: u64,
+    /// Seconds between attempts to reconnect to known peers.
+    pub redial_secs: f64,
+    /// Seconds of silence after which a connection is dropped.
+    pub idle_timeout_secs: u64,
+}
+
+/// `[http]`: the status and metrics server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// TCP address for `/status` and `/metrics`; absent: no HTTP server.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[mining]`: whether and how this node mines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiningSection {
+    pub enabled: bool,
+    /// `auto`, `cpu` or `gpu`.
+    pub backend: String,
+    /// CPU miner threads.
+    pub threads: usize,
+    /// Before mining on a new tip, wait a random time between 0 and twice this many
+    /// milliseconds. 0 (the default) mines at once; set it on easy fixed-target networks
+    /// (regtest) so blocks come at a human pace and timestamps do not outrun the clock.
+    pub pace_ms: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> NodeConfig {
+        NodeConfig {
+            data_dir: PathBuf::from("hashgrad-data"),
+            network: "regtest".to_string(),
+            net: NetSection::default(),
+            http: HttpSection::default(),
+            mining: MiningSection::default(),
+        }
+    }
+}
+
+impl Default for NetSection {
+    fn default() -> NetSection {
+        NetSection {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7100)),
+            peers: Vec::new(),
+            pinned: Vec::new(),
+            ban_secs: 600,
+            redial_secs: 5.0,
+            idle_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for HttpSection {
+    fn default() -> HttpSection {
+        HttpSection { listen: None }
+    }
+}
+
+impl Default for MiningSection {
+    fn default() -> MiningSection {
+        MiningSection {
+            enabled: true,
+            backend: "cpu".to_string(),
+            threads: 1,
+            pace_ms: 0,
+        }
+    }
+}
+
+/// A peer to dial, optionally pinned to a key fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr {
+    pub addr: SocketAddr,
+    pub pin: Option<NodeId>,
+}
+
+impl FromStr for PeerAddr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<PeerAddr, String> {
+        let (pin, addr) = match text.split_once('@') {
+            Some((pin, addr)) => (
+                Some(pin.parse::<NodeId>().map_err(|e| e.to_string())?),
+                addr,
+            ),
+            None => (None, text),
+        };
+        let addr = addr.trim().parse::<SocketAddr>().map_err(|_| {
+            format!("`{text}` is not IP:PORT or FINGERPRINT@IP:PORT (e.g. 127.0.0.1:7100)")
+        })?;
+        Ok(PeerAddr { addr, pin })
+    }
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        NodeConfig::from_toml(&text, path)
+    }
+
+    /// Parses TOML text (`origin` names it in errors) and checks it.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<NodeConfig, ConfigError> {
+        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values the types allow but a node cannot use.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.peers()?;
+        self.pins()?;
+        if self.network.is_empty() || self.network.len() > crate::net::frame::MAX_NETWORK_NAME {
+            return Err(invalid(
+                "network",
+                "must be 1 to 32 bytes, e.g. \"regtest\"",
+            ));
+        }
+        if self.net.ban_secs == 0 {
+            return Err(invalid("net.ban_secs", "must be at least 1"));
+        }
+        if !(self.net.redial_secs.is_finite() && self.net.redial_secs >= 0.05) {
+            return Err(invalid("net.redial_secs", "must be at least 0.05"));
+        }
+        if self.net.idle_timeout_secs < 3 {
+            return Err(invalid("net.idle_timeout_secs", "must be at least 3"));
+        }
+        if !(1..=1024).contains(&self.mining.threads) {
+            return Err(invalid("mining.threads", "must be between 1 and 1024"));
+        }
+        if !["auto", "cpu", "gpu"].contains(&self.mining.backend.as_str()) {
+            return Err(invalid(
+                "mining.backend",
+                &format!("`{}` is not one of auto, cpu, gpu", self.mining.backend),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `net.peers` entries, parsed.
+    pub fn peers(&self) -> Result<Vec<PeerAddr>, ConfigError> {
+        self.net
+            .peers
+            .iter()
+            .map(|p| {
+                p.parse()
+                    .map_err(|reason: String| invalid("net.peers", &reason))
+            })
+            .collect()
+    }
+
+    /// The `net.pinned` fingerprints, parsed.
+    pub fn pins(&self) -> Result<Vec<NodeId>, ConfigError> {
+        self.net
+            .pinned
+            .iter()
+            .map(|p| {
+                p.parse::<NodeId>()
+                    .map_err(|e| invalid("net.pinned", &e.to_string()))
+            })
+            .collect()
+    }
+
+    /// `net.ban_secs` as a duration.
+    pub fn ban(&self) -> Duration {
+        Duration::from_secs(self.net.ban_secs)
+    }
+
+    /// `net.redial_secs` as a duration.
+    pub fn redial(&self) -> Duration {
+        Duration::from_secs_f64(self.net.redial_secs)
+    }
+}
+
+fn invalid(key: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(parse("").expect("defaults"), NodeConfig::default());
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        for file in ["configs/node.toml", "configs/regtest.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            NodeConfig::from_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = parse("[net]\nlisten = \"127.0.0.1:1\"\nbogus_key = 3\n").expect_err("unknown");
+        let text = error.to_string();
+        assert!(
+            text.contains("bogus_key") && text.contains("test.toml"),
+            "{text}"
+        );
+        let error = parse("netwrok = \"regtest\"\n").expect_err("typo");
+        assert!(error.to_string().contains("netwrok"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let error = parse("[net]\nlisten = \"nonsense\"\n").expect_err("bad addr");
+        assert!(error.to_string().contains("listen"), "{error}");
+        let error = parse("[net]\npeers = [\"localhost\"]\n").expect_err("bad peer");
+        assert!(error.to_string().contains("net.peers"), "{error}");
+        let error = parse("[mining]\nthreads = 0\n").expect_err("threads");
+        assert!(error.to_string().contains("mining.threads"), "{error}");
+        let error = parse("[mining]\nbackend = \"quantum\"\n").expect_err("backend");
+        assert!(error.to_string().contains("quantum"), "{error}");
+    }
+
+    #[test]
+    fn peers_may_carry_a_pin() {
+        let pin = "ab".repeat(32);
+        let config = parse(&format!(
+            "[net]\npeers = [\"{pin}@127.0.0.1:9\", \"[::1]:8\"]\n"
+        ))
+        .expect("valid");
+        let peers = config.peers().expect("peers");
+        assert_eq!(peers[0].pin.map(|p| p.to_string()), Some(pin));
+        assert_eq!(peers[1].addr.port(), 8);
+    }
+}

@@ -1,0 +1,106 @@
+//! Peer-to-peer networking over QUIC (quinn + rustls): node identity and certificates, the
+//! frame codec, the handshake, connection management with bans, gossip and request/response
+//! streams, and a partition hook for tests.
+//!
+//! Moves bytes and names peers; must not judge blocks (the node asks the chain and calls
+//! `Network::ban` when a peer sent something invalid).
+
+pub mod frame;
+pub mod handshake;
+pub mod identity;
+pub mod tls;
+pub mod transport;
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use frame::{FrameError, FrameType, Hello, Message};
+pub use identity::{Identity, NodeId};
+pub use transport::{NetEvent, Network, PartitionControl, PeerSummary, Responder};
+
+/// The version of the peer protocol this build speaks (in every `Hello`).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// QUIC application close codes, so the other side can tell why a connection ended.
+pub mod close_code {
+    /// The node shuts down.
+    pub const SHUTDOWN: u32 = 0;
+    /// The handshake was refused (network, genesis or version mismatch, banned, self).
+    pub const REJECTED: u32 = 1;
+    /// The peer misbehaved and is banned.
+    pub const BANNED: u32 = 2;
+    /// A second connection to the same peer; the other one is kept.
+    pub const DUPLICATE: u32 = 3;
+    /// A test partition cut the link.
+    pub const PARTITIONED: u32 = 4;
+}
+
+/// How the network layer is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// UDP address to accept connections on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Network name; peers on another network are refused.
+    pub network: String,
+    /// Genesis block hash; peers with another genesis are refused.
+    pub genesis: [u8; 32],
+    /// When not empty, only these fingerprints may connect (in either direction).
+    pub pins: Vec<NodeId>,
+    /// How long a misbehaving peer stays banned.
+    pub ban: Duration,
+    /// A connection with no traffic for this long is dropped (keep-alives run at a third).
+    pub idle_timeout: Duration,
+    /// Limit on a handshake or one request/response exchange.
+    pub request_timeout: Duration,
+}
+
+impl NetConfig {
+    /// A config with the given listen address, network and genesis, and default timings.
+    pub fn new(listen: SocketAddr, network: impl Into<String>, genesis: [u8; 32]) -> NetConfig {
+        NetConfig {
+            listen,
+            network: network.into(),
+            genesis,
+            pins: Vec::new(),
+            ban: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors of the network layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    #[error("cannot access {0}: {1}")]
+    Io(PathBuf, #[source] std::io::Error),
+    #[error("certificate error: {0}")]
+    Certificate(String),
+    #[error("bad peer fingerprint: {0}")]
+    BadFingerprint(String),
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
+    #[error("cannot listen on {0}: {1}; is another node using this port?")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    #[error("cannot connect to {0}: {1}")]
+    Connect(SocketAddr, String),
+    #[error("peer {addr} refused the connection: {reason}")]
+    Refused { addr: SocketAddr, reason: String },
+    #[error("connection to {addr} refused here: {reason}")]
+    RefusedHere { addr: SocketAddr, reason: String },
+    #[error("peer {0:?} sent a bad frame: {1}")]
+    Frame(NodeId, #[source] FrameError),
+    #[error("stream to peer {0:?} failed: {1}")]
+    Stream(NodeId, String),
+    #[error("peer {0:?} is not connected")]
+    NotConnected(NodeId),
+    #[error("peer {0:?} did not answer within {1:?}")]
+    Timeout(NodeId, Duration),
+    #[error("peer {0:?} answered with an unexpected {1} frame")]
+    Unexpected(NodeId, FrameType),
+    #[error("the network layer has shut down")]
+    Closed,
+}

@@ -1,0 +1,64 @@
+//! Reading and writing frames on quinn streams. Reads never allocate more than the frame
+//! type's limit; a clean end of stream between frames is `Ok(None)`.
+
+use super::frame::{self, FRAME_HEADER_LEN, FrameError, Message};
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The bytes are not a valid frame: the peer misbehaved.
+    Frame(FrameError),
+    /// The stream or connection failed, or ended inside a frame.
+    Stream(String),
+}
+
+/// Reads into `buf` until it is full or the stream ends; returns the bytes read.
+async fn read_full(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<usize, ReadFailure> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let Some(rest) = buf.get_mut(filled..) else {
+            break;
+        };
+        match recv.read(rest).await {
+            Ok(Some(n)) => filled += n,
+            Ok(None) => break,
+            Err(e) => return Err(ReadFailure::Stream(e.to_string())),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the next frame; `Ok(None)` when the stream ended cleanly before one began.
+pub(crate) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+) -> Result<Option<Message>, ReadFailure> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    match read_full(recv, &mut header).await? {
+        0 => return Ok(None),
+        FRAME_HEADER_LEN => {}
+        _ => {
+            return Err(ReadFailure::Stream(
+                "stream ended inside a frame header".into(),
+            ));
+        }
+    }
+    let (kind, len) = frame::decode_header(header).map_err(ReadFailure::Frame)?;
+    let mut payload = vec![0u8; len];
+    if read_full(recv, &mut payload).await? != len {
+        return Err(ReadFailure::Stream("stream ended inside a frame".into()));
+    }
+    frame::decode_payload(kind, &payload)
+        .map(Some)
+        .map_err(ReadFailure::Frame)
+}
+
+/// Encodes and writes one frame.
+pub(crate) async fn write_message(
+    send: &mut quinn::SendStream,
+    message: &Message,
+) -> Result<(), ReadFailure> {
+    let bytes = frame::encode(message).map_err(ReadFailure::Frame)?;
+    send.write_all(&bytes)
+        .await
+        .map_err(|e| ReadFailure::Stream(e.to_string()))
+}

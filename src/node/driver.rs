@@ -1,0 +1,549 @@
+//! The node loop: one task that owns the chain, the store, the receipt pool and the miner, and
+//! reacts to network events, found blocks, sync reports, handle commands and timers. Every
+//! block (mined, gossiped, synced or submitted) goes through `accept`: validate (the chain),
+//! persist (one store transaction), update the pool, relay, replace the mining job.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::miner::Miner;
+use super::seen::SeenCache;
+use super::sync::{self, SyncReport};
+use super::{ChainEvent, Command, NodeError, NodeHandle, STORE_FILE, backend};
+use crate::api::{self, Metrics, NodeStatus, PeerStatus};
+use crate::config::NodeConfig;
+use crate::hash::reference::sha256d;
+use crate::net::{Identity, Message, NetConfig, NetEvent, Network, NodeId};
+use crate::pow::{
+    Accepted, Block, BlockHash, Chain, ChainError, ChainStore, MAX_BLOCK_BYTES, NetworkParams,
+    ReceiptPool,
+};
+
+/// Receipt bytes a pool holds at most.
+const POOL_BYTES: usize = 64 << 20;
+/// Block hashes the seen-cache remembers.
+const SEEN_CAPACITY: usize = 16_384;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+struct Driver {
+    config: NodeConfig,
+    chain: Chain,
+    store: ChainStore,
+    pool: ReceiptPool,
+    net: Network,
+    miner: Option<Miner>,
+    found: mpsc::UnboundedSender<Block>,
+    backend_name: String,
+    mining: bool,
+    miner_id: crate::pow::NodeId,
+    seen: SeenCache,
+    metrics: Metrics,
+    status: watch::Sender<NodeStatus>,
+    events: broadcast::Sender<ChainEvent>,
+    sync_reports: mpsc::Sender<SyncReport>,
+    syncing: HashSet<NodeId>,
+    resync: HashSet<NodeId>,
+    known: HashMap<SocketAddr, Option<NodeId>>,
+    dialing: HashSet<SocketAddr>,
+    dialed: mpsc::UnboundedSender<(SocketAddr, Result<NodeId, String>)>,
+    blocks_mined: u64,
+    rate_sample: (Instant, u64),
+    hash_rate: f64,
+    pace: Duration,
+}
+
+/// Opens everything and spawns the loop.
+pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    config.validate()?;
+    let params = NetworkParams::by_name(&config.network)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+    let identity = Identity::load_or_create(&config.data_dir)?;
+    let id = identity.id();
+    let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
+    let chain = store.load_chain()?;
+
+    let mut net_config =
+        NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
+    net_config.pins = config.pins()?;
+    net_config.ban = config.ban();
+    net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
+    let (net, net_events) = Network::bind(identity, net_config)?;
+    let listen = net.local_addr();
+
+    let metrics = Metrics::new();
+    let (status, status_rx) = watch::channel(NodeStatus::default());
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let http = match config.http.listen {
+        Some(addr) => {
+            let stopped = async move {
+                let _ = stopped_rx.wait_for(|stopped| *stopped).await;
+            };
+            let bound = api::serve(addr, status_rx.clone(), metrics.clone(), stopped)
+                .await
+                .map_err(|e| NodeError::Http(addr, e))?;
+            Some(bound)
+        }
+        None => None,
+    };
+
+    let (found, found_rx) = mpsc::unbounded_channel();
+    let (sync_reports, sync_rx) = mpsc::channel(64);
+    let (dialed, dialed_rx) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = mpsc::channel(256);
+    let (events, _) = broadcast::channel(4096);
+
+    let mut known = HashMap::new();
+    for peer in config.peers()? {
+        known.insert(peer.addr, peer.pin);
+    }
+    for (addr, _) in store.peers()? {
+        if let Ok(addr) = addr.parse::<SocketAddr>() {
+            known.entry(addr).or_insert(None);
+        }
+    }
+    info!(
+        node = %id, network = %config.network, %listen, http = ?http,
+        height = chain.height(), tip = %chain.tip(), "node started"
+    );
+    let mut driver = Driver {
+        pace: Duration::from_millis(config.mining.pace_ms),
+        mining: config.mining.enabled,
+        config,
+        chain,
+        store,
+        pool: ReceiptPool::new(POOL_BYTES),
+        net: net.clone(),
+        miner: None,
+        found,
+        backend_name: "none".into(),
+        miner_id: crate::pow::NodeId(id.0),
+        seen: SeenCache::new(SEEN_CAPACITY),
+        metrics: metrics.clone(),
+        status,
+        events: events.clone(),
+        sync_reports,
+        syncing: HashSet::new(),
+        resync: HashSet::new(),
+        known,
+        dialing: HashSet::new(),
+        dialed,
+        blocks_mined: 0,
+        rate_sample: (Instant::now(), 0),
+        hash_rate: 0.0,
+    };
+    if driver.mining {
+        driver.open_miner()?;
+    }
+    driver.publish();
+    let receivers = Receivers {
+        net: net_events,
+        found: found_rx,
+        sync: sync_rx,
+        dialed: dialed_rx,
+        commands: commands_rx,
+    };
+    let task = tokio::spawn(async move {
+        let result = driver.run(receivers).await;
+        let _ = stopped_tx.send(true);
+        if let Err(error) = &result {
+            warn!(%error, "node stopped");
+        }
+        result
+    });
+    Ok(NodeHandle {
+        commands,
+        status: status_rx,
+        events,
+        partition: net.partition(),
+        id,
+        listen,
+        http,
+        metrics,
+        task,
+    })
+}
+
+struct Receivers {
+    net: mpsc::Receiver<NetEvent>,
+    found: mpsc::UnboundedReceiver<Block>,
+    sync: mpsc::Receiver<SyncReport>,
+    dialed: mpsc::UnboundedReceiver<(SocketAddr, Result<NodeId, String>)>,
+    commands: mpsc::Receiver<Command>,
+}
+
+impl Driver {
+    async fn run(&mut self, mut rx: Receivers) -> Result<(), NodeError> {
+        let mut redial = tokio::time::interval(self.config.redial());
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        self.new_job();
+        let result = loop {
+            let step = tokio::select! {
+                Some(event) = rx.net.recv() => self.on_net(event),
+                Some(block) = rx.found.recv() => self.on_mined(block),
+                Some(report) = rx.sync.recv() => self.on_sync(report),
+                Some((addr, result)) = rx.dialed.recv() => {
+                    self.on_dialed(addr, result);
+                    Ok(())
+                }
+                command = rx.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break Ok(()),
+                    Some(command) => self.on_command(command),
+                },
+                _ = redial.tick() => {
+                    self.redial();
+                    Ok(())
+                }
+                _ = tick.tick() => {
+                    self.publish();
+                    Ok(())
+                }
+            };
+            if let Err(error) = step {
+                break Err(error);
+            }
+        };
+        // Stop hashing first, then close connections; the store closes when the driver drops.
+        self.miner = None;
+        self.net.shutdown();
+        info!("node stopped");
+        result
+    }
+
+    fn open_miner(&mut self) -> Result<(), NodeError> {
+        if self.miner.is_some() {
+            return Ok(());
+        }
+        let backend = backend::open(&self.config.mining.backend, self.config.mining.threads)?;
+        let info = backend.info();
+        self.backend_name = format!(
+            "{:?}: {} on {} ({} threads)",
+            info.kind, info.path, info.device, info.threads
+        )
+        .to_lowercase();
+        info!(backend = %self.backend_name, "mining");
+        self.miner = Some(Miner::start(backend, self.found.clone()));
+        Ok(())
+    }
+
+    /// A fresh template on the tip for the miner, paced when the config asks for it.
+    fn new_job(&mut self) {
+        if !self.mining {
+            return;
+        }
+        let Some(miner) = &self.miner else {
+            return;
+        };
+        let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
+        let template = self.chain.template(self.miner_id, receipts, unix_now());
+        let pace = self.pace.as_millis() as u64;
+        let delay = if pace == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=2 * pace)
+        };
+        miner.replace(template, Instant::now() + Duration::from_millis(delay));
+    }
+
+    fn on_net(&mut self, event: NetEvent) -> Result<(), NodeError> {
+        match event {
+            NetEvent::Connected {
+                peer, listen_addr, ..
+            } => {
+                if let Some(addr) = listen_addr {
+                    self.known.entry(addr).or_insert(None);
+                    if let Err(error) = self.store.put_peer(&addr.to_string(), unix_now()) {
+                        warn!(%error, "cannot record peer");
+                    }
+                }
+                self.start_sync(peer);
+                self.publish();
+            }
+            NetEvent::Disconnected { .. } => self.publish(),
+            NetEvent::Block { peer, bytes } => {
+                self.on_block_bytes(&bytes, peer)?;
+            }
+            NetEvent::Request { request, reply, .. } => {
+                let _ = reply.send(sync::answer(&self.chain, &request));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A block from a peer: drop it if seen, ban the peer if it does not decode, else accept.
+    fn on_block_bytes(&mut self, bytes: &[u8], peer: NodeId) -> Result<bool, NodeError> {
+        let Some(header) = bytes.get(..80) else {
+            self.misbehaved(peer, "sent a block shorter than a header");
+            return Ok(false);
+        };
+        let hash = BlockHash(sha256d(header));
+        if self.seen.contains(&hash) {
+            self.metrics.duplicates_dropped.inc();
+            return Ok(true);
+        }
+        let block = match Block::decode(bytes) {
+            Ok(block) => block,
+            Err(error) => {
+                self.misbehaved(peer, &format!("sent a malformed block: {error}"));
+                return Ok(false);
+            }
+        };
+        Ok(self.accept(block, Some(peer), true)?.is_ok())
+    }
+
+    /// Validates, stores, relays; the outer error is fatal (the store failed).
+    fn accept(
+        &mut self,
+        block: Block,
+        from: Option<NodeId>,
+        relay: bool,
+    ) -> Result<Result<Accepted, ChainError>, NodeError> {
+        let hash = block.hash();
+        let accepted = match self.chain.accept_block(block, unix_now()) {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                self.metrics.blocks_rejected.inc();
+                match from {
+                    // A block from the future may be clock skew, not malice.
+                    Some(_) if matches!(error, ChainError::TimeTooNew { .. }) => {
+                        warn!(%error, "block from a peer refused");
+                    }
+                    Some(peer) => self.misbehaved(peer, &format!("sent an invalid block: {error}")),
+                    None => warn!(%error, "local block refused"),
+                }
+                return Ok(Err(error));
+            }
+        };
+        match &accepted {
+            Accepted::NewTip { .. } | Accepted::SideBranch => {
+                let Some(stored) = self.chain.block(&hash) else {
+                    return Ok(Ok(accepted));
+                };
+                self.store
+                    .store_block_and_tip(stored, &accepted, &self.chain)?;
+                self.pool.update(&accepted, &self.chain);
+                self.seen.insert(hash);
+                if from.is_some() {
+                    self.metrics.blocks_received.inc();
+                }
+                let tip = matches!(accepted, Accepted::NewTip { .. });
+                if tip {
+                    if relay {
+                        let frame = Message::Block(stored.encode());
+                        self.net.broadcast(&frame, from);
+                    }
+                    if let Accepted::NewTip { reorg: Some(reorg) } = &accepted {
+                        self.metrics.reorgs.inc();
+                        info!(
+                            depth = reorg.disconnected.len(),
+                            returned_receipts = reorg.returned_receipts.len(),
+                            tip = %hash, "reorganised to a branch with more work"
+                        );
+                    }
+                    self.new_job();
+                }
+                let event = ChainEvent {
+                    hash,
+                    height: self.chain.height_of(&hash).unwrap_or(0),
+                    tip,
+                    from,
+                    at: Instant::now(),
+                };
+                let _ = self.events.send(event);
+                if tip {
+                    self.publish();
+                }
+            }
+            Accepted::Duplicate => {
+                self.seen.insert(hash);
+            }
+            Accepted::Orphan { missing_parent } => {
+                if let Some(peer) = from {
+                    debug!(%hash, %missing_parent, "orphan block; syncing from its sender");
+                    self.start_sync(peer);
+                }
+            }
+        }
+        Ok(Ok(accepted))
+    }
+
+    fn on_mined(&mut self, block: Block) -> Result<(), NodeError> {
+        let hash = block.hash();
+        match self.accept(block, None, true)? {
+            Ok(Accepted::NewTip { .. }) => {
+                self.blocks_mined += 1;
+                self.metrics.blocks_mined.inc();
+                info!(height = self.chain.height(), %hash, "mined a block");
+            }
+            other => {
+                debug!(?other, "mined block did not become the tip");
+                self.new_job();
+            }
+        }
+        Ok(())
+    }
+
+    fn start_sync(&mut self, peer: NodeId) {
+        if !self.syncing.insert(peer) {
+            self.resync.insert(peer);
+            return;
+        }
+        let locator = self.chain.locator().into_iter().map(|h| h.0).collect();
+        tokio::spawn(sync::run_round(
+            self.net.clone(),
+            peer,
+            locator,
+            self.sync_reports.clone(),
+        ));
+    }
+
+    fn on_sync(&mut self, report: SyncReport) -> Result<(), NodeError> {
+        match report {
+            SyncReport::Blocks { peer, blocks } => {
+                for bytes in blocks {
+                    let Some(header) = bytes.get(..80) else {
+                        self.misbehaved(peer, "sent a block shorter than a header");
+                        break;
+                    };
+                    if self.seen.contains(&BlockHash(sha256d(header))) {
+                        continue;
+                    }
+                    let block = match Block::decode(&bytes) {
+                        Ok(block) => block,
+                        Err(error) => {
+                            self.misbehaved(peer, &format!("sent a malformed block: {error}"));
+                            break;
+                        }
+                    };
+                    if self.accept(block, Some(peer), false)?.is_err() {
+                        break;
+                    }
+                }
+            }
+            SyncReport::Done { peer, result, more } => {
+                self.syncing.remove(&peer);
+                match result {
+                    Ok(count) if count > 0 => {
+                        debug!(peer = %peer.short(), count, "sync round done")
+                    }
+                    Ok(_) => {}
+                    Err(error) => debug!(peer = %peer.short(), %error, "sync round failed"),
+                }
+                if more || self.resync.remove(&peer) {
+                    self.start_sync(peer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn misbehaved(&mut self, peer: NodeId, reason: &str) {
+        self.metrics.bans.inc();
+        self.net.ban(peer, reason);
+    }
+
+    fn redial(&mut self) {
+        let own = self.net.local_addr();
+        for (&addr, &pin) in &self.known {
+            if addr == own || self.dialing.contains(&addr) || self.net.knows_addr(addr) {
+                continue;
+            }
+            self.dialing.insert(addr);
+            let net = self.net.clone();
+            let dialed = self.dialed.clone();
+            tokio::spawn(async move {
+                let result = net.dial(addr, pin).await.map_err(|e| e.to_string());
+                let _ = dialed.send((addr, result));
+            });
+        }
+    }
+
+    fn on_dialed(&mut self, addr: SocketAddr, result: Result<NodeId, String>) {
+        self.dialing.remove(&addr);
+        if let Err(error) = result {
+            debug!(%addr, %error, "dial failed; will retry");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) -> Result<(), NodeError> {
+        match command {
+            Command::SubmitBlock(block, reply) => {
+                let result = self.accept(block, None, true)?;
+                let _ = reply.send(result);
+            }
+            Command::SubmitReceipt(receipt, reply) => {
+                let added = self.pool.insert(receipt);
+                let _ = reply.send(added);
+                if added && self.mining {
+                    if let Some(miner) = &self.miner {
+                        let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
+                        miner.refresh(self.chain.template(self.miner_id, receipts, unix_now()));
+                    }
+                }
+            }
+            Command::Inspect(inspect) => inspect(&self.chain),
+            Command::SetMining(on) => {
+                self.mining = on;
+                if on {
+                    self.open_miner()?;
+                    self.new_job();
+                } else if let Some(miner) = &self.miner {
+                    miner.pause();
+                }
+            }
+            Command::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    /// Refreshes metrics and the `/status` snapshot.
+    fn publish(&mut self) {
+        let hashes = self.miner.as_ref().map_or(0, Miner::hashes);
+        let (since, before) = self.rate_sample;
+        let elapsed = since.elapsed();
+        if elapsed >= Duration::from_millis(900) {
+            self.hash_rate = (hashes - before) as f64 / elapsed.as_secs_f64();
+            self.rate_sample = (Instant::now(), hashes);
+            self.metrics.hashes.inc_by(hashes - before);
+        }
+        let peers = self.net.peers();
+        self.metrics.height.set(self.chain.height() as i64);
+        self.metrics.peers.set(peers.len() as i64);
+        self.metrics.hash_rate.set(self.hash_rate);
+        self.metrics.receipts_pooled.set(self.pool.len() as i64);
+        let status = NodeStatus {
+            network: self.config.network.clone(),
+            node_id: self.net.id().to_string(),
+            height: self.chain.height(),
+            tip: self.chain.tip().to_string(),
+            total_work: self.chain.total_work().0.to_string(),
+            peers: peers
+                .iter()
+                .map(|p| PeerStatus {
+                    id: p.id.to_string(),
+                    addr: p.listen_addr.unwrap_or(p.remote).to_string(),
+                    outbound: p.outbound,
+                })
+                .collect(),
+            hash_rate: self.hash_rate,
+            backend: self.backend_name.clone(),
+            mining: self.mining && self.miner.is_some(),
+            blocks_mined: self.blocks_mined,
+            receipts_pooled: self.pool.len(),
+            listen: self.net.local_addr().to_string(),
+        };
+        self.status.send_replace(status);
+    }
+}
