@@ -159,3 +159,49 @@ impl Lanes for Avx512 {
 pub(crate) unsafe fn scan(c: &JobConstants, start: u32, count: u32, candidates: &mut Vec<u32>) {
     lanes::scan::<Avx512>(c, start, count, candidates);
 }
+
+#[cfg(test)]
+mod tests {
+    //! The instructions cannot run on a machine without AVX-512, but their immediates can be
+    //! checked against Intel's definition of `vpternlogd` on plain integers.
+    use super::*;
+
+    /// `vpternlogd` on one 32-bit lane: bit `i` of the result is bit `(a<<2)|(b<<1)|c` of
+    /// `imm`, taking bit `i` of each operand.
+    fn ternlog(imm: i32, a: u32, b: u32, c: u32) -> u32 {
+        (0..32).fold(0, |out, i| {
+            let index = ((a >> i) & 1) << 2 | ((b >> i) & 1) << 1 | ((c >> i) & 1);
+            out | ((imm as u32 >> index) & 1) << i
+        })
+    }
+
+    #[test]
+    fn ternary_logic_immediates_compute_the_sha256_functions() {
+        let samples = [
+            0u32,
+            u32::MAX,
+            0x1234_5678,
+            0x9abc_def0,
+            0xdead_beef,
+            0x0f0f_3c3c,
+        ];
+        for &a in &samples {
+            for &b in &samples {
+                for &c in &samples {
+                    assert_eq!(ternlog(XOR3, a, b, c), a ^ b ^ c);
+                    assert_eq!(ternlog(CHOOSE, a, b, c), (a & b) ^ (!a & c));
+                    assert_eq!(ternlog(MAJORITY, a, b, c), (a & b) ^ (a & c) ^ (b & c));
+                    assert_eq!(ternlog(SELECT, a, b, c), (a & b) | (!a & c));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rotate_and_select_byte_swap_reverses_bytes() {
+        for x in [0x0102_0304u32, 0xdead_beef, 0, u32::MAX, 0x8000_0001] {
+            let swapped = ternlog(SELECT, 0xff00_ff00, x.rotate_right(8), x.rotate_right(24));
+            assert_eq!(swapped, x.swap_bytes());
+        }
+    }
+}
