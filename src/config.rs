@@ -61,7 +61,7 @@ pub struct NetSection {
 }
 
 /// `[http]`: the status and metrics server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// TCP address for `/status` and `/metrics`; absent: no HTTP server.
@@ -105,12 +105,6 @@ impl Default for NetSection {
             redial_secs: 5.0,
             idle_timeout_secs: 30,
         }
-    }
-}
-
-impl Default for HttpSection {
-    fn default() -> HttpSection {
-        HttpSection { listen: None }
     }
 }
 

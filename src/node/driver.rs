@@ -486,11 +486,9 @@ impl Driver {
             Command::SubmitReceipt(receipt, reply) => {
                 let added = self.pool.insert(receipt);
                 let _ = reply.send(added);
-                if added && self.mining {
-                    if let Some(miner) = &self.miner {
-                        let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
-                        miner.refresh(self.chain.template(self.miner_id, receipts, unix_now()));
-                    }
+                if let Some(miner) = self.miner.as_ref().filter(|_| added && self.mining) {
+                    let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
+                    miner.refresh(self.chain.template(self.miner_id, receipts, unix_now()));
                 }
             }
             Command::Inspect(inspect) => inspect(&self.chain),
