@@ -9,9 +9,9 @@ pub mod adapters;
 pub mod bench;
 pub mod hash;
 pub mod mine_header;
+pub mod node;
 pub mod raft_sim;
 pub mod train;
-pub mod node;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
 #[derive(Debug, thiserror::Error)]
