@@ -332,8 +332,9 @@ fn print_table(report: &BenchReport) {
     let per_cpu = |rate: Option<f64>| rate.map_or("-".to_string(), |r| format!("{r:.2}"));
     for rate in &report.sha2_reference {
         println!(
-            "sha2 two-call reference, {} threads: {:.2} MH/s ({} MH/s per CPU-second)",
+            "sha2 two-call reference, {} thread{}: {:.2} MH/s ({} MH/s per CPU-second)",
             rate.threads,
+            if rate.threads == 1 { "" } else { "s" },
             rate.mhs,
             per_cpu(rate.mhs_per_cpu_second)
         );
