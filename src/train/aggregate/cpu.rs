@@ -13,7 +13,7 @@ use super::{AggregateError, Rule, validate_finite, validate_shape};
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 /// Coordinates per block of the mean's inner loops: the output block stays in L1 while every
 /// input streams through it.
-const MEAN_BLOCK: usize = 2048;
+const MEAN_BLOCK: usize = 4096;
 /// Outputs of at least this many floats (4 MiB, about half this machine's L3) are written
 /// with non-temporal stores: they would evict the inputs and come back from memory anyway,
 /// and streaming skips the read-for-ownership of every output line.
