@@ -13,7 +13,11 @@ use super::{AggregateError, Rule, validate_finite, validate_shape};
 const PARALLEL_MIN_WORK: usize = 1 << 18;
 /// Coordinates per block of the mean's inner loops: the output block stays in L1 while every
 /// input streams through it.
-const MEAN_BLOCK: usize = 2048;
+const MEAN_BLOCK: usize = 4096;
+/// Outputs of at least this many floats (4 MiB, about half this machine's L3) are written
+/// with non-temporal stores: they would evict the inputs and come back from memory anyway,
+/// and streaming skips the read-for-ownership of every output line.
+const STREAM_MIN_FLOATS: usize = 1 << 20;
 
 /// Reduces `inputs` with `rule` after validating them (see `aggregate::validate`). The mean
 /// checks finiteness in the same pass instead of reading the inputs twice: any NaN or Inf
@@ -35,10 +39,11 @@ pub fn reduce_into(rule: &Rule, inputs: &[&[f32]], out: &mut [f32]) -> Result<()
             found: out.len(),
         });
     }
+    let stream = n >= STREAM_MIN_FLOATS;
     if *rule == Rule::Mean {
         let all_finite = AtomicBool::new(true);
         run_parallel(inputs, out, |inputs, lo, out| {
-            if !mean_range(inputs, lo, out) {
+            if !mean_range(inputs, lo, out, stream) {
                 all_finite.store(false, Ordering::Relaxed);
             }
         });
@@ -52,13 +57,13 @@ pub fn reduce_into(rule: &Rule, inputs: &[&[f32]], out: &mut [f32]) -> Result<()
     validate_finite(inputs)?;
     match *rule {
         Rule::Mean => run_parallel(inputs, out, |inputs, lo, out| {
-            mean_range(inputs, lo, out);
+            mean_range(inputs, lo, out, stream);
         }),
         Rule::Median => run_parallel(inputs, out, median_range),
         Rule::TrimmedMean { trim } => run_parallel(inputs, out, |inputs, lo, out| {
             trimmed_range(inputs, lo, out, trim)
         }),
-        Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, out),
+        Rule::Krum { byzantine, select } => krum(inputs, byzantine, select, out, stream),
     }
     Ok(())
 }
@@ -104,8 +109,34 @@ where
 }
 
 /// Mean of coordinates `lo..lo + out.len()`: out = x₀; out += x₁ … x_{K−1}; out *= 1/K.
-/// Returns whether every result is finite (checked per block while it is in L1).
-fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
+/// Returns whether every result is finite. Uses the AVX kernel (`avx::mean_range`: same
+/// additions in the same order, so bit-identical results) where the CPU has AVX; outputs of
+/// at least `STREAM_MIN_FLOATS` are then written with non-temporal stores.
+fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32], stream: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx")
+        && !inputs.is_empty()
+        && inputs.iter().all(|input| input.len() >= lo + out.len())
+    {
+        // The vector part starts where `out` is 32-byte aligned (needed by the streaming
+        // store); the few coordinates before and after it take the portable path.
+        let head = out.as_ptr().align_offset(32).min(out.len());
+        let body = (out.len() - head) / avx::LANES * avx::LANES;
+        let (head_out, rest) = out.split_at_mut(head);
+        let (body_out, tail_out) = rest.split_at_mut(body);
+        let mut finite = mean_range_portable(inputs, lo, head_out);
+        // SAFETY: AVX was detected above, every input holds `lo + out.len()` floats, and
+        // `body_out` starts 32-byte aligned with a length that is a multiple of 8.
+        finite &= unsafe { avx::mean_range(inputs, lo + head, body_out, stream) };
+        finite &= mean_range_portable(inputs, lo + head + body, tail_out);
+        return finite;
+    }
+    let _ = stream;
+    mean_range_portable(inputs, lo, out)
+}
+
+/// The portable mean kernel (the reference the AVX kernel must match bit for bit).
+fn mean_range_portable(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
     let scale = reciprocal(inputs.len());
     let mut all_finite = true;
     for (block_index, block) in out.chunks_mut(MEAN_BLOCK).enumerate() {
@@ -131,6 +162,98 @@ fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
         });
     }
     all_finite
+}
+
+/// The mean's AVX kernel (x86-64 only, chosen at run time).
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use std::arch::x86_64::{
+        _mm_sfence, _mm256_add_ps, _mm256_castps_si256, _mm256_loadu_ps, _mm256_mul_ps,
+        _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_store_ps, _mm256_stream_ps,
+        _mm256_sub_ps, _mm256_testz_si256,
+    };
+
+    use super::{MEAN_BLOCK, reciprocal};
+
+    /// Floats per AVX register.
+    pub const LANES: usize = 8;
+    const VECTORS: usize = MEAN_BLOCK / LANES;
+
+    /// Mean of coordinates `lo..lo + out.len()` into `out`, block by block: the block's sums
+    /// stay in an L1-resident accumulator while the inputs stream through it two at a time
+    /// (`(acc + xᵢ) + xᵢ₊₁`: the portable order), then the scaled block is written once,
+    /// with non-temporal stores when `stream`. Returns whether every result is finite.
+    ///
+    /// # Safety
+    /// The CPU supports AVX; every input holds at least `lo + out.len()` floats; `out` is
+    /// 32-byte aligned and its length a multiple of `LANES`.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32], stream: bool) -> bool {
+        let scale = _mm256_set1_ps(reciprocal(inputs.len()));
+        let mut acc = [_mm256_setzero_ps(); VECTORS];
+        // OR of `y − y` over every result: +0 for finite y, NaN bits otherwise.
+        let mut bad = _mm256_setzero_ps();
+        for (block_index, block) in out.chunks_mut(MEAN_BLOCK).enumerate() {
+            let start = lo + block_index * MEAN_BLOCK;
+            let vectors = block.len() / LANES;
+            let acc = &mut acc[..vectors];
+            let mut sources = inputs
+                .iter()
+                .filter_map(|input| input.get(start..start + block.len()));
+            let Some(first) = sources.next() else {
+                continue;
+            };
+            for (v, slot) in acc.iter_mut().enumerate() {
+                // SAFETY: v·LANES + LANES ≤ block.len() = first.len().
+                *slot = unsafe { _mm256_loadu_ps(first.as_ptr().add(v * LANES)) };
+            }
+            loop {
+                match (sources.next(), sources.next()) {
+                    (Some(a), Some(b)) => {
+                        for (v, slot) in acc.iter_mut().enumerate() {
+                            // SAFETY: as above, a and b hold block.len() floats.
+                            let (x, y) = unsafe {
+                                (
+                                    _mm256_loadu_ps(a.as_ptr().add(v * LANES)),
+                                    _mm256_loadu_ps(b.as_ptr().add(v * LANES)),
+                                )
+                            };
+                            *slot = _mm256_add_ps(_mm256_add_ps(*slot, x), y);
+                        }
+                    }
+                    (Some(a), None) => {
+                        for (v, slot) in acc.iter_mut().enumerate() {
+                            // SAFETY: as above.
+                            let x = unsafe { _mm256_loadu_ps(a.as_ptr().add(v * LANES)) };
+                            *slot = _mm256_add_ps(*slot, x);
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            for (v, slot) in acc.iter().enumerate() {
+                let y = _mm256_mul_ps(*slot, scale);
+                bad = _mm256_or_ps(bad, _mm256_sub_ps(y, y));
+                // SAFETY: v·LANES + LANES ≤ block.len(); block starts 32-byte aligned because
+                // `out` does and MEAN_BLOCK·4 is a multiple of 32.
+                unsafe {
+                    let target = block.as_mut_ptr().add(v * LANES);
+                    if stream {
+                        _mm256_stream_ps(target, y);
+                    } else {
+                        _mm256_store_ps(target, y);
+                    }
+                }
+            }
+        }
+        if stream {
+            // Order the weakly-ordered streaming stores before the caller reads `out`.
+            _mm_sfence();
+        }
+        let bits = _mm256_castps_si256(bad);
+        _mm256_testz_si256(bits, bits) == 1
+    }
 }
 
 /// Copies coordinate `j` of every input into `column`.
@@ -226,12 +349,12 @@ pub fn krum_selection(inputs: &[&[f32]], byzantine: usize, select: usize) -> Vec
     chosen
 }
 
-fn krum(inputs: &[&[f32]], byzantine: usize, select: usize, out: &mut [f32]) {
+fn krum(inputs: &[&[f32]], byzantine: usize, select: usize, out: &mut [f32], stream: bool) {
     let chosen: Vec<&[f32]> = krum_selection(inputs, byzantine, select)
         .into_iter()
         .filter_map(|i| inputs.get(i).copied())
         .collect();
-    mean_range(&chosen, 0, out);
+    mean_range(&chosen, 0, out, stream);
 }
 
 #[cfg(test)]
@@ -313,8 +436,39 @@ mod tests {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let parallel = reduce(&Rule::Mean, &refs).unwrap();
         let mut serial = vec![0.0; n];
-        mean_range(&refs, 0, &mut serial);
+        mean_range_portable(&refs, 0, &mut serial);
         assert_eq!(parallel, serial);
+    }
+
+    #[test]
+    fn vector_and_streaming_paths_match_the_portable_kernel() {
+        let k = 7;
+        let n = 3 * MEAN_BLOCK + 37;
+        let inputs: Vec<Vec<f32>> = (0..k)
+            .map(|i| {
+                (0..n)
+                    .map(|j| ((i * 97 + j * 13) % 777) as f32 * 0.37 - 140.0)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut expected = vec![0.0; n];
+        assert!(mean_range_portable(&refs, 0, &mut expected));
+        for stream in [false, true] {
+            // Odd offsets put the output off 32-byte alignment and inputs off the block grid.
+            for skip in [0, 1, 5] {
+                let mut out = vec![0.0; n - skip];
+                assert!(mean_range(&refs, skip, &mut out[..], stream));
+                assert_eq!(out[..], expected[skip..], "stream {stream}, skip {skip}");
+            }
+        }
+        let mut poisoned = inputs[3].clone();
+        poisoned[2 * MEAN_BLOCK + 9] = f32::INFINITY;
+        let mut with_inf = refs.clone();
+        with_inf[3] = &poisoned;
+        let mut out = vec![0.0; n];
+        assert!(!mean_range(&with_inf, 0, &mut out, true));
+        assert!(out[2 * MEAN_BLOCK + 9].is_nan() || out[2 * MEAN_BLOCK + 9].is_infinite());
     }
 
     #[test]
