@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod reference;
 pub mod select;
+mod sha256;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
