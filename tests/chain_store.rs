@@ -141,38 +141,13 @@ fn a_redb_file_of_another_schema_is_foreign() {
     let params = NetworkParams::regtest();
 
     let other = dir.path().join("other.redb");
-    {
-        let db = redb::Database::create(&other).expect("db");
-        let write = db.begin_write().expect("txn");
-        {
-            let table: redb::TableDefinition<u64, u64> = redb::TableDefinition::new("accounts");
-            write
-                .open_table(table)
-                .expect("table")
-                .insert(1, 2)
-                .expect("insert");
-        }
-        write.commit().expect("commit");
-    }
+    write_u64_table(&other, "accounts");
     let err = ChainStore::open(&other, &params).expect_err("foreign");
     assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
 
     // Same table name, other types.
     let clash = dir.path().join("clash.redb");
-    {
-        let db = redb::Database::create(&clash).expect("db");
-        let write = db.begin_write().expect("txn");
-        {
-            let table: redb::TableDefinition<u64, u64> =
-                redb::TableDefinition::new("hashgrad_meta");
-            write
-                .open_table(table)
-                .expect("table")
-                .insert(1, 2)
-                .expect("insert");
-        }
-        write.commit().expect("commit");
-    }
+    write_u64_table(&clash, "hashgrad_meta");
     let err = ChainStore::open(&clash, &params).expect_err("foreign");
     assert!(matches!(err, StoreError::Foreign { .. }), "{err}");
 }
@@ -349,4 +324,19 @@ fn a_batch_of_blocks_with_a_reorg_is_stored_in_one_transaction() {
         .expect("load");
     assert_same_chain(&chain, &restored);
     assert_eq!(restored.block_count(), 12);
+}
+
+/// Creates a valid redb file holding one `u64 -> u64` table named `name` (not our schema).
+fn write_u64_table(path: &std::path::Path, name: &str) {
+    let db = redb::Database::create(path).expect("db");
+    let write = db.begin_write().expect("txn");
+    {
+        let table: redb::TableDefinition<u64, u64> = redb::TableDefinition::new(name);
+        write
+            .open_table(table)
+            .expect("table")
+            .insert(1, 2)
+            .expect("insert");
+    }
+    write.commit().expect("commit");
 }
