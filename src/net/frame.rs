@@ -14,10 +14,13 @@
 
 use std::fmt;
 
+use crate::codec::{DecodeError, Reader, Writer};
+
 /// Bytes in a frame header: the type byte and the u32 payload length.
 pub const FRAME_HEADER_LEN: usize = 5;
-/// Largest encoded block a frame may carry (the chain bounds blocks well below this).
-pub const MAX_BLOCK_BYTES: usize = 2 << 20;
+/// Largest encoded block a frame may carry: the chain's own bound, so a larger block is refused
+/// before its bytes are read.
+pub const MAX_BLOCK_BYTES: usize = crate::pow::MAX_BLOCK_BYTES;
 /// Most block hashes in one locator.
 pub const MAX_LOCATOR: usize = 64;
 /// Most headers in one `Headers` answer.
@@ -137,11 +140,11 @@ pub enum FrameError {
         len: usize,
         limit: usize,
     },
-    #[error("malformed {kind:?} frame at byte {offset}: {reason}")]
+    #[error("malformed {kind:?} frame: {source}")]
     Malformed {
         kind: FrameType,
-        offset: usize,
-        reason: &'static str,
+        #[source]
+        source: DecodeError,
     },
     #[error("message too large to encode: {0} bytes")]
     TooLargeToEncode(usize),
@@ -181,18 +184,19 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
 /// Encodes a message as one frame; fails only when it would break its type's limit.
 pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
     let kind = message.frame_type();
-    let mut out = vec![kind as u8, 0, 0, 0, 0];
+    let mut out = Writer::new();
+    out.u8(kind as u8).u32(0);
     match message {
         Message::Hello(hello) => {
-            out.extend_from_slice(&hello.version.to_le_bytes());
             let name = hello.network.as_bytes();
             if name.len() > MAX_NETWORK_NAME {
                 return Err(FrameError::TooLargeToEncode(name.len()));
             }
-            out.push(name.len() as u8);
-            out.extend_from_slice(name);
-            out.extend_from_slice(&hello.genesis);
-            out.extend_from_slice(&hello.listen_port.to_le_bytes());
+            out.u32(hello.version)
+                .u8(name.len() as u8)
+                .raw(name)
+                .raw(&hello.genesis)
+                .u16(hello.listen_port);
         }
         Message::Reject { reason } => {
             // Cut an over-long reason at a character boundary rather than refuse to send it.
@@ -200,18 +204,22 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
             while !reason.is_char_boundary(end) {
                 end -= 1;
             }
-            out.extend_from_slice(&(end as u16).to_le_bytes());
-            out.extend_from_slice(&reason.as_bytes()[..end]);
+            out.u16(end as u16).raw(&reason.as_bytes()[..end]);
         }
-        Message::Block(bytes) => out.extend_from_slice(bytes),
+        Message::Block(bytes) => {
+            out.raw(bytes);
+        }
         Message::GetHeaders { locator, max } => {
-            out.extend_from_slice(&max.to_le_bytes());
+            out.u32(*max);
             put_list(&mut out, locator, MAX_LOCATOR)?;
         }
         Message::Headers(headers) => put_list(&mut out, headers, MAX_HEADERS)?,
         Message::GetBlocks(hashes) => put_list(&mut out, hashes, MAX_GET_BLOCKS)?,
-        Message::NotFound(hash) => out.extend_from_slice(hash),
+        Message::NotFound(hash) => {
+            out.raw(hash);
+        }
     }
+    let mut out = out.into_bytes();
     let len = out.len() - FRAME_HEADER_LEN;
     if len > kind.limit() {
         return Err(FrameError::TooLargeToEncode(len));
@@ -220,41 +228,50 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Appends a u16 count and the fixed-size items.
 fn put_list<const N: usize>(
-    out: &mut Vec<u8>,
+    out: &mut Writer,
     items: &[[u8; N]],
     max: usize,
 ) -> Result<(), FrameError> {
     if items.len() > max {
         return Err(FrameError::TooLargeToEncode(items.len() * N));
     }
-    out.extend_from_slice(&(items.len() as u16).to_le_bytes());
+    out.u16(items.len() as u16);
     for item in items {
-        out.extend_from_slice(item);
+        out.raw(item);
     }
     Ok(())
 }
 
 /// Decodes a payload whose type and length the header already checked.
 pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Message, FrameError> {
-    let mut reader = Reader {
-        kind,
-        bytes: payload,
-        offset: 0,
-    };
+    decode_fields(kind, payload).map_err(|source| FrameError::Malformed { kind, source })
+}
+
+fn decode_fields(kind: FrameType, payload: &[u8]) -> Result<Message, DecodeError> {
+    let mut r = Reader::new(payload);
     let message = match kind {
         FrameType::Hello => {
-            let version = u32::from_le_bytes(reader.array()?);
-            let [name_len] = reader.array()?;
-            if usize::from(name_len) > MAX_NETWORK_NAME {
-                return Err(reader.malformed("network name longer than 32 bytes"));
-            }
-            let name = reader.take(usize::from(name_len))?;
-            let network = std::str::from_utf8(name)
-                .map_err(|_| reader.malformed("network name is not UTF-8"))?
+            let version = r.u32("version")?;
+            let offset = r.offset();
+            let name_len = r.u8("network name length")?;
+            let name_len = r.check_count(
+                "network name",
+                u64::from(name_len),
+                MAX_NETWORK_NAME,
+                1,
+                offset,
+            )?;
+            let network = std::str::from_utf8(r.take(name_len, "network name")?)
+                .map_err(|_| DecodeError::Invalid {
+                    what: "network name",
+                    reason: "not UTF-8",
+                    offset: offset + 1,
+                })?
                 .to_string();
-            let genesis = reader.array()?;
-            let listen_port = u16::from_le_bytes(reader.array()?);
+            let genesis = r.array("genesis hash")?;
+            let listen_port = r.u16("listen port")?;
             Message::Hello(Hello {
                 version,
                 network,
@@ -263,79 +280,41 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Message, FrameE
             })
         }
         FrameType::Reject => {
-            let len = usize::from(u16::from_le_bytes(reader.array()?));
-            if len > MAX_REASON {
-                return Err(reader.malformed("reason longer than 512 bytes"));
-            }
-            let reason = String::from_utf8_lossy(reader.take(len)?).into_owned();
+            let offset = r.offset();
+            let len = r.u16("reason length")?;
+            let len = r.check_count("reason", u64::from(len), MAX_REASON, 1, offset)?;
+            let reason = String::from_utf8_lossy(r.take(len, "reason")?).into_owned();
             Message::Reject { reason }
         }
         FrameType::Block => {
             if payload.is_empty() {
-                return Err(reader.malformed("empty block"));
+                return Err(r.invalid("block", "empty"));
             }
-            reader.offset = payload.len();
-            Message::Block(payload.to_vec())
+            Message::Block(r.take(payload.len(), "block")?.to_vec())
         }
         FrameType::GetHeaders => {
-            let max = u32::from_le_bytes(reader.array()?);
-            let locator = reader.list(MAX_LOCATOR)?;
+            let max = r.u32("max headers")?;
+            let locator = list(&mut r, "locator", MAX_LOCATOR)?;
             Message::GetHeaders { locator, max }
         }
-        FrameType::Headers => Message::Headers(reader.list(MAX_HEADERS)?),
-        FrameType::GetBlocks => Message::GetBlocks(reader.list(MAX_GET_BLOCKS)?),
-        FrameType::NotFound => Message::NotFound(reader.array()?),
+        FrameType::Headers => Message::Headers(list(&mut r, "headers", MAX_HEADERS)?),
+        FrameType::GetBlocks => Message::GetBlocks(list(&mut r, "block hashes", MAX_GET_BLOCKS)?),
+        FrameType::NotFound => Message::NotFound(r.array("block hash")?),
     };
-    if reader.offset != payload.len() {
-        return Err(reader.malformed("trailing bytes after the message"));
-    }
+    r.finish()?;
     Ok(message)
 }
 
-/// A bounds-checked cursor over a payload.
-struct Reader<'a> {
-    kind: FrameType,
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn malformed(&self, reason: &'static str) -> FrameError {
-        FrameError::Malformed {
-            kind: self.kind,
-            offset: self.offset,
-            reason,
-        }
-    }
-
-    fn take(&mut self, len: usize) -> Result<&'a [u8], FrameError> {
-        let end = self.offset.checked_add(len);
-        let slice = end.and_then(|end| self.bytes.get(self.offset..end));
-        match slice {
-            Some(slice) => {
-                self.offset += len;
-                Ok(slice)
-            }
-            None => Err(self.malformed("payload ends early")),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
-        let slice = self.take(N)?;
-        <[u8; N]>::try_from(slice).map_err(|_| self.malformed("payload ends early"))
-    }
-
-    fn list<const N: usize>(&mut self, max: usize) -> Result<Vec<[u8; N]>, FrameError> {
-        let count = usize::from(u16::from_le_bytes(self.array()?));
-        if count > max {
-            return Err(self.malformed("list longer than its limit"));
-        }
-        let remaining = self.bytes.len() - self.offset;
-        if count.saturating_mul(N) > remaining {
-            return Err(self.malformed("list count exceeds the payload"));
-        }
-        (0..count).map(|_| self.array()).collect()
-    }
+/// Takes a u16 count (≤ `max`, backed by the payload) of fixed-size items.
+fn list<const N: usize>(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    max: usize,
+) -> Result<Vec<[u8; N]>, DecodeError> {
+    let offset = r.offset();
+    let count = r.u16(what)?;
+    let count = r.check_count(what, u64::from(count), max, N, offset)?;
+    (0..count).map(|_| r.array(what)).collect()
 }
 
 impl fmt::Display for FrameType {
@@ -443,7 +422,13 @@ mod tests {
         bytes.extend_from_slice(&payload);
         let error = decode(&bytes).expect_err("malformed");
         assert!(
-            matches!(error, FrameError::Malformed { offset: 2, .. }),
+            matches!(
+                error,
+                FrameError::Malformed {
+                    source: DecodeError::Truncated { offset: 2, .. },
+                    ..
+                }
+            ),
             "{error}"
         );
         // Trailing bytes after a NotFound hash... cannot happen (fixed size), but after a Hello can.

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::HEADER_LEN;
 use crate::hash::reference::sha256d;
 
@@ -144,18 +145,9 @@ pub struct Block {
 pub enum BlockDecodeError {
     #[error("block is {len} bytes, more than the limit of {max}")]
     TooLarge { len: usize, max: usize },
-    #[error("block ends at byte {len}, but {needed} bytes are needed at offset {offset}")]
-    Truncated {
-        offset: usize,
-        needed: usize,
-        len: usize,
-    },
-    #[error("block declares {count} receipts, more than the limit of {max}")]
-    TooManyReceipts { count: u64, max: usize },
-    #[error("receipt {index} declares {len} bytes, more than the limit of {max}")]
-    ReceiptTooLarge { index: usize, len: u64, max: usize },
-    #[error("{extra} unexpected bytes after the block's last receipt (offset {offset})")]
-    TrailingBytes { offset: usize, extra: usize },
+    /// A field is cut short, a count or length breaks its limit, or bytes trail the block.
+    #[error("malformed block: {0}")]
+    Codec(#[from] DecodeError),
 }
 
 impl Block {
@@ -182,15 +174,9 @@ impl Block {
 
     /// Wire and store encoding (see the module comment for the layout).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        out.extend_from_slice(&self.header.to_bytes());
-        out.extend_from_slice(&self.body.coinbase.to_bytes());
-        out.extend_from_slice(&(self.body.receipts.len() as u32).to_le_bytes());
-        for receipt in &self.body.receipts {
-            out.extend_from_slice(&(receipt.0.len() as u32).to_le_bytes());
-            out.extend_from_slice(&receipt.0);
-        }
-        out
+        let mut out = Writer::with_capacity(self.encoded_len());
+        self.encode_to(&mut out);
+        out.into_bytes()
     }
 
     /// Decodes one block occupying all of `bytes`; never panics, bounds every length.
@@ -201,36 +187,33 @@ impl Block {
                 max: MAX_BLOCK_BYTES,
             });
         }
-        let mut reader = Reader { bytes, offset: 0 };
-        let header_bytes: [u8; HEADER_LEN] = reader.array()?;
-        let header = BlockHeader::from_bytes(&header_bytes);
-        let miner = NodeId(reader.array()?);
-        let height = u64::from_le_bytes(reader.array()?);
-        let extra_nonce = u64::from_le_bytes(reader.array()?);
-        let count = u32::from_le_bytes(reader.array()?);
-        if count as usize > MAX_RECEIPTS {
-            return Err(BlockDecodeError::TooManyReceipts {
-                count: u64::from(count),
-                max: MAX_RECEIPTS,
-            });
+        Ok(Block::from_bytes(bytes)?)
+    }
+}
+
+impl Encode for Block {
+    fn encode_to(&self, out: &mut Writer) {
+        out.raw(&self.header.to_bytes())
+            .raw(&self.body.coinbase.to_bytes())
+            .count(self.body.receipts.len());
+        for receipt in &self.body.receipts {
+            out.bytes(&receipt.0);
         }
-        let mut receipts = Vec::with_capacity(count as usize);
-        for index in 0..count as usize {
-            let len = u32::from_le_bytes(reader.array()?);
-            if len as usize > MAX_RECEIPT_BYTES {
-                return Err(BlockDecodeError::ReceiptTooLarge {
-                    index,
-                    len: u64::from(len),
-                    max: MAX_RECEIPT_BYTES,
-                });
-            }
-            receipts.push(Receipt(reader.take(len as usize)?.to_vec()));
-        }
-        if reader.offset != bytes.len() {
-            return Err(BlockDecodeError::TrailingBytes {
-                offset: reader.offset,
-                extra: bytes.len() - reader.offset,
-            });
+    }
+}
+
+impl Decode for Block {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Block, DecodeError> {
+        let header = BlockHeader::from_bytes(&reader.array::<HEADER_LEN>("block header")?);
+        let miner = NodeId(reader.array("coinbase miner id")?);
+        let height = reader.u64("coinbase height")?;
+        let extra_nonce = reader.u64("coinbase extra-nonce")?;
+        let count = reader.count("receipt count", MAX_RECEIPTS, 4)?;
+        let mut receipts = Vec::with_capacity(count);
+        for _ in 0..count {
+            receipts.push(Receipt(
+                reader.bytes("receipt", MAX_RECEIPT_BYTES)?.to_vec(),
+            ));
         }
         Ok(Block {
             header,
@@ -243,36 +226,6 @@ impl Block {
                 receipts,
             },
         })
-    }
-}
-
-/// A bounds-checked cursor over the input.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, needed: usize) -> Result<&'a [u8], BlockDecodeError> {
-        let end = self.offset.checked_add(needed);
-        match end.and_then(|end| self.bytes.get(self.offset..end)) {
-            Some(slice) => {
-                self.offset += needed;
-                Ok(slice)
-            }
-            None => Err(BlockDecodeError::Truncated {
-                offset: self.offset,
-                needed,
-                len: self.bytes.len(),
-            }),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], BlockDecodeError> {
-        let slice = self.take(N)?;
-        let mut out = [0u8; N];
-        out.copy_from_slice(slice);
-        Ok(out)
     }
 }
 
@@ -319,7 +272,7 @@ mod tests {
             assert!(
                 matches!(
                     Block::decode(&bytes[..len]),
-                    Err(BlockDecodeError::Truncated { .. })
+                    Err(BlockDecodeError::Codec(DecodeError::Truncated { .. }))
                 ),
                 "prefix of {len} bytes"
             );
@@ -332,23 +285,29 @@ mod tests {
         bytes.push(0);
         assert_eq!(
             Block::decode(&bytes),
-            Err(BlockDecodeError::TrailingBytes {
+            Err(BlockDecodeError::Codec(DecodeError::Trailing {
                 offset: bytes.len() - 1,
                 extra: 1
-            })
+            }))
         );
         let count_at = HEADER_LEN + COINBASE_BYTES;
         let mut huge = sample().encode();
         huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             Block::decode(&huge),
-            Err(BlockDecodeError::TooManyReceipts { .. })
+            Err(BlockDecodeError::Codec(DecodeError::TooLong {
+                what: "receipt count",
+                ..
+            }))
         ));
         let mut big_item = sample().encode();
         big_item[count_at + 4..count_at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             Block::decode(&big_item),
-            Err(BlockDecodeError::ReceiptTooLarge { index: 0, .. })
+            Err(BlockDecodeError::Codec(DecodeError::TooLong {
+                what: "receipt",
+                ..
+            }))
         ));
         let oversized = vec![0u8; MAX_BLOCK_BYTES + 1];
         assert!(matches!(

@@ -475,14 +475,12 @@ fn block_record(height: u64, block: &Block) -> Vec<u8> {
 }
 
 fn parse_record(record: &[u8]) -> Result<(u64, Block), ChainError> {
-    let (height, bytes) = record.split_at_checked(8).ok_or(ChainError::Decode(
-        super::block::BlockDecodeError::Truncated {
-            offset: 0,
-            needed: 8,
-            len: record.len(),
-        },
-    ))?;
-    let mut h = [0u8; 8];
-    h.copy_from_slice(height);
-    Ok((u64::from_le_bytes(h), Block::decode(bytes)?))
+    let mut reader = crate::codec::Reader::new(record);
+    let height = reader
+        .u64("stored block height")
+        .map_err(|e| ChainError::Decode(e.into()))?;
+    let bytes = reader
+        .take(reader.remaining(), "stored block")
+        .map_err(|e| ChainError::Decode(e.into()))?;
+    Ok((height, Block::decode(bytes)?))
 }

@@ -1,6 +1,8 @@
 //! Raft messages and their compact binary encoding (little-endian, versioned). The decoder
 //! never panics and bounds every size before allocating; it must not know about sockets.
 
+use crate::codec::{DecodeError, Reader, Writer};
+
 use super::types::{Entry, EntryKind, NodeId, Snapshot, SnapshotMeta};
 
 /// Wire format version; a different first byte is refused.
@@ -103,14 +105,6 @@ pub enum MessageBody {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MessageError {
-    /// The input ended early.
-    #[error("raft message truncated at byte {offset}: needed {needed} more bytes")]
-    Truncated {
-        /// Where it ended.
-        offset: usize,
-        /// How much was missing.
-        needed: usize,
-    },
     /// Wrong version byte.
     #[error(
         "raft wire version {found} is not supported (this node speaks {WIRE_VERSION}); upgrade the older node"
@@ -119,75 +113,46 @@ pub enum MessageError {
         /// What the peer sent.
         found: u8,
     },
-    /// An unknown tag.
-    #[error("unknown raft {what} tag {tag} at byte {offset}")]
-    Tag {
-        /// Which tag.
-        what: &'static str,
-        /// The value.
-        tag: u8,
-        /// Where.
-        offset: usize,
-    },
-    /// A length beyond its bound.
-    #[error("raft {what} length {len} at byte {offset} exceeds the limit {limit}")]
-    TooLong {
-        /// Which field.
-        what: &'static str,
-        /// Declared length.
-        len: u64,
-        /// The bound.
-        limit: usize,
-        /// Where.
-        offset: usize,
-    },
-    /// A structurally valid message with inconsistent fields.
-    #[error("raft message invalid at byte {offset}: {reason}")]
-    Invalid {
-        /// Where.
-        offset: usize,
-        /// What.
-        reason: &'static str,
-    },
-    /// Bytes after the message.
-    #[error("{0} trailing bytes after a raft message")]
-    Trailing(usize),
+    /// Cut short, an unknown tag, a length beyond its bound, inconsistent fields or trailing
+    /// bytes.
+    #[error("malformed raft message: {0}")]
+    Codec(#[from] DecodeError),
 }
 
 impl Message {
     /// Encodes the message (version byte first).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
-        out.push(WIRE_VERSION);
-        put_u64(&mut out, self.from);
-        put_u64(&mut out, self.to);
-        put_u64(&mut out, self.term);
+        let mut out = Writer::with_capacity(64);
+        out.u8(WIRE_VERSION);
+        out.u64(self.from);
+        out.u64(self.to);
+        out.u64(self.term);
         match &self.body {
             MessageBody::PreVote {
                 last_index,
                 last_term,
             } => {
-                out.push(0);
-                put_u64(&mut out, *last_index);
-                put_u64(&mut out, *last_term);
+                out.u8(0);
+                out.u64(*last_index);
+                out.u64(*last_term);
             }
             MessageBody::PreVoteResponse { reject } => {
-                out.push(1);
-                out.push(u8::from(*reject));
+                out.u8(1);
+                out.u8(u8::from(*reject));
             }
             MessageBody::Vote {
                 last_index,
                 last_term,
                 transfer,
             } => {
-                out.push(2);
-                put_u64(&mut out, *last_index);
-                put_u64(&mut out, *last_term);
-                out.push(u8::from(*transfer));
+                out.u8(2);
+                out.u64(*last_index);
+                out.u64(*last_term);
+                out.u8(u8::from(*transfer));
             }
             MessageBody::VoteResponse { reject } => {
-                out.push(3);
-                out.push(u8::from(*reject));
+                out.u8(3);
+                out.u8(u8::from(*reject));
             }
             MessageBody::Append {
                 prev_index,
@@ -196,15 +161,15 @@ impl Message {
                 commit,
                 read_round,
             } => {
-                out.push(4);
-                put_u64(&mut out, *prev_index);
-                put_u64(&mut out, *prev_term);
-                put_u64(&mut out, *commit);
-                put_u64(&mut out, *read_round);
-                put_u64(&mut out, entries.len() as u64);
+                out.u8(4);
+                out.u64(*prev_index);
+                out.u64(*prev_term);
+                out.u64(*commit);
+                out.u64(*read_round);
+                out.u64(entries.len() as u64);
                 for entry in entries {
-                    put_u64(&mut out, entry.term);
-                    out.push(entry.kind.code());
+                    out.u64(entry.term);
+                    out.u8(entry.kind.code());
                     put_bytes(&mut out, &entry.data);
                 }
             }
@@ -213,80 +178,87 @@ impl Message {
                 index,
                 read_round,
             } => {
-                out.push(5);
-                out.push(u8::from(*reject));
-                put_u64(&mut out, *index);
-                put_u64(&mut out, *read_round);
+                out.u8(5);
+                out.u8(u8::from(*reject));
+                out.u64(*index);
+                out.u64(*read_round);
             }
             MessageBody::InstallSnapshot { snapshot } => {
-                out.push(6);
-                put_u64(&mut out, snapshot.meta.index);
-                put_u64(&mut out, snapshot.meta.term);
-                put_u64(&mut out, snapshot.meta.voters.len() as u64);
+                out.u8(6);
+                out.u64(snapshot.meta.index);
+                out.u64(snapshot.meta.term);
+                out.u64(snapshot.meta.voters.len() as u64);
                 for voter in &snapshot.meta.voters {
-                    put_u64(&mut out, *voter);
+                    out.u64(*voter);
                 }
                 put_bytes(&mut out, &snapshot.data);
             }
-            MessageBody::TimeoutNow => out.push(7),
+            MessageBody::TimeoutNow => {
+                out.u8(7);
+            }
             MessageBody::ReadIndex { request } => {
-                out.push(8);
-                put_u64(&mut out, *request);
+                out.u8(8);
+                out.u64(*request);
             }
             MessageBody::ReadIndexResponse { request, index } => {
-                out.push(9);
-                put_u64(&mut out, *request);
-                put_u64(&mut out, *index);
+                out.u8(9);
+                out.u64(*request);
+                out.u64(*index);
             }
         }
-        out
+        out.into_bytes()
     }
 
     /// Decodes one message occupying all of `bytes`. Never panics; allocates only what the
     /// input can back.
     pub fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
-        let mut r = Reader { bytes, offset: 0 };
-        let version = r.u8()?;
+        let mut r = Reader::new(bytes);
+        let version = r.u8("version")?;
         if version != WIRE_VERSION {
             return Err(MessageError::Version { found: version });
         }
-        let from = r.u64()?;
-        let to = r.u64()?;
-        let term = r.u64()?;
-        let tag_offset = r.offset;
-        let body = match r.u8()? {
+        let from = r.u64("from")?;
+        let to = r.u64("to")?;
+        let term = r.u64("term")?;
+        let tag_offset = r.offset();
+        let body = match r.u8("message tag")? {
             0 => MessageBody::PreVote {
-                last_index: r.u64()?,
-                last_term: r.u64()?,
+                last_index: r.u64("last index")?,
+                last_term: r.u64("last term")?,
             },
-            1 => MessageBody::PreVoteResponse { reject: r.bool()? },
+            1 => MessageBody::PreVoteResponse {
+                reject: r.bool("reject")?,
+            },
             2 => MessageBody::Vote {
-                last_index: r.u64()?,
-                last_term: r.u64()?,
-                transfer: r.bool()?,
+                last_index: r.u64("last index")?,
+                last_term: r.u64("last term")?,
+                transfer: r.bool("transfer")?,
             },
-            3 => MessageBody::VoteResponse { reject: r.bool()? },
+            3 => MessageBody::VoteResponse {
+                reject: r.bool("reject")?,
+            },
             4 => {
-                let prev_index = r.u64()?;
-                let prev_term = r.u64()?;
-                let commit = r.u64()?;
-                let read_round = r.u64()?;
+                let prev_index = r.u64("prev index")?;
+                let prev_term = r.u64("prev term")?;
+                let commit = r.u64("commit")?;
+                let read_round = r.u64("read round")?;
                 // Each entry takes at least 17 bytes, so the count is bounded by the input too.
-                let count = r.len("entry count", MAX_ENTRIES, 17)?;
+                let count = len(&mut r, "entry count", MAX_ENTRIES, 17)?;
                 let mut entries = Vec::with_capacity(count);
                 for i in 0..count as u64 {
-                    let entry_term = r.u64()?;
-                    let kind_offset = r.offset;
-                    let code = r.u8()?;
-                    let kind = EntryKind::from_code(code).ok_or(MessageError::Tag {
+                    let entry_term = r.u64("entry term")?;
+                    let kind_offset = r.offset();
+                    let code = r.u8("entry kind")?;
+                    let kind = EntryKind::from_code(code).ok_or(DecodeError::BadTag {
                         what: "entry kind",
                         tag: code,
                         offset: kind_offset,
                     })?;
-                    let data = r.bytes("entry data", MAX_ENTRY_BYTES)?;
-                    let index = prev_index.checked_add(i + 1).ok_or(MessageError::Invalid {
+                    let data = bytes_field(&mut r, "entry data", MAX_ENTRY_BYTES)?;
+                    let index = prev_index.checked_add(i + 1).ok_or(DecodeError::Invalid {
+                        what: "entry index",
+                        reason: "overflows u64",
                         offset: kind_offset,
-                        reason: "entry index overflows",
                     })?;
                     entries.push(Entry {
                         index,
@@ -304,19 +276,19 @@ impl Message {
                 }
             }
             5 => MessageBody::AppendResponse {
-                reject: r.bool()?,
-                index: r.u64()?,
-                read_round: r.u64()?,
+                reject: r.bool("reject")?,
+                index: r.u64("index")?,
+                read_round: r.u64("read round")?,
             },
             6 => {
-                let index = r.u64()?;
-                let snap_term = r.u64()?;
-                let count = r.len("voter count", MAX_VOTERS, 8)?;
+                let index = r.u64("index")?;
+                let snap_term = r.u64("snap term")?;
+                let count = len(&mut r, "voter count", MAX_VOTERS, 8)?;
                 let mut voters = Vec::with_capacity(count);
                 for _ in 0..count {
-                    voters.push(r.u64()?);
+                    voters.push(r.u64("voter")?);
                 }
-                let data = r.bytes("snapshot data", MAX_SNAPSHOT_BYTES)?;
+                let data = bytes_field(&mut r, "snapshot data", MAX_SNAPSHOT_BYTES)?;
                 MessageBody::InstallSnapshot {
                     snapshot: Snapshot {
                         meta: SnapshotMeta {
@@ -329,22 +301,23 @@ impl Message {
                 }
             }
             7 => MessageBody::TimeoutNow,
-            8 => MessageBody::ReadIndex { request: r.u64()? },
+            8 => MessageBody::ReadIndex {
+                request: r.u64("request")?,
+            },
             9 => MessageBody::ReadIndexResponse {
-                request: r.u64()?,
-                index: r.u64()?,
+                request: r.u64("request")?,
+                index: r.u64("index")?,
             },
             tag => {
-                return Err(MessageError::Tag {
+                return Err(DecodeError::BadTag {
                     what: "message",
                     tag,
                     offset: tag_offset,
-                });
+                }
+                .into());
             }
         };
-        if r.offset != bytes.len() {
-            return Err(MessageError::Trailing(bytes.len() - r.offset));
-        }
+        r.finish()?;
         Ok(Message {
             from,
             to,
@@ -354,82 +327,30 @@ impl Message {
     }
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
+/// Appends a u64 length and the bytes (this format's lengths are u64, not the codec's u32).
+fn put_bytes(out: &mut Writer, data: &[u8]) {
+    out.u64(data.len() as u64).raw(data);
 }
 
-fn put_bytes(out: &mut Vec<u8>, data: &[u8]) {
-    put_u64(out, data.len() as u64);
-    out.extend_from_slice(data);
+/// Reads a u64 count bounded by `limit` and by what the remaining input can hold at
+/// `min_item` bytes per item.
+fn len(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    limit: usize,
+    min_item: usize,
+) -> Result<usize, DecodeError> {
+    let offset = r.offset();
+    let count = r.u64(what)?;
+    r.check_count(what, count, limit, min_item, offset)
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], MessageError> {
-        let rest = self.bytes.get(self.offset..).unwrap_or_default();
-        let slice = rest.get(..n).ok_or(MessageError::Truncated {
-            offset: self.offset,
-            needed: n.saturating_sub(rest.len()),
-        })?;
-        self.offset += n;
-        Ok(slice)
-    }
-    fn u8(&mut self) -> Result<u8, MessageError> {
-        Ok(self.take(1)?.first().copied().unwrap_or_default())
-    }
-    fn bool(&mut self) -> Result<bool, MessageError> {
-        let offset = self.offset;
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            tag => Err(MessageError::Tag {
-                what: "bool",
-                tag,
-                offset,
-            }),
-        }
-    }
-    fn u64(&mut self) -> Result<u64, MessageError> {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(word))
-    }
-    /// A count bounded by `limit` and by what the remaining input can hold at `min_item` bytes
-    /// per item.
-    fn len(
-        &mut self,
-        what: &'static str,
-        limit: usize,
-        min_item: usize,
-    ) -> Result<usize, MessageError> {
-        let offset = self.offset;
-        let len = self.u64()?;
-        let remaining = self.bytes.len().saturating_sub(self.offset);
-        let backed = remaining / min_item.max(1);
-        if len > limit as u64 {
-            return Err(MessageError::TooLong {
-                what,
-                len,
-                limit,
-                offset,
-            });
-        }
-        if len > backed as u64 {
-            return Err(MessageError::Truncated {
-                offset,
-                needed: (len as usize)
-                    .saturating_mul(min_item)
-                    .saturating_sub(remaining),
-            });
-        }
-        Ok(len as usize)
-    }
-    fn bytes(&mut self, what: &'static str, limit: usize) -> Result<Vec<u8>, MessageError> {
-        let len = self.len(what, limit, 1)?;
-        Ok(self.take(len)?.to_vec())
-    }
+/// Reads a u64 length (≤ `limit`) and that many bytes.
+fn bytes_field(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let n = len(r, what, limit, 1)?;
+    Ok(r.take(n, what)?.to_vec())
 }

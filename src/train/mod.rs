@@ -66,6 +66,9 @@ pub enum TrainError {
     BadModel(String),
     #[error("bad training state: {0}")]
     BadState(String),
+    /// A training state or vector blob is cut short or its bytes break the format.
+    #[error("malformed training state: {0}")]
+    StateCodec(#[from] crate::codec::DecodeError),
     #[error("bad training configuration: {0}")]
     BadConfig(String),
     #[error(transparent)]

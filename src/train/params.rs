@@ -5,6 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::codec::{DecodeError, Reader};
+
 use super::TrainError;
 use super::model::{MAX_LAYER_WIDTH, MAX_LAYERS, Mlp};
 use super::optimizer::Optimizer;
@@ -41,55 +43,14 @@ pub struct TrainState {
     pub optimizer: Optimizer,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], TrainError> {
-        let end = self
-            .offset
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else {
-            return Err(TrainError::BadState(format!(
-                "truncated at byte {} reading {what} ({n} bytes needed, {} left)",
-                self.offset,
-                self.bytes.len() - self.offset
-            )));
-        };
-        let slice = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(slice)
-    }
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], TrainError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-    fn u8(&mut self, what: &str) -> Result<u8, TrainError> {
-        Ok(self.array::<1>(what)?[0])
-    }
-    fn u16(&mut self, what: &str) -> Result<u16, TrainError> {
-        Ok(u16::from_le_bytes(self.array(what)?))
-    }
-    fn u32(&mut self, what: &str) -> Result<u32, TrainError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-    fn u64(&mut self, what: &str) -> Result<u64, TrainError> {
-        Ok(u64::from_le_bytes(self.array(what)?))
-    }
-    fn f32(&mut self, what: &str) -> Result<f32, TrainError> {
-        Ok(f32::from_le_bytes(self.array(what)?))
-    }
-    fn floats(&mut self, n: usize, what: &str) -> Result<Vec<f32>, TrainError> {
-        let bytes = self.take(n.saturating_mul(4), what)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    }
+/// Takes `n` little-endian f32s with no count prefix (this format's counts come from the
+/// layer shape).
+fn floats(r: &mut Reader<'_>, n: usize, what: &'static str) -> Result<Vec<f32>, DecodeError> {
+    let bytes = r.take(n.saturating_mul(4), what)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 fn put_floats(out: &mut Vec<u8>, values: &[f32]) {
@@ -113,7 +74,7 @@ pub fn vector_from_bytes(bytes: &[u8], max_len: usize) -> Result<Vec<f32>, Train
             bytes.len()
         )));
     }
-    Reader { bytes, offset: 0 }.floats(bytes.len() / 4, "vector")
+    Ok(floats(&mut Reader::new(bytes), bytes.len() / 4, "vector")?)
 }
 
 impl TrainState {
@@ -174,7 +135,7 @@ impl TrainState {
 
     /// Decodes `to_bytes` output; refuses wrong magic, versions, shapes and lengths.
     pub fn from_bytes(bytes: &[u8]) -> Result<TrainState, TrainError> {
-        let mut r = Reader { bytes, offset: 0 };
+        let mut r = Reader::new(bytes);
         if r.take(4, "magic")? != MAGIC {
             return Err(TrainError::BadState(
                 "not a hashgrad training state (bad magic)".into(),
@@ -226,7 +187,7 @@ impl TrainState {
         let needed = expected
             .checked_mul(4 * vectors)
             .and_then(|b| b.checked_add(header));
-        let left = bytes.len() - r.offset;
+        let left = r.remaining();
         if needed != Some(left) {
             return Err(TrainError::BadState(format!(
                 "{left} bytes of parameters and optimizer state; {} expected",
@@ -236,8 +197,8 @@ impl TrainState {
         let optimizer_and_params = if tag == TAG_SGD {
             let lr = r.f32("learning rate")?;
             let momentum = r.f32("momentum")?;
-            let params = r.floats(expected, "parameters")?;
-            let velocity = r.floats(expected, "velocity")?;
+            let params = floats(&mut r, expected, "parameters")?;
+            let velocity = floats(&mut r, expected, "velocity")?;
             (
                 Optimizer::Sgd {
                     lr,
@@ -252,9 +213,9 @@ impl TrainState {
             let beta2 = r.f32("beta2")?;
             let epsilon = r.f32("epsilon")?;
             let step = r.u64("step")?;
-            let params = r.floats(expected, "parameters")?;
-            let m = r.floats(expected, "first moment")?;
-            let v = r.floats(expected, "second moment")?;
+            let params = floats(&mut r, expected, "parameters")?;
+            let m = floats(&mut r, expected, "first moment")?;
+            let v = floats(&mut r, expected, "second moment")?;
             (
                 Optimizer::Adam {
                     lr,

@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use crate::codec::DecodeError;
 use crate::raft::message::{Message, MessageBody, MessageError};
 use crate::raft::types::{Entry, EntryKind, Snapshot, SnapshotMeta};
 
@@ -96,7 +97,10 @@ fn decoder_reports_truncation_version_and_trailing_bytes() {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(Message::decode(&longer), Err(MessageError::Trailing(1)));
+        assert!(matches!(
+            Message::decode(&longer),
+            Err(MessageError::Codec(DecodeError::Trailing { extra: 1, .. }))
+        ));
     }
     assert_eq!(
         Message::decode(&[2]),
@@ -114,7 +118,7 @@ fn huge_declared_lengths_are_refused_without_allocating() {
     bytes.extend_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(
         Message::decode(&bytes),
-        Err(MessageError::TooLong { .. })
+        Err(MessageError::Codec(DecodeError::TooLong { .. }))
     ));
     let mut bytes = samples()[4].encode();
     // The first entry's data length field sits after the header (25), tag (1), 4 words (32),
@@ -122,7 +126,7 @@ fn huge_declared_lengths_are_refused_without_allocating() {
     bytes[75..83].copy_from_slice(&(1u64 << 60).to_le_bytes());
     assert!(matches!(
         Message::decode(&bytes),
-        Err(MessageError::TooLong { .. })
+        Err(MessageError::Codec(DecodeError::TooLong { .. }))
     ));
 }
 
