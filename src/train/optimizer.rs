@@ -94,6 +94,13 @@ impl Optimizer {
         }
     }
 
+    /// Changes the learning rate from the next step on (the rest of the state is kept).
+    pub fn set_learning_rate(&mut self, rate: f32) {
+        match self {
+            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = rate,
+        }
+    }
+
     /// Number of parameters the state is sized for.
     pub fn len(&self) -> usize {
         match self {

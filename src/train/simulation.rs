@@ -11,6 +11,7 @@ use super::attack::Attack;
 use super::dataset::{Dataset, Scaler};
 use super::model::{Evaluation, Mlp, Workspace};
 use super::optimizer::{Optimizer, OptimizerKind};
+use super::params::TrainState;
 use super::shard::{BatchSampler, shards};
 use super::trainer::{RoundOutcome, Trainer};
 
@@ -69,8 +70,11 @@ pub struct RoundReport {
     pub loss: f32,
 }
 
+/// One worker's part of a round: its shard's batch sampler, its attack (if Byzantine) and
+/// buffers. `hashgrad train` runs K of them in one process; a cluster node runs the one whose
+/// index is its position in the announced worker list, so both compute the same gradients.
 #[derive(Debug)]
-struct Worker {
+pub struct ShardWorker {
     sampler: BatchSampler,
     attack: Option<Attack>,
     rng: ChaCha8Rng,
@@ -80,34 +84,69 @@ struct Worker {
     labels: Vec<u32>,
 }
 
-/// Workers, trainer and data of one simulated run.
-#[derive(Debug)]
-pub struct Simulation {
-    trainer: Trainer,
-    workers: Vec<Worker>,
-    train: Dataset,
-    test: Dataset,
-    batch: usize,
+impl ShardWorker {
+    /// Draws the next mini-batch of `batch` rows from the shard of `train`, computes the
+    /// gradient at `params` (a Byzantine worker then corrupts it) and returns the batch loss
+    /// (before any corruption). Read the gradient with [`ShardWorker::gradient`].
+    pub fn compute(
+        &mut self,
+        model: &Mlp,
+        params: &[f32],
+        train: &Dataset,
+        batch: usize,
+    ) -> Result<f32, TrainError> {
+        let width = train.width();
+        let rows = self.sampler.next_batch(batch);
+        self.x.clear();
+        self.labels.clear();
+        for &row in &rows {
+            if let Some(features) = train.features().get(row * width..(row + 1) * width) {
+                self.x.extend_from_slice(features);
+                self.labels.push(train.labels()[row]);
+            }
+        }
+        let loss = model.gradient(
+            params,
+            &self.x,
+            &self.labels,
+            &mut self.gradient,
+            &mut self.work,
+        )?;
+        if let Some(attack) = self.attack {
+            attack.apply(&mut self.gradient, &mut self.rng);
+        }
+        Ok(loss)
+    }
+
+    /// The gradient of the last `compute`.
+    pub fn gradient(&self) -> &[f32] {
+        &self.gradient
+    }
+
+    /// Whether this worker corrupts its gradients.
+    pub fn is_byzantine(&self) -> bool {
+        self.attack.is_some()
+    }
 }
 
-/// A seed derived from the run's seed for one purpose and worker (SplitMix64 finaliser).
-fn derive_seed(seed: u64, purpose: u64, worker: u64) -> u64 {
-    let mut z = seed
-        ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ worker.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// What every participant derives from a config and a data set, identically for a seed: the
+/// standardised train/test split, the initial training state and each worker's shard.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The training rows (standardised).
+    pub train: Dataset,
+    /// The held-out rows (standardised with the training rows' scaler).
+    pub test: Dataset,
+    /// Round 0: the seeded initial parameters and a fresh optimizer.
+    pub initial: TrainState,
+    shards: Vec<Vec<usize>>,
+    config: SimulationConfig,
 }
 
-impl Simulation {
-    /// Splits and standardises `data`, shards the training rows over the workers and
-    /// initialises the model.
-    pub fn new(
-        config: &SimulationConfig,
-        data: &Dataset,
-        reducer: Reducer,
-    ) -> Result<Simulation, TrainError> {
+impl Setup {
+    /// Validates `config`, splits and standardises `data`, initialises the model and shards
+    /// the training rows over the workers.
+    pub fn new(config: &SimulationConfig, data: &Dataset) -> Result<Setup, TrainError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
             return Err(TrainError::BadConfig(format!(
                 "--workers must be 1..={MAX_WORKERS}, got {}",
@@ -159,30 +198,76 @@ impl Simulation {
             0,
         )));
         let optimizer = Optimizer::new(config.optimizer, config.learning_rate, model.param_count());
-        let trainer = Trainer::new(
-            Trainer::fresh(&model, params, optimizer),
-            config.rule,
-            reducer,
-        )?;
-        let honest = config.workers - config.byzantine;
-        let workers = shards(train.len(), config.workers, derive_seed(config.seed, 3, 0))
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| Worker {
-                sampler: BatchSampler::new(rows, derive_seed(config.seed, 4, w as u64)),
-                attack: (w >= honest).then_some(config.attack),
-                rng: ChaCha8Rng::seed_from_u64(derive_seed(config.seed, 5, w as u64)),
-                gradient: Vec::new(),
-                work: Workspace::default(),
-                x: Vec::new(),
-                labels: Vec::new(),
-            })
+        let initial = Trainer::fresh(&model, params, optimizer);
+        let shards = shards(train.len(), config.workers, derive_seed(config.seed, 3, 0));
+        Ok(Setup {
+            train,
+            test,
+            initial,
+            shards,
+            config: config.clone(),
+        })
+    }
+
+    /// The worker at `index` (0-based) in its initial state, or `None` past the last.
+    pub fn worker(&self, index: usize) -> Option<ShardWorker> {
+        let rows = self.shards.get(index)?.clone();
+        let honest = self.config.workers - self.config.byzantine;
+        Some(ShardWorker {
+            sampler: BatchSampler::new(rows, derive_seed(self.config.seed, 4, index as u64)),
+            attack: (index >= honest).then_some(self.config.attack),
+            rng: ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, 5, index as u64)),
+            gradient: Vec::new(),
+            work: Workspace::default(),
+            x: Vec::new(),
+            labels: Vec::new(),
+        })
+    }
+
+    /// The config this setup was made from.
+    pub fn config(&self) -> &SimulationConfig {
+        &self.config
+    }
+}
+
+/// Workers, trainer and data of one simulated run.
+#[derive(Debug)]
+pub struct Simulation {
+    trainer: Trainer,
+    workers: Vec<ShardWorker>,
+    train: Dataset,
+    test: Dataset,
+    batch: usize,
+}
+
+/// A seed derived from the run's seed for one purpose and worker (SplitMix64 finaliser).
+fn derive_seed(seed: u64, purpose: u64, worker: u64) -> u64 {
+    let mut z = seed
+        ^ purpose.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ worker.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Simulation {
+    /// Splits and standardises `data`, shards the training rows over the workers and
+    /// initialises the model.
+    pub fn new(
+        config: &SimulationConfig,
+        data: &Dataset,
+        reducer: Reducer,
+    ) -> Result<Simulation, TrainError> {
+        let setup = Setup::new(config, data)?;
+        let trainer = Trainer::new(setup.initial.clone(), config.rule, reducer)?;
+        let workers = (0..config.workers)
+            .filter_map(|w| setup.worker(w))
             .collect();
         Ok(Simulation {
             trainer,
             workers,
-            train,
-            test,
+            train: setup.train,
+            test: setup.test,
             batch: config.batch,
         })
     }
@@ -192,38 +277,19 @@ impl Simulation {
     pub fn run_round(&mut self) -> Result<RoundReport, TrainError> {
         let params = self.trainer.params();
         let model = self.trainer.model();
-        let width = self.train.width();
         let (mut loss_sum, mut honest) = (0.0f64, 0usize);
         for worker in &mut self.workers {
-            let rows = worker.sampler.next_batch(self.batch);
-            worker.x.clear();
-            worker.labels.clear();
-            for &row in &rows {
-                if let Some(features) = self.train.features().get(row * width..(row + 1) * width) {
-                    worker.x.extend_from_slice(features);
-                    worker.labels.push(self.train.labels()[row]);
-                }
-            }
-            let loss = model.gradient(
-                params,
-                &worker.x,
-                &worker.labels,
-                &mut worker.gradient,
-                &mut worker.work,
-            )?;
-            match worker.attack {
-                Some(attack) => attack.apply(&mut worker.gradient, &mut worker.rng),
-                None => {
-                    loss_sum += f64::from(loss);
-                    honest += 1;
-                }
+            let loss = worker.compute(model, params, &self.train, self.batch)?;
+            if !worker.is_byzantine() {
+                loss_sum += f64::from(loss);
+                honest += 1;
             }
         }
-        let gradients: Vec<&[f32]> = self.workers.iter().map(|w| w.gradient.as_slice()).collect();
+        let gradients: Vec<&[f32]> = self.workers.iter().map(|w| w.gradient()).collect();
         let outcome = self.trainer.apply(&gradients)?;
         Ok(RoundReport {
             outcome,
-            loss: (loss_sum / honest.max(1) as f64) as f32,
+            loss: mean_loss(loss_sum, honest),
         })
     }
 
@@ -245,6 +311,12 @@ impl Simulation {
     pub fn sizes(&self) -> (usize, usize) {
         (self.train.len(), self.test.len())
     }
+}
+
+/// The round loss as `hashgrad train` reports it: the f64 sum of the honest workers' batch
+/// losses over their count (a cluster leader computes it the same way).
+pub fn mean_loss(sum: f64, count: usize) -> f32 {
+    (sum / count.max(1) as f64) as f32
 }
 
 /// Runs `rounds` rounds of a simulation on `data` and evaluates on the test rows.

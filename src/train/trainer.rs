@@ -61,7 +61,19 @@ impl Trainer {
     /// Reduces `gradients` (one per contributing worker) with the rule and steps the
     /// optimizer; the round counter advances only on success.
     pub fn apply(&mut self, gradients: &[&[f32]]) -> Result<RoundOutcome, TrainError> {
-        let reduced = self.reducer.reduce(&self.rule, gradients)?;
+        let reduced = self.reduce(gradients)?;
+        self.step(&reduced)
+    }
+
+    /// Reduces `gradients` with the rule without stepping (a cluster leader ships the result
+    /// as a blob so every node can `step` with it).
+    pub fn reduce(&mut self, gradients: &[&[f32]]) -> Result<Vec<f32>, TrainError> {
+        Ok(self.reducer.reduce(&self.rule, gradients)?)
+    }
+
+    /// Steps the optimizer with an already reduced gradient; the round counter advances only
+    /// on success.
+    pub fn step(&mut self, reduced: &[f32]) -> Result<RoundOutcome, TrainError> {
         if reduced.len() != self.state.params.len() {
             return Err(TrainError::BadModel(format!(
                 "gradients have {} values, the model {} parameters",
@@ -69,9 +81,7 @@ impl Trainer {
                 self.state.params.len()
             )));
         }
-        self.state
-            .optimizer
-            .step(&mut self.state.params, &reduced)?;
+        self.state.optimizer.step(&mut self.state.params, reduced)?;
         self.state.round += 1;
         let gradient_norm = reduced
             .iter()
@@ -82,6 +92,16 @@ impl Trainer {
             round: self.state.round,
             gradient_norm,
         })
+    }
+
+    /// Replaces the aggregation rule (a cluster's config store may change it between rounds).
+    pub fn set_rule(&mut self, rule: Rule) {
+        self.rule = rule;
+    }
+
+    /// Changes the optimizer's learning rate from the next step on.
+    pub fn set_learning_rate(&mut self, rate: f32) {
+        self.state.optimizer.set_learning_rate(rate);
     }
 
     /// The current parameters.

@@ -1,0 +1,71 @@
+//! Training across nodes, without I/O: the commands proposed through Raft (`command`), the
+//! typed config store (`config_store`), the replicated state machine that applies them
+//! (`state`, a `raft::StateMachine`), the round protocol's leader and worker cores (`round`),
+//! the training/blob messages on the wire (`wire`) and training receipts for blocks
+//! (`receipt`). Time comes in as a `now` in milliseconds from the caller; nothing here opens
+//! sockets, reads files or clocks, or spawns tasks — `node/` drives these cores.
+
+pub mod command;
+pub mod config_store;
+pub mod receipt;
+pub mod round;
+pub mod state;
+pub mod wire;
+
+pub use command::{Command, ConsistencyLevel, RequestId, RoundCommitted};
+pub use config_store::{ConfigKey, ConfigStore, RuleSpec, TrainingConfig};
+pub use round::{Coordinator, Refusal, RoundSettings, Worker};
+pub use state::{Applied, ClusterState, ConfigOutcome, RoundStatus};
+pub use wire::{TrainingMessage, WireLimits};
+
+/// Errors of the cluster subsystem: config keys and values a client sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The key is neither a known training key nor a `user.*` key.
+    #[error(
+        "unknown config key '{key}'; known keys are learning_rate, rule, consistency, round_deadline_ms, batch_size and user.<name>"
+    )]
+    UnknownKey { key: String },
+    /// The key's name breaks the rules for `user.*` keys.
+    #[error("bad config key '{key}': {reason}")]
+    BadKey { key: String, reason: String },
+    /// The value does not parse or is out of range for its key.
+    #[error("bad value '{value}' for config key '{key}': {reason}")]
+    BadValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Names a content-addressed blob (parameters, a reduced gradient): SHA-256 of its bytes. A
+/// training state's blob hash equals its `train::StateHash`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl BlobHash {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> BlobHash {
+        use sha2::Digest;
+        BlobHash(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl From<crate::train::StateHash> for BlobHash {
+    fn from(hash: crate::train::StateHash) -> BlobHash {
+        BlobHash(hash.0)
+    }
+}
+
+impl std::fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlobHash({})", hex::encode(&self.0[..4]))
+    }
+}
