@@ -4,6 +4,7 @@
 //! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
 
 pub mod api;
+pub mod check;
 pub mod cli;
 pub mod cluster;
 pub mod codec;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod adapters;
 pub mod bench;
+pub mod check;
 pub mod hash;
 pub mod mine_header;
 pub mod node;
@@ -61,6 +62,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
     Node(node::NodeArgs),
+    /// Check recorded histories for linearizability (or causal consistency); exit 0 holds,
+    /// 1 violated, 3 unknown (time budget), 2 bad input.
+    Check(check::CheckArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::RaftSim(args) => raft_sim::run(args),
         Command::Train(args) => train::run(args),
         Command::Node(args) => node::run(args),
+        Command::Check(args) => return check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,379 @@
+//! The Wing–Gong / Lowe linearizability search for one partition, as Porcupine does it: the
+//! history as a doubly linked list of call and return entries in real-time order; try to
+//! linearize the first call that no pending return precedes (lift it and its return out of
+//! the list), backtrack at a return (unlift), and prune with a cache of (linearized set, model
+//! state) pairs already explored.
+//!
+//! Two representation choices make it cheap: model states are interned to `u32` (with a memo
+//! of transitions, so a string-valued state is built and hashed once), and the linearized set
+//! is a vector of per-lane counts instead of a bitset. A lane is a chain of operations each of
+//! which returns before the next is invoked (a client's operations, split after an open one);
+//! a lane's operations can only be linearized in order, so "which are linearized" is "how
+//! many of each lane". The search is resumable (`run` takes a step budget) so a scheduler can
+//! interleave partitions and stop all of them at the first refutation. No clock, no threads.
+
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+
+use super::history::Operation;
+use super::model::Model;
+
+/// Where a search stands after a `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Linearizable,
+    Refuted,
+    Running,
+}
+
+const HEAD: u32 = 0;
+const NONE: u32 = u32::MAX;
+
+/// SplitMix64's finaliser: a cheap, well-mixed 64-bit hash.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn lane_term(lane: u32, count: u32) -> u64 {
+    mix((u64::from(lane) << 32) | u64::from(count))
+}
+
+/// Interned model states.
+pub(crate) struct States<S> {
+    pub(crate) values: Vec<S>,
+    index: FxHashMap<S, u32>,
+}
+
+impl<S: Clone + Eq + Hash> States<S> {
+    fn new() -> Self {
+        States {
+            values: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+
+    fn intern(&mut self, state: S) -> u32 {
+        if let Some(&id) = self.index.get(&state) {
+            return id;
+        }
+        let id = self.values.len() as u32;
+        self.values.push(state.clone());
+        self.index.insert(state, id);
+        id
+    }
+}
+
+/// The set of (per-lane counts, state) pairs already explored: open addressing over an arena.
+struct Cache {
+    slots: Vec<u32>,
+    hashes: Vec<u64>,
+    states: Vec<u32>,
+    counts: Vec<u32>,
+    lanes: usize,
+}
+
+impl Cache {
+    fn new(lanes: usize) -> Self {
+        Cache {
+            slots: vec![0; 1024],
+            hashes: Vec::new(),
+            states: Vec::new(),
+            counts: Vec::new(),
+            lanes,
+        }
+    }
+
+    /// Inserts the pair; false when it was already there.
+    fn insert(&mut self, hash: u64, state: u32, counts: &[u32]) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut slot = (hash as usize) & mask;
+        loop {
+            let entry = self.slots[slot];
+            if entry == 0 {
+                break;
+            }
+            let e = (entry - 1) as usize;
+            if self.hashes[e] == hash
+                && self.states[e] == state
+                && self.counts[e * self.lanes..(e + 1) * self.lanes] == *counts
+            {
+                return false;
+            }
+            slot = (slot + 1) & mask;
+        }
+        self.hashes.push(hash);
+        self.states.push(state);
+        self.counts.extend_from_slice(counts);
+        self.slots[slot] = self.hashes.len() as u32;
+        if self.hashes.len() * 2 > self.slots.len() {
+            self.grow();
+        }
+        true
+    }
+
+    fn grow(&mut self) {
+        let size = self.slots.len() * 2;
+        let mask = size - 1;
+        let mut slots = vec![0u32; size];
+        for (e, &hash) in self.hashes.iter().enumerate() {
+            let mut slot = (hash as usize) & mask;
+            while slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = e as u32 + 1;
+        }
+        self.slots = slots;
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}
+
+/// The search over one partition's operations.
+pub(crate) struct Search<'a, M: Model> {
+    model: &'a M,
+    pub(crate) ops: Vec<&'a Operation>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Entry → local op << 1 | 1 for a return entry.
+    entry: Vec<u32>,
+    /// Local op → its return entry.
+    ret_of: Vec<u32>,
+    lane: Vec<u32>,
+    counts: Vec<u32>,
+    counts_hash: u64,
+    tail: u32,
+    state: u32,
+    stack: Vec<(u32, u32)>,
+    cursor: u32,
+    cache: Cache,
+    pub(crate) states: States<M::State>,
+    memo: FxHashMap<u64, u32>,
+    best: Vec<u32>,
+    agree: usize,
+    done: Option<Progress>,
+    pub(crate) steps: u64,
+}
+
+impl<'a, M: Model> Search<'a, M> {
+    /// Prepares the search over `ops`, given in invocation order.
+    pub(crate) fn new(model: &'a M, ops: Vec<&'a Operation>) -> Self {
+        let n = ops.len();
+        // Entries sorted by time, calls before returns at equal times.
+        let mut order: Vec<(u64, u32, u32)> = Vec::with_capacity(2 * n);
+        for (i, op) in ops.iter().enumerate() {
+            order.push((op.invoked, 0, i as u32));
+            order.push((op.completed, 1, i as u32));
+        }
+        order.sort_unstable();
+        let size = 2 * n + 2;
+        let tail = (2 * n + 1) as u32;
+        let mut entry = vec![0u32; size];
+        let mut ret_of = vec![0u32; n];
+        let mut next = vec![NONE; size];
+        let mut prev = vec![NONE; size];
+        for (k, &(_, kind, op)) in order.iter().enumerate() {
+            let e = k + 1;
+            entry[e] = (op << 1) | kind;
+            if kind == 1 {
+                ret_of[op as usize] = e as u32;
+            }
+        }
+        for e in 0..size - 1 {
+            next[e] = (e + 1) as u32;
+            prev[e + 1] = e as u32;
+        }
+        // Lanes: per client, a new lane whenever the previous operation had not returned.
+        let mut lane = vec![0u32; n];
+        let mut tails: FxHashMap<u64, (u32, u64)> = FxHashMap::default();
+        let mut lanes = 0u32;
+        for (i, op) in ops.iter().enumerate() {
+            let id = match tails.get(&op.client) {
+                Some(&(id, completed)) if completed < op.invoked => id,
+                _ => {
+                    lanes += 1;
+                    lanes - 1
+                }
+            };
+            tails.insert(op.client, (id, op.completed));
+            lane[i] = id;
+        }
+        let counts = vec![0u32; lanes as usize];
+        let counts_hash = (0..lanes).fold(0u64, |h, l| h.wrapping_add(lane_term(l, 0)));
+        let mut states = States::new();
+        let state = states.intern(model.init());
+        Search {
+            model,
+            ops,
+            next,
+            prev,
+            entry,
+            ret_of,
+            lane,
+            counts,
+            counts_hash,
+            tail,
+            state,
+            stack: Vec::new(),
+            cursor: if n == 0 { tail } else { 1 },
+            cache: Cache::new(lanes as usize),
+            states,
+            memo: FxHashMap::default(),
+            best: Vec::new(),
+            agree: 0,
+            done: if n == 0 {
+                Some(Progress::Linearizable)
+            } else {
+                None
+            },
+            steps: 0,
+        }
+    }
+
+    /// The next state after local op `op` from interned `state`, or `None` when illegal.
+    fn transition(&mut self, state: u32, op: u32) -> Option<u32> {
+        let key = (u64::from(state) << 32) | u64::from(op);
+        if let Some(&next) = self.memo.get(&key) {
+            return (next != NONE).then_some(next);
+        }
+        let next = self
+            .model
+            .step(&self.states.values[state as usize], self.ops[op as usize])
+            .map(|s| self.states.intern(s));
+        self.memo.insert(key, next.unwrap_or(NONE));
+        next
+    }
+
+    fn lift(&mut self, call: u32) {
+        let ret = self.ret_of[(self.entry[call as usize] >> 1) as usize];
+        for e in [call, ret] {
+            let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+            self.next[p as usize] = n;
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn unlift(&mut self, call: u32) {
+        let ret = self.ret_of[(self.entry[call as usize] >> 1) as usize];
+        for e in [ret, call] {
+            let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+            self.next[p as usize] = e;
+            self.prev[n as usize] = e;
+        }
+    }
+
+    fn note_longest(&mut self) {
+        if self.stack.len() > self.best.len() {
+            self.best.truncate(self.agree);
+            let entry = &self.entry;
+            self.best.extend(
+                self.stack[self.agree..]
+                    .iter()
+                    .map(|&(e, _)| entry[e as usize] >> 1),
+            );
+            self.agree = self.stack.len();
+        }
+    }
+
+    /// Runs at most `budget` steps.
+    pub(crate) fn run(&mut self, budget: u64) -> Progress {
+        if let Some(done) = self.done {
+            return done;
+        }
+        for _ in 0..budget {
+            self.steps += 1;
+            if self.next[HEAD as usize] == self.tail {
+                self.note_longest();
+                self.done = Some(Progress::Linearizable);
+                return Progress::Linearizable;
+            }
+            let e = self.cursor;
+            let code = self.entry[e as usize];
+            let op = code >> 1;
+            if code & 1 == 0 {
+                let Some(next_state) = self.transition(self.state, op) else {
+                    self.cursor = self.next[e as usize];
+                    continue;
+                };
+                let lane = self.lane[op as usize];
+                let count = self.counts[lane as usize];
+                let hash = self
+                    .counts_hash
+                    .wrapping_sub(lane_term(lane, count))
+                    .wrapping_add(lane_term(lane, count + 1));
+                self.counts[lane as usize] = count + 1;
+                if self.cache.insert(
+                    hash ^ mix(u64::from(next_state) ^ 0x5851_f42d),
+                    next_state,
+                    &self.counts,
+                ) {
+                    self.stack.push((e, self.state));
+                    self.state = next_state;
+                    self.counts_hash = hash;
+                    self.lift(e);
+                    self.cursor = self.next[HEAD as usize];
+                } else {
+                    self.counts[lane as usize] = count;
+                    self.cursor = self.next[e as usize];
+                }
+            } else {
+                self.note_longest();
+                let Some((call, before)) = self.stack.pop() else {
+                    self.done = Some(Progress::Refuted);
+                    return Progress::Refuted;
+                };
+                self.agree = self.agree.min(self.stack.len());
+                let op = self.entry[call as usize] >> 1;
+                let lane = self.lane[op as usize];
+                let count = self.counts[lane as usize];
+                self.counts_hash = self
+                    .counts_hash
+                    .wrapping_sub(lane_term(lane, count))
+                    .wrapping_add(lane_term(lane, count - 1));
+                self.counts[lane as usize] = count - 1;
+                self.state = before;
+                self.unlift(call);
+                self.cursor = self.next[call as usize];
+            }
+        }
+        Progress::Running
+    }
+
+    /// The full linearization (when linearizable) or the longest partial one found, as local
+    /// operation indices.
+    pub(crate) fn longest(&mut self) -> Vec<u32> {
+        self.note_longest();
+        self.best.clone()
+    }
+
+    /// How many (linearized set, state) pairs the cache holds.
+    pub(crate) fn explored(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Replays a sequence of local operations from the initial state; the interned state
+    /// after each, or `None` from the first illegal one.
+    pub(crate) fn replay(&mut self, seq: &[u32]) -> Vec<Option<u32>> {
+        let mut state = Some(0u32);
+        seq.iter()
+            .map(|&op| {
+                state = state.and_then(|s| self.transition(s, op));
+                state
+            })
+            .collect()
+    }
+
+    /// The model's step from an interned state, for explanations.
+    pub(crate) fn try_step(&mut self, state: u32, op: u32) -> Option<u32> {
+        self.transition(state, op)
+    }
+
+    pub(crate) fn describe_state(&self, state: u32) -> String {
+        self.model.describe(&self.states.values[state as usize])
+    }
+}
