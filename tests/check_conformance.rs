@@ -31,7 +31,7 @@ fn validate<M: Model>(model: &M, history: &History, report: &LinearizabilityRepo
             for &later in &p.linearization[k + 1..] {
                 let other = &history.operations[later];
                 assert!(
-                    !(other.completed < op.invoked),
+                    other.completed >= op.invoked,
                     "line {} is placed before line {}, which completed before it was invoked",
                     op.line,
                     other.line

@@ -184,9 +184,9 @@ pub fn check(history: &History) -> Result<CausalReport, CheckError> {
     // Topological order of PO ∪ RF (Kahn); what is left over lies on or after a cycle.
     let mut indegree = vec![0u32; nodes.len()];
     let mut succs: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for n in 0..nodes.len() {
+    for (n, degree) in indegree.iter_mut().enumerate() {
         for p in preds(n) {
-            indegree[n] += 1;
+            *degree += 1;
             succs[p].push(n);
         }
     }

@@ -160,7 +160,7 @@ pub fn check<M: Model>(
     } else {
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(&work);
+                scope.spawn(work);
             }
         });
     }

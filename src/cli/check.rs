@@ -14,7 +14,7 @@ use serde_json::{Value as Json, json};
 
 use crate::check::causal::{self, CausalReport};
 use crate::check::linearize::{LinearizabilityReport, Verdict};
-use crate::check::{CheckOptions, Format, History, ModelKind, format, html};
+use crate::check::{CheckOptions, Format, History, ModelKind, format, html, linearize, model};
 
 /// Arguments of `hashgrad check`.
 #[derive(Debug, Args)]
@@ -220,38 +220,29 @@ fn check_file(path: &Path, args: &CheckArgs, threads: usize) -> FileResult {
     let stop = AtomicBool::new(false);
     let budget = Duration::from_secs_f64(args.timeout);
     let result = std::thread::scope(|scope| {
-        let (done, finished) = mpsc::channel();
+        let (done, finished) = mpsc::channel::<()>();
         let history = &history;
         let stop = &stop;
-        scope.spawn(move || {
+        let worker = scope.spawn(move || {
             let options = CheckOptions {
                 threads,
                 stop: Some(stop),
             };
             let report = match model {
-                ModelKind::Register => crate::check::linearize::check(
-                    history,
-                    &crate::check::model::Register,
-                    &options,
-                ),
-                ModelKind::CasRegister => crate::check::linearize::check(
-                    history,
-                    &crate::check::model::CasRegister,
-                    &options,
-                ),
-                _ => crate::check::linearize::check(history, &crate::check::model::Kv, &options),
+                ModelKind::Register => linearize::check(history, &model::Register, &options),
+                ModelKind::CasRegister => linearize::check(history, &model::CasRegister, &options),
+                _ => linearize::check(history, &model::Kv, &options),
             };
-            let _ = done.send(report);
+            let _ = done.send(());
+            report
         });
-        match finished.recv_timeout(budget) {
-            Ok(report) => report,
-            Err(_) => {
-                stop.store(true, Ordering::Relaxed);
-                finished
-                    .recv()
-                    .unwrap_or_else(|_| Err(crate::check::CheckError::MixedTimes { line: 0 }))
-            }
+        // The budget: past it, the stop flag ends every search within one slice of steps.
+        if finished.recv_timeout(budget).is_err() {
+            stop.store(true, Ordering::Relaxed);
         }
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     let seconds = started.elapsed().as_secs_f64();
     match result {
