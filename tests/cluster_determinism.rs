@@ -410,3 +410,43 @@ fn a_leader_change_mid_round_changes_nothing() {
     assert_eq!(cluster.hashes(), vec![expected; 3]);
     assert_eq!(cluster.nodes[2].state.round(), 6);
 }
+
+#[test]
+fn a_config_write_takes_effect_from_the_next_round_on_every_node() {
+    let config = SimulationConfig {
+        workers: 3,
+        seed: 5,
+        ..SimulationConfig::default()
+    };
+    let data = Dataset::digits().unwrap();
+    let (undisturbed, _) = simulate(&config, &data, 4);
+    let mut cluster = Cluster::new(&config, &data);
+    cluster.run_until(2);
+    cluster.commit(Command::ConfigPut {
+        request: hashgrad::cluster::RequestId { client: 9, seq: 1 },
+        key: "learning_rate".into(),
+        value: "0.01".into(),
+    });
+    cluster.commit(Command::ConfigPut {
+        request: hashgrad::cluster::RequestId { client: 9, seq: 2 },
+        key: "consistency".into(),
+        value: "three".into(),
+    });
+    cluster.run_until(4);
+    let hashes = cluster.hashes();
+    assert_eq!(
+        hashes,
+        vec![hashes[0]; 3],
+        "every node stepped with the new rate"
+    );
+    assert_ne!(hashes[0], undisturbed);
+    for node in &cluster.nodes {
+        let rates: Vec<f32> = node.committed.iter().map(|r| r.learning_rate).collect();
+        assert_eq!(rates, vec![0.002, 0.002, 0.01, 0.01]);
+        assert_eq!(
+            node.state.config().get("consistency").unwrap().as_deref(),
+            Some("all"),
+            "a refused write changes nothing"
+        );
+    }
+}

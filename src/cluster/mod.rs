@@ -1,6 +1,6 @@
 //! Training across nodes, without I/O: the commands proposed through Raft (`command`), the
 //! typed config store (`config_store`), the replicated state machine that applies them
-//! (`state`, a `raft::StateMachine`), the round protocol's leader and worker cores (`round`),
+//! (`state`, a `raft::StateMachine`), the round protocol's leader and worker cores (`round`, `worker`),
 //! the training/blob messages on the wire (`wire`) and training receipts for blocks
 //! (`receipt`). Time comes in as a `now` in milliseconds from the caller; nothing here opens
 //! sockets, reads files or clocks, or spawns tasks — `node/` drives these cores.
@@ -11,12 +11,14 @@ pub mod receipt;
 pub mod round;
 pub mod state;
 pub mod wire;
+pub mod worker;
 
 pub use command::{Command, ConsistencyLevel, RequestId, RoundCommitted};
 pub use config_store::{ConfigKey, ConfigStore, RuleSpec, TrainingConfig};
-pub use round::{Coordinator, Refusal, RoundSettings, Worker};
+pub use round::{Action, Coordinator, Refusal, RoundSettings};
 pub use state::{Applied, ClusterState, ConfigOutcome, RoundStatus};
 pub use wire::{TrainingMessage, WireLimits};
+pub use worker::Worker;
 
 /// Errors of the cluster subsystem: config keys and values a client sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The round protocol's sans-IO cores: the leader's `Coordinator` (announce a round, collect
 //! gradients up to the consistency level or a deadline, hand them over for reduction, propose
-//! the result) and each node's `Worker` (compute a gradient per announced round, send it to
+//! the result) and, in `worker`, each node's `Worker` (compute a gradient per announced round, send it to
 //! the leader, resend it to a new one). Both take events and `now` (milliseconds of the
 //! caller's monotonic clock) and queue `Action`s; they never touch the network, the trainer
 //! or a clock themselves.
@@ -505,110 +505,6 @@ impl Coordinator {
     pub fn step_down(&mut self) {
         self.phase = Phase::Idle;
         self.actions.clear();
-    }
-
-    /// The next action, in order.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Task {
-    round: u64,
-    params_hash: StateHash,
-}
-
-/// A worker's side of the round protocol.
-#[derive(Debug)]
-pub struct Worker {
-    me: NodeId,
-    leader: Option<NodeId>,
-    computing: Option<Task>,
-    done: Option<Gradient>,
-    actions: VecDeque<Action>,
-}
-
-impl Worker {
-    /// A worker named `me` on the network.
-    pub fn new(me: NodeId) -> Worker {
-        Worker {
-            me,
-            leader: None,
-            computing: None,
-            done: None,
-            actions: VecDeque::new(),
-        }
-    }
-
-    /// The leader the next gradient goes to.
-    pub fn leader(&self) -> Option<NodeId> {
-        self.leader
-    }
-
-    /// A leader announced a round: compute its gradient, or resend one already computed (a
-    /// new leader, a new attempt). Returns `false` when this node is not among the workers
-    /// or the announcement is older than the last computed round.
-    pub fn on_announce(&mut self, from: NodeId, announce: &RoundAnnounce) -> bool {
-        let Some(worker_index) = announce.workers.iter().position(|w| *w == self.me) else {
-            return false;
-        };
-        let task = Task {
-            round: announce.round,
-            params_hash: announce.params_hash,
-        };
-        let newest = self
-            .computing
-            .map(|t| t.round)
-            .max(self.done.as_ref().map(|g| g.round));
-        if newest.is_some_and(|r| r > task.round) {
-            return false;
-        }
-        self.leader = Some(from);
-        if let Some(done) = &self.done
-            && done.round == task.round
-            && done.params_hash == task.params_hash
-        {
-            self.actions.push_back(Action::SendGradient {
-                to: from,
-                gradient: done.clone(),
-            });
-            return true;
-        }
-        if self.computing == Some(task) {
-            return true;
-        }
-        self.computing = Some(task);
-        self.actions.push_back(Action::ComputeGradient {
-            round: task.round,
-            params_hash: task.params_hash,
-            worker_index,
-            batch_size: announce.batch_size as usize,
-        });
-        true
-    }
-
-    /// The gradient of an earlier `ComputeGradient` is ready: send it to the current leader
-    /// and keep it for resending.
-    pub fn on_computed(&mut self, round: u64, params_hash: StateHash, loss: f32, values: Vec<f32>) {
-        let task = Task { round, params_hash };
-        if self.computing != Some(task) {
-            return;
-        }
-        self.computing = None;
-        let gradient = Gradient {
-            round,
-            params_hash,
-            loss,
-            values,
-        };
-        if let Some(to) = self.leader {
-            self.actions.push_back(Action::SendGradient {
-                to,
-                gradient: gradient.clone(),
-            });
-        }
-        self.done = Some(gradient);
     }
 
     /// The next action, in order.

@@ -1,5 +1,6 @@
 use super::*;
 use crate::cluster::command::tests::round as sample_round;
+use proptest::prelude::*;
 
 fn id(n: u8) -> NodeId {
     NodeId([n; 32])
@@ -286,75 +287,45 @@ fn the_coordinator_follows_the_log_and_leadership() {
     assert!(c.poll_action().is_none());
 }
 
-#[test]
-fn a_worker_computes_once_and_resends_to_a_new_leader() {
-    let mut w = Worker::new(id(2));
-    let announce = RoundAnnounce {
-        round: 5,
-        attempt: 0,
-        params_hash: P,
-        workers: workers(),
-        gradient_len: 2,
-        batch_size: 8,
-    };
-    assert!(w.on_announce(id(1), &announce));
-    assert_eq!(
-        w.poll_action(),
-        Some(Action::ComputeGradient {
-            round: 5,
-            params_hash: P,
-            worker_index: 1,
-            batch_size: 8
-        })
-    );
-    // A new leader announces the same round while the gradient is computed: no second job.
-    assert!(w.on_announce(id(3), &announce));
-    assert_eq!(w.poll_action(), None);
-    w.on_computed(5, P, 0.5, vec![1.0, 2.0]);
-    let expected = Gradient {
-        round: 5,
-        params_hash: P,
-        loss: 0.5,
-        values: vec![1.0, 2.0],
-    };
-    assert_eq!(
-        w.poll_action(),
-        Some(Action::SendGradient {
-            to: id(3),
-            gradient: expected.clone()
-        })
-    );
-    // A re-announcement (new attempt or leader) gets the same gradient again.
-    let retry = RoundAnnounce {
-        attempt: 1,
-        ..announce.clone()
-    };
-    assert!(w.on_announce(id(1), &retry));
-    assert_eq!(
-        w.poll_action(),
-        Some(Action::SendGradient {
-            to: id(1),
-            gradient: expected
-        })
-    );
-    // Older rounds and rounds without this node are ignored.
-    assert!(!w.on_announce(
-        id(1),
-        &RoundAnnounce {
-            round: 4,
-            ..announce.clone()
+proptest! {
+    /// Whatever peers send, only finite gradients of the open round, of the right length, at
+    /// the round's params, one per announced worker, are reduced, in worker order; every
+    /// gradient is either accepted or refused and counted.
+    #[test]
+    fn only_valid_gradients_are_reduced_in_worker_order(
+        sends in proptest::collection::vec((0u8..5, 4u64..7, 1usize..4, any::<bool>(), any::<bool>()), 0..40),
+        level in prop_oneof![Just(ConsistencyLevel::One), Just(ConsistencyLevel::Quorum), Just(ConsistencyLevel::All)],
+    ) {
+        let mut c = collecting(level);
+        let mut reductions = Vec::new();
+        for (i, (from, round, len, nan, wrong_params)) in sends.iter().enumerate() {
+            let mut g = gradient(*round, vec![i as f32; *len]);
+            if *nan {
+                g.values[0] = f32::NAN;
+            }
+            if *wrong_params {
+                g.params_hash = StateHash([0; 32]);
+            }
+            let _ = c.on_gradient(i as u64, id(*from), g);
+            c.tick(i as u64);
+            reductions.extend(drain(&mut c).into_iter().filter_map(|a| match a {
+                Action::Reduce(r) => Some(r),
+                _ => None,
+            }));
         }
-    ));
-    assert!(!w.on_announce(
-        id(1),
-        &RoundAnnounce {
-            workers: vec![id(1)],
-            round: 6,
-            ..announce
+        let counters = c.counters();
+        prop_assert_eq!(counters.gradients_accepted + counters.refused(), sends.len() as u64);
+        prop_assert!(reductions.len() <= 1);
+        for r in reductions {
+            prop_assert!(r.contributions.len() >= level.required(3));
+            let order: Vec<usize> = r.contributions.iter()
+                .map(|k| workers().iter().position(|w| *w == k.worker).unwrap())
+                .collect();
+            prop_assert!(order.windows(2).all(|w| w[0] < w[1]), "{:?}", order);
+            for k in &r.contributions {
+                prop_assert_eq!(k.values.len(), 2);
+                prop_assert!(k.values.iter().all(|v| v.is_finite()));
+            }
         }
-    ));
-    assert_eq!(w.poll_action(), None);
-    // A result nobody asked for is dropped.
-    w.on_computed(9, P, 0.0, vec![0.0; 2]);
-    assert_eq!(w.poll_action(), None);
+    }
 }
