@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hashgrad::net::frame::{self, Hello};
-use hashgrad::net::{Identity, Message, NetConfig, NetEvent, Network, NodeId, tls};
+use hashgrad::net::{
+    Identity, Message, NetConfig, NetEvent, Network, NodeId, Service, ServiceFrame, tls,
+};
 use tokio::sync::mpsc::Receiver;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -131,19 +133,17 @@ async fn a_network_mismatch_is_refused_with_the_reason_on_both_sides() {
     assert!(error.to_string().contains("genesis"), "{error}");
 }
 
-#[tokio::test]
-async fn a_malformed_frame_gets_the_sender_banned() {
-    let mut server_config = config("regtest", 1);
-    server_config.ban = Duration::from_secs(60);
-    let (server, mut events) = bind(server_config);
-
-    // A hand-driven client: valid TLS and hello, then an oversized frame header.
-    let identity = Identity::generate().expect("identity");
-    let client_id = identity.id();
+/// A hand-driven client with `identity`: valid TLS and hello, connected to `server`; returns
+/// its endpoint, the connection and the gossip stream's send half, to write raw frames on.
+async fn hand_client(
+    server: &Network,
+    events: &mut Receiver<NetEvent>,
+    identity: &Identity,
+) -> (quinn::Endpoint, quinn::Connection, quinn::SendStream) {
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("client endpoint");
     endpoint.set_default_client_config(
-        tls::client_config(&identity, &[], Duration::from_secs(10)).expect("client config"),
+        tls::client_config(identity, &[], Duration::from_secs(10)).expect("client config"),
     );
     let connection = endpoint
         .connect(server.local_addr(), tls::SERVER_NAME)
@@ -162,10 +162,21 @@ async fn a_malformed_frame_gets_the_sender_banned() {
         .expect("hello");
     let mut header = [0u8; 5];
     recv.read_exact(&mut header).await.expect("server hello");
-    next(&mut events, |e| {
+    next(events, |e| {
         matches!(e, NetEvent::Connected { .. }).then_some(())
     })
     .await;
+    (endpoint, connection, send)
+}
+
+#[tokio::test]
+async fn a_malformed_frame_gets_the_sender_banned() {
+    let mut server_config = config("regtest", 1);
+    server_config.ban = Duration::from_secs(60);
+    let (server, mut events) = bind(server_config);
+    let identity = Identity::generate().expect("identity");
+    let client_id = identity.id();
+    let (_endpoint, connection, mut send) = hand_client(&server, &mut events, &identity).await;
     // A Block frame claiming 4 GiB.
     send.write_all(&[0x10, 0xff, 0xff, 0xff, 0xff])
         .await
@@ -252,4 +263,133 @@ async fn simultaneous_dials_leave_one_connection() {
     assert_eq!(a.peers().len(), 1);
     assert_eq!(b.peers().len(), 1);
     assert_eq!(a.broadcast(&Message::Block(vec![5]), None), 1);
+}
+
+#[tokio::test]
+async fn send_to_reaches_exactly_that_peers_service_subscriber() {
+    let (a, _a_events) = bind(config("regtest", 1));
+    let (b, mut b_events) = bind(config("regtest", 1));
+    let (c, _c_events) = bind(config("regtest", 1));
+    let mut b_raft = b.subscribe(Service::Raft);
+    let mut c_raft = c.subscribe(Service::Raft);
+    let mut b_training = b.subscribe(Service::Training);
+    a.dial(b.local_addr(), None).await.expect("dial b");
+    a.dial(c.local_addr(), None).await.expect("dial c");
+    // Connection events reach every subscriber.
+    let connected = next(&mut b_raft, |e| match e {
+        NetEvent::Connected { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(connected, a.id());
+
+    let raft = ServiceFrame {
+        code: 0x30,
+        payload: b"append entries".to_vec(),
+    };
+    a.send_to(b.id(), &Message::Service(raft.clone()))
+        .expect("send_to b");
+    let (from, frame) = next(&mut b_raft, |e| match e {
+        NetEvent::Frame { peer, frame } => Some((peer, frame)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((from, frame), (a.id(), raft));
+    // A training frame goes to B's training subscriber, not to its Raft one.
+    let blob = ServiceFrame {
+        code: 0x55,
+        payload: vec![7; 1000],
+    };
+    a.send_to(b.id(), &Message::Service(blob.clone()))
+        .expect("send_to b");
+    let got = next(&mut b_training, |e| match e {
+        NetEvent::Frame { frame, .. } => Some(frame),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, blob);
+    // A Block after them still reaches the chain: nothing was banned or reordered away.
+    a.send_to(b.id(), &Message::Block(vec![4, 2]))
+        .expect("block");
+    let bytes = next(&mut b_events, |e| match e {
+        NetEvent::Block { bytes, .. } => Some(bytes),
+        NetEvent::Frame { .. } => panic!("a service frame reached the chain receiver"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(bytes, vec![4, 2]);
+    assert!(!b.is_banned(&a.id()));
+    // C was sent nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(event) = c_raft.try_recv() {
+        assert!(
+            !matches!(event, NetEvent::Frame { .. }),
+            "C received a frame sent to B"
+        );
+    }
+    // Requests of a service range are answered by that service's subscriber.
+    let asking = tokio::spawn({
+        let a = a.clone();
+        let b_id = b.id();
+        async move {
+            a.request(
+                b_id,
+                Message::Service(ServiceFrame {
+                    code: 0x51,
+                    payload: b"blob?".to_vec(),
+                }),
+            )
+            .await
+        }
+    });
+    let reply = next(&mut b_training, |e| match e {
+        NetEvent::Request { reply, .. } => Some(reply),
+        _ => None,
+    })
+    .await;
+    let answer = ServiceFrame {
+        code: 0x52,
+        payload: vec![1; 100_000],
+    };
+    reply
+        .send(vec![Message::Service(answer.clone())])
+        .expect("reply");
+    let got = asking.await.expect("join").expect("answer");
+    assert_eq!(got, vec![Message::Service(answer)]);
+    // Not connected: a clear error.
+    let stranger = NodeId([3; 32]);
+    assert!(a.send_to(stranger, &Message::Block(vec![1])).is_err());
+}
+
+#[tokio::test]
+async fn service_frames_without_a_subscriber_are_dropped_but_unknown_types_ban() {
+    let mut server_config = config("regtest", 1);
+    server_config.ban = Duration::from_secs(60);
+    let (server, mut events) = bind(server_config);
+    let identity = Identity::generate().expect("identity");
+    let client_id = identity.id();
+    let (_endpoint, connection, mut send) = hand_client(&server, &mut events, &identity).await;
+    // Raft and training frames with nobody subscribed: dropped, not a ban.
+    for code in [0x30u8, 0x4f, 0x60] {
+        let frame = Message::Service(ServiceFrame {
+            code,
+            payload: vec![1, 2, 3],
+        });
+        send.write_all(&frame::encode(&frame).expect("encode"))
+            .await
+            .expect("write");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.is_banned(&client_id));
+    assert_eq!(server.peers().len(), 1);
+    // A type byte of no known range: banned.
+    send.write_all(&[0x70, 0, 0, 0, 0]).await.expect("write");
+    let reason = next(&mut events, |e| match e {
+        NetEvent::Disconnected { peer, reason } if peer == client_id => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("unknown frame type"), "{reason}");
+    assert!(server.is_banned(&client_id));
+    drop(connection);
 }

@@ -8,8 +8,9 @@
 //! Type byte ranges (keep new messages inside their range so old nodes can name them):
 //! - `0x01..=0x0f` session (hello, reject)
 //! - `0x10..=0x2f` chain (blocks, headers, sync)
-//! - `0x30..=0x4f` reserved: Raft messages (step 5)
-//! - `0x50..=0x6f` reserved: training rounds and content-addressed blobs (step 5)
+//! - `0x30..=0x4f` Raft messages, opaque here (`Message::Service`, decoded by the consensus
+//!   service)
+//! - `0x50..=0x6f` training rounds and content-addressed blobs, opaque here
 //! - `0x00`, `0x70..=0xff` reserved
 
 use std::fmt;
@@ -37,18 +38,55 @@ pub type HashBytes = [u8; 32];
 /// An 80-byte block header.
 pub type HeaderBytes = [u8; 80];
 
-/// The kinds of frame this version speaks, with their type byte.
+/// Largest Raft-range frame (an append batch or a snapshot of the round log; large payloads
+/// travel as blobs).
+pub const MAX_RAFT_FRAME: usize = 32 << 20;
+/// Largest training-range frame (a gradient or a parameter blob of a large model).
+pub const MAX_TRAINING_FRAME: usize = 64 << 20;
+
+/// The subsystem a frame type belongs to, by its type byte's range. Frames of the Raft and
+/// training ranges are opaque here: the transport hands them to that service's subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    /// `0x01..=0x2f`: the session (hello, reject) and the chain (blocks, headers, sync).
+    Chain,
+    /// `0x30..=0x4f`: Raft messages.
+    Raft,
+    /// `0x50..=0x6f`: training rounds and content-addressed blobs.
+    Training,
+}
+
+impl Service {
+    /// Every service, in range order.
+    pub const ALL: [Service; 3] = [Service::Chain, Service::Raft, Service::Training];
+
+    /// The service owning type byte `code`, if it lies in a known range.
+    pub fn of(code: u8) -> Option<Service> {
+        match code {
+            0x01..=0x2f => Some(Service::Chain),
+            0x30..=0x4f => Some(Service::Raft),
+            0x50..=0x6f => Some(Service::Training),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of frame this version speaks: each chain message by its type byte, and any type
+/// byte of the Raft and training ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
 #[non_exhaustive]
 pub enum FrameType {
-    Hello = 0x01,
-    Reject = 0x02,
-    Block = 0x10,
-    GetHeaders = 0x11,
-    Headers = 0x12,
-    GetBlocks = 0x13,
-    NotFound = 0x14,
+    Hello,
+    Reject,
+    Block,
+    GetHeaders,
+    Headers,
+    GetBlocks,
+    NotFound,
+    /// A Raft-range frame (`0x30..=0x4f`).
+    Raft(u8),
+    /// A training-range frame (`0x50..=0x6f`).
+    Training(u8),
 }
 
 impl FrameType {
@@ -62,8 +100,33 @@ impl FrameType {
             0x12 => FrameType::Headers,
             0x13 => FrameType::GetBlocks,
             0x14 => FrameType::NotFound,
+            0x30..=0x4f => FrameType::Raft(code),
+            0x50..=0x6f => FrameType::Training(code),
             _ => return None,
         })
+    }
+
+    /// The type byte.
+    pub fn code(self) -> u8 {
+        match self {
+            FrameType::Hello => 0x01,
+            FrameType::Reject => 0x02,
+            FrameType::Block => 0x10,
+            FrameType::GetHeaders => 0x11,
+            FrameType::Headers => 0x12,
+            FrameType::GetBlocks => 0x13,
+            FrameType::NotFound => 0x14,
+            FrameType::Raft(code) | FrameType::Training(code) => code,
+        }
+    }
+
+    /// The service whose subscriber receives frames of this type.
+    pub fn service(self) -> Service {
+        match self {
+            FrameType::Raft(_) => Service::Raft,
+            FrameType::Training(_) => Service::Training,
+            _ => Service::Chain,
+        }
     }
 
     /// The largest payload a frame of this type may have.
@@ -76,7 +139,25 @@ impl FrameType {
             FrameType::Headers => 2 + 80 * MAX_HEADERS,
             FrameType::GetBlocks => 2 + 32 * MAX_GET_BLOCKS,
             FrameType::NotFound => 32,
+            FrameType::Raft(_) => MAX_RAFT_FRAME,
+            FrameType::Training(_) => MAX_TRAINING_FRAME,
         }
+    }
+}
+
+/// A frame of the Raft or training range: its type byte and opaque payload, which the
+/// subscribed service decodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceFrame {
+    /// The type byte, in `0x30..=0x6f`.
+    pub code: u8,
+    pub payload: Vec<u8>,
+}
+
+impl ServiceFrame {
+    /// The service this frame goes to (`None` when `code` is outside the service ranges).
+    pub fn service(&self) -> Option<Service> {
+        Service::of(self.code).filter(|s| *s != Service::Chain)
     }
 }
 
@@ -110,6 +191,8 @@ pub enum Message {
     GetBlocks(Vec<HashBytes>),
     /// The answerer does not have this block.
     NotFound(HashBytes),
+    /// A Raft- or training-range frame, opaque to the transport.
+    Service(ServiceFrame),
 }
 
 impl Message {
@@ -123,6 +206,11 @@ impl Message {
             Message::Headers(_) => FrameType::Headers,
             Message::GetBlocks(_) => FrameType::GetBlocks,
             Message::NotFound(_) => FrameType::NotFound,
+            Message::Service(frame) => match Service::of(frame.code) {
+                Some(Service::Raft) => FrameType::Raft(frame.code),
+                // Encoding refuses codes outside the service ranges (see `encode`).
+                _ => FrameType::Training(frame.code),
+            },
         }
     }
 }
@@ -148,6 +236,8 @@ pub enum FrameError {
     },
     #[error("message too large to encode: {0} bytes")]
     TooLargeToEncode(usize),
+    #[error("frame type {0:#04x} is outside the Raft and training ranges (0x30..=0x6f)")]
+    NotAServiceType(u8),
 }
 
 /// Reads the frame header: the type and the payload length, checked against the type's limit.
@@ -185,7 +275,12 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
 pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
     let kind = message.frame_type();
     let mut out = Writer::new();
-    out.u8(kind as u8).u32(0);
+    if let Message::Service(frame) = message
+        && frame.service().is_none()
+    {
+        return Err(FrameError::NotAServiceType(frame.code));
+    }
+    out.u8(kind.code()).u32(0);
     match message {
         Message::Hello(hello) => {
             let name = hello.network.as_bytes();
@@ -217,6 +312,9 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
         Message::GetBlocks(hashes) => put_list(&mut out, hashes, MAX_GET_BLOCKS)?,
         Message::NotFound(hash) => {
             out.raw(hash);
+        }
+        Message::Service(frame) => {
+            out.raw(&frame.payload);
         }
     }
     let mut out = out.into_bytes();
@@ -300,6 +398,10 @@ fn decode_fields(kind: FrameType, payload: &[u8]) -> Result<Message, DecodeError
         FrameType::Headers => Message::Headers(list(&mut r, "headers", MAX_HEADERS)?),
         FrameType::GetBlocks => Message::GetBlocks(list(&mut r, "block hashes", MAX_GET_BLOCKS)?),
         FrameType::NotFound => Message::NotFound(r.array("block hash")?),
+        FrameType::Raft(code) | FrameType::Training(code) => Message::Service(ServiceFrame {
+            code,
+            payload: r.take(payload.len(), "service payload")?.to_vec(),
+        }),
     };
     r.finish()?;
     Ok(message)
@@ -357,6 +459,11 @@ mod tests {
             )),
             proptest::collection::vec(any::<[u8; 32]>(), 0..10).prop_map(Message::GetBlocks),
             any::<[u8; 32]>().prop_map(Message::NotFound),
+            (
+                0x30u8..=0x6f,
+                proptest::collection::vec(any::<u8>(), 0..300)
+            )
+                .prop_map(|(code, payload)| Message::Service(ServiceFrame { code, payload })),
         ]
     }
 
@@ -394,29 +501,60 @@ mod tests {
 
     #[test]
     fn oversized_lengths_are_refused_before_allocation() {
-        let mut bytes = vec![FrameType::NotFound as u8];
+        let mut bytes = vec![FrameType::NotFound.code()];
         bytes.extend_from_slice(&33u32.to_le_bytes());
         assert!(matches!(
             decode(&bytes),
             Err(FrameError::Oversized { len: 33, .. })
         ));
-        let mut huge = vec![FrameType::Block as u8];
+        let mut huge = vec![FrameType::Block.code()];
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(decode(&huge), Err(FrameError::Oversized { .. })));
     }
 
     #[test]
     fn unknown_and_reserved_types_are_errors() {
-        for code in [0x00u8, 0x30, 0x50, 0x70, 0xff] {
+        for code in [0x00u8, 0x03, 0x15, 0x70, 0xff] {
             let bytes = [code, 0, 0, 0, 0];
             assert_eq!(decode(&bytes), Err(FrameError::UnknownType(code)));
         }
     }
 
     #[test]
+    fn service_ranges_decode_as_opaque_frames_of_their_service() {
+        for (code, service) in [
+            (0x30u8, Service::Raft),
+            (0x4f, Service::Raft),
+            (0x50, Service::Training),
+            (0x6f, Service::Training),
+        ] {
+            let frame = ServiceFrame {
+                code,
+                payload: vec![code, 1, 2],
+            };
+            let bytes = encode(&Message::Service(frame.clone())).expect("encode");
+            assert_eq!(bytes[0], code);
+            let (message, _) = decode(&bytes).expect("decodes").expect("complete");
+            assert_eq!(message.frame_type().service(), service);
+            assert_eq!(message, Message::Service(frame));
+        }
+        let chain_code = Message::Service(ServiceFrame {
+            code: 0x10,
+            payload: vec![],
+        });
+        assert_eq!(encode(&chain_code), Err(FrameError::NotAServiceType(0x10)));
+        let mut oversized = vec![0x30];
+        oversized.extend_from_slice(&((MAX_RAFT_FRAME + 1) as u32).to_le_bytes());
+        assert!(matches!(
+            decode(&oversized),
+            Err(FrameError::Oversized { .. })
+        ));
+    }
+
+    #[test]
     fn malformed_payloads_name_the_offset() {
         // A Headers frame claiming 3 headers but carrying one.
-        let mut bytes = vec![FrameType::Headers as u8];
+        let mut bytes = vec![FrameType::Headers.code()];
         let payload: Vec<u8> = [3u8, 0].into_iter().chain([0u8; 80]).collect();
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&payload);

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use frame::{FrameError, FrameType, Hello, Message};
+pub use frame::{FrameError, FrameType, Hello, Message, Service, ServiceFrame};
 pub use identity::{Identity, NodeId};
 pub use transport::{NetEvent, Network, PartitionControl, PeerSummary, Responder};
 
@@ -93,6 +93,8 @@ pub enum NetError {
     RefusedHere { addr: SocketAddr, reason: String },
     #[error("peer {0:?} sent a bad frame: {1}")]
     Frame(NodeId, #[source] FrameError),
+    #[error("cannot send to peer {0:?}: {1}")]
+    Encode(NodeId, #[source] FrameError),
     #[error("stream to peer {0:?} failed: {1}")]
     Stream(NodeId, String),
     #[error("peer {0:?} is not connected")]

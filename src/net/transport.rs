@@ -1,7 +1,10 @@
 //! The QUIC transport: one endpoint that dials and accepts, the handshake on each new
 //! connection, the peer table with bans and duplicate-connection resolution, a long-lived
 //! gossip stream per peer and one bidirectional stream per request. Everything a peer sends
-//! reaches the node as a `NetEvent`.
+//! reaches the node as a `NetEvent`, on the receiver of the service whose frame type range it
+//! belongs to (chain, Raft, training; see `frame::Service`). A frame of a known range is never
+//! a reason to ban (a range with no subscriber drops it); an unknown type or a malformed frame
+//! is.
 //!
 //! Owns sockets and tasks; must not interpret block bytes.
 
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::frame::{FrameType, Hello, MAX_GET_BLOCKS, Message};
+use super::frame::{FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
 use super::handshake::check_hello;
 use super::identity::{Identity, NodeId};
 use super::wire::{ReadFailure, read_frame, write_message};
@@ -40,7 +43,11 @@ pub enum NetEvent {
     },
     /// A block arrived on a peer's gossip stream.
     Block { peer: NodeId, bytes: Vec<u8> },
-    /// A peer asks something (`GetHeaders`, `GetBlocks`); answer through `reply`.
+    /// A Raft- or training-range frame arrived on a peer's gossip stream (`send_to` or
+    /// `broadcast` on its side).
+    Frame { peer: NodeId, frame: ServiceFrame },
+    /// A peer asks something (`GetHeaders`, `GetBlocks`, or a service-range frame on its own
+    /// stream); answer through `reply`.
     Request {
         peer: NodeId,
         request: Message,
@@ -84,7 +91,8 @@ struct Inner {
     config: NetConfig,
     hello: Hello,
     state: Mutex<State>,
-    events: mpsc::Sender<NetEvent>,
+    /// Where each service's events go; the chain's is set by `bind`, others by `subscribe`.
+    subscribers: Mutex<HashMap<Service, mpsc::Sender<NetEvent>>>,
 }
 
 /// A handle on the node's QUIC endpoint and its peers; cheap to clone.
@@ -135,6 +143,37 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn subscriber(&self, service: Service) -> Option<mpsc::Sender<NetEvent>> {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&service)
+            .cloned()
+    }
+
+    /// Hands an event to `service`'s subscriber (waiting while its queue is full); false when
+    /// that service has none or it has gone.
+    async fn deliver(&self, service: Service, event: NetEvent) -> bool {
+        match self.subscriber(service) {
+            Some(events) => events.send(event).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Tells every subscriber about a connection change; `make` builds each one's copy.
+    async fn announce(&self, make: impl Fn() -> NetEvent) {
+        let subscribers: Vec<_> = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for events in subscribers {
+            let _ = events.send(make()).await;
+        }
+    }
+
     fn banned(&self, peer: &NodeId) -> Option<Duration> {
         let mut state = self.lock();
         let until = *state.bans.get(peer)?;
@@ -148,8 +187,9 @@ impl Inner {
 }
 
 impl Network {
-    /// Binds the endpoint and starts accepting. Events arrive on the returned receiver; the
-    /// network stops when `shutdown` is called or every handle is dropped.
+    /// Binds the endpoint and starts accepting. The chain's events (and every service's
+    /// connection events) arrive on the returned receiver; other services take theirs with
+    /// `subscribe`. The network stops when `shutdown` is called or every handle is dropped.
     pub fn bind(
         identity: Identity,
         config: NetConfig,
@@ -179,7 +219,7 @@ impl Network {
             config,
             hello,
             state: Mutex::new(State::default()),
-            events,
+            subscribers: Mutex::new(HashMap::from([(Service::Chain, events)])),
         });
         let accepting = Arc::downgrade(&inner);
         let endpoint = inner.endpoint.clone();
@@ -202,6 +242,19 @@ impl Network {
     /// This node's fingerprint.
     pub fn id(&self) -> NodeId {
         self.inner.identity.id()
+    }
+
+    /// A receiver for `service`'s frames and requests, plus every connection event (replacing
+    /// an earlier subscriber of that service). Until a service subscribes, its frames are
+    /// dropped and its requests answered with an empty stream.
+    pub fn subscribe(&self, service: Service) -> mpsc::Receiver<NetEvent> {
+        let (events, receiver) = mpsc::channel(4096);
+        self.inner
+            .subscribers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(service, events);
+        receiver
     }
 
     /// The address the endpoint is bound to.
@@ -301,6 +354,22 @@ impl Network {
             .filter(|(id, _)| Some(**id) != except && !state.cut.contains(*id))
             .filter(|(_, peer)| peer.gossip.send(bytes.clone()).is_ok())
             .count()
+    }
+
+    /// Queues `message` on `peer`'s gossip stream (in order with everything else sent to it).
+    pub fn send_to(&self, peer: NodeId, message: &Message) -> Result<(), NetError> {
+        let bytes: Arc<[u8]> = super::frame::encode(message)
+            .map_err(|error| NetError::Encode(peer, error))?
+            .into();
+        let state = self.inner.lock();
+        if state.cut.contains(&peer) {
+            return Err(NetError::NotConnected(peer));
+        }
+        let connected = state.peers.get(&peer).ok_or(NetError::NotConnected(peer))?;
+        connected
+            .gossip
+            .send(bytes)
+            .map_err(|_| NetError::NotConnected(peer))
     }
 
     /// Sends one request on its own stream and collects the answer's frames.
@@ -413,12 +482,13 @@ fn failure(peer: NodeId, failure: ReadFailure) -> NetError {
 
 async fn refused(inner: &Inner, remote: SocketAddr, peer: Option<NodeId>, reason: &str) {
     warn!(%remote, peer = ?peer, %reason, "handshake refused");
-    let event = NetEvent::Refused {
-        remote,
-        peer,
-        reason: reason.to_string(),
-    };
-    let _ = inner.events.send(event).await;
+    inner
+        .announce(|| NetEvent::Refused {
+            remote,
+            peer,
+            reason: reason.to_string(),
+        })
+        .await;
 }
 
 /// Sends `Reject { reason }`, gives the peer a moment to read it, then closes with the reason.
@@ -537,14 +607,13 @@ async fn register(
         );
     }
     info!(peer = %peer.short(), %remote, "peer connected");
-    let connected = NetEvent::Connected {
-        peer,
-        remote,
-        listen_addr,
-    };
-    if inner.events.send(connected).await.is_err() {
-        return;
-    }
+    inner
+        .announce(|| NetEvent::Connected {
+            peer,
+            remote,
+            listen_addr,
+        })
+        .await;
 
     // Gossip writer: frames queued by `broadcast`, in order.
     tokio::spawn(async move {
@@ -576,23 +645,24 @@ async fn register(
                 return;
             };
             match frame {
-                Ok(Some(Message::Block(bytes))) => {
+                Ok(Some(message)) => {
                     if inner.lock().cut.contains(&peer) {
                         continue;
                     }
-                    if inner
-                        .events
-                        .send(NetEvent::Block { peer, bytes })
-                        .await
-                        .is_err()
-                    {
-                        return;
+                    let kind = message.frame_type();
+                    let event = match message {
+                        Message::Block(bytes) => NetEvent::Block { peer, bytes },
+                        Message::Service(frame) => NetEvent::Frame { peer, frame },
+                        other => {
+                            // A known frame in the wrong place: the peer's mistake, not
+                            // malice worth a ban.
+                            debug!(peer = %peer.short(), kind = %other.frame_type(), "frame ignored on the gossip stream");
+                            continue;
+                        }
+                    };
+                    if !inner.deliver(kind.service(), event).await {
+                        debug!(peer = %peer.short(), %kind, "no subscriber; frame dropped");
                     }
-                }
-                Ok(Some(other)) => {
-                    let reason = format!("sent {} on the gossip stream", other.frame_type());
-                    ban(&inner, peer, &reason);
-                    break reason;
                 }
                 Ok(None) => break "gossip stream closed".to_string(),
                 Err(ReadFailure::Frame(error)) => {
@@ -625,9 +695,11 @@ async fn register(
         connection.close(close_code::SHUTDOWN.into(), b"gossip stream ended");
         if removed {
             info!(peer = %peer.short(), %reason, "peer disconnected");
-            let _ = inner
-                .events
-                .send(NetEvent::Disconnected { peer, reason })
+            inner
+                .announce(|| NetEvent::Disconnected {
+                    peer,
+                    reason: reason.clone(),
+                })
                 .await;
         }
     });
@@ -642,10 +714,13 @@ async fn serve_request(
 ) {
     let timeout = inner.config.request_timeout;
     let request = match tokio::time::timeout(timeout, read_frame(&mut recv)).await {
-        Ok(Ok(Some(request @ (Message::GetHeaders { .. } | Message::GetBlocks(_))))) => request,
+        Ok(Ok(Some(
+            request @ (Message::GetHeaders { .. } | Message::GetBlocks(_) | Message::Service(_)),
+        ))) => request,
         Ok(Ok(Some(other))) => {
             let kind: FrameType = other.frame_type();
-            ban(&inner, peer, &format!("sent {kind} as a request"));
+            debug!(peer = %peer.short(), %kind, "frame that is not a request ignored");
+            let _ = send.finish();
             return;
         }
         Ok(Err(ReadFailure::Frame(error))) => {
@@ -658,12 +733,14 @@ async fn serve_request(
         return;
     }
     let (reply, answer) = oneshot::channel();
+    let service = request.frame_type().service();
     let event = NetEvent::Request {
         peer,
         request,
         reply,
     };
-    if inner.events.send(event).await.is_err() {
+    if !inner.deliver(service, event).await {
+        let _ = send.finish();
         return;
     }
     let Ok(Ok(frames)) = tokio::time::timeout(timeout, answer).await else {
