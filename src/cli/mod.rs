@@ -107,7 +107,17 @@ fn init_logging(verbose: u8) {
 
 /// Runs the CLI and maps errors to exit codes: 0 success, 1 failure, 2 bad usage.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            // One line naming the problem (clap adds a usage block and a --help hint).
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("{line} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
