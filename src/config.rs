@@ -78,21 +78,36 @@ pub struct MiningSection {
     /// CPU miner threads.
     pub threads: usize,
     /// Before mining on a new tip, wait a random time between 0 and twice this many
-    /// milliseconds. 0 (the default) mines at once; set it on easy fixed-target networks
-    /// (regtest) so blocks come at a human pace and timestamps do not outrun the clock.
+    /// milliseconds; 0 mines at once. A config file without the key gets the network
+    /// profile's pace (regtest: 1000, so blocks come at a human pace and timestamps do not
+    /// outrun the clock; devnet and testnet retarget and need none).
     pub pace_ms: u64,
 }
 
 impl Default for NodeConfig {
+    /// A regtest node with regtest's pace.
     fn default() -> NodeConfig {
-        NodeConfig {
-            data_dir: PathBuf::from("hashgrad-data"),
-            network: "regtest".to_string(),
-            net: NetSection::default(),
-            http: HttpSection::default(),
-            mining: MiningSection::default(),
-        }
+        NodeConfig::for_network("regtest")
     }
+}
+
+/// Only whether a config file sets `mining.pace_ms` (every other key is ignored here).
+#[derive(Deserialize)]
+struct PaceProbe {
+    #[serde(default)]
+    mining: Option<MiningPaceProbe>,
+}
+
+#[derive(Deserialize)]
+struct MiningPaceProbe {
+    #[serde(default)]
+    pace_ms: Option<u64>,
+}
+
+/// The pace a node on `network` mines with when nothing sets one; 0 for an unknown network
+/// (the node refuses to start on it anyway, naming the known ones).
+fn network_pace_ms(network: &str) -> u64 {
+    crate::pow::NetworkParams::by_name(network).map_or(0, |params| params.pace_ms)
 }
 
 impl Default for NetSection {
@@ -144,21 +159,60 @@ impl FromStr for PeerAddr {
 }
 
 impl NodeConfig {
+    /// The defaults for a node on `network`, with that network's default pace.
+    pub fn for_network(network: &str) -> NodeConfig {
+        NodeConfig {
+            data_dir: PathBuf::from("hashgrad-data"),
+            network: network.to_string(),
+            net: NetSection::default(),
+            http: HttpSection::default(),
+            mining: MiningSection {
+                pace_ms: network_pace_ms(network),
+                ..MiningSection::default()
+            },
+        }
+    }
+
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_file_on_network(path, None)
+    }
+
+    /// Reads and checks a config file, with `network` (a `--network` flag) replacing the
+    /// file's before the network's defaults fill the keys the file leaves out.
+    pub fn from_file_on_network(
+        path: &Path,
+        network: Option<&str>,
+    ) -> Result<NodeConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        NodeConfig::from_toml(&text, path)
+        NodeConfig::from_toml_on_network(&text, path, network)
     }
 
     /// Parses TOML text (`origin` names it in errors) and checks it.
     pub fn from_toml(text: &str, origin: &Path) -> Result<NodeConfig, ConfigError> {
-        let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        NodeConfig::from_toml_on_network(text, origin, None)
+    }
+
+    /// `from_toml` with the network replaced as in `from_file_on_network`.
+    pub fn from_toml_on_network(
+        text: &str,
+        origin: &Path,
+        network: Option<&str>,
+    ) -> Result<NodeConfig, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let mut config: NodeConfig = toml::from_str(text).map_err(parse_error)?;
+        let probe: PaceProbe = toml::from_str(text).map_err(parse_error)?;
+        if let Some(network) = network {
+            config.network = network.to_string();
+        }
+        let explicit_pace = probe.mining.and_then(|mining| mining.pace_ms);
+        config.mining.pace_ms = explicit_pace.unwrap_or_else(|| network_pace_ms(&config.network));
         config.validate()?;
         Ok(config)
     }
@@ -247,6 +301,34 @@ mod tests {
     #[test]
     fn empty_file_gives_the_defaults() {
         assert_eq!(parse("").expect("defaults"), NodeConfig::default());
+    }
+
+    #[test]
+    fn the_network_profile_paces_unless_the_config_says_otherwise() {
+        let regtest = crate::pow::NetworkParams::regtest().pace_ms;
+        assert!(regtest > 0);
+        // No config at all (`hashgrad node --network regtest`): paced.
+        assert_eq!(NodeConfig::default().mining.pace_ms, regtest);
+        assert_eq!(NodeConfig::for_network("regtest").mining.pace_ms, regtest);
+        assert_eq!(parse("").expect("empty").mining.pace_ms, regtest);
+        // An explicit 0 stays 0 (benchmarks want blocks as fast as they come).
+        let explicit = parse("[mining]\npace_ms = 0\n").expect("explicit");
+        assert_eq!(explicit.mining.pace_ms, 0);
+        // Retargeting networks need no pacing; a --network flag picks its profile's pace.
+        assert_eq!(NodeConfig::for_network("devnet").mining.pace_ms, 0);
+        let flagged = NodeConfig::from_toml_on_network("", Path::new("t.toml"), Some("devnet"))
+            .expect("devnet");
+        assert_eq!(
+            (flagged.network.as_str(), flagged.mining.pace_ms),
+            ("devnet", 0)
+        );
+        let flagged = NodeConfig::from_toml_on_network(
+            "network = \"devnet\"\n[mining]\nthreads = 2\n",
+            Path::new("t.toml"),
+            Some("regtest"),
+        )
+        .expect("regtest");
+        assert_eq!(flagged.mining.pace_ms, regtest);
     }
 
     #[test]

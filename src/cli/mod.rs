@@ -67,6 +67,29 @@ pub enum Command {
     Check(check::CheckArgs),
 }
 
+/// Whether log lines may carry ANSI colour: only on a terminal, and never with `NO_COLOR` set
+/// to a non-empty value (<https://no-color.org>), so logs in files, pipes and CI are plain text.
+pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+/// An error and its causes on one line, `outer: cause: cause`, leaving out a cause whose text
+/// the message before it already holds (many messages quote their cause; printing it again
+/// would say the reason twice).
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = next.source();
+    }
+    line
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "hashgrad=info,warn",
@@ -78,13 +101,27 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_target(false)
         .try_init();
 }
 
 /// Runs the CLI and maps errors to exit codes: 0 success, 1 failure, 2 bad usage.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            // One line naming the problem (clap adds a usage block and a --help hint).
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or("error: bad arguments");
+            eprintln!("{line} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
@@ -99,12 +136,49 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(error.as_ref()));
             if error.chain().any(|cause| cause.is::<UsageError>()) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(!log_colour(false, None), "a pipe or file gets plain text");
+        assert!(
+            !log_colour(true, Some(OsStr::new("1"))),
+            "NO_COLOR=1 turns it off"
+        );
+        assert!(
+            log_colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR does not count (no-color.org)"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let error = crate::net::NetError::Bind(([127, 0, 0, 1], 9).into(), io);
+        let line = one_line(&error);
+        let reason = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+        assert_eq!(line.matches(&reason).count(), 1, "{line}");
+        let wrapped = anyhow::Error::new(error).context("starting the node");
+        let line = one_line(wrapped.as_ref());
+        assert!(
+            line.starts_with("starting the node: cannot listen on 127.0.0.1:9"),
+            "{line}"
+        );
+        assert_eq!(line.matches(&reason).count(), 1, "{line}");
     }
 }

@@ -41,7 +41,8 @@ pub struct NodeArgs {
     /// CPU miner threads.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Wait up to twice this many milliseconds (random) before mining on a new tip.
+    /// Wait up to twice this many milliseconds (random) before mining on a new tip
+    /// [default: the network's, 1000 on regtest, 0 on devnet and testnet].
     #[arg(long, value_name = "MS")]
     pub pace_ms: Option<u64>,
 }
@@ -49,15 +50,15 @@ pub struct NodeArgs {
 impl NodeArgs {
     /// The config file (or the defaults) with the flags applied, checked.
     pub fn resolve(&self) -> Result<NodeConfig, ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => NodeConfig::from_file(path)?,
-            None => NodeConfig::default(),
+        // The network is settled first: keys the file leaves out (the mining pace) come
+        // from the network's profile.
+        let mut config = match (&self.config, &self.network) {
+            (Some(path), network) => NodeConfig::from_file_on_network(path, network.as_deref())?,
+            (None, Some(network)) => NodeConfig::for_network(network),
+            (None, None) => NodeConfig::default(),
         };
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
-        }
-        if let Some(network) = &self.network {
-            config.network = network.clone();
         }
         if let Some(listen) = self.listen {
             config.net.listen = listen;
@@ -90,9 +91,17 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = args.resolve().map_err(|e| super::usage(e.to_string()))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let node = Node::start(config).await.map_err(|e| match e {
-            NodeError::Network(e) => super::usage(e.to_string()),
-            other => anyhow::Error::new(other),
+        // A node that cannot start (unknown network, taken port, unusable data dir or store)
+        // needs the user to change how it is started: exit code 2, like any bad input.
+        // Failures after the `listening` line exit with 1.
+        let node = Node::start(config).await.map_err(|e| {
+            let hint = match &e {
+                NodeError::Store(_) | NodeError::DataDir(..) => {
+                    " (the data dir is --data-dir, or `data_dir` in the config)"
+                }
+                _ => "",
+            };
+            super::usage(format!("{}{hint}", super::one_line(&e)))
         })?;
         let http = node
             .http_addr()

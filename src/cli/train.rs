@@ -15,7 +15,7 @@ use crate::train::aggregate::{BackendChoice, Reducer, Rule, RuleName};
 use crate::train::attack::Attack;
 use crate::train::csv::{self, LabelColumn};
 use crate::train::optimizer::OptimizerKind;
-use crate::train::{Dataset, Simulation, SimulationConfig, TrainError};
+use crate::train::{Dataset, Setting, Simulation, SimulationConfig, TrainError};
 
 /// Largest CSV file `--data` reads.
 const MAX_DATA_BYTES: u64 = 1 << 30;
@@ -111,6 +111,17 @@ fn reducer(args: &TrainArgs) -> anyhow::Result<Reducer> {
     Ok(Reducer::choose(args.backend, context)?)
 }
 
+/// The flag that sets a training setting the library refused.
+fn setting_flag(setting: Setting) -> &'static str {
+    match setting {
+        Setting::Workers => "--workers",
+        Setting::Byzantine => "--byzantine",
+        Setting::Trim => "lower --trim or raise --workers",
+        Setting::Batch => "--batch",
+        Setting::LearningRate => "--lr",
+    }
+}
+
 fn progress_bar(rounds: u64, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -125,6 +136,13 @@ fn progress_bar(rounds: u64, json: bool) -> ProgressBar {
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    // Zero rounds would only evaluate the untrained model and report its chance accuracy as a
+    // result; like `--workers 0`, it is a mistake in the command, not a run.
+    if args.rounds == 0 {
+        return Err(super::usage(
+            "--rounds must be at least 1 (zero rounds trains nothing)",
+        ));
+    }
     let data = load_data(&args)?;
     let rule = rule(&args);
     let config = SimulationConfig {
@@ -142,9 +160,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let reducer = reducer(&args)?;
     let backend = reducer.describe();
     let mut simulation = Simulation::new(&config, &data, reducer).map_err(|e| match e {
-        TrainError::BadConfig(_) | TrainError::BadModel(_) | TrainError::BadDataset(_) => {
-            super::usage(e.to_string())
+        TrainError::BadSetting { setting, .. } => {
+            super::usage(format!("{e} ({})", setting_flag(setting)))
         }
+        // The model's shape comes from the data's width and classes and --hidden.
+        TrainError::BadModel(_) => super::usage(format!("{e} (--hidden)")),
+        TrainError::BadConfig(_) | TrainError::BadDataset(_) => super::usage(e.to_string()),
         other => other.into(),
     })?;
     let bar = progress_bar(args.rounds, args.json);
@@ -164,7 +185,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     let evaluation = simulation.evaluate()?;
-    let per_round = elapsed.as_secs_f64() / args.rounds.max(1) as f64;
+    let per_round = elapsed.as_secs_f64() / args.rounds as f64;
     let hash = simulation.trainer().state_hash();
     let (train_rows, test_rows) = simulation.sizes();
     if args.json {

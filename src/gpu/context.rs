@@ -112,16 +112,23 @@ fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
 
 /// Every adapter this machine offers, in the order `AdapterChoice::Index` counts them.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    adapters(&instance())
-        .iter()
-        .enumerate()
-        .map(|(i, a)| summary(i, &a.get_info()))
-        .collect()
+    super::probe::quietly(|| {
+        adapters(&instance())
+            .iter()
+            .enumerate()
+            .map(|(i, a)| summary(i, &a.get_info()))
+            .collect()
+    })
 }
 
 impl GpuContext {
     /// Opens a device on the chosen adapter with that adapter's limits.
     pub fn open(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
+        super::probe::quietly(|| GpuContext::open_loud(choice))
+    }
+
+    /// `open` without keeping driver noise off stderr.
+    fn open_loud(choice: &AdapterChoice) -> Result<GpuContext, GpuError> {
         let instance = instance();
         let all = adapters(&instance);
         if all.is_empty() {

@@ -4,8 +4,7 @@
 
 pub mod buffers;
 mod context;
-
-use std::io::Write as _;
+mod probe;
 
 pub use context::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};
 
@@ -33,8 +32,13 @@ pub enum GpuError {
 }
 
 /// For tests: a GPU context, or `None` after printing why the test is skipped. With
-/// `HASHGRAD_REQUIRE_GPU=1` a missing adapter is a test failure instead.
+/// `HASHGRAD_REQUIRE_GPU=1` a missing adapter is a test failure (a panic) instead. Built only
+/// for unit tests and with the `testing` feature, which the crate's own test targets enable
+/// (a dev-dependency of the crate on itself); never part of the library a program links.
+#[cfg(any(test, feature = "testing"))]
 pub fn context_for_tests() -> Option<GpuContext> {
+    use std::io::Write as _;
+
     match GpuContext::open(&AdapterChoice::Auto) {
         Ok(context) => Some(context),
         Err(error) => {

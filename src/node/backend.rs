@@ -8,9 +8,9 @@ use super::NodeError;
 
 /// The backend for `mining.backend` (`cpu`, `gpu`, `auto`) with `threads` CPU threads.
 pub fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
-    let choice: BackendChoice = name
-        .parse()
-        .map_err(|e: crate::hash::select::UnknownBackend| NodeError::Backend(e.to_string()))?;
-    open_backend(choice, &AdapterChoice::Auto, Some(threads))
-        .map_err(|e| NodeError::Backend(format!("cannot open the `{name}` backend: {e}")))
+    let choice: BackendChoice = name.parse()?;
+    open_backend(choice, &AdapterChoice::Auto, Some(threads)).map_err(|source| NodeError::Backend {
+        name: name.to_string(),
+        source,
+    })
 }

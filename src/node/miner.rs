@@ -1,22 +1,26 @@
 //! The miner: one blocking thread that runs the `hash::Backend` on the current block template.
 //! The node replaces the template on every new tip; the old search's `StopFlag` is raised so
 //! stale work stops within milliseconds. When a template's nonce space runs out the miner rolls
-//! the timestamp or the coinbase extra-nonce and goes on.
+//! the timestamp or the coinbase extra-nonce and goes on. A template whose time the
+//! median-time rule pushed too far ahead of the clock waits for the clock (see
+//! `BlockTemplate::mineable_from`).
 //!
 //! Owns the thread and the search loop; must not judge blocks (found blocks go to the node).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::hash::{Backend, NonceRange, StopFlag};
 use crate::pow::{Block, BlockTemplate};
 
 /// Nonces searched between checks for a fresher timestamp.
 const CHUNK: u64 = 1 << 20;
+/// How often a miner waiting for the clock (template time too far ahead) looks again.
+const CLOCK_POLL: Duration = Duration::from_millis(100);
 
 struct Work {
     template: Option<BlockTemplate>,
@@ -145,6 +149,7 @@ fn mine(
     clock: fn() -> u64,
 ) {
     let mut done_generation = 0;
+    let mut warned_generation = 0;
     loop {
         // Wait for a job we have not finished, and for its pacing deadline.
         let (mut template, generation, stop) = {
@@ -155,8 +160,29 @@ fn mine(
                 }
                 let now = Instant::now();
                 match &work.template {
-                    Some(_) if work.generation != done_generation && work.not_before <= now => {
-                        break;
+                    Some(template)
+                        if work.generation != done_generation && work.not_before <= now =>
+                    {
+                        // The median-time rule may push the template's time ahead of the
+                        // clock; mining it would make blocks peers refuse. Wait for the clock.
+                        let ahead = template.mineable_from().saturating_sub(clock());
+                        if ahead == 0 {
+                            break;
+                        }
+                        if warned_generation != work.generation {
+                            warned_generation = work.generation;
+                            info!(
+                                height = template.height(),
+                                ahead_secs = ahead,
+                                "chain time is ahead of the clock; waiting for the clock \
+                                 before mining (peers refuse blocks from too far ahead)"
+                            );
+                        }
+                        work = shared
+                            .changed
+                            .wait_timeout(work, CLOCK_POLL)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
                     }
                     Some(_) if work.generation != done_generation => {
                         let wait = work.not_before - now;
@@ -293,8 +319,9 @@ mod tests {
         let (found, _blocks) = mpsc::unbounded_channel();
         let miner = Miner::start(Box::new(backend), found);
         let chain = Chain::new(NetworkParams::regtest());
-        let first = chain.template(NodeId([1; 32]), Vec::new(), 1_800_000_000);
-        let second = chain.template(NodeId([2; 32]), Vec::new(), 1_800_000_000);
+        // Templates on the real clock: one far ahead of it would wait for the clock.
+        let first = chain.template(NodeId([1; 32]), Vec::new(), unix_now());
+        let second = chain.template(NodeId([2; 32]), Vec::new(), unix_now());
         miner.replace(first.clone(), Instant::now());
         wait_for("the first search to start", || {
             calls.load(Ordering::Relaxed) >= 1 && miner.is_hashing()
@@ -312,6 +339,39 @@ mod tests {
         assert_eq!(stale.header[36..68], first.header().merkle_root);
         assert!(*stopped, "the stale search was interrupted, not finished");
         assert!(miner.hashes() > 0);
+    }
+
+    static PINNED_CLOCK: AtomicU64 = AtomicU64::new(1_800_000_000);
+
+    #[test]
+    fn a_template_ahead_of_the_clock_waits_for_the_clock() {
+        let jobs = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let backend = Recorder {
+            jobs,
+            exhaust: false,
+            calls: calls.clone(),
+        };
+        let (found, _blocks) = mpsc::unbounded_channel();
+        let miner = Miner::start_with_clock(Box::new(backend), found, || {
+            PINNED_CLOCK.load(Ordering::SeqCst)
+        });
+        let now = PINNED_CLOCK.load(Ordering::SeqCst);
+        let chain = Chain::new(NetworkParams::regtest());
+        let mut template = chain.template(NodeId([1; 32]), Vec::new(), now);
+        let ahead = crate::pow::template::MAX_AHEAD_OF_CLOCK_SECS + 30;
+        template.set_time(u32::try_from(now + ahead).expect("u32"));
+        miner.replace(template, Instant::now());
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            0,
+            "no search while the template is {ahead} s ahead of the clock"
+        );
+        PINNED_CLOCK.store(now + 30, Ordering::SeqCst);
+        wait_for("the search once the clock caught up", || {
+            calls.load(Ordering::Relaxed) >= 1
+        });
     }
 
     #[test]

@@ -43,7 +43,13 @@ pub enum NodeError {
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
     #[error("mining backend: {0}")]
-    Backend(String),
+    UnknownBackend(#[from] crate::hash::select::UnknownBackend),
+    #[error("cannot open the `{name}` mining backend: {source}")]
+    Backend {
+        name: String,
+        #[source]
+        source: crate::hash::HashError,
+    },
     #[error("block refused: {0}")]
     Refused(#[from] ChainError),
     #[error("the node has stopped")]

@@ -15,6 +15,9 @@ use super::target::{CompactBits, Target};
 /// The networks built into the binary: `configs/networks.toml` as it was at build time.
 pub const BUILTIN_NETWORKS_TOML: &str = include_str!("../../configs/networks.toml");
 
+/// The longest default mining pace a profile may set (one hour).
+pub const MAX_PACE_MS: u64 = 3_600_000;
+
 /// How the target of the next block is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "kebab-case", deny_unknown_fields)]
@@ -50,6 +53,11 @@ pub struct NetworkSpec {
     /// Compact bits of the easiest target any block may have.
     pub pow_limit: u32,
     pub retarget: RetargetRule,
+    /// Default mining pace in milliseconds: a miner waits a random 0..=2×pace after each new
+    /// tip. Non-zero for fixed easy targets (regtest), where blocks would otherwise come as
+    /// fast as a CPU hashes; a node's config may set its own (`mining.pace_ms`, 0 allowed).
+    #[serde(default)]
+    pub pace_ms: u64,
     pub genesis: GenesisSpec,
 }
 
@@ -61,6 +69,8 @@ pub struct NetworkParams {
     pub target_block_time_secs: u64,
     pub pow_limit: Target,
     pub retarget: RetargetRule,
+    /// The mining pace a node uses unless its config sets one (see `NetworkSpec::pace_ms`).
+    pub pace_ms: u64,
 }
 
 /// Why a network profile is unknown or invalid.
@@ -116,6 +126,12 @@ impl NetworkParams {
         }
         let pow_limit = Target::from_compact(CompactBits(spec.pow_limit))
             .map_err(|e| invalid("pow_limit", e.to_string()))?;
+        if spec.pace_ms > MAX_PACE_MS {
+            return Err(invalid(
+                "pace_ms",
+                format!("is {}; use 0 to {MAX_PACE_MS} milliseconds", spec.pace_ms),
+            ));
+        }
         if let RetargetRule::PerBlock { window, max_factor } = spec.retarget {
             if !(1..=1000).contains(&window) {
                 return Err(invalid(
@@ -167,6 +183,7 @@ impl NetworkParams {
             target_block_time_secs: spec.target_block_time_secs,
             pow_limit,
             retarget: spec.retarget,
+            pace_ms: spec.pace_ms,
         })
     }
 
@@ -240,6 +257,23 @@ mod tests {
     }
 
     #[test]
+    fn regtest_carries_its_own_pace_and_retargeting_networks_need_none() {
+        // regtest's target is trivially easy: unpaced, one CPU makes hundreds of blocks a
+        // second and chain time outruns the clock.
+        assert!(NetworkParams::regtest().pace_ms >= 500);
+        for name in ["devnet", "testnet"] {
+            let params = NetworkParams::by_name(name).expect(name);
+            assert_eq!(params.pace_ms, 0, "{name} retargets toward its block time");
+        }
+        let bad = BUILTIN_NETWORKS_TOML.replacen("pace_ms = 1000", "pace_ms = 99999999", 1);
+        assert_ne!(bad, BUILTIN_NETWORKS_TOML);
+        let Err(err) = parse_networks(&bad) else {
+            panic!("an hour-long pace must be refused");
+        };
+        assert!(err.to_string().contains("pace_ms"), "{err}");
+    }
+
+    #[test]
     fn unknown_network_lists_the_known_ones() {
         let err = NetworkParams::by_name("mainnet").expect_err("no mainnet");
         let text = err.to_string();
@@ -263,6 +297,7 @@ mod tests {
             target_block_time_secs: 0,
             pow_limit: 0x207fffff,
             retarget: RetargetRule::Fixed,
+            pace_ms: 0,
             genesis: GenesisSpec {
                 time: 1,
                 bits: 0x207fffff,
@@ -314,6 +349,7 @@ mod tests {
             target_block_time_secs: 5,
             pow_limit: 0x1f00ffff,
             retarget: RetargetRule::Fixed,
+            pace_ms: 0,
             genesis,
         };
         let err = NetworkParams::from_spec("t", &spec).expect_err("bad nonce");

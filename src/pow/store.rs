@@ -43,10 +43,10 @@ pub enum StoreError {
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error(
-        "{path} is a database of another program or schema ({reason}); point --data-dir elsewhere"
+        "{path} is a database of another program or schema ({reason}); keep the chain in another data dir"
     )]
     Foreign { path: PathBuf, reason: String },
-    #[error("{path} is in use by another process; stop the other node or use another --data-dir")]
+    #[error("{path} is in use by another process; stop the other node or use another data dir")]
     Locked { path: PathBuf },
     #[error("{path} has store format {found}; this build reads format {supported}")]
     Format {
@@ -54,7 +54,7 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
-    #[error("{path} holds network {stored}, not {ours}; use another --data-dir per network")]
+    #[error("{path} holds network {stored}, not {ours}; use one data dir per network")]
     WrongNetwork {
         path: PathBuf,
         /// The stored network's name and genesis hash.

@@ -13,6 +13,14 @@ use super::header::{BlockHash, BlockHeader};
 use super::target::Target;
 use super::validate::MAX_FUTURE_SECS;
 
+/// How far a template's time may run ahead of the miner's clock. The median-time-past rule
+/// forces each block's time above the median of the last 11; a miner faster than about six
+/// blocks per second (regtest unpaced) pushes chain time ahead of the clock, and past
+/// `MAX_FUTURE_SECS` every peer refuses the blocks. A miner waits for its clock instead
+/// (`BlockTemplate::mineable_from`); the margin left below `MAX_FUTURE_SECS` covers peers
+/// whose clocks run behind this node's by up to 110 minutes.
+pub const MAX_AHEAD_OF_CLOCK_SECS: u64 = 10 * 60;
+
 /// A block under construction on a given parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockTemplate {
@@ -142,6 +150,13 @@ impl BlockTemplate {
         changed
     }
 
+    /// The earliest clock reading (unix seconds) at which this template may be mined: its
+    /// time at most `MAX_AHEAD_OF_CLOCK_SECS` ahead of the clock. Before then a miner waits
+    /// rather than make blocks whose time outruns the clock toward what peers refuse.
+    pub fn mineable_from(&self) -> u64 {
+        u64::from(self.header.time).saturating_sub(MAX_AHEAD_OF_CLOCK_SECS)
+    }
+
     /// The latest time a block from this template can carry and still be accepted by a node
     /// whose clock reads `now_unix_secs`.
     pub fn max_time(now_unix_secs: u64) -> u64 {
@@ -182,5 +197,64 @@ impl BlockTemplate {
             },
             body: self.body.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pow::NetworkParams;
+
+    /// The old failure: an unpaced regtest miner makes ~200 blocks per second, the
+    /// median-time rule pushes chain time ahead of the clock ~30 s per second (about 0.15 s
+    /// per block), and once it is 2 h ahead of a peer's clock that peer refuses the blocks as
+    /// too far in the future. Simulated clock: it advances a second per 200 blocks, or a
+    /// second at a time while the miner waits. The fresh peer's clock runs 6,550 s behind the
+    /// miner's (well within the 7,200 s the rules allow), so the old miner's blocks were
+    /// refused after about 4,500 blocks instead of 48,000, and the test stays short.
+    #[test]
+    fn an_unpaced_miner_waits_for_the_clock_and_a_fresh_peer_accepts_every_block() {
+        const BLOCKS_PER_SECOND: u64 = 200;
+        const BLOCKS: u64 = 5_500;
+        const PEER_BEHIND_SECS: u64 = 6_550;
+        let params = NetworkParams::regtest();
+        let start = u64::from(params.genesis.header.time) + 1_000_000;
+        let mut miner = Chain::new(params.clone());
+        let mut peer = Chain::new(params);
+        let mut now = start;
+        let mut waited = 0u64;
+        for height in 1..=BLOCKS {
+            let mut template = miner.template(NodeId([7; 32]), Vec::new(), now);
+            while now < template.mineable_from() {
+                now += 1;
+                waited += 1;
+                template.roll_time(now);
+            }
+            assert!(u64::from(template.header().time) <= now + MAX_AHEAD_OF_CLOCK_SECS);
+            let block = template
+                .mine_with_reference(NonceRange::FULL)
+                .expect("regtest: about every other nonce qualifies");
+            miner.accept_block(block.clone(), now).expect("own block");
+            peer.accept_block(block, now - PEER_BEHIND_SECS)
+                .unwrap_or_else(|e| panic!("fresh peer refused block {height}: {e}"));
+            if height % BLOCKS_PER_SECOND == 0 {
+                now += 1;
+            }
+        }
+        assert_eq!(peer.height(), BLOCKS);
+        assert!(
+            waited > 0,
+            "the run is long enough that the miner had to wait for the clock"
+        );
+    }
+
+    #[test]
+    fn a_template_ahead_of_the_clock_is_not_mineable_until_the_clock_catches_up() {
+        let chain = Chain::new(NetworkParams::regtest());
+        let now = 1_900_000_000;
+        let mut template = chain.template(NodeId([1; 32]), Vec::new(), now);
+        assert!(template.mineable_from() <= now);
+        template.set_time(u32::try_from(now + MAX_AHEAD_OF_CLOCK_SECS + 5).expect("u32"));
+        assert_eq!(template.mineable_from(), now + 5);
     }
 }

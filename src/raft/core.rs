@@ -49,11 +49,11 @@ pub struct Config {
     /// Test-only: always wait exactly `election_ticks` (exhaustive model check).
     #[doc(hidden)]
     pub fixed_election_timeout: bool,
-    /// Test-only mutation: commit entries of earlier terms by counting replicas.
-    #[doc(hidden)]
+    /// Mutation (unit tests only): commit entries of earlier terms by counting replicas.
+    #[cfg(test)]
     pub unsafe_disable_figure8_rule: bool,
-    /// Test-only mutation: never write the vote to storage.
-    #[doc(hidden)]
+    /// Mutation (unit tests only): never write the vote to storage.
+    #[cfg(test)]
     pub unsafe_skip_vote_persistence: bool,
 }
 
@@ -72,9 +72,28 @@ impl Config {
             max_entries_per_message: 1024,
             seed: id,
             fixed_election_timeout: false,
+            #[cfg(test)]
             unsafe_disable_figure8_rule: false,
+            #[cfg(test)]
             unsafe_skip_vote_persistence: false,
         }
+    }
+
+    /// The Figure 8 commit rule is off (a mutation the unit tests switch on to see the
+    /// checker catch it); always false outside `cargo test`.
+    pub(crate) fn figure8_rule_disabled(&self) -> bool {
+        #[cfg(test)]
+        return self.unsafe_disable_figure8_rule;
+        #[cfg(not(test))]
+        false
+    }
+
+    /// Votes are not persisted (a unit-test mutation); always false outside `cargo test`.
+    fn vote_persistence_skipped(&self) -> bool {
+        #[cfg(test)]
+        return self.unsafe_skip_vote_persistence;
+        #[cfg(not(test))]
+        false
     }
 
     fn validate(&self) -> Result<(), RaftError> {
@@ -508,7 +527,7 @@ impl Raft {
         let mut persist = PersistBatch::default();
         if hard_state != self.persisted_hard_state {
             let mut written = hard_state;
-            if self.cfg.unsafe_skip_vote_persistence {
+            if self.cfg.vote_persistence_skipped() {
                 written.vote = self.persisted_hard_state.vote;
                 if written.term != self.persisted_hard_state.term {
                     written.vote = 0;

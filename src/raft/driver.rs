@@ -36,12 +36,9 @@ pub fn process_ready<S: Storage, M: StateMachine>(
         if let Some(snapshot) = &ready.snapshot {
             machine
                 .restore(snapshot)
-                .map_err(|reason| RaftError::BadMessage {
-                    from: raft.leader().unwrap_or(0),
-                    reason: format!(
-                        "snapshot at {} does not restore: {reason}",
-                        snapshot.meta.index
-                    ),
+                .map_err(|reason| RaftError::SnapshotRestore {
+                    index: snapshot.meta.index,
+                    reason,
                 })?;
         }
         for Entry {

@@ -2,8 +2,9 @@
 //! with no clock, no sockets, no threads and no file I/O (only `storage/redb.rs` touches a file).
 //!
 //! # Driving a [`Raft`]
-//! The core is a plain state machine. A driver (the tokio loop in `node/`, or the simulator in
-//! [`sim`]) feeds it events and carries out what it asks for:
+//! The core is a plain state machine. A driver (today the simulator in [`sim`], the `raft-sim`
+//! soak and the `raft` bench; no node drives it yet: step 5's training aggregator will) feeds
+//! it events and carries out what it asks for:
 //!
 //! 1. Recover: `let state = storage.recover()?; let mut raft = Raft::new(config, state)?;`
 //! 2. Feed events, in any order: [`Raft::tick`] once per logical tick (e.g. every 100 ms),
@@ -87,6 +88,15 @@ pub enum RaftError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// This node's state machine could not restore a snapshot it holds (a local failure: the
+    /// leader sent nothing wrong).
+    #[error("the state machine cannot restore the snapshot at index {index}: {reason}")]
+    SnapshotRestore {
+        /// The snapshot's last included index.
+        index: u64,
+        /// What the state machine said.
+        reason: String,
+    },
 }
 
 /// Why a proposal, read or leadership request was refused; the client should retry elsewhere

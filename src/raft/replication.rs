@@ -309,7 +309,7 @@ impl Raft {
             return;
         }
         let own_term = self.log.term(candidate) == Some(self.term);
-        if own_term || self.cfg.unsafe_disable_figure8_rule {
+        if own_term || self.cfg.figure8_rule_disabled() {
             let old = self.log.committed;
             self.commit_to(candidate);
             if self.log.committed > old {

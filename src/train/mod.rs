@@ -2,7 +2,8 @@
 //! serialisable training state, Byzantine attacks for simulations, the aggregation rules
 //! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters
 //! and the in-process `simulation` of K workers. Nothing here opens sockets, reads files or
-//! clocks; the CLI and `node/` drive it.
+//! clocks; today only the CLI's `train` drives it (through `simulation`); the node does not
+//! train yet (step 5).
 
 pub mod aggregate;
 pub mod attack;
@@ -21,6 +22,29 @@ pub use model::Mlp;
 pub use params::{StateHash, TrainState};
 pub use simulation::{Simulation, SimulationConfig};
 pub use trainer::Trainer;
+
+/// A training setting a `BadSetting` error is about (the CLI names its flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Setting {
+    Workers,
+    Byzantine,
+    Trim,
+    Batch,
+    LearningRate,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Setting::Workers => "the worker count",
+            Setting::Byzantine => "the Byzantine worker count",
+            Setting::Trim => "the rule",
+            Setting::Batch => "the batch size",
+            Setting::LearningRate => "the learning rate",
+        })
+    }
+}
 
 /// Errors of the training subsystem (data, model, state, configuration, aggregation).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +95,8 @@ pub enum TrainError {
     StateCodec(#[from] crate::codec::DecodeError),
     #[error("bad training configuration: {0}")]
     BadConfig(String),
+    #[error("{setting} {reason}")]
+    BadSetting { setting: Setting, reason: String },
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
 }

@@ -5,7 +5,6 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::TrainError;
 use super::aggregate::{Reducer, Rule};
 use super::attack::Attack;
 use super::dataset::{Dataset, Scaler};
@@ -14,6 +13,7 @@ use super::optimizer::{Optimizer, OptimizerKind};
 use super::params::TrainState;
 use super::shard::{BatchSampler, shards};
 use super::trainer::{RoundOutcome, Trainer};
+use super::{Setting, TrainError};
 
 /// Most simulated workers.
 pub const MAX_WORKERS: usize = 1024;
@@ -148,33 +148,42 @@ impl Setup {
     /// the training rows over the workers.
     pub fn new(config: &SimulationConfig, data: &Dataset) -> Result<Setup, TrainError> {
         if config.workers == 0 || config.workers > MAX_WORKERS {
-            return Err(TrainError::BadConfig(format!(
-                "--workers must be 1..={MAX_WORKERS}, got {}",
-                config.workers
-            )));
+            return Err(TrainError::BadSetting {
+                setting: Setting::Workers,
+                reason: format!("must be 1..={MAX_WORKERS}, got {}", config.workers),
+            });
         }
         if config.byzantine >= config.workers {
-            return Err(TrainError::BadConfig(format!(
-                "--byzantine {} leaves no honest worker among {}",
-                config.byzantine, config.workers
-            )));
+            return Err(TrainError::BadSetting {
+                setting: Setting::Byzantine,
+                reason: format!(
+                    "{} leaves no honest worker among {}",
+                    config.byzantine, config.workers
+                ),
+            });
         }
         if config.workers < config.rule.min_inputs() {
-            return Err(TrainError::BadConfig(format!(
-                "{} needs at least {} workers, got {}",
-                config.rule,
-                config.rule.min_inputs(),
-                config.workers
-            )));
+            return Err(TrainError::BadSetting {
+                setting: Setting::Trim,
+                reason: format!(
+                    "{} needs at least {} workers, got {}",
+                    config.rule,
+                    config.rule.min_inputs(),
+                    config.workers
+                ),
+            });
         }
         if config.batch == 0 {
-            return Err(TrainError::BadConfig("--batch must be at least 1".into()));
+            return Err(TrainError::BadSetting {
+                setting: Setting::Batch,
+                reason: "must be at least 1".into(),
+            });
         }
         if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
-            return Err(TrainError::BadConfig(format!(
-                "--lr must be a positive number, got {}",
-                config.learning_rate
-            )));
+            return Err(TrainError::BadSetting {
+                setting: Setting::LearningRate,
+                reason: format!("must be a positive number, got {}", config.learning_rate),
+            });
         }
         let (mut train, mut test) =
             data.split(config.test_fraction, derive_seed(config.seed, 1, 0))?;
@@ -350,15 +359,31 @@ mod tests {
         let bad = |f: fn(&mut SimulationConfig)| {
             let mut c = SimulationConfig::default();
             f(&mut c);
-            Simulation::new(&c, &data, Reducer::Cpu)
-                .unwrap_err()
-                .to_string()
+            match Simulation::new(&c, &data, Reducer::Cpu) {
+                Err(error @ TrainError::BadSetting { setting, .. }) => (setting, error.to_string()),
+                other => panic!("expected a BadSetting, got {:?}", other.err()),
+            }
         };
-        assert!(bad(|c| c.workers = 0).contains("--workers"));
-        assert!(bad(|c| c.byzantine = 4).contains("no honest worker"));
-        assert!(bad(|c| c.rule = Rule::TrimmedMean { trim: 2 }).contains("at least 5 workers"));
-        assert!(bad(|c| c.batch = 0).contains("--batch"));
-        assert!(bad(|c| c.learning_rate = -1.0).contains("--lr"));
+        let (setting, text) = bad(|c| c.workers = 0);
+        assert_eq!(setting, Setting::Workers);
+        assert!(text.contains("worker count must be"), "{text}");
+        assert!(
+            !text.contains("--"),
+            "the library names no CLI flag: {text}"
+        );
+        let (setting, text) = bad(|c| c.byzantine = 4);
+        assert_eq!(setting, Setting::Byzantine);
+        assert!(text.contains("no honest worker"), "{text}");
+        let (setting, text) = bad(|c| c.rule = Rule::TrimmedMean { trim: 2 });
+        assert_eq!(setting, Setting::Trim);
+        assert!(text.contains("at least 5 workers"), "{text}");
+        assert_eq!(bad(|c| c.batch = 0).0, Setting::Batch);
+        let (setting, text) = bad(|c| c.learning_rate = -1.0);
+        assert_eq!(setting, Setting::LearningRate);
+        assert!(
+            text.contains("learning rate must be a positive number"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn gpu_error(error: GpuError) -> HashError {
     match error {
         GpuError::DeviceLost(reason) => HashError::DeviceLost(reason),
         GpuError::NoAdapter => HashError::NoAdapter(
-            " (install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --backend cpu)".into(),
+            " (install a Vulkan driver, e.g. mesa-vulkan-drivers, or mine on the CPU)".into(),
         ),
         GpuError::NoMatchingAdapter { choice, available } => HashError::NoAdapter(format!(
             " matching {choice}; available: {available} (see `hashgrad adapters`)"

@@ -54,9 +54,11 @@ pub struct SimConfig {
     pub pre_vote: bool,
     /// Raft settings.
     pub check_quorum: bool,
-    /// Mutation switch passed to every node (tests only).
+    /// Mutation switch passed to every node (unit tests only).
+    #[cfg(test)]
     pub unsafe_disable_figure8_rule: bool,
-    /// Mutation switch passed to every node (tests only).
+    /// Mutation switch passed to every node (unit tests only).
+    #[cfg(test)]
     pub unsafe_skip_vote_persistence: bool,
 }
 
@@ -84,7 +86,9 @@ impl SimConfig {
             lease_reads: seed % 4 == 3,
             pre_vote: true,
             check_quorum: true,
+            #[cfg(test)]
             unsafe_disable_figure8_rule: false,
+            #[cfg(test)]
             unsafe_skip_vote_persistence: false,
         }
     }
@@ -107,8 +111,11 @@ impl SimConfig {
         if self.lease_reads && self.check_quorum {
             cfg.read_only = crate::raft::ReadOnlyMode::LeaseBased;
         }
-        cfg.unsafe_disable_figure8_rule = self.unsafe_disable_figure8_rule;
-        cfg.unsafe_skip_vote_persistence = self.unsafe_skip_vote_persistence;
+        #[cfg(test)]
+        {
+            cfg.unsafe_disable_figure8_rule = self.unsafe_disable_figure8_rule;
+            cfg.unsafe_skip_vote_persistence = self.unsafe_skip_vote_persistence;
+        }
         cfg
     }
 }

@@ -24,7 +24,8 @@ pub struct ModelConfig {
     pub max_in_flight: usize,
     /// Use pre-vote.
     pub pre_vote: bool,
-    /// Mutation switch (tests): commit older-term entries by counting.
+    /// Mutation switch (unit tests only): commit older-term entries by counting.
+    #[cfg(test)]
     pub unsafe_disable_figure8_rule: bool,
 }
 
@@ -37,6 +38,7 @@ impl ModelConfig {
             max_proposals: 1,
             max_in_flight: 4,
             pre_vote: false,
+            #[cfg(test)]
             unsafe_disable_figure8_rule: false,
         }
     }
@@ -194,7 +196,10 @@ pub fn run(cfg: &ModelConfig) -> Result<ModelReport, Violation> {
             c.pre_vote = cfg.pre_vote;
             c.check_quorum = false;
             c.fixed_election_timeout = true;
-            c.unsafe_disable_figure8_rule = cfg.unsafe_disable_figure8_rule;
+            #[cfg(test)]
+            {
+                c.unsafe_disable_figure8_rule = cfg.unsafe_disable_figure8_rule;
+            }
             Raft::new(c, Default::default())
                 .map_err(|e| violation(Property::CoreError, 0, e.to_string()))
         })

@@ -1,7 +1,8 @@
 //! Gradient aggregation rules (mean, coordinate-wise median, trimmed mean, Krum): K inputs of N
 //! floats reduced to N floats, with a CPU twin (`cpu`) and WGSL kernels (`gpu`) that agree.
-//! Inputs are validated here once (shapes, NaN/Inf) before either backend sees them. This
-//! module owns no I/O and knows nothing about models or the network.
+//! The input checks live here (`validate`: shapes, NaN/Inf); each backend runs them on its
+//! inputs before reducing, so neither reduces ragged or non-finite input. This module owns no
+//! I/O and knows nothing about models or the network.
 
 pub mod cpu;
 pub mod gpu;
@@ -39,14 +40,14 @@ pub enum AggregateError {
         coordinate: usize,
         value: f32,
     },
-    #[error("{rule} needs {needed} inputs but got {got}; lower --trim or add workers")]
+    #[error("{rule} needs {needed} inputs but got {got}; trim fewer values or add inputs")]
     TooFewInputs {
         rule: String,
         needed: usize,
         got: usize,
     },
     #[error(
-        "the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; use --backend cpu or auto"
+        "the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; reduce this many on the CPU"
     )]
     TooManyInputsForGpu {
         rule: String,
@@ -56,7 +57,7 @@ pub enum AggregateError {
     #[error("the output buffer holds {found} values but the inputs have {expected}")]
     OutputLength { expected: usize, found: usize },
     #[error(
-        "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower --lr)"
+        "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower the learning rate)"
     )]
     Overflow { coordinate: usize },
     #[error("GPU reduction failed: {0}")]
