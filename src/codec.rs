@@ -498,7 +498,10 @@ mod tests {
         let mut r = Reader::new(&bytes);
         assert!(matches!(
             r.floats("floats", 1 << 20),
-            Err(DecodeError::TooLong { count: 4_294_967_295, .. })
+            Err(DecodeError::TooLong {
+                count: 4_294_967_295,
+                ..
+            })
         ));
         let mut w = Writer::new();
         w.u32(10).raw(&[0; 8]);

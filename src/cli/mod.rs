@@ -11,6 +11,7 @@ pub mod hash;
 pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
+pub mod testnet;
 pub mod train;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
@@ -61,6 +62,9 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
     Node(node::NodeArgs),
+    /// Start a local network of `hashgrad node` processes behind fault relays (latency, loss,
+    /// partitions, kills); show a live table and end with a summary.
+    Testnet(testnet::TestnetArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::RaftSim(args) => raft_sim::run(args),
         Command::Train(args) => train::run(args),
         Command::Node(args) => node::run(args),
+        Command::Testnet(args) => testnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
