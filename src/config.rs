@@ -333,7 +333,12 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
-        for file in ["configs/node.toml", "configs/regtest.toml"] {
+        for file in [
+            "configs/node.toml",
+            "configs/regtest.toml",
+            "configs/testnet.toml",
+            "configs/testnet-multi.toml",
+        ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             NodeConfig::from_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         }

@@ -15,4 +15,5 @@ pub mod net;
 pub mod node;
 pub mod pow;
 pub mod raft;
+pub mod testnet;
 pub mod train;

@@ -12,6 +12,7 @@ pub mod hash;
 pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
+pub mod testnet;
 pub mod train;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
@@ -65,6 +66,9 @@ pub enum Command {
     /// Check recorded histories for linearizability (or causal consistency); exit 0 holds,
     /// 1 violated, 3 unknown (time budget), 2 bad input.
     Check(check::CheckArgs),
+    /// Start a local network of `hashgrad node` processes behind fault relays (latency, loss,
+    /// partitions, kills); show a live table and end with a summary.
+    Testnet(testnet::TestnetArgs),
 }
 
 /// Whether log lines may carry ANSI colour: only on a terminal, and never with `NO_COLOR` set
@@ -132,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Node(args) => node::run(args),
         Command::Check(args) => return check::run(args),
+        Command::Testnet(args) => testnet::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

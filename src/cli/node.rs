@@ -45,6 +45,10 @@ pub struct NodeArgs {
     /// [default: the network's, 1000 on regtest, 0 on devnet and testnet].
     #[arg(long, value_name = "MS")]
     pub pace_ms: Option<u64>,
+    /// Stop when stdin reaches end of file: a supervisor (`hashgrad testnet`) holds the pipe,
+    /// so its children stop even when it is killed with no chance to stop them.
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 impl NodeArgs {
@@ -113,6 +117,14 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             node.id()
         );
         let stop = node.stopper();
+        if args.stop_on_stdin_eof {
+            let stop_on_eof = node.stopper();
+            std::thread::spawn(move || {
+                // Blocks until the writer closes the pipe (or it fails); either way, stop.
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                stop_on_eof();
+            });
+        }
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop();

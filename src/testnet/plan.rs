@@ -1,0 +1,252 @@
+//! What a testnet run should do: node count, goals and the chaos schedule, parsed from the
+//! flag syntax (`20,5` latency, `20+10:0,1|2` partitions) and checked. Pure: no processes,
+//! no sockets, no clock.
+
+use std::time::Duration;
+
+use super::TestnetError;
+
+/// Most nodes one testnet starts (each has a relay to every other: N·(N−1) links).
+pub const MAX_NODES: usize = 16;
+
+/// Delay added to every datagram on every link: `ms` plus a uniform ±`jitter_ms`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub ms: u64,
+    pub jitter_ms: u64,
+}
+
+impl Latency {
+    /// Parses `MS` or `MS,JITTER`.
+    pub fn parse(text: &str) -> Result<Latency, TestnetError> {
+        let bad = || TestnetError::Spec {
+            what: "latency",
+            text: text.to_string(),
+            expected: "MS or MS,JITTER in milliseconds, e.g. 20 or 20,5",
+        };
+        let (ms, jitter) = match text.split_once(',') {
+            Some((ms, jitter)) => (ms, Some(jitter)),
+            None => (text, None),
+        };
+        let ms = ms.trim().parse::<u64>().map_err(|_| bad())?;
+        let jitter_ms = match jitter {
+            Some(j) => j.trim().parse::<u64>().map_err(|_| bad())?,
+            None => 0,
+        };
+        if ms > 10_000 || jitter_ms > ms.max(1) * 10 {
+            return Err(bad());
+        }
+        Ok(Latency { ms, jitter_ms })
+    }
+}
+
+/// A partition: from `at` after the start, for `lasting`, datagrams between nodes of
+/// different groups are dropped; then the network heals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub at: Duration,
+    pub lasting: Duration,
+    /// Node indexes per group; a node in no group forms a group of its own.
+    pub groups: Vec<Vec<usize>>,
+}
+
+impl Partition {
+    /// Parses `AT+SECS[:GROUPS]`, GROUPS like `0,1|2`. Without groups, the last node is cut
+    /// off from the others.
+    pub fn parse(text: &str, nodes: usize) -> Result<Partition, TestnetError> {
+        let bad = || TestnetError::Spec {
+            what: "partition",
+            text: text.to_string(),
+            expected: "AT+SECS[:GROUPS] with node indexes, e.g. 20+10 or 20+10:0,1|2",
+        };
+        let (times, groups) = match text.split_once(':') {
+            Some((times, groups)) => (times, Some(groups)),
+            None => (text, None),
+        };
+        let (at, lasting) = times.split_once('+').ok_or_else(bad)?;
+        let secs = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e6)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(bad)
+        };
+        let (at, lasting) = (secs(at)?, secs(lasting)?);
+        let groups = match groups {
+            Some(groups) => groups
+                .split('|')
+                .map(|group| {
+                    group
+                        .split(',')
+                        .map(|n| n.trim().parse::<usize>().map_err(|_| bad()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![(0..nodes.saturating_sub(1)).collect(), vec![nodes - 1]],
+        };
+        let mut seen = vec![false; nodes];
+        for &node in groups.iter().flatten() {
+            if node >= nodes || std::mem::replace(&mut seen[node], true) {
+                return Err(TestnetError::Spec {
+                    what: "partition",
+                    text: text.to_string(),
+                    expected: "each node index once, below --nodes",
+                });
+            }
+        }
+        Ok(Partition {
+            at,
+            lasting,
+            groups,
+        })
+    }
+
+    /// Whether this partition separates nodes `a` and `b` (a node in no group is alone).
+    pub fn separates(&self, a: usize, b: usize) -> bool {
+        let group_of = |n: usize| self.groups.iter().position(|g| g.contains(&n));
+        match (group_of(a), group_of(b)) {
+            (Some(x), Some(y)) => x != y,
+            _ => a != b,
+        }
+    }
+}
+
+/// Which node a periodic kill picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    /// The training leader; a random node while no node reports a role.
+    Leader,
+    Random,
+}
+
+/// `kill -9` one node every `every`, restart it from its data dir after `pause`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kills {
+    pub target: KillTarget,
+    pub every: Duration,
+    pub pause: Duration,
+}
+
+/// When the run ends successfully. Unset goals are not checked; with no goal at all the run
+/// stops after `duration` (or a default) and succeeds when the nodes agree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Goals {
+    /// Every node at or above this height, on one tip.
+    pub blocks: Option<u64>,
+    /// Training rounds committed on every node.
+    pub rounds: Option<u64>,
+    /// Test accuracy (0..1) reported by every node.
+    pub target_accuracy: Option<f64>,
+    /// Run this long, then check the goals (a deadline when other goals are set).
+    pub duration: Option<Duration>,
+}
+
+impl Goals {
+    /// True when a goal needs the nodes to report training.
+    pub fn need_training(&self) -> bool {
+        self.rounds.is_some() || self.target_accuracy.is_some()
+    }
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub nodes: usize,
+    pub goals: Goals,
+    /// Give up (failure) after this long when goals are not met.
+    pub timeout: Duration,
+    pub latency: Latency,
+    /// Datagram loss per link, 0..100 percent.
+    pub loss_pct: f64,
+    pub partitions: Vec<Partition>,
+    pub kills: Option<Kills>,
+    /// First QUIC port; node i listens on `base_port + i`. `None`: free ports are picked.
+    pub base_port: Option<u16>,
+    /// Seconds between status polls.
+    pub poll: Duration,
+    pub seed: u64,
+}
+
+impl Plan {
+    /// Checks values that parse but cannot run.
+    pub fn validate(&self) -> Result<(), TestnetError> {
+        let invalid = |what: &'static str, reason: String| TestnetError::Invalid { what, reason };
+        if !(1..=MAX_NODES).contains(&self.nodes) {
+            return Err(invalid(
+                "node count",
+                format!("{} is not between 1 and {MAX_NODES}", self.nodes),
+            ));
+        }
+        if !(0.0..100.0).contains(&self.loss_pct) {
+            return Err(invalid(
+                "loss",
+                format!("{}% is not in 0..100", self.loss_pct),
+            ));
+        }
+        if let Some(port) = self.base_port
+            && (port as usize + self.nodes > u16::MAX as usize || port < 1024)
+        {
+            return Err(invalid(
+                "base port",
+                format!("{port} + {} nodes is outside 1024..65535", self.nodes),
+            ));
+        }
+        if let Some(accuracy) = self.goals.target_accuracy
+            && !(0.0..=1.0).contains(&accuracy)
+        {
+            return Err(invalid(
+                "target accuracy",
+                format!("{accuracy} is not a fraction between 0 and 1"),
+            ));
+        }
+        if let Some(kills) = &self.kills
+            && kills.every.is_zero()
+        {
+            return Err(invalid("kill period", "must be above 0 s".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_takes_an_optional_jitter() {
+        assert_eq!(
+            Latency::parse("20").expect("ms"),
+            Latency {
+                ms: 20,
+                jitter_ms: 0
+            }
+        );
+        assert_eq!(Latency::parse("20,5").expect("jitter").jitter_ms, 5);
+        assert!(Latency::parse("fast").is_err());
+        assert!(Latency::parse("20,").is_err());
+    }
+
+    #[test]
+    fn partitions_parse_groups_and_default_to_cutting_the_last_node() {
+        let p = Partition::parse("20+10:0,1|2", 3).expect("groups");
+        assert_eq!(p.at, Duration::from_secs(20));
+        assert_eq!(p.lasting, Duration::from_secs(10));
+        assert!(p.separates(0, 2) && p.separates(2, 1));
+        assert!(!p.separates(0, 1));
+        let p = Partition::parse("1.5+2", 4).expect("default");
+        assert_eq!(p.groups, vec![vec![0, 1, 2], vec![3]]);
+        assert_eq!(p.at, Duration::from_millis(1500));
+        // A node named in no group is alone.
+        let p = Partition::parse("0+1:0,1", 3).expect("partial");
+        assert!(p.separates(0, 2) && !p.separates(1, 0));
+    }
+
+    #[test]
+    fn partitions_refuse_unknown_or_repeated_nodes() {
+        assert!(Partition::parse("0+1:0,3", 3).is_err());
+        assert!(Partition::parse("0+1:0,1|1", 3).is_err());
+        assert!(Partition::parse("0:0|1", 3).is_err());
+        assert!(Partition::parse("x+1", 3).is_err());
+    }
+}

@@ -1,0 +1,290 @@
+//! What the testnet shows: the per-node table, the propagation record, and the final
+//! summary (text and JSON). Pure: takes the views the orchestrator polled, with their times.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::status::NodeView;
+
+/// A node's row: its state and its last status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub index: usize,
+    pub state: NodeState,
+    pub view: Option<NodeView>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Starting,
+    Up,
+    /// Killed; restarts later.
+    Down,
+}
+
+fn dash<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
+    value.map_or_else(|| "-".to_string(), show)
+}
+
+/// The table header, aligned with `row_line`.
+pub const HEADER: &str =
+    "node  role       term  height  MH/s     round  loss    acc     peers  tip";
+
+/// One table line for a node.
+pub fn row_line(row: &Row) -> String {
+    let name = format!("n{}", row.index);
+    let Some(view) = &row.view else {
+        let state = match row.state {
+            NodeState::Starting => "starting",
+            NodeState::Up => "no status",
+            NodeState::Down => "down",
+        };
+        return format!("{name:<5} {state}");
+    };
+    let training = view.training.clone().unwrap_or_default();
+    let role = match row.state {
+        NodeState::Down => "down".to_string(),
+        _ => training.role.unwrap_or_else(|| "-".into()),
+    };
+    format!(
+        "{name:<5} {role:<10} {:<5} {:<7} {:<8} {:<6} {:<7} {:<7} {:<6} {}",
+        dash(training.term, |t| t.to_string()),
+        view.height,
+        format!("{:.2}", view.hash_rate / 1e6),
+        dash(training.round, |r| r.to_string()),
+        dash(training.loss, |l| format!("{l:.3}")),
+        dash(training.accuracy, |a| format!("{:.1}%", a * 100.0)),
+        view.peers,
+        view.tip.get(..12).unwrap_or(&view.tip),
+    )
+}
+
+/// The whole table, header first.
+pub fn table(rows: &[Row]) -> String {
+    let mut text = String::from(HEADER);
+    for row in rows {
+        text.push('\n');
+        text.push_str(&row_line(row));
+    }
+    text
+}
+
+/// When each height was first seen on some node and then on every node, to time block
+/// propagation. Resolution is the poll interval.
+#[derive(Debug, Default)]
+pub struct PropagationLog {
+    first_seen: BTreeMap<u64, Duration>,
+    samples: Vec<Duration>,
+    done_below: u64,
+}
+
+impl PropagationLog {
+    /// Records one poll of every node (`heights`, all nodes up, no fault that cuts links).
+    pub fn observe(&mut self, at: Duration, heights: &[u64]) {
+        let (Some(&max), Some(&min)) = (heights.iter().max(), heights.iter().min()) else {
+            return;
+        };
+        for height in self.done_below..=max {
+            self.first_seen.entry(height).or_insert(at);
+        }
+        while self.done_below <= min {
+            if let Some(first) = self.first_seen.remove(&self.done_below) {
+                self.samples.push(at.saturating_sub(first));
+            }
+            self.done_below += 1;
+        }
+    }
+
+    /// Forgets heights in flight (a fault started; their times would measure the fault).
+    pub fn interrupt(&mut self, heights: &[u64]) {
+        self.first_seen.clear();
+        self.done_below = heights.iter().max().map_or(0, |m| m + 1);
+    }
+
+    pub fn percentiles(&self) -> Option<Percentiles> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut ms: Vec<f64> = self.samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        // Nearest rank: the smallest sample with at least a share q of samples at or below it.
+        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        Some(Percentiles {
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            samples: ms.len(),
+        })
+    }
+}
+
+/// Block propagation times, first node to every node.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub samples: usize,
+}
+
+/// Datagrams through every relay, both directions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RelayTotals {
+    pub forwarded: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub cut: u64,
+}
+
+/// What one partition did: its groups and each node's height and tip around it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionReport {
+    pub groups: Vec<Vec<usize>>,
+    pub heights_at_start: Vec<u64>,
+    /// Just before healing (empty if the run ended first).
+    pub heights_at_heal: Vec<u64>,
+    pub tips_at_heal: Vec<String>,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub dir: String,
+    pub nodes: usize,
+    /// The height every node agrees on (the highest when they do not agree).
+    pub blocks: u64,
+    pub heights: Vec<u64>,
+    /// Whether every node reported the same tip at the end.
+    pub agreed: bool,
+    pub tip: Option<String>,
+    pub kills: u64,
+    pub restarts: u64,
+    pub partitions: u64,
+    /// Each partition: who was cut off, and every node's height when it began and healed.
+    pub partition_reports: Vec<PartitionReport>,
+    /// Training figures: `None` when no node reported training.
+    pub rounds_committed: Option<u64>,
+    pub rounds_abandoned: Option<u64>,
+    pub accuracy: Option<f64>,
+    pub leader_changes: Option<u64>,
+    pub propagation: Option<Percentiles>,
+    pub relay: RelayTotals,
+    pub duration_secs: f64,
+    pub goals_met: bool,
+    /// Why the run failed (or was stopped); `None` on success.
+    pub reason: Option<String>,
+}
+
+impl Summary {
+    /// The one-paragraph summary printed at the end.
+    pub fn text(&self) -> String {
+        let mut text = format!(
+            "summary: {} nodes, {} blocks, {}",
+            self.nodes,
+            self.blocks,
+            if self.agreed {
+                format!("all on tip {}", self.tip.as_deref().unwrap_or("-"))
+            } else {
+                format!("tips differ (heights {:?})", self.heights)
+            }
+        );
+        if let Some(rounds) = self.rounds_committed {
+            let lost = self.rounds_abandoned.unwrap_or(0);
+            let _ = write!(text, ", {rounds} rounds committed ({lost} abandoned)");
+        }
+        if let Some(accuracy) = self.accuracy {
+            let _ = write!(text, ", accuracy {:.1}%", accuracy * 100.0);
+        }
+        if let Some(changes) = self.leader_changes {
+            let s = if changes == 1 { "" } else { "s" };
+            let _ = write!(text, ", {changes} leader change{s}");
+        }
+        let _ = write!(
+            text,
+            ", {} kills, {} partitions, {:.1} s",
+            self.kills, self.partitions, self.duration_secs
+        );
+        if let Some(p) = self.propagation {
+            let _ = write!(
+                text,
+                "\npropagation p50 {:.0} ms, p99 {:.0} ms ({} blocks); relay: {} datagrams, {} lost, {} cut",
+                p.p50_ms,
+                p.p99_ms,
+                p.samples,
+                self.relay.forwarded,
+                self.relay.lost,
+                self.relay.cut
+            );
+        }
+        match &self.reason {
+            None => text.push_str("\ngoals met"),
+            Some(reason) => {
+                let _ = write!(text, "\ngoals not met: {reason}");
+            }
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testnet::status::TrainingView;
+
+    fn view(height: u64) -> NodeView {
+        NodeView {
+            height,
+            tip: "00000000abcdef0123".into(),
+            hash_rate: 2.5e6,
+            peers: 2,
+            ..NodeView::default()
+        }
+    }
+
+    #[test]
+    fn rows_show_dashes_without_training() {
+        let row = Row {
+            index: 0,
+            state: NodeState::Up,
+            view: Some(view(41)),
+        };
+        let line = row_line(&row);
+        assert!(line.starts_with("n0    -"), "{line}");
+        assert!(line.contains(" 41 ") && line.contains("2.50"), "{line}");
+        let mut trained = view(41);
+        trained.training = Some(TrainingView {
+            role: Some("leader".into()),
+            accuracy: Some(0.964),
+            ..TrainingView::default()
+        });
+        let line = row_line(&Row {
+            view: Some(trained),
+            ..row
+        });
+        assert!(line.contains("leader") && line.contains("96.4%"), "{line}");
+    }
+
+    #[test]
+    fn propagation_times_first_to_every_node() {
+        let mut log = PropagationLog::default();
+        let ms = Duration::from_millis;
+        // The driver starts the log (and restarts it after each fault) with `interrupt`.
+        log.interrupt(&[0, 0, 0]);
+        log.observe(ms(0), &[0, 0, 0]);
+        log.observe(ms(100), &[1, 0, 0]);
+        log.observe(ms(200), &[1, 1, 0]);
+        log.observe(ms(300), &[2, 1, 1]);
+        log.observe(ms(400), &[2, 2, 2]);
+        let p = log.percentiles().expect("samples");
+        assert_eq!(p.samples, 2);
+        // Seen everywhere at the first look: below the poll interval, counted as 0.
+        log.observe(ms(450), &[3, 3, 3]);
+        assert_eq!(log.percentiles().expect("samples").samples, 3);
+        assert_eq!(p.p50_ms, 100.0);
+        assert_eq!(p.p99_ms, 200.0);
+        log.interrupt(&[5, 2, 2]);
+        log.observe(ms(500), &[5, 5, 5]);
+        assert_eq!(log.percentiles().expect("samples").samples, 3);
+    }
+}

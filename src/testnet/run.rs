@@ -1,0 +1,598 @@
+//! The orchestrator: lays out the testnet dir, creates node keys, starts the relays and the
+//! node processes, then polls `/status` every tick, applies the chaos schedule (partitions,
+//! kills and restarts), checks the goals, and stops every child before it returns — on
+//! success, failure, error or the caller's stop signal alike.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::layout::{node_config, relay_back_ip, relay_front};
+use super::plan::{KillTarget, Plan};
+use super::process::NodeProcess;
+use super::relay::{LinkFaults, Relay};
+use super::report::{NodeState, PartitionReport, PropagationLog, RelayTotals, Row, Summary};
+use super::status::{self, NodeView};
+use super::{TestnetError, layout};
+use crate::config::NodeConfig;
+use crate::net::Identity;
+
+/// How long a node may take to print its `listening` line.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long a stopping node may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// With only a duration goal, how long past it the nodes may take to agree on a tip.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// Where and with what a testnet runs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The testnet dir (created): per node `nI/data`, `nI/node.toml`, `nI/node.log`, then
+    /// `events.log` and `summary.json`.
+    pub dir: PathBuf,
+    /// The `hashgrad` binary to run as `hashgrad node`.
+    pub binary: PathBuf,
+    /// The config every node starts from (its addresses, peers and pins are replaced).
+    pub base_config: NodeConfig,
+    /// Keep the nodes' data dirs after the run.
+    pub keep_data: bool,
+}
+
+/// Receives what happens while the testnet runs.
+pub trait Observer {
+    /// A poll finished: one row per node.
+    fn tick(&mut self, elapsed: Duration, rows: &[Row]);
+    /// A kill, a restart, a partition, a heal.
+    fn event(&mut self, elapsed: Duration, text: &str);
+}
+
+/// Runs the testnet until its goals are met, it fails, or `stop` resolves (with the reason),
+/// and returns the summary. Every child process is gone when this returns.
+pub async fn run(
+    plan: &Plan,
+    setup: &Setup,
+    observer: &mut dyn Observer,
+    stop: impl Future<Output = String>,
+) -> Result<Summary, TestnetError> {
+    plan.validate()?;
+    let began = Instant::now();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| TestnetError::Io(path, e)
+    };
+    std::fs::create_dir_all(&setup.dir).map_err(io(&setup.dir))?;
+    let ports = match plan.base_port {
+        Some(base) => (0..plan.nodes).map(|i| base + i as u16).collect(),
+        None => free_ports(plan.nodes)?,
+    };
+    let mut ids = Vec::with_capacity(plan.nodes);
+    for index in 0..plan.nodes {
+        ids.push(Identity::load_or_create(&data_dir(setup, index))?.id());
+    }
+    let relays = start_relays(plan, &ports).await?;
+    let mut nodes = Vec::with_capacity(plan.nodes);
+    for index in 0..plan.nodes {
+        let node_dir = setup.dir.join(format!("n{index}"));
+        let config = node_config(
+            &setup.base_config,
+            index,
+            &data_dir(setup, index),
+            &ports,
+            &ids,
+        );
+        config.validate()?;
+        let text = toml::to_string(&config).map_err(|e| TestnetError::Invalid {
+            what: "node config",
+            reason: e.to_string(),
+        })?;
+        let path = node_dir.join("node.toml");
+        std::fs::write(&path, text).map_err(io(&path))?;
+        nodes.push(NodeProcess::new(
+            index,
+            &setup.binary,
+            &path,
+            &node_dir.join("node.log"),
+        ));
+    }
+    let events = setup.dir.join("events.log");
+    let mut driver = Driver {
+        plan,
+        observer,
+        nodes,
+        relays,
+        events: std::fs::File::create(&events).map_err(io(&events))?,
+        t0: Instant::now(),
+        views: vec![None; plan.nodes],
+        restart_at: vec![None; plan.nodes],
+        rng: ChaCha8Rng::seed_from_u64(plan.seed),
+        propagation: PropagationLog::default(),
+        clean: false,
+        kills: 0,
+        restarts: 0,
+        partitions_healed: 0,
+        leader: None,
+        leader_changes: 0,
+        partition_reports: Vec::new(),
+    };
+    let outcome = tokio::select! {
+        outcome = driver.drive() => outcome,
+        reason = stop => Ok(Some(reason)),
+    };
+    driver.stop_all().await;
+    let reason = outcome?;
+    let summary = driver.summary(setup, began.elapsed(), reason);
+    if !setup.keep_data {
+        for index in 0..plan.nodes {
+            let _ = std::fs::remove_dir_all(data_dir(setup, index));
+        }
+    }
+    let path = setup.dir.join("summary.json");
+    if let Ok(json) = serde_json::to_string_pretty(&summary) {
+        std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    }
+    Ok(summary)
+}
+
+fn data_dir(setup: &Setup, index: usize) -> PathBuf {
+    setup.dir.join(format!("n{index}")).join("data")
+}
+
+/// Ports the OS hands out now for UDP on 127.0.0.1 (free at this moment).
+fn free_ports(count: usize) -> Result<Vec<u16>, TestnetError> {
+    let sockets = (0..count)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TestnetError::NoPort)?;
+    sockets
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(TestnetError::NoPort)
+}
+
+/// One relay per directed link, with the plan's latency and loss.
+async fn start_relays(
+    plan: &Plan,
+    ports: &[u16],
+) -> Result<Vec<((usize, usize), Relay)>, TestnetError> {
+    let mut relays = Vec::new();
+    for from in 0..plan.nodes {
+        for to in (0..plan.nodes).filter(|&to| to != from) {
+            let front = relay_front(from, to, ports);
+            let faults = LinkFaults {
+                latency: plan.latency,
+                loss: plan.loss_pct / 100.0,
+                ..LinkFaults::default()
+            };
+            let seed = plan.seed ^ ((from as u64) << 32 | to as u64);
+            let target = layout::node_addr(ports[to]);
+            let relay = Relay::start(front, relay_back_ip(from, to), target, faults, seed)
+                .await
+                .map_err(|source| TestnetError::Relay {
+                    addr: front,
+                    source,
+                })?;
+            relays.push(((from, to), relay));
+        }
+    }
+    Ok(relays)
+}
+
+struct Driver<'a> {
+    plan: &'a Plan,
+    observer: &'a mut dyn Observer,
+    nodes: Vec<NodeProcess>,
+    relays: Vec<((usize, usize), Relay)>,
+    events: std::fs::File,
+    /// When every node first became ready; chaos times count from here.
+    t0: Instant,
+    views: Vec<Option<NodeView>>,
+    restart_at: Vec<Option<Instant>>,
+    rng: ChaCha8Rng,
+    propagation: PropagationLog,
+    /// Whether the last poll saw every node up with no partition.
+    clean: bool,
+    kills: u64,
+    restarts: u64,
+    partitions_healed: u64,
+    leader: Option<String>,
+    leader_changes: u64,
+    partition_reports: Vec<PartitionReport>,
+}
+
+impl Driver<'_> {
+    /// Starts the nodes and runs the loop; `Ok(None)` when the goals are met, `Ok(Some(why))`
+    /// when they cannot be.
+    async fn drive(&mut self) -> Result<Option<String>, TestnetError> {
+        for node in &mut self.nodes {
+            node.start()?;
+        }
+        self.wait_ready().await?;
+        self.t0 = Instant::now();
+        let pids: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("n{} pid {}", n.index, n.pid().unwrap_or(0)))
+            .collect();
+        self.event(Duration::ZERO, &format!("nodes up: {}", pids.join(", ")));
+        let mut next_kill = self.plan.kills.map(|k| self.t0 + k.every);
+        let mut ticker = tokio::time::interval(self.plan.poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checked_training = false;
+        loop {
+            ticker.tick().await;
+            let now = Instant::now();
+            let elapsed = now - self.t0;
+            let partitioned = self.apply_partitions(elapsed);
+            if let (Some(due), Some(kills)) = (next_kill, self.plan.kills)
+                && now >= due
+            {
+                self.kill_one(kills.target, now + kills.pause, elapsed)
+                    .await;
+                next_kill = Some(due + kills.every);
+            }
+            self.restart_due(now, elapsed)?;
+            self.poll().await;
+            let rows = self.rows();
+            self.observer.tick(elapsed, &rows);
+            let all_up = rows
+                .iter()
+                .all(|r| r.state == NodeState::Up && r.view.is_some());
+            let heights: Vec<u64> = self.views.iter().flatten().map(|v| v.height).collect();
+            if all_up && !partitioned {
+                if !self.clean {
+                    self.propagation.interrupt(&heights);
+                }
+                self.propagation.observe(elapsed, &heights);
+            }
+            self.clean = all_up && !partitioned;
+            self.track_leader();
+            if all_up && !checked_training {
+                checked_training = true;
+                if self.plan.goals.need_training()
+                    && self.views.iter().flatten().all(|v| v.training.is_none())
+                {
+                    return Ok(Some(
+                        "this node build does not train yet: no node reports `training` in \
+                         /status, so round and accuracy goals cannot be met (mining goals can)"
+                            .into(),
+                    ));
+                }
+            }
+            let chaos_over = self
+                .plan
+                .partitions
+                .iter()
+                .all(|p| elapsed >= p.at + p.lasting);
+            if let Some(outcome) = self.judge(elapsed, all_up && chaos_over) {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), TestnetError> {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            let mut ready = true;
+            for node in &mut self.nodes {
+                ready &= node.poll_ready()?;
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let node = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.http.is_none())
+                    .unwrap_or(0);
+                return Err(TestnetError::NodeSilent {
+                    node,
+                    secs: READY_WITHIN.as_secs(),
+                    log: PathBuf::from(format!("n{node}/node.log")),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Cuts every link an active partition separates and heals the rest; returns whether a
+    /// partition is active.
+    fn apply_partitions(&mut self, elapsed: Duration) -> bool {
+        let mut active = Vec::new();
+        for p in &self.plan.partitions {
+            if elapsed >= p.at && elapsed < p.at + p.lasting {
+                active.push(p);
+            }
+        }
+        let mut changed = Vec::new();
+        for ((from, to), relay) in &self.relays {
+            let cut = active.iter().any(|p| p.separates(*from, *to));
+            if relay.faults.cut.swap(cut, Ordering::Relaxed) != cut {
+                changed.push(cut);
+            }
+        }
+        if let Some(&cut) = changed.first() {
+            let (heights, tips) = self.heights_and_tips();
+            if cut {
+                let groups: Vec<String> =
+                    active.iter().map(|p| format!("{:?}", p.groups)).collect();
+                self.partition_reports.push(PartitionReport {
+                    groups: active.iter().flat_map(|p| p.groups.clone()).collect(),
+                    heights_at_start: heights.clone(),
+                    heights_at_heal: Vec::new(),
+                    tips_at_heal: Vec::new(),
+                });
+                self.event(
+                    elapsed,
+                    &format!(
+                        "partition: groups {} (heights {heights:?})",
+                        groups.join(" ")
+                    ),
+                );
+            } else {
+                self.partitions_healed += 1;
+                if let Some(report) = self.partition_reports.last_mut() {
+                    report.heights_at_heal = heights.clone();
+                    report.tips_at_heal = tips;
+                }
+                self.event(
+                    elapsed,
+                    &format!("partition healed (heights before healing {heights:?})"),
+                );
+            }
+        }
+        !active.is_empty()
+    }
+
+    async fn kill_one(&mut self, target: KillTarget, restart_at: Instant, elapsed: Duration) {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].http.is_some())
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let leader = self.views.iter().position(|v| {
+            v.as_ref()
+                .and_then(|v| v.training.as_ref())
+                .and_then(|t| t.role.as_deref())
+                == Some("leader")
+        });
+        let (victim, why) = match (target, leader) {
+            (KillTarget::Leader, Some(leader)) if running.contains(&leader) => (leader, "leader"),
+            (KillTarget::Leader, _) => (
+                running[self.rng.random_range(0..running.len())],
+                "random node: no node reports a leader",
+            ),
+            (KillTarget::Random, _) => (running[self.rng.random_range(0..running.len())], "random"),
+        };
+        let pid = self.nodes[victim].pid().unwrap_or(0);
+        self.nodes[victim].kill().await;
+        self.views[victim] = None;
+        self.restart_at[victim] = Some(restart_at);
+        self.kills += 1;
+        self.event(elapsed, &format!("kill -9 n{victim} (pid {pid}, {why})"));
+    }
+
+    fn restart_due(&mut self, now: Instant, elapsed: Duration) -> Result<(), TestnetError> {
+        for index in 0..self.nodes.len() {
+            if self.restart_at[index].is_some_and(|at| now >= at) {
+                self.restart_at[index] = None;
+                self.nodes[index].start()?;
+                self.restarts += 1;
+                let pid = self.nodes[index].pid().unwrap_or(0);
+                self.event(
+                    elapsed,
+                    &format!("restart n{index} from its data dir (pid {pid})"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches every ready node's status at once.
+    async fn poll(&mut self) {
+        let timeout = self.plan.poll.max(Duration::from_millis(500));
+        let mut fetches = JoinSet::new();
+        for node in &mut self.nodes {
+            // A restarted node that exits again is retried at the next kill's restart.
+            if let Ok(true) = node.poll_ready()
+                && let Some(http) = node.http
+            {
+                let index = node.index;
+                fetches.spawn(async move { (index, status::fetch(http, timeout).await) });
+            }
+        }
+        while let Some(Ok((index, result))) = fetches.join_next().await {
+            self.views[index] = result.ok();
+        }
+    }
+
+    /// Every node's last height and tip (0 and empty when unknown).
+    fn heights_and_tips(&self) -> (Vec<u64>, Vec<String>) {
+        self.views
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .map_or((0, String::new()), |v| (v.height, v.tip.clone()))
+            })
+            .unzip()
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        (0..self.nodes.len())
+            .map(|index| {
+                let node = &self.nodes[index];
+                let state = match (node.is_running(), node.http.is_some()) {
+                    (false, _) => NodeState::Down,
+                    (true, false) => NodeState::Starting,
+                    (true, true) => NodeState::Up,
+                };
+                Row {
+                    index,
+                    state,
+                    view: self.views[index].clone(),
+                }
+            })
+            .collect()
+    }
+
+    fn track_leader(&mut self) {
+        let leader = self.views.iter().flatten().find_map(|v| {
+            let t = v.training.as_ref()?;
+            (t.role.as_deref() == Some("leader")).then(|| t.leader.clone().unwrap_or_default())
+        });
+        if let Some(leader) = leader {
+            if self.leader.as_ref().is_some_and(|old| *old != leader) {
+                self.leader_changes += 1;
+            }
+            self.leader = Some(leader);
+        }
+    }
+
+    /// Whether the run is over: `Some(None)` goals met, `Some(Some(why))` failed.
+    fn judge(&self, elapsed: Duration, settled: bool) -> Option<Option<String>> {
+        let goals = &self.plan.goals;
+        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
+        let agreed = settled
+            && views.len() == self.nodes.len()
+            && views.windows(2).all(|w| w[0].tip == w[1].tip);
+        let training = |f: &dyn Fn(&status::TrainingView) -> bool| {
+            views
+                .iter()
+                .all(|v| v.training.as_ref().is_some_and(|t| f(t)))
+        };
+        let blocks = goals
+            .blocks
+            .is_none_or(|b| views.iter().all(|v| v.height >= b));
+        let rounds = goals
+            .rounds
+            .is_none_or(|r| training(&|t| t.rounds_committed.is_some_and(|c| c >= r)));
+        let accuracy = goals
+            .target_accuracy
+            .is_none_or(|a| training(&|t| t.accuracy.is_some_and(|x| x >= a)));
+        let met = agreed && blocks && rounds && accuracy;
+        let other_goals = goals.blocks.is_some() || goals.need_training();
+        match goals.duration {
+            Some(duration) if elapsed >= duration => {
+                if met {
+                    return Some(None);
+                }
+                if other_goals {
+                    return Some(Some(format!(
+                        "goals not reached in {:.0} s{}",
+                        duration.as_secs_f64(),
+                        self.shortfall(agreed)
+                    )));
+                }
+                if elapsed >= duration + SETTLE {
+                    return Some(Some(format!(
+                        "nodes still on different tips {} s after the run's end",
+                        SETTLE.as_secs()
+                    )));
+                }
+            }
+            Some(_) => {}
+            None if met => return Some(None),
+            None => {}
+        }
+        if elapsed >= self.plan.timeout {
+            return Some(Some(format!(
+                "gave up after {:.0} s{}",
+                self.plan.timeout.as_secs_f64(),
+                self.shortfall(agreed)
+            )));
+        }
+        None
+    }
+
+    fn shortfall(&self, agreed: bool) -> String {
+        let heights: Vec<String> = self
+            .views
+            .iter()
+            .map(|v| v.as_ref().map_or("-".into(), |v| v.height.to_string()))
+            .collect();
+        let tips = if agreed { "one tip" } else { "tips differ" };
+        format!(" (heights {}, {tips})", heights.join("/"))
+    }
+
+    fn event(&mut self, elapsed: Duration, text: &str) {
+        let _ = writeln!(self.events, "{:8.3}s {text}", elapsed.as_secs_f64());
+        self.observer.event(elapsed, text);
+    }
+
+    /// Closes every lifeline at once, then waits for (or kills) each child.
+    async fn stop_all(&mut self) {
+        let mut stopping = JoinSet::new();
+        for mut node in std::mem::take(&mut self.nodes) {
+            stopping.spawn(async move {
+                node.stop(STOP_GRACE).await;
+                node
+            });
+        }
+        while let Some(Ok(node)) = stopping.join_next().await {
+            self.nodes.push(node);
+        }
+        self.nodes.sort_by_key(|n| n.index);
+    }
+
+    fn summary(&self, setup: &Setup, duration: Duration, reason: Option<String>) -> Summary {
+        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
+        let heights: Vec<u64> = self
+            .views
+            .iter()
+            .map(|v| v.as_ref().map_or(0, |v| v.height))
+            .collect();
+        let agreed =
+            views.len() == self.views.len() && views.windows(2).all(|w| w[0].tip == w[1].tip);
+        let trained: Vec<&status::TrainingView> =
+            views.iter().filter_map(|v| v.training.as_ref()).collect();
+        let max = |f: &dyn Fn(&status::TrainingView) -> Option<u64>| {
+            trained.iter().filter_map(|t| f(t)).max()
+        };
+        let mut relay = RelayTotals::default();
+        for (_, r) in &self.relays {
+            relay.forwarded += r.stats.forwarded.load(Ordering::Relaxed);
+            relay.bytes += r.stats.bytes.load(Ordering::Relaxed);
+            relay.lost += r.stats.lost.load(Ordering::Relaxed);
+            relay.cut += r.stats.cut.load(Ordering::Relaxed);
+        }
+        Summary {
+            dir: setup.dir.display().to_string(),
+            nodes: self.nodes.len(),
+            blocks: if agreed {
+                heights.first().copied().unwrap_or(0)
+            } else {
+                heights.iter().copied().max().unwrap_or(0)
+            },
+            heights,
+            agreed,
+            tip: agreed
+                .then(|| views.first().map(|v| v.tip.clone()))
+                .flatten(),
+            kills: self.kills,
+            restarts: self.restarts,
+            partitions: self.partitions_healed,
+            partition_reports: self.partition_reports.clone(),
+            rounds_committed: max(&|t| t.rounds_committed),
+            rounds_abandoned: max(&|t| t.rounds_abandoned),
+            accuracy: trained
+                .iter()
+                .filter_map(|t| t.accuracy)
+                .max_by(f64::total_cmp),
+            leader_changes: (!trained.is_empty()).then_some(self.leader_changes),
+            propagation: self.propagation.percentiles(),
+            relay,
+            duration_secs: duration.as_secs_f64(),
+            goals_met: reason.is_none(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Reads a node's `GET /status` over real HTTP and keeps the fields the testnet shows: the
+//! chain's (height, tip, hash rate, peers) and, when the node trains, the `training` object's
+//! (role, term, round, loss, accuracy, rounds committed). A field the node does not report
+//! stays `None` and shows as `-`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Largest status document read (a node with 16 peers sends a few KiB).
+const MAX_STATUS_BYTES: usize = 1 << 20;
+
+/// One node's status as the testnet sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub height: u64,
+    pub tip: String,
+    pub hash_rate: f64,
+    pub peers: usize,
+    pub blocks_mined: u64,
+    /// `None` when the node does not report training.
+    pub training: Option<TrainingView>,
+}
+
+/// The training fields of `/status` (`"training": {…}`); each may be absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainingView {
+    /// `leader`, `follower` or `candidate`.
+    pub role: Option<String>,
+    pub term: Option<u64>,
+    /// The last committed round.
+    pub round: Option<u64>,
+    pub loss: Option<f64>,
+    /// Test accuracy, a fraction in 0..1.
+    pub accuracy: Option<f64>,
+    pub rounds_committed: Option<u64>,
+    /// Rounds started but abandoned (leader change, missing gradients).
+    pub rounds_abandoned: Option<u64>,
+    /// Fingerprint of the leader this node follows.
+    pub leader: Option<String>,
+}
+
+/// Parses a `/status` JSON document. Unknown fields are ignored so the testnet reads newer
+/// and older nodes alike.
+pub fn parse(body: &str) -> Result<NodeView, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("status is not JSON: {e}"))?;
+    let height = value["height"]
+        .as_u64()
+        .ok_or_else(|| "status has no numeric `height`".to_string())?;
+    let training = match value.get("training") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(t) => Some(
+            serde_json::from_value::<TrainingView>(t.clone())
+                .map_err(|e| format!("status `training` does not parse: {e}"))?,
+        ),
+    };
+    Ok(NodeView {
+        height,
+        tip: value["tip"].as_str().unwrap_or_default().to_string(),
+        hash_rate: value["hash_rate"].as_f64().unwrap_or(0.0),
+        peers: value["peers"].as_array().map_or(0, Vec::len),
+        blocks_mined: value["blocks_mined"].as_u64().unwrap_or(0),
+        training,
+    })
+}
+
+/// `GET /status` from `addr` (HTTP/1.1, connection closed after the reply).
+pub async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<NodeView, String> {
+    let body = tokio::time::timeout(timeout, get(addr, "/status"))
+        .await
+        .map_err(|_| format!("{addr}: no status reply within {timeout:?}"))??;
+    parse(&body)
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut reply = Vec::new();
+    (&mut stream)
+        .take(MAX_STATUS_BYTES as u64)
+        .read_to_end(&mut reply)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let reply = String::from_utf8_lossy(&reply);
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr}: reply without headers"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let line = head.lines().next().unwrap_or_default();
+        return Err(format!("{addr}: {line}"));
+    }
+    Ok(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mining_only_status_has_no_training() {
+        let view = parse(
+            r#"{"network":"regtest","height":7,"tip":"00ab","hash_rate":1.5e6,
+                "peers":[{"id":"a","addr":"x","outbound":true}],"blocks_mined":3}"#,
+        )
+        .expect("parse");
+        assert_eq!(view.height, 7);
+        assert_eq!(view.peers, 1);
+        assert_eq!(view.training, None);
+    }
+
+    #[test]
+    fn training_fields_are_read_when_present() {
+        let view = parse(
+            r#"{"height":1,"tip":"00","peers":[],
+                "training":{"role":"leader","term":3,"round":212,"accuracy":0.964}}"#,
+        )
+        .expect("parse");
+        let training = view.training.expect("training");
+        assert_eq!(training.role.as_deref(), Some("leader"));
+        assert_eq!(training.round, Some(212));
+        assert_eq!(training.loss, None);
+        assert!(parse("{}").is_err());
+        assert!(parse("not json").is_err());
+    }
+}
