@@ -1,32 +1,34 @@
-//! The round protocol's sans-IO cores: the leader's `Coordinator` (announce a round, collect
-//! gradients up to the consistency level or a deadline, hand them over for reduction, propose
-//! the result) and, in `worker`, each node's `Worker` (compute a gradient per announced round, send it to
-//! the leader, resend it to a new one). Both take events and `now` (milliseconds of the
-//! caller's monotonic clock) and queue `Action`s; they never touch the network, the trainer
-//! or a clock themselves.
+//! The round protocol's leader core: the `Coordinator` announces a round, collects gradients up
+//! to the consistency level or a deadline, hands them over for reduction and proposes the
+//! result (`worker` holds each node's side). Both cores take events and `now` (milliseconds
+//! of the caller's monotonic clock) and queue `Action`s; they never touch the network, the
+//! trainer or a clock themselves.
 //!
 //! # Call order (the glue in `node/`)
 //! Leader side, while this node is the Raft leader and has applied its log:
 //! 1. When `Coordinator::is_idle()`: `announce(now, state.round() + 1, state.params_hash(),
 //!    workers, settings)` with `RoundSettings::from_config(state.config().training(), …)`.
+//!    `workers` is the configured worker list in a fixed order: position = shard = reduction
+//!    order, the same on every node.
 //! 2. For each `Gradient` frame from peer `from` (and the node's own gradient, from itself):
 //!    `on_gradient(now, from, gradient)`; a `Refusal` is logged and counted, nothing else.
 //! 3. On a timer at `poll_timeout()` (or every ~50 ms): `tick(now)`.
 //! 4. After each of the calls above, drain `poll_action()` until `None`:
-//!    `Announce` → send to every worker; `Reduce` → run `Trainer::reduce` then
-//!    `Trainer::step` on a blocking thread, store the reduced gradient as a blob, then call
-//!    `on_stepped(now, round, new_params_hash, reduced_hash)` (or `on_reduce_failed(now,
-//!    round)`); `Propose` → `raft.propose(command.to_bytes())`; `Abandoned` → count and log.
-//! 5. For each `state::Applied` the state machine emits: `on_applied(&event)`. When the
-//!    coordinator is idle again, go to 1 for the next round.
+//!    - `Announce` → send to every worker in it;
+//!    - `Reduce` → on a blocking thread: `Trainer::set_rule` + `Trainer::reduce`, store the
+//!      reduced gradient as a blob (`BlobHash::of(vector_to_bytes(..))`), step a *copy* of the
+//!      state (`set_learning_rate`, `step`) to learn the new params hash, then
+//!      `on_stepped(round, new_params_hash, reduced_hash)` (or `on_reduce_failed(round)`);
+//!    - `Propose` → `raft.propose(command.to_bytes())`;
+//!    - `Abandoned` → log (it is counted); the retry's `Announce` follows.
+//! 5. For each `state::Applied` the state machine emits (every node, the leader too):
+//!    `Applied::Round` → `Trainer::set_learning_rate(round.learning_rate)` and `step` with
+//!    the blob `round.reduced_hash` (a `BlobRequest` to any peer if absent), then check
+//!    `state_hash() == round.params_hash` (a mismatch stops the node); then, on the leader,
+//!    `on_applied(&event)`. When the coordinator is idle again, go to 1 for the next round.
 //! 6. On losing leadership: `step_down()`.
 //!
-//! Worker side, on every node that is a worker:
-//! 1. For each `RoundAnnounce` from peer `from`: `Worker::on_announce(from, &announce)`.
-//! 2. Drain `poll_action()`: `ComputeGradient` → once the node holds the params named
-//!    `params_hash` (fetch by hash if not), run `ShardWorker::compute` for shard
-//!    `worker_index` on a blocking thread and call `on_computed(round, params_hash, loss,
-//!    values)`; `SendGradient` → send the gradient to `to` on a stream of its own.
+//! Worker side: see `worker`.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -392,7 +394,7 @@ impl Coordinator {
         let Phase::Collecting(c) = &mut self.phase else {
             return;
         };
-        if c.received.len() >= c.required {
+        if c.received.len() >= c.required && !c.received.is_empty() {
             let Phase::Collecting(c) = std::mem::replace(&mut self.phase, Phase::Idle) else {
                 return;
             };

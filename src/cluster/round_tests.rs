@@ -197,6 +197,19 @@ fn bad_gradients_are_refused_with_a_reason_and_counted() {
 }
 
 #[test]
+fn a_round_without_workers_never_reduces_nothing() {
+    let mut c = Coordinator::new(1);
+    c.announce(0, 1, P, Vec::new(), settings(ConsistencyLevel::All));
+    c.tick(1);
+    assert!(matches!(&drain(&mut c)[..], [Action::Announce(_)]));
+    c.tick(100);
+    assert!(matches!(
+        &drain(&mut c)[..],
+        [Action::Abandoned { required: 0, .. }, Action::Announce(_)]
+    ));
+}
+
+#[test]
 fn a_missed_deadline_abandons_and_announces_again() {
     let mut c = collecting(ConsistencyLevel::All);
     c.on_gradient(10, id(1), gradient(5, vec![1.0; 2])).unwrap();

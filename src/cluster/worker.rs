@@ -1,7 +1,16 @@
 //! The worker's side of the round protocol: one gradient per announced round, computed once
 //! and sent to whoever leads; resent (not recomputed, so no batch is drawn twice) to a new
-//! leader or a new attempt of the same round. Sans-IO: the glue computes and sends (see the
-//! call order in `round`).
+//! leader or a new attempt of the same round. Sans-IO: the glue computes and sends.
+//!
+//! # Call order (the glue in `node/`, on every node that is a worker)
+//! 1. For each `RoundAnnounce` from peer `from`: `Worker::on_announce(from, &announce)`.
+//! 2. Drain `poll_action()` until `None`:
+//!    - `ComputeGradient` → once the node's trainer holds the params named `params_hash`
+//!      (after applying the previous round, or a blob fetched by hash), run
+//!      `ShardWorker::compute` for shard `worker_index` with `batch_size` rows on a blocking
+//!      thread, then `on_computed(round, params_hash, loss, gradient)` and drain again;
+//!    - `SendGradient` → send `TrainingMessage::Gradient` to `to` on a stream of its own (to
+//!      the local coordinator directly when `to` is this node).
 
 use std::collections::VecDeque;
 
