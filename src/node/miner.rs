@@ -395,6 +395,9 @@ mod tests {
                 .iter()
                 .any(|(job, _)| job.header[36..68] != merkle)
         });
+        // Stop the miner before reading the record: its thread takes the same lock in
+        // `search`, so joining it while holding the guard would deadlock.
+        drop(miner);
         let jobs = jobs.lock().expect("jobs");
         let first_rolled = jobs
             .iter()
@@ -405,6 +408,5 @@ mod tests {
             first_rolled, chunks,
             "rolled exactly when all 2^32 nonces were used"
         );
-        drop(miner);
     }
 }
