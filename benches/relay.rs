@@ -86,7 +86,7 @@ async fn throughput(to: SocketAddr, received: &AtomicU64, secs: f64) -> f64 {
         let _ = client.send_to(&payload, to).await;
         sent += 1;
         // Yield now and then so the relay and the sink get the other core.
-        if sent % 32 == 0 {
+        if sent.is_multiple_of(32) {
             tokio::task::yield_now().await;
         }
     }

@@ -108,3 +108,33 @@ fn training_goals_are_refused_with_the_reason() {
     assert!(reason.contains("does not train yet"), "{why}");
     assert_all_gone(dir.path());
 }
+
+#[test]
+fn killed_nodes_restart_from_their_data_dirs_and_catch_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (output, summary) = testnet(
+        dir.path(),
+        &[
+            "--nodes",
+            "3",
+            "--blocks",
+            "6",
+            "--pace-ms",
+            "150",
+            "--kill-leader-every",
+            "1.5",
+            "--restart-after",
+            "0.5",
+        ],
+    );
+    let why = describe(&output, &summary);
+    assert!(output.status.success(), "{why}");
+    assert_eq!(summary["agreed"], true, "{why}");
+    assert!(summary["kills"].as_u64() >= Some(1), "{why}");
+    assert_eq!(summary["kills"], summary["restarts"], "{why}");
+    let events = std::fs::read_to_string(dir.path().join("events.log")).expect("events");
+    // No node trains in this build, so "leader" falls back to a random node and says so.
+    assert!(events.contains("no node reports a leader"), "{events}");
+    // Every pid, the killed ones' and the restarted ones', is gone.
+    assert_all_gone(dir.path());
+}

@@ -89,7 +89,7 @@ pub struct TestnetArgs {
 }
 
 fn secs(value: f64, what: &str) -> anyhow::Result<Duration> {
-    if value.is_finite() && value >= 0.0 && value < 1e7 {
+    if (0.0..1e7).contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(super::usage(format!(

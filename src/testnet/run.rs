@@ -465,9 +465,7 @@ impl Driver<'_> {
             && views.len() == self.nodes.len()
             && views.windows(2).all(|w| w[0].tip == w[1].tip);
         let training = |f: &dyn Fn(&status::TrainingView) -> bool| {
-            views
-                .iter()
-                .all(|v| v.training.as_ref().is_some_and(|t| f(t)))
+            views.iter().all(|v| v.training.as_ref().is_some_and(f))
         };
         let blocks = goals
             .blocks
