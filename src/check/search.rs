@@ -11,6 +11,11 @@
 //! a lane's operations can only be linearized in order, so "which are linearized" is "how
 //! many of each lane". The search is resumable (`run` takes a step budget) so a scheduler can
 //! interleave partitions and stop all of them at the first refutation. No clock, no threads.
+//!
+//! One heuristic on top: among the candidates at a point, operations that completed are tried
+//! before open ones (`info`: timed out, may take effect any time later or never), so an open
+//! write is only placed when something needs its effect. Every candidate is still tried before
+//! backtracking, so the search stays complete.
 
 use std::hash::Hash;
 
@@ -145,11 +150,17 @@ pub(crate) struct Search<'a, M: Model> {
     /// Local op → its return entry.
     ret_of: Vec<u32>,
     lane: Vec<u32>,
+    /// Local op → never completed (`info`): tried only after every completed candidate.
+    open: Vec<bool>,
+    any_open: bool,
+    /// 0: trying completed operations; 1: trying open ones.
+    pass: u8,
     counts: Vec<u32>,
     counts_hash: u64,
     tail: u32,
     state: u32,
-    stack: Vec<(u32, u32)>,
+    /// (call entry, state before, pass) of each linearized operation.
+    stack: Vec<(u32, u32, u8)>,
     cursor: u32,
     cache: Cache,
     pub(crate) states: States<M::State>,
@@ -203,6 +214,8 @@ impl<'a, M: Model> Search<'a, M> {
             tails.insert(op.client, (id, op.completed));
             lane[i] = id;
         }
+        let open: Vec<bool> = ops.iter().map(|op| op.is_open()).collect();
+        let any_open = open.iter().any(|&o| o);
         let counts = vec![0u32; lanes as usize];
         let counts_hash = (0..lanes).fold(0u64, |h, l| h.wrapping_add(lane_term(l, 0)));
         let mut states = States::new();
@@ -215,6 +228,9 @@ impl<'a, M: Model> Search<'a, M> {
             entry,
             ret_of,
             lane,
+            open,
+            any_open,
+            pass: 0,
             counts,
             counts_hash,
             tail,
@@ -274,7 +290,7 @@ impl<'a, M: Model> Search<'a, M> {
             self.best.extend(
                 self.stack[self.agree..]
                     .iter()
-                    .map(|&(e, _)| entry[e as usize] >> 1),
+                    .map(|&(e, _, _)| entry[e as usize] >> 1),
             );
             self.agree = self.stack.len();
         }
@@ -296,6 +312,10 @@ impl<'a, M: Model> Search<'a, M> {
             let code = self.entry[e as usize];
             let op = code >> 1;
             if code & 1 == 0 {
+                if self.open[op as usize] != (self.pass == 1) {
+                    self.cursor = self.next[e as usize];
+                    continue;
+                }
                 let Some(next_state) = self.transition(self.state, op) else {
                     self.cursor = self.next[e as usize];
                     continue;
@@ -312,18 +332,23 @@ impl<'a, M: Model> Search<'a, M> {
                     next_state,
                     &self.counts,
                 ) {
-                    self.stack.push((e, self.state));
+                    self.stack.push((e, self.state, self.pass));
                     self.state = next_state;
                     self.counts_hash = hash;
                     self.lift(e);
+                    self.pass = 0;
                     self.cursor = self.next[HEAD as usize];
                 } else {
                     self.counts[lane as usize] = count;
                     self.cursor = self.next[e as usize];
                 }
+            } else if self.pass == 0 && self.any_open {
+                // Every completed candidate was tried: now the open ones, from the start.
+                self.pass = 1;
+                self.cursor = self.next[HEAD as usize];
             } else {
                 self.note_longest();
-                let Some((call, before)) = self.stack.pop() else {
+                let Some((call, before, pass)) = self.stack.pop() else {
                     self.done = Some(Progress::Refuted);
                     return Progress::Refuted;
                 };
@@ -337,6 +362,7 @@ impl<'a, M: Model> Search<'a, M> {
                     .wrapping_add(lane_term(lane, count - 1));
                 self.counts[lane as usize] = count - 1;
                 self.state = before;
+                self.pass = pass;
                 self.unlift(call);
                 self.cursor = self.next[call as usize];
             }
