@@ -1,16 +1,16 @@
 //! Opens the mining backend the config names, through the search engine's `hash::select`.
 
-use crate::gpu::AdapterChoice;
+use crate::gpu::{AdapterChoice, DeviceChoice, UnknownDevice};
 use crate::hash::Backend;
-use crate::hash::select::{BackendChoice, open_backend};
+use crate::hash::select::open_backend;
 
 use super::NodeError;
 
 /// The backend for `mining.backend` (`cpu`, `gpu`, `auto`) with `threads` CPU threads.
 pub fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
-    let choice: BackendChoice = name
+    let choice: DeviceChoice = name
         .parse()
-        .map_err(|e: crate::hash::select::UnknownBackend| NodeError::Backend(e.to_string()))?;
+        .map_err(|e: UnknownDevice| NodeError::Backend(e.to_string()))?;
     open_backend(choice, &AdapterChoice::Auto, Some(threads))
         .map_err(|e| NodeError::Backend(format!("cannot open the `{name}` backend: {e}")))
 }
