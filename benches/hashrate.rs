@@ -5,9 +5,9 @@
 //! `cargo bench --bench hashrate`; criterion reports nonces per second as "elements/s".
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hashgrad::gpu::AdapterChoice;
+use hashgrad::gpu::{AdapterChoice, DeviceChoice};
 use hashgrad::hash::cpu::{CpuBackend, CpuPath, default_threads};
-use hashgrad::hash::select::{BackendChoice, open_backend};
+use hashgrad::hash::select::open_backend;
 use hashgrad::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use hashgrad::pow::{CompactBits, Target};
 
@@ -49,7 +49,7 @@ fn hashrate(c: &mut Criterion) {
             });
         }
     }
-    match open_backend(BackendChoice::Gpu, &AdapterChoice::Auto, None) {
+    match open_backend(DeviceChoice::Gpu, &AdapterChoice::Auto, None) {
         Ok(mut gpu) => {
             let name = format!("gpu {}", gpu.info().device);
             let big = NonceRange::new(0, 1 << 24);

@@ -40,6 +40,8 @@ pub struct NodeConfig {
     pub net: NetSection,
     pub http: HttpSection,
     pub mining: MiningSection,
+    /// Present: this node takes part in the training cluster's consensus.
+    pub train: Option<TrainSection>,
 }
 
 /// `[net]`: the QUIC endpoint and peers.
@@ -82,6 +84,67 @@ pub struct MiningSection {
     /// profile's pace (regtest: 1000, so blocks come at a human pace and timestamps do not
     /// outrun the clock; devnet and testnet retarget and need none).
     pub pace_ms: u64,
+}
+
+/// `[train]`: the training cluster's Raft membership and timing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Key fingerprints (64 hex digits, as `hashgrad node` logs them) of the initial Raft
+    /// voters, this node's own included if it votes. Empty: this node bootstraps a cluster of
+    /// one.
+    pub voters: Vec<String>,
+    /// Milliseconds per Raft tick.
+    pub tick_ms: u64,
+    /// Election timeout in ticks (each wait is drawn from `[t, 2t)`).
+    pub election_ticks: u32,
+    /// Leader heartbeat interval in ticks (less than `election_ticks`).
+    pub heartbeat_ticks: u32,
+}
+
+impl Default for TrainSection {
+    fn default() -> TrainSection {
+        TrainSection {
+            voters: Vec::new(),
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }
+    }
+}
+
+impl TrainSection {
+    /// The `train.voters` fingerprints, parsed and free of Raft id collisions.
+    pub fn voters(&self) -> Result<Vec<NodeId>, ConfigError> {
+        let voters = self
+            .voters
+            .iter()
+            .map(|v| {
+                v.parse::<NodeId>()
+                    .map_err(|e| invalid("train.voters", &e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::node_id::RaftIds::new(voters.iter().copied())
+            .map_err(|e| invalid("train.voters", &e.to_string()))?;
+        Ok(voters)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.voters()?;
+        if !(1..=60_000).contains(&self.tick_ms) {
+            return Err(invalid("train.tick_ms", "must be between 1 and 60000"));
+        }
+        if self.heartbeat_ticks == 0 {
+            return Err(invalid("train.heartbeat_ticks", "must be at least 1"));
+        }
+        if self.election_ticks <= self.heartbeat_ticks {
+            return Err(invalid(
+                "train.election_ticks",
+                "must be greater than train.heartbeat_ticks",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for NodeConfig {
@@ -170,6 +233,7 @@ impl NodeConfig {
                 pace_ms: network_pace_ms(network),
                 ..MiningSection::default()
             },
+            train: None,
         }
     }
 
@@ -244,6 +308,9 @@ impl NodeConfig {
                 "mining.backend",
                 &format!("`{}` is not one of auto, cpu, gpu", self.mining.backend),
             ));
+        }
+        if let Some(train) = &self.train {
+            train.validate()?;
         }
         Ok(())
     }
@@ -366,6 +433,35 @@ mod tests {
         assert!(error.to_string().contains("mining.threads"), "{error}");
         let error = parse("[mining]\nbackend = \"quantum\"\n").expect_err("backend");
         assert!(error.to_string().contains("quantum"), "{error}");
+    }
+
+    #[test]
+    fn train_section_names_its_bad_keys() {
+        assert_eq!(parse("").expect("no train").train, None);
+        let lone = parse("[train]\n").expect("lone node");
+        assert_eq!(
+            lone.train.expect("section").voters().expect("voters"),
+            vec![]
+        );
+        let error = parse("[train]\nvoters = [\"abcd\"]\n").expect_err("short");
+        assert!(error.to_string().contains("train.voters"), "{error}");
+        let (a, b) = (
+            "01".repeat(8) + &"aa".repeat(24),
+            "01".repeat(8) + &"bb".repeat(24),
+        );
+        let error =
+            parse(&format!("[train]\nvoters = [\"{a}\", \"{b}\"]\n")).expect_err("collision");
+        assert!(
+            error.to_string().contains("train.voters") && error.to_string().contains("Raft id"),
+            "{error}"
+        );
+        let error = parse("[train]\nelection_ticks = 2\nheartbeat_ticks = 2\n").expect_err("ticks");
+        assert!(
+            error.to_string().contains("train.election_ticks"),
+            "{error}"
+        );
+        let error = parse("[train]\nvoter = []\n").expect_err("typo");
+        assert!(error.to_string().contains("voter"), "{error}");
     }
 
     #[test]

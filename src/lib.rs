@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod hash;
 pub mod net;
 pub mod node;
+pub mod node_id;
 pub mod pow;
 pub mod raft;
 pub mod testnet;

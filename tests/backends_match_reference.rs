@@ -5,9 +5,9 @@
 
 use std::cell::RefCell;
 
-use hashgrad::gpu::AdapterChoice;
+use hashgrad::gpu::{AdapterChoice, DeviceChoice};
 use hashgrad::hash::cpu::{CpuBackend, CpuPath};
-use hashgrad::hash::select::{BackendChoice, open_backend};
+use hashgrad::hash::select::open_backend;
 use hashgrad::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use hashgrad::pow::{Target, U256};
 use proptest::prelude::*;
@@ -21,7 +21,7 @@ fn backends(threads: usize) -> Vec<Box<dyn Backend>> {
             Box::new(CpuBackend::with_path(path, threads).expect("available")) as Box<dyn Backend>
         })
         .collect();
-    match open_backend(BackendChoice::Gpu, &AdapterChoice::Auto, None) {
+    match open_backend(DeviceChoice::Gpu, &AdapterChoice::Auto, None) {
         Ok(gpu) => all.push(gpu),
         Err(error) => {
             let required = std::env::var(hashgrad::gpu::REQUIRE_GPU_ENV).is_ok_and(|v| v == "1");

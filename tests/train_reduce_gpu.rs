@@ -5,7 +5,8 @@
 //! |gpu − cpu| ≤ K·ε·mean|x| + 2ε·|cpu| (ε = f32::EPSILON), the recursive-summation bound
 //! for two orders. In practice lavapipe matches bit for bit.
 
-use hashgrad::train::aggregate::{AggregateError, BackendChoice, GpuReducer, Reducer, Rule, cpu};
+use hashgrad::gpu::DeviceChoice;
+use hashgrad::train::aggregate::{AggregateError, GpuReducer, Reducer, Rule, cpu};
 use hashgrad::train::simulation::{SimulationConfig, run};
 use hashgrad::train::{Dataset, attack::Attack};
 use rand::{Rng, SeedableRng};
@@ -158,7 +159,7 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
         return;
     };
     let software = context.info.device_type == wgpu::DeviceType::Cpu;
-    let auto = Reducer::choose(BackendChoice::Auto, Some(context.clone())).expect("auto");
+    let auto = Reducer::choose(DeviceChoice::Auto, Some(context.clone())).expect("auto");
     assert_eq!(
         matches!(auto, Reducer::Cpu),
         software,
@@ -166,7 +167,7 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
         auto.describe()
     );
     assert!(matches!(
-        Reducer::choose(BackendChoice::Gpu, None),
+        Reducer::choose(DeviceChoice::Gpu, None),
         Err(AggregateError::Gpu(_))
     ));
     // Median and trimmed mean agree exactly, so a whole training run on the GPU ends in the
@@ -180,7 +181,7 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
             rule,
             ..SimulationConfig::default()
         };
-        let gpu = Reducer::choose(BackendChoice::Gpu, Some(context.clone())).expect("gpu");
+        let gpu = Reducer::choose(DeviceChoice::Gpu, Some(context.clone())).expect("gpu");
         let (on_gpu, _) = run(&config, &data, gpu, 15).expect("gpu run");
         let (on_cpu, _) = run(&config, &data, Reducer::Cpu, 15).expect("cpu run");
         assert_eq!(

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub hash_rate: Gauge<f64, AtomicU64>,
     /// Receipts waiting in the pool.
     pub receipts_pooled: Gauge,
+    /// The Raft term this node is in.
+    pub raft_term: Gauge,
+    /// The highest log index this node knows committed.
+    pub raft_commit_index: Gauge,
+    /// The highest log index this node applied.
+    pub raft_applied_index: Gauge,
+    /// 1 while this node leads, else 0.
+    pub raft_leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -60,6 +68,10 @@ impl Metrics {
             hashes: Counter::default(),
             hash_rate: Gauge::default(),
             receipts_pooled: Gauge::default(),
+            raft_term: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_leader: Gauge::default(),
         };
         let m = &metrics;
         registry.register(
@@ -104,6 +116,22 @@ impl Metrics {
             "receipts_pooled",
             "Receipts waiting to be mined",
             m.receipts_pooled.clone(),
+        );
+        registry.register("raft_term", "Raft term of this node", m.raft_term.clone());
+        registry.register(
+            "raft_commit_index",
+            "Highest Raft log index known committed",
+            m.raft_commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Highest Raft log index applied here",
+            m.raft_applied_index.clone(),
+        );
+        registry.register(
+            "raft_leader",
+            "1 while this node is the Raft leader",
+            m.raft_leader.clone(),
         );
         Metrics {
             registry: Arc::new(registry),

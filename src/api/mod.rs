@@ -37,6 +37,23 @@ pub struct NodeStatus {
     pub receipts_pooled: usize,
     /// QUIC address peers connect to.
     pub listen: String,
+    /// Raft's view, when this node takes part in consensus (a `[train]` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusStatus>,
+}
+
+/// Raft's part of `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsensusStatus {
+    /// `follower`, `pre-candidate`, `candidate` or `leader`.
+    pub role: String,
+    pub term: u64,
+    /// The leader's fingerprint (hex), when known.
+    pub leader: Option<String>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// Fingerprints (hex) of the current voters.
+    pub voters: Vec<String>,
 }
 
 /// One connected peer in `/status`.

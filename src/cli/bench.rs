@@ -9,9 +9,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::gpu::AdapterChoice;
+use crate::gpu::{AdapterChoice, DeviceChoice};
 use crate::hash::cpu::{CpuBackend, CpuPath, cpu_name, default_threads};
-use crate::hash::select::{BackendChoice, open_backend};
+use crate::hash::select::open_backend;
 use crate::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use crate::pow::{CompactBits, Target};
 
@@ -216,7 +216,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Open everything first so the progress bar knows how much there is to do.
     let mut gpu = None;
     if want_gpu {
-        match open_backend(BackendChoice::Gpu, &adapter, args.threads) {
+        match open_backend(DeviceChoice::Gpu, &adapter, args.threads) {
             Ok(backend) => gpu = Some(backend),
             Err(error) if !want_cpu => {
                 return Err(super::usage(format!(

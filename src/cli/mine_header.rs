@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 
-use crate::gpu::AdapterChoice;
-use crate::hash::select::{BackendChoice, open_backend};
+use crate::gpu::{AdapterChoice, DeviceChoice};
+use crate::hash::select::open_backend;
 use crate::hash::{Job, NonceRange, StopFlag, display_hash, parse_header_hex};
 use crate::pow::{CompactBits, Target};
 
@@ -37,10 +37,10 @@ pub struct MineHeaderArgs {
 
 pub fn run(args: MineHeaderArgs) -> anyhow::Result<()> {
     let header = parse_header_hex(&args.header_hex).map_err(|e| super::usage(e.to_string()))?;
-    let choice: BackendChoice = args
+    let choice: DeviceChoice = args
         .backend
         .parse()
-        .map_err(|e: crate::hash::select::UnknownBackend| super::usage(e.to_string()))?;
+        .map_err(|e: crate::gpu::UnknownDevice| super::usage(e.to_string()))?;
     if args.threads == Some(0) {
         return Err(super::usage("--threads must be at least 1"));
     }

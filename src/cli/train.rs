@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::gpu::{AdapterChoice, GpuContext};
-use crate::train::aggregate::{BackendChoice, Reducer, Rule, RuleName};
+use crate::gpu::{AdapterChoice, DeviceChoice};
+use crate::train::aggregate::{AggregateError, Reducer, Rule, RuleName};
 use crate::train::attack::Attack;
 use crate::train::csv::{self, LabelColumn};
 use crate::train::optimizer::OptimizerKind;
@@ -57,7 +57,7 @@ pub struct TrainArgs {
     pub hidden: Vec<usize>,
     /// Where gradients are reduced: cpu, gpu, or auto (GPU only on a hardware adapter).
     #[arg(long, default_value = "auto")]
-    pub backend: BackendChoice,
+    pub backend: DeviceChoice,
     /// GPU adapter: auto, an index from `hashgrad adapters`, or part of its name.
     #[arg(long, default_value = "auto")]
     pub adapter: AdapterChoice,
@@ -72,18 +72,6 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-fn rule(args: &TrainArgs) -> Rule {
-    match args.rule {
-        RuleName::Mean => Rule::Mean,
-        RuleName::Median => Rule::Median,
-        RuleName::TrimmedMean => Rule::TrimmedMean { trim: args.trim },
-        RuleName::Krum => Rule::Krum {
-            byzantine: args.trim,
-            select: args.workers.saturating_sub(args.trim).max(1),
-        },
-    }
-}
-
 fn load_data(args: &TrainArgs) -> anyhow::Result<Dataset> {
     let Some(path) = &args.data else {
         return Ok(Dataset::digits()?);
@@ -95,20 +83,6 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<Dataset> {
         .map_err(|e| super::usage(format!("cannot read --data {}: {e}", path.display())))?;
     csv::parse(&text, args.label_column, &path.display().to_string())
         .map_err(|e| super::usage(e.to_string()))
-}
-
-fn reducer(args: &TrainArgs) -> anyhow::Result<Reducer> {
-    let context = match args.backend {
-        BackendChoice::Cpu => None,
-        BackendChoice::Gpu => Some(
-            GpuContext::open(&args.adapter)
-                .context("--backend gpu needs a GPU adapter (or use --backend cpu)")?,
-        ),
-        BackendChoice::Auto => GpuContext::open(&args.adapter)
-            .inspect_err(|e| tracing::debug!("no GPU for reductions, using the CPU: {e}"))
-            .ok(),
-    };
-    Ok(Reducer::choose(args.backend, context)?)
 }
 
 /// The flag that sets a training setting the library refused.
@@ -144,7 +118,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         ));
     }
     let data = load_data(&args)?;
-    let rule = rule(&args);
+    let rule = Rule::from_name(args.rule, args.trim, args.workers);
     let config = SimulationConfig {
         workers: args.workers,
         byzantine: args.byzantine,
@@ -157,7 +131,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         hidden: args.hidden.clone(),
         test_fraction: 0.2,
     };
-    let reducer = reducer(&args)?;
+    let reducer = Reducer::open(args.backend, &args.adapter).map_err(|e| match e {
+        AggregateError::Gpu(_) => anyhow::Error::new(e)
+            .context("--backend gpu needs a GPU adapter (or use --backend cpu)"),
+        other => other.into(),
+    })?;
     let backend = reducer.describe();
     let mut simulation = Simulation::new(&config, &data, reducer).map_err(|e| match e {
         TrainError::BadSetting { setting, .. } => {

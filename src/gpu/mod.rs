@@ -3,9 +3,11 @@
 //! lives with their subsystem (`hash::gpu`, `train::aggregate::gpu`); WGSL lives in `shaders/`.
 
 pub mod buffers;
+mod choice;
 mod context;
 mod probe;
 
+pub use choice::{DeviceChoice, UnknownDevice};
 pub use context::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};
 
 /// Set to `1` to make GPU tests fail instead of skip when no adapter exists (CI sets it).

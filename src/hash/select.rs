@@ -1,72 +1,31 @@
-//! Which backend runs a search: `--backend cpu|gpu|auto` becomes a `Box<dyn Backend>`.
+//! Which backend runs a search: `--backend cpu|gpu|auto` (a `gpu::DeviceChoice`) becomes a
+//! `Box<dyn Backend>`.
 //! `auto` takes a hardware GPU when one opens and the CPU otherwise (a software adapter such
 //! as lavapipe is slower than the native CPU paths), saying why in the log; a GPU that is lost
 //! mid-search hands over to the CPU (`CpuFallback`).
 //!
 //! Must not contain hashing code.
 
-use std::fmt;
-use std::str::FromStr;
-
 use super::cpu::CpuBackend;
 use super::gpu::GpuBackend;
 use super::{Backend, BackendInfo, HashError, Job, NonceRange, SearchOutcome, StopFlag};
-use crate::gpu::{AdapterChoice, GpuError};
-
-/// What `--backend` asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum BackendChoice {
-    /// The CPU's fastest path.
-    Cpu,
-    /// The GPU, or an error when no adapter opens.
-    Gpu,
-    /// A hardware GPU if one opens, else the CPU.
-    #[default]
-    Auto,
-}
-
-/// An unknown `--backend` name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown backend {0:?}: expected cpu, gpu or auto")]
-pub struct UnknownBackend(pub String);
-
-impl FromStr for BackendChoice {
-    type Err = UnknownBackend;
-    fn from_str(text: &str) -> Result<BackendChoice, UnknownBackend> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "cpu" => Ok(BackendChoice::Cpu),
-            "gpu" => Ok(BackendChoice::Gpu),
-            "auto" => Ok(BackendChoice::Auto),
-            _ => Err(UnknownBackend(text.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for BackendChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendChoice::Cpu => "cpu",
-            BackendChoice::Gpu => "gpu",
-            BackendChoice::Auto => "auto",
-        })
-    }
-}
+use crate::gpu::{AdapterChoice, DeviceChoice, GpuError};
 
 /// Opens the backend `choice` names. `Gpu` fails with `HashError::NoAdapter` (or the GPU's
 /// error) when no adapter opens; `Auto` never fails. `threads` sets the CPU's worker count
 /// (default: one per core), also for the CPU that takes over from a lost GPU.
 pub fn open_backend(
-    choice: BackendChoice,
+    choice: DeviceChoice,
     adapter: &AdapterChoice,
     threads: Option<usize>,
 ) -> Result<Box<dyn Backend>, HashError> {
     match choice {
-        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new(threads))),
-        BackendChoice::Gpu => {
+        DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new(threads))),
+        DeviceChoice::Gpu => {
             let gpu = GpuBackend::open(adapter)?;
             Ok(Box::new(CpuFallback::new(gpu, threads)))
         }
-        BackendChoice::Auto => {
+        DeviceChoice::Auto => {
             let cpu = CpuBackend::new(threads);
             match GpuBackend::open(adapter) {
                 Ok(gpu) if gpu.is_software() => {
@@ -198,15 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn backend_names_parse_and_unknown_ones_say_what_is_expected() {
-        assert_eq!("CPU".parse::<BackendChoice>(), Ok(BackendChoice::Cpu));
-        assert_eq!(" gpu ".parse::<BackendChoice>(), Ok(BackendChoice::Gpu));
-        assert_eq!("auto".parse::<BackendChoice>(), Ok(BackendChoice::Auto));
-        let error = "tpu".parse::<BackendChoice>().unwrap_err();
-        assert!(error.to_string().contains("expected cpu, gpu or auto"));
-    }
-
-    #[test]
     fn a_lost_gpu_hands_the_same_search_to_the_cpu() {
         let job = Job {
             header: [7; 80],
@@ -225,10 +175,10 @@ mod tests {
 
     #[test]
     fn cpu_choice_opens_the_cpu_and_auto_always_opens_something() {
-        let cpu = open_backend(BackendChoice::Cpu, &AdapterChoice::Auto, Some(1)).expect("cpu");
+        let cpu = open_backend(DeviceChoice::Cpu, &AdapterChoice::Auto, Some(1)).expect("cpu");
         assert_eq!(cpu.info().kind, BackendKind::Cpu);
         assert_eq!(cpu.info().threads, 1);
-        let auto = open_backend(BackendChoice::Auto, &AdapterChoice::Auto, Some(1)).expect("auto");
+        let auto = open_backend(DeviceChoice::Auto, &AdapterChoice::Auto, Some(1)).expect("auto");
         assert!(!auto.info().device.is_empty() || auto.info().kind == BackendKind::Gpu);
     }
 }

@@ -1,5 +1,6 @@
 //! Node identity: the Ed25519 key pair kept in the data dir, the self-signed certificate made
-//! from it, and `NodeId`, the SHA-256 fingerprint of the public key that names a peer.
+//! from it, and how a certificate becomes its `NodeId` (the crate's one peer name, defined in
+//! `node_id`: the SHA-256 fingerprint of the public key).
 //!
 //! Owns key files and fingerprints; must not open sockets (that is `transport`).
 
@@ -7,7 +8,6 @@ use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -17,9 +17,7 @@ use super::NetError;
 /// File name of the node's private key (PKCS#8 PEM) inside the data dir.
 pub const KEY_FILE: &str = "node_key.pem";
 
-/// A peer's name: SHA-256 of the DER SubjectPublicKeyInfo of its certificate's key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub [u8; 32]);
+pub use crate::node_id::NodeId;
 
 impl NodeId {
     /// The fingerprint of a DER certificate's public key, or an error if it does not parse.
@@ -28,39 +26,6 @@ impl NodeId {
             .map_err(|e| NetError::Certificate(format!("peer certificate does not parse: {e}")))?;
         let spki = parsed.subject_public_key_info();
         Ok(NodeId(Sha256::digest(spki.as_ref()).into()))
-    }
-
-    /// The first 8 hex digits, for logs.
-    pub fn short(&self) -> String {
-        hex::encode(&self.0[..4])
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({})", self.short())
-    }
-}
-
-impl FromStr for NodeId {
-    type Err = NetError;
-    fn from_str(text: &str) -> Result<NodeId, NetError> {
-        let bytes = hex::decode(text.trim()).map_err(|e| {
-            NetError::BadFingerprint(format!("`{text}` is not hex ({e}); expected 64 hex digits"))
-        })?;
-        let array = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-            NetError::BadFingerprint(format!(
-                "`{text}` has {} bytes; a fingerprint is 32 bytes (64 hex digits)",
-                bytes.len()
-            ))
-        })?;
-        Ok(NodeId(array))
     }
 }
 

@@ -79,8 +79,6 @@ pub enum NetError {
     Io(PathBuf, #[source] std::io::Error),
     #[error("certificate error: {0}")]
     Certificate(String),
-    #[error("bad peer fingerprint: {0}")]
-    BadFingerprint(String),
     #[error("TLS setup failed: {0}")]
     Tls(String),
     #[error("cannot listen on {0}: {1}; is another node using this port?")]

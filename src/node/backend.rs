@@ -1,14 +1,14 @@
 //! Opens the mining backend the config names, through the search engine's `hash::select`.
 
-use crate::gpu::AdapterChoice;
+use crate::gpu::{AdapterChoice, DeviceChoice};
 use crate::hash::Backend;
-use crate::hash::select::{BackendChoice, open_backend};
+use crate::hash::select::open_backend;
 
 use super::NodeError;
 
 /// The backend for `mining.backend` (`cpu`, `gpu`, `auto`) with `threads` CPU threads.
 pub fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
-    let choice: BackendChoice = name.parse()?;
+    let choice: DeviceChoice = name.parse()?;
     open_backend(choice, &AdapterChoice::Auto, Some(threads)).map_err(|source| NodeError::Backend {
         name: name.to_string(),
         source,

@@ -12,7 +12,6 @@
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::hash::HEADER_LEN;
@@ -31,31 +30,8 @@ pub const COINBASE_BYTES: usize = 32 + 8 + 8;
 /// Bytes of a block with no receipts.
 pub const EMPTY_BLOCK_BYTES: usize = HEADER_LEN + COINBASE_BYTES + 4;
 
-/// A node's identity: the 32-byte fingerprint of its public key (hex in text).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct NodeId(pub [u8; 32]);
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({self})")
-    }
-}
-
-impl FromStr for NodeId {
-    type Err = hex::FromHexError;
-
-    fn from_str(text: &str) -> Result<NodeId, hex::FromHexError> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut bytes)?;
-        Ok(NodeId(bytes))
-    }
-}
+/// Who mined a block: the miner's network fingerprint (the crate's one `NodeId`).
+pub use crate::node_id::NodeId;
 
 /// The first body item: who mined the block, at which height, and the extra-nonce a miner
 /// rolls when the 32-bit header nonce runs out.

@@ -60,9 +60,25 @@ impl Raft {
     /// appears in a later [`super::Ready`]; serve it once `index` is applied. A request can be
     /// silently dropped if leadership changes: callers retry after a timeout.
     pub fn read_index(&mut self, request: u64) -> Result<(), ProposeError> {
+        self.read_index_with(request, self.cfg.read_only)
+    }
+
+    /// `read_index` with the confirmation chosen per request: `LeaseBased` is honoured only
+    /// with `check_quorum` on (else it is a ReadIndex round), and a follower forwards either
+    /// kind to the leader, which confirms it its own configured way.
+    pub fn read_index_with(
+        &mut self,
+        request: u64,
+        mode: ReadOnlyMode,
+    ) -> Result<(), ProposeError> {
+        let mode = if self.cfg.check_quorum {
+            mode
+        } else {
+            ReadOnlyMode::Safe
+        };
         match self.role {
             Role::Leader => {
-                self.leader_read(request, None);
+                self.leader_read(request, None, mode);
                 Ok(())
             }
             _ => match self.leader {
@@ -77,16 +93,13 @@ impl Raft {
 
     pub(crate) fn handle_forwarded_read(&mut self, from: NodeId, request: u64) {
         if self.role == Role::Leader {
-            self.leader_read(request, Some(from));
+            self.leader_read(request, Some(from), self.cfg.read_only);
         }
     }
 
-    fn leader_read(&mut self, request: u64, from: Option<NodeId>) {
+    fn leader_read(&mut self, request: u64, from: Option<NodeId>, mode: ReadOnlyMode) {
         let own_term_committed = self.log.term(self.log.committed) == Some(self.term);
-        if own_term_committed
-            && self.cfg.read_only == ReadOnlyMode::LeaseBased
-            && self.lease_valid()
-        {
+        if own_term_committed && mode == ReadOnlyMode::LeaseBased && self.lease_valid() {
             let index = self.log.committed;
             self.deliver_read(request, from, index);
             return;

@@ -1,7 +1,10 @@
 //! Plain Raft data types shared by the core, the wire format and storage: entries, hard state,
 //! snapshots, membership changes. No behaviour beyond small accessors.
 
-/// A node's identity in the cluster; `0` is reserved for "nobody".
+/// A node's identity in the cluster; `0` is reserved for "nobody". In a running node it is
+/// derived from the network fingerprint by `crate::node_id::NodeId::raft_id` (the first 8
+/// bytes big-endian), and `crate::node_id::RaftIds` maps it back; the core itself only sees
+/// the `u64`.
 pub type NodeId = u64;
 
 /// What an entry carries.

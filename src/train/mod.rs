@@ -16,7 +16,7 @@ pub mod shard;
 pub mod simulation;
 pub mod trainer;
 
-pub use aggregate::{AggregateError, BackendChoice, Reducer, Rule};
+pub use aggregate::{AggregateError, Reducer, Rule};
 pub use dataset::Dataset;
 pub use model::Mlp;
 pub use params::{StateHash, TrainState};

@@ -10,7 +10,7 @@ pub mod gpu;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::gpu::GpuContext;
+use crate::gpu::{AdapterChoice, DeviceChoice, GpuContext};
 
 pub use gpu::GpuReducer;
 
@@ -86,6 +86,21 @@ impl Rule {
             Rule::Mean | Rule::Median => 1,
             Rule::TrimmedMean { trim } => 2 * trim + 1,
             Rule::Krum { byzantine, select } => (2 * byzantine + 3).max(select),
+        }
+    }
+
+    /// The rule of family `name` for `workers` inputs: `trim` is the values dropped at each
+    /// end for trimmed-mean and the assumed Byzantine count f for Krum (which then averages
+    /// the `workers − f` best, at least one).
+    pub fn from_name(name: RuleName, trim: usize, workers: usize) -> Rule {
+        match name {
+            RuleName::Mean => Rule::Mean,
+            RuleName::Median => Rule::Median,
+            RuleName::TrimmedMean => Rule::TrimmedMean { trim },
+            RuleName::Krum => Rule::Krum {
+                byzantine: trim,
+                select: workers.saturating_sub(trim).max(1),
+            },
         }
     }
 
@@ -182,31 +197,6 @@ pub fn validate_finite(inputs: &[&[f32]]) -> Result<(), AggregateError> {
     Ok(())
 }
 
-/// Which backend to reduce on, as the CLI names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// The CPU twin.
-    Cpu,
-    /// The WGSL kernels; fails without a GPU adapter.
-    Gpu,
-    /// The GPU only on a hardware adapter (a software one such as lavapipe is slower than the
-    /// CPU twin), else the CPU.
-    #[default]
-    Auto,
-}
-
-impl FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "cpu" => Ok(BackendChoice::Cpu),
-            "gpu" => Ok(BackendChoice::Gpu),
-            "auto" => Ok(BackendChoice::Auto),
-            other => Err(format!("unknown backend '{other}'; use cpu, gpu or auto")),
-        }
-    }
-}
-
 /// Reduces gradients with a rule on the CPU or the GPU.
 #[derive(Debug)]
 pub enum Reducer {
@@ -226,17 +216,17 @@ impl Reducer {
     /// opened). `Gpu` without a context is an error; `Auto` takes the GPU only when it is
     /// hardware.
     pub fn choose(
-        choice: BackendChoice,
+        choice: DeviceChoice,
         context: Option<GpuContext>,
     ) -> Result<Reducer, AggregateError> {
         match (choice, context) {
-            (BackendChoice::Cpu, _) => Ok(Reducer::Cpu),
-            (BackendChoice::Gpu, Some(context)) => Ok(Reducer::Gpu {
+            (DeviceChoice::Cpu, _) => Ok(Reducer::Cpu),
+            (DeviceChoice::Gpu, Some(context)) => Ok(Reducer::Gpu {
                 reducer: Box::new(GpuReducer::new(context)?),
                 fallback: false,
             }),
-            (BackendChoice::Gpu, None) => Err(crate::gpu::GpuError::NoAdapter.into()),
-            (BackendChoice::Auto, Some(context))
+            (DeviceChoice::Gpu, None) => Err(crate::gpu::GpuError::NoAdapter.into()),
+            (DeviceChoice::Auto, Some(context))
                 if context.info.device_type != wgpu::DeviceType::Cpu =>
             {
                 Ok(Reducer::Gpu {
@@ -244,8 +234,21 @@ impl Reducer {
                     fallback: true,
                 })
             }
-            (BackendChoice::Auto, _) => Ok(Reducer::Cpu),
+            (DeviceChoice::Auto, _) => Ok(Reducer::Cpu),
         }
+    }
+
+    /// Opens what `choice` asks for on `adapter`: the CPU twin, the GPU (an error when no
+    /// adapter opens), or for `Auto` a hardware GPU if one opens and the CPU otherwise.
+    pub fn open(choice: DeviceChoice, adapter: &AdapterChoice) -> Result<Reducer, AggregateError> {
+        let context = match choice {
+            DeviceChoice::Cpu => None,
+            DeviceChoice::Gpu => Some(GpuContext::open(adapter)?),
+            DeviceChoice::Auto => GpuContext::open(adapter)
+                .inspect_err(|e| tracing::debug!("no GPU for reductions, using the CPU: {e}"))
+                .ok(),
+        };
+        Reducer::choose(choice, context)
     }
 
     /// `"cpu"` or `"gpu (ADAPTER)"`, for logs and summaries.

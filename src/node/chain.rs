@@ -1,7 +1,11 @@
-//! The node loop: one task that owns the chain, the store, the receipt pool and the miner, and
-//! reacts to network events, found blocks, sync reports, handle commands and timers. Every
-//! block (mined, gossiped, synced or submitted) goes through `accept`: validate (the chain),
-//! persist (one store transaction), update the pool, relay, replace the mining job.
+//! The chain service: one task that owns the chain, the store, the receipt pool, the miner,
+//! headers-first sync, relay and redialling known peers, and reacts to the transport's chain
+//! events, found blocks, sync reports, its command channel and timers. Every block (mined,
+//! gossiped, synced or submitted) goes through `accept`: validate (the chain), persist (one
+//! store transaction), update the pool, relay, replace the mining job.
+//!
+//! Must not open the data dir, bind sockets or serve HTTP (`node::start` does, and composes
+//! this service with the others).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -14,14 +18,13 @@ use tracing::{debug, info, warn};
 use super::miner::Miner;
 use super::seen::SeenCache;
 use super::sync::{self, SyncReport};
-use super::{ChainEvent, Command, NodeError, NodeHandle, STORE_FILE, backend};
-use crate::api::{self, Metrics, NodeStatus, PeerStatus};
+use super::{ChainEvent, Command, NodeError, backend};
+use crate::api::{Metrics, NodeStatus, PeerStatus};
 use crate::config::NodeConfig;
 use crate::hash::reference::sha256d;
-use crate::net::{Identity, Message, NetConfig, NetEvent, Network, NodeId};
+use crate::net::{Message, NetEvent, Network, NodeId};
 use crate::pow::{
-    Accepted, Block, BlockHash, Chain, ChainError, ChainStore, MAX_BLOCK_BYTES, NetworkParams,
-    ReceiptPool,
+    Accepted, Block, BlockHash, Chain, ChainError, ChainStore, MAX_BLOCK_BYTES, ReceiptPool,
 };
 
 /// Receipt bytes a pool holds at most.
@@ -35,7 +38,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-struct Driver {
+struct ChainService {
     config: NodeConfig,
     chain: Chain,
     store: ChainStore,
@@ -45,7 +48,7 @@ struct Driver {
     found: mpsc::UnboundedSender<Block>,
     backend_name: String,
     mining: bool,
-    miner_id: crate::pow::NodeId,
+    miner_id: NodeId,
     seen: SeenCache,
     metrics: Metrics,
     status: watch::Sender<NodeStatus>,
@@ -62,46 +65,38 @@ struct Driver {
     pace: Duration,
 }
 
-/// Opens everything and spawns the loop.
-pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
-    config.validate()?;
-    let params = NetworkParams::by_name(&config.network)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
-    let identity = Identity::load_or_create(&config.data_dir)?;
-    let id = identity.id();
-    let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
-    let chain = store.load_chain()?;
+/// What the chain service is built from; `node::start` opens them.
+pub(super) struct ChainParts {
+    pub config: NodeConfig,
+    pub chain: Chain,
+    pub store: ChainStore,
+    pub net: Network,
+    /// The transport's chain events (`Network::bind`'s receiver).
+    pub net_events: mpsc::Receiver<NetEvent>,
+    pub metrics: Metrics,
+    pub status: watch::Sender<NodeStatus>,
+    pub events: broadcast::Sender<ChainEvent>,
+}
 
-    let mut net_config =
-        NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
-    net_config.pins = config.pins()?;
-    net_config.ban = config.ban();
-    net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
-    let (net, net_events) = Network::bind(identity, net_config)?;
-    let listen = net.local_addr();
+/// The chain service's task; it ends when the service stops.
+pub(super) type ChainTask = tokio::task::JoinHandle<Result<(), NodeError>>;
 
-    let metrics = Metrics::new();
-    let (status, status_rx) = watch::channel(NodeStatus::default());
-    let (stopped_tx, mut stopped_rx) = watch::channel(false);
-    let http = match config.http.listen {
-        Some(addr) => {
-            let stopped = async move {
-                let _ = stopped_rx.wait_for(|stopped| *stopped).await;
-            };
-            let bound = api::serve(addr, status_rx.clone(), metrics.clone(), stopped)
-                .await
-                .map_err(|e| NodeError::Http(addr, e))?;
-            Some(bound)
-        }
-        None => None,
-    };
-
+/// Starts the miner (when enabled) and spawns the service; returns its command channel.
+pub(super) fn spawn(parts: ChainParts) -> Result<(mpsc::Sender<Command>, ChainTask), NodeError> {
+    let ChainParts {
+        config,
+        chain,
+        store,
+        net,
+        net_events,
+        metrics,
+        status,
+        events,
+    } = parts;
     let (found, found_rx) = mpsc::unbounded_channel();
     let (sync_reports, sync_rx) = mpsc::channel(64);
     let (dialed, dialed_rx) = mpsc::unbounded_channel();
     let (commands, commands_rx) = mpsc::channel(256);
-    let (events, _) = broadcast::channel(4096);
 
     let mut known = HashMap::new();
     for peer in config.peers()? {
@@ -112,26 +107,23 @@ pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             known.entry(addr).or_insert(None);
         }
     }
-    info!(
-        node = %id, network = %config.network, %listen, http = ?http,
-        height = chain.height(), tip = %chain.tip(), "node started"
-    );
-    let mut driver = Driver {
+    let id = net.id();
+    let mut service = ChainService {
         pace: Duration::from_millis(config.mining.pace_ms),
         mining: config.mining.enabled,
         config,
         chain,
         store,
         pool: ReceiptPool::new(POOL_BYTES),
-        net: net.clone(),
+        net,
         miner: None,
         found,
         backend_name: "none".into(),
-        miner_id: crate::pow::NodeId(id.0),
+        miner_id: id,
         seen: SeenCache::new(SEEN_CAPACITY),
-        metrics: metrics.clone(),
+        metrics,
         status,
-        events: events.clone(),
+        events,
         sync_reports,
         syncing: HashSet::new(),
         resync: HashSet::new(),
@@ -142,10 +134,10 @@ pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         rate_sample: (Instant::now(), 0),
         hash_rate: 0.0,
     };
-    if driver.mining {
-        driver.open_miner()?;
+    if service.mining {
+        service.open_miner()?;
     }
-    driver.publish();
+    service.publish();
     let receivers = Receivers {
         net: net_events,
         found: found_rx,
@@ -153,25 +145,8 @@ pub(super) async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         dialed: dialed_rx,
         commands: commands_rx,
     };
-    let task = tokio::spawn(async move {
-        let result = driver.run(receivers).await;
-        let _ = stopped_tx.send(true);
-        if let Err(error) = &result {
-            warn!(%error, "node stopped");
-        }
-        result
-    });
-    Ok(NodeHandle {
-        commands,
-        status: status_rx,
-        events,
-        partition: net.partition(),
-        id,
-        listen,
-        http,
-        metrics,
-        task,
-    })
+    let task = tokio::spawn(async move { service.run(receivers).await });
+    Ok((commands, task))
 }
 
 struct Receivers {
@@ -182,7 +157,7 @@ struct Receivers {
     commands: mpsc::Receiver<Command>,
 }
 
-impl Driver {
+impl ChainService {
     async fn run(&mut self, mut rx: Receivers) -> Result<(), NodeError> {
         let mut redial = tokio::time::interval(self.config.redial());
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -214,10 +189,10 @@ impl Driver {
                 break Err(error);
             }
         };
-        // Stop hashing first, then close connections; the store closes when the driver drops.
+        // Stop hashing; `node::start`'s supervisor closes the connections, and the store
+        // closes when the service drops.
         self.miner = None;
-        self.net.shutdown();
-        info!("node stopped");
+        info!("chain service stopped");
         result
     }
 
@@ -506,7 +481,7 @@ impl Driver {
         Ok(())
     }
 
-    /// Refreshes metrics and the `/status` snapshot.
+    /// Refreshes metrics and the chain's fields of the `/status` snapshot.
     fn publish(&mut self) {
         let hashes = self.miner.as_ref().map_or(0, Miner::hashes);
         let (since, before) = self.rate_sample;
@@ -522,6 +497,7 @@ impl Driver {
         self.metrics.hash_rate.set(self.hash_rate);
         self.metrics.receipts_pooled.set(self.pool.len() as i64);
         let status = NodeStatus {
+            consensus: None,
             network: self.config.network.clone(),
             node_id: self.net.id().to_string(),
             height: self.chain.height(),
@@ -542,6 +518,13 @@ impl Driver {
             receipts_pooled: self.pool.len(),
             listen: self.net.local_addr().to_string(),
         };
-        self.status.send_replace(status);
+        // Keep the consensus service's fields (its forwarder writes them under the same lock).
+        self.status.send_modify(|current| {
+            let consensus = current.consensus.take();
+            *current = NodeStatus {
+                consensus,
+                ..status
+            };
+        });
     }
 }

@@ -1,0 +1,563 @@
+//! The consensus service: one tokio task that drives the sans-IO `raft::Raft` for this node.
+//! It ticks Raft on an interval, steps Raft frames from the transport, runs `process_ready`
+//! with a `RedbStorage` in the data dir (`raft.redb`), sends Raft's messages to peers with
+//! `Network::send_to`, and serves proposals and reads that arrive through a
+//! [`ConsensusHandle`]. It is generic over the replicated [`StateMachine`].
+//!
+//! Raft ids are the peers' network fingerprints mapped by [`NodeId::raft_id`]; a frame whose
+//! Raft sender is not the fingerprint of the connection it came on is dropped.
+//!
+//! Owns the Raft task, its redb file and its clock; must not decide what commands mean (that
+//! is the state machine's business).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+pub use crate::api::ConsensusStatus;
+use crate::net::frame::ServiceFrame;
+use crate::net::{Message as Frame, NetEvent, Network};
+use crate::node_id::{NodeId, NodeIdError, RaftIds};
+use crate::raft::{
+    self, Config as RaftConfig, ProposeError, Raft, RaftError, ReadOnlyMode, RedbStorage, Role,
+    StateMachine, Storage, StorageError,
+};
+
+/// File name of the Raft log inside the data dir.
+pub const RAFT_FILE: &str = "raft.redb";
+/// Frame type of an encoded `raft::Message` (the first of the Raft range `0x30..=0x4f`).
+pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
+/// How long a read or proposal may wait inside the service before it is answered `Timeout`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a read is confirmed before it sees the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadConsistency {
+    /// ReadIndex: the leader confirms with a quorum that it still leads, then the read waits
+    /// until this node has applied that commit index.
+    #[default]
+    Linearizable,
+    /// The leader's lease: no quorum round while a quorum answered within an election
+    /// timeout (assumes bounded clock drift). On a follower it is forwarded as ReadIndex.
+    Lease,
+    /// This node's applied state as it is now; may be stale.
+    Local,
+}
+
+impl FromStr for ReadConsistency {
+    type Err = String;
+    fn from_str(text: &str) -> Result<ReadConsistency, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "linearizable" => Ok(ReadConsistency::Linearizable),
+            "lease" => Ok(ReadConsistency::Lease),
+            "local" => Ok(ReadConsistency::Local),
+            other => Err(format!(
+                "unknown consistency `{other}`; use linearizable, lease or local"
+            )),
+        }
+    }
+}
+
+/// How the service runs Raft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsensusConfig {
+    /// The initial voters by fingerprint; empty: this node bootstraps a cluster of one.
+    pub voters: Vec<NodeId>,
+    /// Wall-clock length of one Raft tick.
+    pub tick: Duration,
+    /// Election timeout base, in ticks (each wait is drawn from `[t, 2t)`).
+    pub election_ticks: u32,
+    /// Leader heartbeat interval, in ticks.
+    pub heartbeat_ticks: u32,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> ConsensusConfig {
+        ConsensusConfig {
+            voters: Vec::new(),
+            tick: Duration::from_millis(100),
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }
+    }
+}
+
+/// Errors of the consensus service and of requests to it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsensusError {
+    #[error(transparent)]
+    Ids(#[from] NodeIdError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    #[error("this node is not the leader (leader: {leader:?}); send the request to the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("proposal refused: {0}")]
+    Refused(ProposeError),
+    #[error("the entry proposed at index {index} was replaced by a new leader; propose it again")]
+    Dropped { index: u64 },
+    #[error("no answer within {0:?} (no leader, or leadership changed); retry")]
+    Timeout(Duration),
+    #[error("the consensus service has stopped")]
+    Stopped,
+}
+
+type ReadFn<M> = Box<dyn FnOnce(Result<&M, ConsensusError>) + Send>;
+
+enum Request<M> {
+    Propose(Vec<u8>, oneshot::Sender<Result<u64, ConsensusError>>),
+    Read(ReadConsistency, ReadFn<M>),
+    Shutdown,
+}
+
+/// Proposals and reads for the consensus service; cheap to clone.
+pub struct ConsensusHandle<M> {
+    requests: mpsc::Sender<Request<M>>,
+    status: watch::Receiver<ConsensusStatus>,
+}
+
+impl<M> Clone for ConsensusHandle<M> {
+    fn clone(&self) -> Self {
+        ConsensusHandle {
+            requests: self.requests.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+impl<M: Send + 'static> ConsensusHandle<M> {
+    /// Proposes a command at the leader; resolves with its log index once this node has
+    /// applied it (so it is committed), or with why it was not.
+    pub async fn propose(&self, command: Vec<u8>) -> Result<u64, ConsensusError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Propose(command, reply)).await?;
+        answer.await.map_err(|_| ConsensusError::Stopped)?
+    }
+
+    /// Runs `read` on the state machine once the requested consistency allows.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        consistency: ReadConsistency,
+        read: impl FnOnce(&M) -> R + Send + 'static,
+    ) -> Result<R, ConsensusError> {
+        let (reply, answer) = oneshot::channel();
+        let read: ReadFn<M> = Box::new(move |machine| {
+            let _ = reply.send(machine.map(read));
+        });
+        self.send(Request::Read(consistency, read)).await?;
+        answer.await.map_err(|_| ConsensusError::Stopped)?
+    }
+
+    /// The latest Raft status.
+    pub fn status(&self) -> ConsensusStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Status updates (role, term, leader, commit index).
+    pub fn watch(&self) -> watch::Receiver<ConsensusStatus> {
+        self.status.clone()
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.requests.send(Request::Shutdown).await;
+    }
+
+    async fn send(&self, request: Request<M>) -> Result<(), ConsensusError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| ConsensusError::Stopped)
+    }
+}
+
+struct PendingProposal {
+    term: u64,
+    reply: oneshot::Sender<Result<u64, ConsensusError>>,
+    since: Instant,
+}
+
+struct PendingRead<M> {
+    read: ReadFn<M>,
+    since: Instant,
+}
+
+struct Service<M, S> {
+    raft: Raft,
+    storage: S,
+    machine: M,
+    net: Network,
+    ids: RaftIds,
+    status: watch::Sender<ConsensusStatus>,
+    proposals: BTreeMap<u64, PendingProposal>,
+    /// Reads waiting for Raft to confirm them, by request id.
+    confirming: BTreeMap<u64, PendingRead<M>>,
+    /// Confirmed reads waiting for this node to apply their index.
+    applying: Vec<(u64, PendingRead<M>)>,
+    next_read: u64,
+}
+
+/// The consensus service's task; it ends when the service stops or fails.
+pub type ConsensusTask = tokio::task::JoinHandle<Result<(), ConsensusError>>;
+
+/// Opens `raft.redb` in `data_dir`, builds Raft for `own` and spawns the service task.
+/// `events` are the transport's Raft-range events (`Network::subscribe(Service::Raft)`).
+pub fn start<M>(
+    own: NodeId,
+    config: &ConsensusConfig,
+    data_dir: &Path,
+    machine: M,
+    net: Network,
+    events: mpsc::Receiver<NetEvent>,
+) -> Result<(ConsensusHandle<M>, ConsensusTask), ConsensusError>
+where
+    M: StateMachine + Send + 'static,
+{
+    let voters = if config.voters.is_empty() {
+        vec![own]
+    } else {
+        config.voters.clone()
+    };
+    let mut ids = RaftIds::new(voters.iter().copied())?;
+    let id = ids.insert(own)?;
+    let storage = RedbStorage::open(data_dir.join(RAFT_FILE))?;
+    let recovered = storage.recover()?;
+    let mut raft_config = RaftConfig::new(id, voters.iter().filter_map(NodeId::raft_id).collect());
+    raft_config.election_ticks = config.election_ticks;
+    raft_config.heartbeat_ticks = config.heartbeat_ticks;
+    raft_config.seed = rand::random();
+    // A stored snapshot comes back in Raft's first `Ready` (restoring `machine`), and the
+    // committed entries after it are applied again: the state machine lives in memory.
+    let raft = Raft::new(raft_config, recovered)?;
+    info!(
+        raft_id = format_args!("{id:#018x}"),
+        voters = voters.len(),
+        term = raft.term(),
+        commit = raft.commit_index(),
+        "consensus started"
+    );
+    let (status, status_rx) = watch::channel(ConsensusStatus::default());
+    let (requests, requests_rx) = mpsc::channel(1024);
+    let mut service = Service {
+        raft,
+        storage,
+        machine,
+        net,
+        ids,
+        status,
+        proposals: BTreeMap::new(),
+        confirming: BTreeMap::new(),
+        applying: Vec::new(),
+        next_read: 1,
+    };
+    service.publish();
+    let tick = config.tick;
+    let task = tokio::spawn(async move { service.run(tick, events, requests_rx).await });
+    Ok((
+        ConsensusHandle {
+            requests,
+            status: status_rx,
+        },
+        task,
+    ))
+}
+
+impl<M: StateMachine, S: Storage> Service<M, S> {
+    async fn run(
+        &mut self,
+        tick: Duration,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut requests: mpsc::Receiver<Request<M>>,
+    ) -> Result<(), ConsensusError> {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.raft.tick();
+                    self.expire();
+                }
+                Some(event) = events.recv() => self.on_net(event),
+                request = requests.recv() => match request {
+                    Some(Request::Shutdown) | None => break,
+                    Some(request) => self.on_request(request),
+                },
+            }
+            if let Err(error) = self.drive() {
+                warn!(%error, "consensus stopped");
+                self.fail_all();
+                return Err(error);
+            }
+        }
+        self.fail_all();
+        info!("consensus stopped");
+        Ok(())
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Connected { peer, .. } => {
+                if let Err(error) = self.ids.insert(peer) {
+                    warn!(%error, "peer cannot take part in consensus");
+                }
+            }
+            NetEvent::Frame { peer, frame } if frame.code == RAFT_MESSAGE_FRAME => {
+                self.on_raft_frame(peer, &frame)
+            }
+            NetEvent::Frame { peer, frame } => {
+                debug!(peer = %peer.short(), code = frame.code, "unknown Raft-range frame dropped")
+            }
+            _ => {}
+        }
+    }
+
+    fn on_raft_frame(&mut self, peer: NodeId, frame: &ServiceFrame) {
+        let message = match raft::Message::decode(&frame.payload) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(peer = %peer.short(), %error, "undecodable Raft message dropped");
+                return;
+            }
+        };
+        if self.ids.node(message.from) != Some(peer) {
+            warn!(
+                peer = %peer.short(),
+                claimed = format_args!("{:#018x}", message.from),
+                "Raft message whose sender is not the connection's peer dropped"
+            );
+            return;
+        }
+        if let Err(error) = self.raft.step(message) {
+            debug!(peer = %peer.short(), %error, "Raft message refused");
+        }
+    }
+
+    fn on_request(&mut self, request: Request<M>) {
+        match request {
+            Request::Propose(command, reply) => match self.raft.propose(command) {
+                Ok(index) => {
+                    let pending = PendingProposal {
+                        term: self.raft.term(),
+                        reply,
+                        since: Instant::now(),
+                    };
+                    self.proposals.insert(index, pending);
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(self.propose_error(error)));
+                }
+            },
+            Request::Read(ReadConsistency::Local, read) => read(Ok(&self.machine)),
+            Request::Read(consistency, read) => {
+                let request = self.next_read;
+                self.next_read += 1;
+                let mode = match consistency {
+                    ReadConsistency::Lease => ReadOnlyMode::LeaseBased,
+                    _ => ReadOnlyMode::Safe,
+                };
+                match self.raft.read_index_with(request, mode) {
+                    Ok(()) => {
+                        let pending = PendingRead {
+                            read,
+                            since: Instant::now(),
+                        };
+                        self.confirming.insert(request, pending);
+                    }
+                    Err(error) => read(Err(self.propose_error(error))),
+                }
+            }
+            Request::Shutdown => {}
+        }
+    }
+
+    fn propose_error(&self, error: ProposeError) -> ConsensusError {
+        match error {
+            ProposeError::NotLeader { leader } => ConsensusError::NotLeader {
+                leader: leader.and_then(|id| self.ids.node(id)),
+            },
+            other => ConsensusError::Refused(other),
+        }
+    }
+
+    /// Persist, send, apply, advance; then answer what became answerable.
+    fn drive(&mut self) -> Result<(), ConsensusError> {
+        let Service {
+            raft,
+            storage,
+            machine,
+            net,
+            ids,
+            ..
+        } = self;
+        let reads = raft::process_ready(raft, storage, machine, |message| send(net, ids, message))?;
+        for confirmed in reads {
+            if let Some(pending) = self.confirming.remove(&confirmed.request) {
+                self.applying.push((confirmed.index, pending));
+            }
+        }
+        let applied = self.raft.applied_index();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.applying)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.applying = waiting;
+        for (_, pending) in ready {
+            (pending.read)(Ok(&self.machine));
+        }
+        while let Some(entry) = self.proposals.first_entry() {
+            let index = *entry.key();
+            if index > applied {
+                break;
+            }
+            let pending = entry.remove();
+            let kept = self
+                .raft
+                .entry_term(index)
+                .is_none_or(|t| t == pending.term);
+            let result = if kept {
+                Ok(index)
+            } else {
+                Err(ConsensusError::Dropped { index })
+            };
+            let _ = pending.reply.send(result);
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Answers requests that waited too long (a read Raft silently dropped on a leader change).
+    fn expire(&mut self) {
+        let old = |since: &Instant| since.elapsed() > REQUEST_TIMEOUT;
+        let expired: Vec<u64> = self
+            .confirming
+            .iter()
+            .filter(|(_, p)| old(&p.since))
+            .map(|(r, _)| *r)
+            .collect();
+        for request in expired {
+            if let Some(pending) = self.confirming.remove(&request) {
+                (pending.read)(Err(ConsensusError::Timeout(REQUEST_TIMEOUT)));
+            }
+        }
+        let expired: Vec<u64> = self
+            .proposals
+            .iter()
+            .filter(|(_, p)| old(&p.since))
+            .map(|(i, _)| *i)
+            .collect();
+        for index in expired {
+            if let Some(pending) = self.proposals.remove(&index) {
+                let _ = pending
+                    .reply
+                    .send(Err(ConsensusError::Timeout(REQUEST_TIMEOUT)));
+            }
+        }
+    }
+
+    fn fail_all(&mut self) {
+        for (_, pending) in std::mem::take(&mut self.proposals) {
+            let _ = pending.reply.send(Err(ConsensusError::Stopped));
+        }
+        for (_, pending) in std::mem::take(&mut self.confirming) {
+            (pending.read)(Err(ConsensusError::Stopped));
+        }
+        for (_, pending) in std::mem::take(&mut self.applying) {
+            (pending.read)(Err(ConsensusError::Stopped));
+        }
+    }
+
+    fn publish(&mut self) {
+        let role = match self.raft.role() {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        };
+        let status = ConsensusStatus {
+            role: role.to_string(),
+            term: self.raft.term(),
+            leader: self
+                .raft
+                .leader()
+                .and_then(|id| self.ids.node(id))
+                .map(|node| node.to_string()),
+            commit_index: self.raft.commit_index(),
+            applied_index: self.raft.applied_index(),
+            voters: self
+                .raft
+                .voters()
+                .into_iter()
+                .filter_map(|id| self.ids.node(id))
+                .map(|node| node.to_string())
+                .collect(),
+        };
+        self.status.send_if_modified(|current| {
+            let changed = *current != status;
+            *current = status;
+            changed
+        });
+    }
+}
+
+/// Sends one Raft message to the peer its `to` names; a peer that is not connected misses it
+/// (Raft retransmits).
+fn send(net: &Network, ids: &RaftIds, message: raft::Message) {
+    let Some(peer) = ids.node(message.to) else {
+        debug!(
+            to = format_args!("{:#018x}", message.to),
+            "no peer for Raft id"
+        );
+        return;
+    };
+    let frame = Frame::Service(ServiceFrame {
+        code: RAFT_MESSAGE_FRAME,
+        payload: message.encode(),
+    });
+    if let Err(error) = net.send_to(peer, &frame) {
+        debug!(peer = %peer.short(), %error, "Raft message not sent");
+    }
+}
+
+/// A state machine that keeps every applied command in order: the service's stand-in until
+/// the training round log exists, and what tests replicate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandLog {
+    /// `(index, command)` in apply order.
+    pub applied: Vec<(u64, Vec<u8>)>,
+}
+
+impl StateMachine for CommandLog {
+    fn apply(&mut self, index: u64, command: &[u8]) {
+        self.applied.push((index, command.to_vec()));
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = crate::codec::Writer::new();
+        out.count(self.applied.len());
+        for (index, command) in &self.applied {
+            out.u64(*index).bytes(command);
+        }
+        out.into_bytes()
+    }
+
+    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), String> {
+        let mut reader = crate::codec::Reader::new(&snapshot.data);
+        let mut decode = || -> Result<Vec<(u64, Vec<u8>)>, crate::codec::DecodeError> {
+            let count = reader.count("applied commands", usize::MAX >> 8, 12)?;
+            let mut applied = Vec::with_capacity(count);
+            for _ in 0..count {
+                let index = reader.u64("index")?;
+                let command = reader.bytes("command", raft::message::MAX_ENTRY_BYTES)?;
+                applied.push((index, command.to_vec()));
+            }
+            reader.finish()?;
+            Ok(applied)
+        };
+        self.applied = decode().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! The consensus service across three in-process nodes on real QUIC loopback sockets with real
+//! redb files: one leader is elected, a proposal commits on all three, a killed leader is
+//! replaced, and a node restarted from its data dir catches up. A lone node bootstraps itself.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use hashgrad::config::{MiningSection, NetSection, NodeConfig, TrainSection};
+use hashgrad::net::{Identity, NodeId};
+use hashgrad::node::consensus::{ConsensusError, ReadConsistency};
+use hashgrad::node::{Node, NodeHandle};
+
+fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_path_buf(),
+        network: "regtest".into(),
+        net: NetSection {
+            listen,
+            peers: peers.iter().map(ToString::to_string).collect(),
+            redial_secs: 0.1,
+            ..NetSection::default()
+        },
+        mining: MiningSection {
+            enabled: false,
+            ..MiningSection::default()
+        },
+        train: Some(TrainSection {
+            voters: voters.iter().map(ToString::to_string).collect(),
+            tick_ms: 20,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+        }),
+        ..NodeConfig::default()
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `secs` pass.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The index of the one node all of `nodes` agree leads, once they do.
+fn agreed_leader(nodes: &[&NodeHandle]) -> Option<usize> {
+    // `None` until every node's consensus service has published its first status.
+    let statuses: Vec<_> = nodes
+        .iter()
+        .map(|n| n.status().consensus)
+        .collect::<Option<_>>()?;
+    let leaders: Vec<usize> = statuses
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.role == "leader")
+        .map(|(i, _)| i)
+        .collect();
+    let [leader] = leaders[..] else {
+        return None;
+    };
+    let id = nodes[leader].id().to_string();
+    let term = statuses[leader].term;
+    statuses
+        .iter()
+        .all(|s| s.leader.as_deref() == Some(id.as_str()) && s.term == term)
+        .then_some(leader)
+}
+
+/// Proposes `command` at whichever node leads, retrying while leadership moves.
+async fn propose(nodes: &[&NodeHandle], command: &[u8]) -> u64 {
+    eventually(10, "a proposal to commit", || async {
+        let leader = agreed_leader(nodes)?;
+        let consensus = nodes[leader].consensus().expect("consensus");
+        match consensus.propose(command.to_vec()).await {
+            Ok(index) => Some(index),
+            Err(ConsensusError::NotLeader { .. } | ConsensusError::Dropped { .. }) => None,
+            Err(other) => panic!("proposal failed: {other}"),
+        }
+    })
+    .await
+}
+
+/// The commands `node` has applied, read with `consistency`.
+async fn applied(node: &NodeHandle, consistency: ReadConsistency) -> Option<Vec<(u64, Vec<u8>)>> {
+    let consensus = node.consensus().expect("consensus");
+    consensus
+        .read(consistency, |log| log.applied.clone())
+        .await
+        .ok()
+}
+
+async fn has_applied(node: &NodeHandle, entry: &(u64, Vec<u8>)) -> Option<()> {
+    applied(node, ReadConsistency::Local)
+        .await?
+        .contains(entry)
+        .then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_commit_fail_over_and_catch_up() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let voters: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
+        .collect();
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut nodes: Vec<Option<NodeHandle>> = Vec::new();
+    for dir in &dirs {
+        let peers: Vec<SocketAddr> = nodes.iter().flatten().map(|n| n.listen_addr()).collect();
+        let node = Node::start(config(dir.path(), any, &peers, &voters))
+            .await
+            .expect("start");
+        nodes.push(Some(node));
+    }
+    let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+
+    // One leader, known to all three.
+    let leader = eventually(20, "one agreed leader", || async { agreed_leader(&all) }).await;
+    let first_term = all[leader].status().consensus.expect("status").term;
+
+    // A proposal commits on all three, and a follower's linearizable read sees it.
+    let index = propose(&all, b"round 1").await;
+    let first = (index, b"round 1".to_vec());
+    for node in &all {
+        eventually(10, "the entry applied everywhere", || {
+            has_applied(node, &first)
+        })
+        .await;
+    }
+    let follower = (leader + 1) % 3;
+    let seen = applied(all[follower], ReadConsistency::Linearizable)
+        .await
+        .expect("linearizable read on a follower");
+    assert!(seen.contains(&first), "{seen:?}");
+    let leased = applied(all[leader], ReadConsistency::Lease)
+        .await
+        .expect("lease read on the leader");
+    assert!(leased.contains(&first), "{leased:?}");
+
+    // Kill the leader: the other two elect a new one in a later term and keep committing.
+    let old_listen = all[leader].listen_addr();
+    drop(all);
+    nodes[leader]
+        .take()
+        .expect("leader")
+        .shutdown()
+        .await
+        .expect("clean stop");
+    let rest: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+    let new_leader = eventually(20, "a new leader", || async { agreed_leader(&rest) }).await;
+    let new_term = rest[new_leader].status().consensus.expect("status").term;
+    assert!(new_term > first_term, "term {new_term} after {first_term}");
+    let index = propose(&rest, b"round 2").await;
+    let second = (index, b"round 2".to_vec());
+    for node in &rest {
+        eventually(10, "the second entry applied", || {
+            has_applied(node, &second)
+        })
+        .await;
+    }
+    drop(rest);
+
+    // Restart the old leader from its data dir: it catches up on what it missed, in order.
+    let peers: Vec<SocketAddr> = nodes.iter().flatten().map(|n| n.listen_addr()).collect();
+    let restarted = Node::start(config(dirs[leader].path(), old_listen, &peers, &voters))
+        .await
+        .expect("restart");
+    eventually(20, "the restarted node to catch up", || {
+        has_applied(&restarted, &second)
+    })
+    .await;
+    let log = applied(&restarted, ReadConsistency::Local)
+        .await
+        .expect("local read");
+    let first_at = log.iter().position(|e| *e == first).expect("first entry");
+    let second_at = log.iter().position(|e| *e == second).expect("second entry");
+    assert!(first_at < second_at, "{log:?}");
+    nodes[leader] = Some(restarted);
+    let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+    eventually(20, "all three to agree on a leader again", || async {
+        agreed_leader(&all)
+    })
+    .await;
+    drop(all);
+
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test]
+async fn a_lone_node_bootstraps_and_commits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let node = Node::start(config(dir.path(), any, &[], &[]))
+        .await
+        .expect("start");
+    let leader = eventually(10, "the lone node to lead", || async {
+        agreed_leader(&[&node])
+    })
+    .await;
+    assert_eq!(leader, 0);
+    let index = propose(&[&node], b"alone").await;
+    let log = applied(&node, ReadConsistency::Linearizable)
+        .await
+        .expect("read");
+    assert_eq!(log, vec![(index, b"alone".to_vec())]);
+    let metrics = node.metrics().encode();
+    assert!(metrics.contains("hashgrad_raft_leader 1"), "{metrics}");
+    node.shutdown().await.expect("shutdown");
+
+    // A restart replays the log into the state machine.
+    let node = Node::start(config(dir.path(), any, &[], &[]))
+        .await
+        .expect("restart");
+    let log = eventually(10, "the log replayed", || async {
+        applied(&node, ReadConsistency::Linearizable)
+            .await
+            .filter(|log| !log.is_empty())
+    })
+    .await;
+    assert_eq!(log, vec![(index, b"alone".to_vec())]);
+    node.shutdown().await.expect("shutdown");
+}
