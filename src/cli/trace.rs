@@ -142,7 +142,7 @@ fn log_files(log_dir: &Path) -> Result<Vec<PathBuf>, String> {
             Some((k, e.path()))
         })
         .collect();
-    rotated.sort_by(|a, b| b.0.cmp(&a.0));
+    rotated.sort_by_key(|&(k, _)| std::cmp::Reverse(k));
     let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     files.push(log_dir.join(LOG_FILE));
     Ok(files)

@@ -106,14 +106,14 @@ pub fn check(nodes: &[Vec<EventAt>]) -> Vec<Violation> {
                 }
             }
             previous = Some(at);
-            if let EventKind::Sent { id, .. } = &at.event.kind {
-                if let Some(first) = sends.insert(id.as_str(), at) {
-                    violations.push(Violation::DuplicateSend {
-                        origin: at.origin.clone(),
-                        id: id.clone(),
-                        first: first.origin.clone(),
-                    });
-                }
+            if let EventKind::Sent { id, .. } = &at.event.kind
+                && let Some(first) = sends.insert(id.as_str(), at)
+            {
+                violations.push(Violation::DuplicateSend {
+                    origin: at.origin.clone(),
+                    id: id.clone(),
+                    first: first.origin.clone(),
+                });
             }
         }
     }
