@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod codec;
 pub mod config;
+pub mod events;
 pub mod gpu;
 pub mod hash;
 pub mod net;

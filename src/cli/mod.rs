@@ -13,6 +13,7 @@ pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
 pub mod testnet;
+pub mod trace;
 pub mod train;
 
 /// An error caused by the user's input (bad hex, unknown backend, bad config): exit code 2.
@@ -69,6 +70,9 @@ pub enum Command {
     /// Start a local network of `hashgrad node` processes behind fault relays (latency, loss,
     /// partitions, kills); show a live table and end with a summary.
     Testnet(testnet::TestnetArgs),
+    /// Merge the event logs of a testnet dir: `--check` verifies happened-before (exit 1 on a
+    /// violation, naming the event), `--shiviz OUT.log` writes a log ShiViz loads.
+    Trace(trace::TraceArgs),
 }
 
 /// Whether log lines may carry ANSI colour: only on a terminal, and never with `NO_COLOR` set
@@ -137,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Node(args) => node::run(args),
         Command::Check(args) => return check::run(args),
         Command::Testnet(args) => testnet::run(args),
+        Command::Trace(args) => return trace::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

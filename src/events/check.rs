@@ -1,0 +1,154 @@
+//! The happened-before check of merged event logs: clocks monotone per node, every receive
+//! matched to a send and ordered after it. Pure: takes parsed events, no I/O.
+
+use std::collections::HashMap;
+
+use super::clock::ClockOrder;
+use super::record::{Event, EventKind};
+
+/// Where an event came from: its node, its position in that node's log, and its source line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAt {
+    /// The event.
+    pub event: Event,
+    /// Where it was read (`file:line`), for messages.
+    pub origin: String,
+}
+
+/// A way the logs break happened-before; each names the event that breaks it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Violation {
+    /// A node's event does not carry its own clock component one above the previous event's.
+    #[error(
+        "{origin}: {node}'s own clock goes from {previous} to {found} (expected {expected}); events are missing, reordered or from another run"
+    )]
+    OwnClockNotNext {
+        node: String,
+        origin: String,
+        previous: u64,
+        found: u64,
+        expected: u64,
+    },
+    /// A node's event has a clock not after its previous event's.
+    #[error("{origin}: {node}'s clock {found} is not after its previous event's {previous}")]
+    ClockWentBack {
+        node: String,
+        origin: String,
+        previous: String,
+        found: String,
+    },
+    /// An event logged under one node's name carries no entry for that node.
+    #[error("{origin}: {node}'s event has no clock entry for {node}")]
+    NoOwnEntry { node: String, origin: String },
+    /// A receive names a message id no send in the logs has.
+    #[error("{origin}: {node} receives message {id} from {from}, but no node logged its send")]
+    ReceiveWithoutSend {
+        node: String,
+        origin: String,
+        id: String,
+        from: String,
+    },
+    /// A receive's clock is not after its send's.
+    #[error(
+        "{origin}: {node} receives message {id} with clock {receive}, not after its send's {send} ({send_origin})"
+    )]
+    ReceiveNotAfterSend {
+        node: String,
+        origin: String,
+        id: String,
+        receive: String,
+        send: String,
+        send_origin: String,
+    },
+    /// Two sends share one message id.
+    #[error("{origin}: message id {id} was already sent at {first}")]
+    DuplicateSend {
+        origin: String,
+        id: String,
+        first: String,
+    },
+}
+
+/// Checks the logs of all nodes, each node's events in log order. Returns every violation in
+/// the order found (per node first, then messages); an empty list means the logs hold.
+pub fn check(nodes: &[Vec<EventAt>]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut sends: HashMap<&str, &EventAt> = HashMap::new();
+    for events in nodes {
+        let mut previous: Option<&EventAt> = None;
+        for at in events {
+            let node = at.event.node.as_str();
+            let own = at.event.clock.get(node);
+            if own == 0 {
+                violations.push(Violation::NoOwnEntry {
+                    node: node.into(),
+                    origin: at.origin.clone(),
+                });
+            }
+            if let Some(prev) = previous {
+                let prev_own = prev.event.clock.get(node);
+                if own != prev_own + 1 {
+                    violations.push(Violation::OwnClockNotNext {
+                        node: node.into(),
+                        origin: at.origin.clone(),
+                        previous: prev_own,
+                        found: own,
+                        expected: prev_own + 1,
+                    });
+                } else if prev.event.clock.compare(&at.event.clock) != ClockOrder::Before {
+                    violations.push(Violation::ClockWentBack {
+                        node: node.into(),
+                        origin: at.origin.clone(),
+                        previous: json(&prev.event),
+                        found: json(&at.event),
+                    });
+                }
+            }
+            previous = Some(at);
+            if let EventKind::Sent { id, .. } = &at.event.kind
+                && let Some(first) = sends.insert(id.as_str(), at)
+            {
+                violations.push(Violation::DuplicateSend {
+                    origin: at.origin.clone(),
+                    id: id.clone(),
+                    first: first.origin.clone(),
+                });
+            }
+        }
+    }
+    for at in nodes.iter().flatten() {
+        let EventKind::Received { id, from, .. } = &at.event.kind else {
+            continue;
+        };
+        let node = at.event.node.clone();
+        match sends.get(id.as_str()) {
+            None => violations.push(Violation::ReceiveWithoutSend {
+                node,
+                origin: at.origin.clone(),
+                id: id.clone(),
+                from: from.clone(),
+            }),
+            Some(send) if !send.event.clock.happened_before(&at.event.clock) => {
+                violations.push(Violation::ReceiveNotAfterSend {
+                    node,
+                    origin: at.origin.clone(),
+                    id: id.clone(),
+                    receive: json(&at.event),
+                    send: json(&send.event),
+                    send_origin: send.origin.clone(),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    violations
+}
+
+fn json(event: &Event) -> String {
+    serde_json::to_string(&event.clock).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

@@ -1,0 +1,173 @@
+//! Event records: what a node logs, and their one-line JSON encoding. Pure: no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::VectorClock;
+
+/// One logged event of one node: who, when (wall clock, for people only), its vector clock
+/// after the event, and what happened. Encoded as one JSON object per line with the kind's
+/// fields flattened in (see the module doc of `events`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The node that logged the event (its name; no whitespace).
+    pub node: String,
+    /// Milliseconds since the Unix epoch when it was logged; never used for ordering.
+    pub time_ms: u64,
+    /// The node's vector clock after the event.
+    pub clock: VectorClock,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened at an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The node started.
+    NodeStarted,
+    /// The node is stopping.
+    NodeStopped,
+    /// A message left for `to`; `id` is `"<sender>:<sender's own clock component>"`.
+    Sent {
+        to: String,
+        msg: String,
+        bytes: u64,
+        id: String,
+    },
+    /// A message from `from` arrived; `id` is the one its send logged.
+    Received {
+        from: String,
+        msg: String,
+        bytes: u64,
+        id: String,
+    },
+    /// The node's Raft role (`follower`, `pre_candidate`, `candidate`, `leader`) or term changed.
+    RaftRole { role: String, term: u64 },
+    /// The node gave (or refused) its vote.
+    RaftVote {
+        candidate: String,
+        term: u64,
+        granted: bool,
+    },
+    /// The Raft commit index advanced.
+    RaftCommit { index: u64, term: u64 },
+    /// This node mined a block.
+    BlockFound { hash: String, height: u64 },
+    /// A block from a peer was accepted.
+    BlockReceived {
+        hash: String,
+        height: u64,
+        from: String,
+    },
+    /// The best chain switched branches.
+    BlockReorged {
+        old_tip: String,
+        new_tip: String,
+        depth: u64,
+    },
+    /// A training round was announced.
+    RoundAnnounced { round: u64 },
+    /// A training round committed.
+    RoundCommitted { round: u64 },
+    /// A training round was given up.
+    RoundAbandoned { round: u64, reason: String },
+    /// A config key was read.
+    ConfigRead { key: String },
+    /// A config key was written.
+    ConfigWrite { key: String },
+}
+
+impl EventKind {
+    /// One line for a person (ShiViz shows it as the event's text).
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::NodeStarted => "node started".into(),
+            EventKind::NodeStopped => "node stopped".into(),
+            EventKind::Sent { to, msg, bytes, id } => {
+                format!("send {msg} to {to} ({bytes} B) id={id}")
+            }
+            EventKind::Received {
+                from,
+                msg,
+                bytes,
+                id,
+            } => {
+                format!("receive {msg} from {from} ({bytes} B) id={id}")
+            }
+            EventKind::RaftRole { role, term } => format!("raft {role} term {term}"),
+            EventKind::RaftVote {
+                candidate,
+                term,
+                granted,
+            } => {
+                let verb = if *granted { "votes for" } else { "refuses" };
+                format!("raft {verb} {candidate} term {term}")
+            }
+            EventKind::RaftCommit { index, term } => format!("raft commit {index} term {term}"),
+            EventKind::BlockFound { hash, height } => format!("block found {hash} height {height}"),
+            EventKind::BlockReceived { hash, height, from } => {
+                format!("block received {hash} height {height} from {from}")
+            }
+            EventKind::BlockReorged {
+                old_tip,
+                new_tip,
+                depth,
+            } => {
+                format!("reorg {old_tip} -> {new_tip} depth {depth}")
+            }
+            EventKind::RoundAnnounced { round } => format!("round {round} announced"),
+            EventKind::RoundCommitted { round } => format!("round {round} committed"),
+            EventKind::RoundAbandoned { round, reason } => {
+                format!("round {round} abandoned: {reason}")
+            }
+            EventKind::ConfigRead { key } => format!("config read {key}"),
+            EventKind::ConfigWrite { key } => format!("config write {key}"),
+        }
+        // A description is one line whatever a peer put in a string.
+        .replace(['\n', '\r'], " ")
+    }
+}
+
+/// The message id of a send by `sender` whose own clock component became `own`.
+pub fn message_id(sender: &str, own: u64) -> String {
+    format!("{sender}:{own}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_flat_json_object_and_parses_back() {
+        let mut clock = VectorClock::new();
+        clock.set("n0", 3);
+        let event = Event {
+            node: "n0".into(),
+            time_ms: 5,
+            clock,
+            kind: EventKind::Sent {
+                to: "n1".into(),
+                msg: "block".into(),
+                bytes: 312,
+                id: "n0:3".into(),
+            },
+        };
+        let line = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            line,
+            r#"{"node":"n0","time_ms":5,"clock":{"n0":3},"type":"sent","to":"n1","msg":"block","bytes":312,"id":"n0:3"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+    }
+
+    #[test]
+    fn descriptions_stay_on_one_line() {
+        let kind = EventKind::RoundAbandoned {
+            round: 1,
+            reason: "a\nb".into(),
+        };
+        assert_eq!(kind.describe(), "round 1 abandoned: a b");
+    }
+}
