@@ -86,7 +86,10 @@ pub struct MiningSection {
     pub pace_ms: u64,
 }
 
-/// `[train]`: the training cluster's Raft membership and timing.
+/// `[train]`: the training cluster — Raft membership and timing, the worker list, the model
+/// and data every node derives identically from the seed, and the defaults the replicated
+/// config store starts from (`learning_rate`, `rule`, `consistency`, `round_deadline_ms`,
+/// `batch_size`; changed at run time with `PUT /config/{key}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
@@ -100,6 +103,37 @@ pub struct TrainSection {
     pub election_ticks: u32,
     /// Leader heartbeat interval in ticks (less than `election_ticks`).
     pub heartbeat_ticks: u32,
+    /// Fingerprints of the workers, in shard order (the same list on every node). Empty: the
+    /// voters (or this node alone when there are none).
+    pub workers: Vec<String>,
+    /// Seed of the data split, shards, initial weights and batches (as `hashgrad train --seed`).
+    pub seed: u64,
+    /// A CSV file to train on (label in the last column); absent: the embedded digits.
+    pub data: Option<PathBuf>,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// `adam` or `sgd`.
+    pub optimizer: String,
+    /// Initial learning rate; absent: the optimizer's default.
+    pub learning_rate: Option<f32>,
+    /// Initial aggregation rule: `mean`, `median`, `trimmed-mean:B` or `krum:F`.
+    pub rule: String,
+    /// Initial gradients to wait for: `one`, `quorum` or `all`.
+    pub consistency: String,
+    /// Initial round deadline; a round short of its level by then is abandoned and retried.
+    pub round_deadline_ms: u64,
+    /// Initial rows per worker mini-batch.
+    pub batch_size: usize,
+    /// The leader stops announcing after this many committed rounds (absent: it trains until
+    /// stopped; 0: the cluster runs consensus and the config store only).
+    pub rounds: Option<u64>,
+    /// Evaluate the held-out accuracy every this many rounds.
+    pub eval_every: u64,
+    /// Where the leader reduces: `cpu`, `gpu` or `auto`.
+    pub backend: String,
+    /// Test only: this node's gradients are corrupted (`sign-flip`, `scale`, `noise`), to see a
+    /// robust rule at work.
+    pub attack: Option<String>,
 }
 
 impl Default for TrainSection {
@@ -109,28 +143,126 @@ impl Default for TrainSection {
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 2,
+            workers: Vec::new(),
+            seed: 1,
+            data: None,
+            hidden: vec![64],
+            optimizer: "adam".into(),
+            learning_rate: None,
+            rule: "mean".into(),
+            consistency: "quorum".into(),
+            round_deadline_ms: 2000,
+            batch_size: 32,
+            rounds: None,
+            eval_every: 10,
+            backend: "cpu".into(),
+            attack: None,
         }
     }
+}
+
+fn fingerprints(key: &'static str, list: &[String]) -> Result<Vec<NodeId>, ConfigError> {
+    list.iter()
+        .map(|v| {
+            v.parse::<NodeId>()
+                .map_err(|e| invalid(key, &e.to_string()))
+        })
+        .collect()
+}
+
+fn parsed<T: FromStr>(key: &'static str, text: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>().map_err(|e| invalid(key, &e.to_string()))
 }
 
 impl TrainSection {
     /// The `train.voters` fingerprints, parsed and free of Raft id collisions.
     pub fn voters(&self) -> Result<Vec<NodeId>, ConfigError> {
-        let voters = self
-            .voters
-            .iter()
-            .map(|v| {
-                v.parse::<NodeId>()
-                    .map_err(|e| invalid("train.voters", &e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let voters = fingerprints("train.voters", &self.voters)?;
         crate::node_id::RaftIds::new(voters.iter().copied())
             .map_err(|e| invalid("train.voters", &e.to_string()))?;
         Ok(voters)
     }
 
+    /// The worker list for a node named `own`: `train.workers`, else the voters, else `own`.
+    pub fn workers(&self, own: NodeId) -> Result<Vec<NodeId>, ConfigError> {
+        let mut workers = fingerprints("train.workers", &self.workers)?;
+        if workers.is_empty() {
+            workers = self.voters()?;
+        }
+        if workers.is_empty() {
+            workers.push(own);
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = workers.iter().find(|w| !seen.insert(**w)) {
+            return Err(invalid(
+                "train.workers",
+                &format!("{twice} is listed twice"),
+            ));
+        }
+        if workers.len() > crate::train::simulation::MAX_WORKERS {
+            return Err(invalid(
+                "train.workers",
+                &format!("at most {} workers", crate::train::simulation::MAX_WORKERS),
+            ));
+        }
+        Ok(workers)
+    }
+
+    /// The config store's starting values.
+    pub fn training_defaults(&self) -> Result<crate::cluster::TrainingConfig, ConfigError> {
+        use crate::cluster::config_store::{MAX_BATCH_SIZE, MAX_ROUND_DEADLINE_MS};
+        let optimizer = self.optimizer()?;
+        let learning_rate = self
+            .learning_rate
+            .unwrap_or_else(|| optimizer.default_learning_rate());
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(invalid("train.learning_rate", "must be a positive number"));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(invalid(
+                "train.batch_size",
+                &format!("must be between 1 and {MAX_BATCH_SIZE}"),
+            ));
+        }
+        if !(1..=MAX_ROUND_DEADLINE_MS).contains(&self.round_deadline_ms) {
+            return Err(invalid(
+                "train.round_deadline_ms",
+                &format!("must be between 1 and {MAX_ROUND_DEADLINE_MS}"),
+            ));
+        }
+        Ok(crate::cluster::TrainingConfig {
+            learning_rate,
+            rule: parsed("train.rule", &self.rule)?,
+            consistency: parsed("train.consistency", &self.consistency)?,
+            round_deadline_ms: self.round_deadline_ms,
+            batch_size: self.batch_size,
+        })
+    }
+
+    /// `train.optimizer`.
+    pub fn optimizer(&self) -> Result<crate::train::optimizer::OptimizerKind, ConfigError> {
+        parsed("train.optimizer", &self.optimizer)
+    }
+
+    /// `train.backend`.
+    pub fn device(&self) -> Result<crate::gpu::DeviceChoice, ConfigError> {
+        parsed("train.backend", &self.backend)
+    }
+
+    /// `train.attack`.
+    pub fn attack(&self) -> Result<Option<crate::train::attack::Attack>, ConfigError> {
+        self.attack
+            .as_deref()
+            .map(|a| parsed("train.attack", a))
+            .transpose()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.voters()?;
+        fingerprints("train.workers", &self.workers)?;
         if !(1..=60_000).contains(&self.tick_ms) {
             return Err(invalid("train.tick_ms", "must be between 1 and 60000"));
         }
@@ -143,6 +275,24 @@ impl TrainSection {
                 "must be greater than train.heartbeat_ticks",
             ));
         }
+        use crate::train::model::{MAX_LAYER_WIDTH, MAX_LAYERS};
+        if self.hidden.len() > MAX_LAYERS - 2
+            || self.hidden.iter().any(|&w| w == 0 || w > MAX_LAYER_WIDTH)
+        {
+            return Err(invalid(
+                "train.hidden",
+                &format!(
+                    "at most {} widths, each between 1 and {MAX_LAYER_WIDTH}",
+                    MAX_LAYERS - 2
+                ),
+            ));
+        }
+        if self.eval_every == 0 {
+            return Err(invalid("train.eval_every", "must be at least 1"));
+        }
+        self.training_defaults()?;
+        self.device()?;
+        self.attack()?;
         Ok(())
     }
 }

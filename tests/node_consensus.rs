@@ -1,11 +1,14 @@
 //! The consensus service across three in-process nodes on real QUIC loopback sockets with real
-//! redb files: one leader is elected, a proposal commits on all three, a killed leader is
-//! replaced, and a node restarted from its data dir catches up. A lone node bootstraps itself.
+//! redb files: one leader is elected, a proposal (a config write of the cluster's state
+//! machine) commits on all three, a killed leader is replaced, and a node restarted from its
+//! data dir catches up. A lone node bootstraps itself.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use hashgrad::cluster::{Command, RequestId};
+use hashgrad::codec::Encode;
 use hashgrad::config::{MiningSection, NetSection, NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::consensus::{ConsensusError, ReadConsistency};
@@ -30,6 +33,9 @@ fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId
             tick_ms: 20,
             election_ticks: 10,
             heartbeat_ticks: 2,
+            // Consensus only: the leader never announces a training round.
+            rounds: Some(0),
+            ..TrainSection::default()
         }),
         ..NodeConfig::default()
     }
@@ -78,6 +84,19 @@ fn agreed_leader(nodes: &[&NodeHandle]) -> Option<usize> {
         .then_some(leader)
 }
 
+/// A config write of `user.KEY = VALUE` as the log carries it.
+fn put(key: &str, value: &str) -> Vec<u8> {
+    Command::ConfigPut {
+        request: RequestId {
+            client: rand::random(),
+            seq: 1,
+        },
+        key: format!("user.{key}"),
+        value: value.into(),
+    }
+    .to_bytes()
+}
+
 /// Proposes `command` at whichever node leads, retrying while leadership moves.
 async fn propose(nodes: &[&NodeHandle], command: &[u8]) -> u64 {
     eventually(10, "a proposal to commit", || async {
@@ -92,20 +111,34 @@ async fn propose(nodes: &[&NodeHandle], command: &[u8]) -> u64 {
     .await
 }
 
-/// The commands `node` has applied, read with `consistency`.
-async fn applied(node: &NodeHandle, consistency: ReadConsistency) -> Option<Vec<(u64, Vec<u8>)>> {
+/// The `user.*` keys `node` has applied and its last applied index, read with `consistency`.
+async fn applied(
+    node: &NodeHandle,
+    consistency: ReadConsistency,
+) -> Option<(Vec<(String, String)>, u64)> {
     let consensus = node.consensus().expect("consensus");
     consensus
-        .read(consistency, |log| log.applied.clone())
+        .read(consistency, |machine| {
+            let state = machine.state();
+            let user = state
+                .config()
+                .entries()
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("user."))
+                .collect();
+            (user, state.last_applied())
+        })
         .await
         .ok()
 }
 
-async fn has_applied(node: &NodeHandle, entry: &(u64, Vec<u8>)) -> Option<()> {
-    applied(node, ReadConsistency::Local)
-        .await?
-        .contains(entry)
-        .then_some(())
+async fn has_applied(node: &NodeHandle, entry: &(u64, (String, String))) -> Option<()> {
+    let (user, last) = applied(node, ReadConsistency::Local).await?;
+    (user.contains(&entry.1) && last >= entry.0).then_some(())
+}
+
+fn kv(key: &str, value: &str) -> (String, String) {
+    (format!("user.{key}"), value.into())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,8 +168,8 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
     let first_term = all[leader].status().consensus.expect("status").term;
 
     // A proposal commits on all three, and a follower's linearizable read sees it.
-    let index = propose(&all, b"round 1").await;
-    let first = (index, b"round 1".to_vec());
+    let index = propose(&all, &put("first", "1")).await;
+    let first = (index, kv("first", "1"));
     for node in &all {
         eventually(10, "the entry applied everywhere", || {
             has_applied(node, &first)
@@ -147,11 +180,11 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
     let seen = applied(all[follower], ReadConsistency::Linearizable)
         .await
         .expect("linearizable read on a follower");
-    assert!(seen.contains(&first), "{seen:?}");
+    assert!(seen.0.contains(&first.1), "{seen:?}");
     let leased = applied(all[leader], ReadConsistency::Lease)
         .await
         .expect("lease read on the leader");
-    assert!(leased.contains(&first), "{leased:?}");
+    assert!(leased.0.contains(&first.1), "{leased:?}");
 
     // Kill the leader: the other two elect a new one in a later term and keep committing.
     let old_listen = all[leader].listen_addr();
@@ -166,8 +199,8 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
     let new_leader = eventually(20, "a new leader", || async { agreed_leader(&rest) }).await;
     let new_term = rest[new_leader].status().consensus.expect("status").term;
     assert!(new_term > first_term, "term {new_term} after {first_term}");
-    let index = propose(&rest, b"round 2").await;
-    let second = (index, b"round 2".to_vec());
+    let index = propose(&rest, &put("second", "2")).await;
+    let second = (index, kv("second", "2"));
     for node in &rest {
         eventually(10, "the second entry applied", || {
             has_applied(node, &second)
@@ -185,12 +218,15 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
         has_applied(&restarted, &second)
     })
     .await;
-    let log = applied(&restarted, ReadConsistency::Local)
+    let (user, last) = applied(&restarted, ReadConsistency::Local)
         .await
         .expect("local read");
-    let first_at = log.iter().position(|e| *e == first).expect("first entry");
-    let second_at = log.iter().position(|e| *e == second).expect("second entry");
-    assert!(first_at < second_at, "{log:?}");
+    assert_eq!(user, vec![first.1.clone(), second.1.clone()]);
+    assert!(
+        last >= second.0,
+        "applied {last}, second entry at {}",
+        second.0
+    );
     nodes[leader] = Some(restarted);
     let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
     eventually(20, "all three to agree on a leader again", || async {
@@ -216,11 +252,12 @@ async fn a_lone_node_bootstraps_and_commits() {
     })
     .await;
     assert_eq!(leader, 0);
-    let index = propose(&[&node], b"alone").await;
-    let log = applied(&node, ReadConsistency::Linearizable)
+    let index = propose(&[&node], &put("alone", "1")).await;
+    let (user, last) = applied(&node, ReadConsistency::Linearizable)
         .await
         .expect("read");
-    assert_eq!(log, vec![(index, b"alone".to_vec())]);
+    assert_eq!(user, vec![kv("alone", "1")]);
+    assert!(last >= index);
     let metrics = node.metrics().encode();
     assert!(metrics.contains("hashgrad_raft_leader 1"), "{metrics}");
     node.shutdown().await.expect("shutdown");
@@ -229,12 +266,12 @@ async fn a_lone_node_bootstraps_and_commits() {
     let node = Node::start(config(dir.path(), any, &[], &[]))
         .await
         .expect("restart");
-    let log = eventually(10, "the log replayed", || async {
+    let (user, _) = eventually(10, "the log replayed", || async {
         applied(&node, ReadConsistency::Linearizable)
             .await
-            .filter(|log| !log.is_empty())
+            .filter(|(user, _)| !user.is_empty())
     })
     .await;
-    assert_eq!(log, vec![(index, b"alone".to_vec())]);
+    assert_eq!(user, vec![kv("alone", "1")]);
     node.shutdown().await.expect("shutdown");
 }

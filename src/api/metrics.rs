@@ -43,6 +43,16 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     /// 1 while this node leads, else 0.
     pub raft_leader: Gauge,
+    /// The last training round committed.
+    pub training_round: Gauge,
+    /// Held-out accuracy after the last evaluated round.
+    pub training_accuracy: Gauge<f64, AtomicU64>,
+    /// Rounds this node abandoned as leader (deadline before the consistency level).
+    pub training_rounds_abandoned: Counter,
+    /// Gradients this node accepted as leader.
+    pub training_gradients_accepted: Counter,
+    /// Gradients this node refused as leader (stale, wrong length, non-finite, not a worker).
+    pub training_gradients_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -72,6 +82,11 @@ impl Metrics {
             raft_commit_index: Gauge::default(),
             raft_applied_index: Gauge::default(),
             raft_leader: Gauge::default(),
+            training_round: Gauge::default(),
+            training_accuracy: Gauge::default(),
+            training_rounds_abandoned: Counter::default(),
+            training_gradients_accepted: Counter::default(),
+            training_gradients_refused: Counter::default(),
         };
         let m = &metrics;
         registry.register(
@@ -132,6 +147,31 @@ impl Metrics {
             "raft_leader",
             "1 while this node is the Raft leader",
             m.raft_leader.clone(),
+        );
+        registry.register(
+            "training_round",
+            "Last training round committed",
+            m.training_round.clone(),
+        );
+        registry.register(
+            "training_accuracy",
+            "Held-out accuracy after the last evaluated round",
+            m.training_accuracy.clone(),
+        );
+        registry.register(
+            "training_rounds_abandoned",
+            "Rounds abandoned here as leader",
+            m.training_rounds_abandoned.clone(),
+        );
+        registry.register(
+            "training_gradients_accepted",
+            "Gradients accepted here as leader",
+            m.training_gradients_accepted.clone(),
+        );
+        registry.register(
+            "training_gradients_refused",
+            "Gradients refused here as leader",
+            m.training_gradients_refused.clone(),
         );
         Metrics {
             registry: Arc::new(registry),

@@ -1,18 +1,24 @@
-//! The node's HTTP API (axum): `GET /status` (JSON) and `GET /metrics` (Prometheus text).
+//! The node's HTTP API (axum): `GET /status` (JSON), `GET /metrics` (Prometheus text) and, on
+//! a training node, `GET`/`PUT /config/{key}` (the replicated config store, reads at the
+//! `?consistency=` the caller picks) and `GET /receipts` (which block holds each round's
+//! receipt).
 //!
-//! Reads snapshots the node loop publishes; must not touch the chain or the network itself.
+//! Reads snapshots the services publish and sends requests down their channels; must not
+//! touch the chain, Raft or the network itself.
 
 pub mod metrics;
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Json};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::node::consensus::ReadConsistency;
 
 pub use metrics::Metrics;
 
@@ -40,6 +46,106 @@ pub struct NodeStatus {
     /// Raft's view, when this node takes part in consensus (a `[train]` section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consensus: Option<ConsensusStatus>,
+    /// The training service's view, when this node trains (a `[train]` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingStatus>,
+}
+
+/// Training's part of `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingStatus {
+    /// Raft role: `leader`, `follower`, `pre-candidate` or `candidate`.
+    pub role: String,
+    pub term: u64,
+    /// The leader's fingerprint (hex), when known.
+    pub leader: Option<String>,
+    /// The last committed round (0 before the first).
+    pub round: u64,
+    /// Rounds committed (the round log is gap-free, so equal to `round`).
+    pub rounds_committed: u64,
+    /// The last committed round's mean worker loss.
+    pub loss: Option<f32>,
+    /// Held-out test accuracy (0..1) after `evaluated_round`.
+    pub accuracy: Option<f32>,
+    /// Held-out test loss after `evaluated_round`.
+    pub test_loss: Option<f32>,
+    pub evaluated_round: u64,
+    /// Rounds this node abandoned as leader.
+    pub rounds_abandoned: u64,
+    /// Gradients this node refused as leader.
+    pub gradients_refused: u64,
+    /// Gradient bytes this node accepted as leader.
+    pub bytes_received: u64,
+    /// Hash of the params after `round`.
+    pub params_hash: String,
+    /// The round whose params this node's trainer holds (checked against the committed hash).
+    pub trained_round: u64,
+    /// Workers in the cluster's list.
+    pub workers: usize,
+    /// Whether this node computes gradients.
+    pub worker: bool,
+}
+
+/// A config request from the API to the training service.
+#[derive(Debug)]
+pub enum ConfigRequest {
+    Get {
+        key: String,
+        consistency: ReadConsistency,
+        reply: oneshot::Sender<Result<Option<String>, ConfigFailure>>,
+    },
+    Put {
+        key: String,
+        value: String,
+        /// `Some`: compare-and-set against this value (`Some(None)`: only if unset).
+        expected: Option<Option<String>>,
+        reply: oneshot::Sender<Result<ConfigWritten, ConfigFailure>>,
+    },
+}
+
+/// A config write that applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigWritten {
+    pub key: String,
+    pub value: String,
+    /// The Raft log index it committed at.
+    pub index: u64,
+}
+
+/// Why a config request did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigFailure {
+    /// A bad key or value (400).
+    BadRequest(String),
+    /// A compare-and-set found another value (409).
+    CasFailed { current: Option<String> },
+    /// No leader, a timeout, a stopped service (503); retry.
+    Unavailable(String),
+}
+
+/// A committed round's receipt as `GET /receipts` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptEntry {
+    pub round: u64,
+    /// The best-chain block holding it (display hex) and its height.
+    pub block: String,
+    pub height: u64,
+    pub params_hash: String,
+    /// Fingerprints (hex) of the workers whose gradients the round reduced.
+    pub contributors: Vec<String>,
+}
+
+/// Asks the chain for the training receipts on its best chain.
+pub type ReceiptsRequest = oneshot::Sender<Vec<ReceiptEntry>>;
+
+/// What the API serves from.
+pub struct ApiParts {
+    pub status: watch::Receiver<NodeStatus>,
+    pub metrics: Metrics,
+    /// The training service's config requests (`None`: the node does not train).
+    pub config: Option<mpsc::Sender<ConfigRequest>>,
+    /// Receipt lookups on the chain.
+    pub receipts: Option<mpsc::Sender<ReceiptsRequest>>,
 }
 
 /// Raft's part of `/status`.
@@ -68,6 +174,153 @@ pub struct PeerStatus {
 struct ApiState {
     status: watch::Receiver<NodeStatus>,
     metrics: Metrics,
+    config: Option<mpsc::Sender<ConfigRequest>>,
+    receipts: Option<mpsc::Sender<ReceiptsRequest>>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": message.into() });
+    (status, Json(body)).into_response()
+}
+
+fn not_training() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "this node does not train (its config has no [train] section)",
+    )
+}
+
+fn failure(failure: ConfigFailure) -> Response {
+    match failure {
+        ConfigFailure::BadRequest(reason) => error(StatusCode::BAD_REQUEST, reason),
+        ConfigFailure::CasFailed { current } => {
+            let body = serde_json::json!({
+                "error": "compare-and-set failed: the key holds another value",
+                "current": current,
+            });
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+        ConfigFailure::Unavailable(reason) => error(StatusCode::SERVICE_UNAVAILABLE, reason),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadQuery {
+    consistency: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WriteQuery {
+    /// Compare-and-set: write only if the key holds this value.
+    expect: Option<String>,
+    /// Compare-and-set: write only if the key is unset (`expect_unset=true`).
+    #[serde(default)]
+    expect_unset: bool,
+}
+
+async fn get_config(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    Query(query): Query<ReadQuery>,
+) -> Response {
+    let Some(config) = state.config else {
+        return not_training();
+    };
+    let consistency = match query.consistency.as_deref().map(str::parse) {
+        None => ReadConsistency::Linearizable,
+        Some(Ok(level)) => level,
+        Some(Err(reason)) => return error(StatusCode::BAD_REQUEST, reason),
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = ConfigRequest::Get {
+        key: key.clone(),
+        consistency,
+        reply,
+    };
+    if config.send(request).await.is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the training service stopped",
+        );
+    }
+    match answer.await {
+        Ok(Ok(value)) => {
+            let found = value.is_some();
+            let body = serde_json::json!({
+                "key": key,
+                "value": value,
+                "consistency": format!("{consistency:?}").to_ascii_lowercase(),
+            });
+            let status = if found {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            (status, Json(body)).into_response()
+        }
+        Ok(Err(reason)) => failure(reason),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the training service stopped",
+        ),
+    }
+}
+
+async fn put_config(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    Query(query): Query<WriteQuery>,
+    value: String,
+) -> Response {
+    let Some(config) = state.config else {
+        return not_training();
+    };
+    let expected = match (query.expect, query.expect_unset) {
+        (Some(_), true) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give either expect=VALUE or expect_unset=true, not both",
+            );
+        }
+        (Some(value), false) => Some(Some(value)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = ConfigRequest::Put {
+        key,
+        value: value.trim().to_string(),
+        expected,
+        reply,
+    };
+    if config.send(request).await.is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the training service stopped",
+        );
+    }
+    match answer.await {
+        Ok(Ok(written)) => Json(written).into_response(),
+        Ok(Err(reason)) => failure(reason),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the training service stopped",
+        ),
+    }
+}
+
+async fn receipts(State(state): State<ApiState>) -> Response {
+    let Some(receipts) = state.receipts else {
+        return not_training();
+    };
+    let (reply, answer) = oneshot::channel();
+    if receipts.send(reply).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the chain service stopped");
+    }
+    match answer.await {
+        Ok(entries) => Json(entries).into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the chain service stopped"),
+    }
 }
 
 async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
@@ -84,11 +337,13 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     )
 }
 
+/// Largest request body (a config value is at most 4 KiB).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
 /// Binds `addr` and serves the API until `shutdown` resolves; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
-    status_rx: watch::Receiver<NodeStatus>,
-    metrics_source: Metrics,
+    parts: ApiParts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -96,9 +351,14 @@ pub async fn serve(
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .route("/config/{key}", get(get_config).put(put_config))
+        .route("/receipts", get(receipts))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ApiState {
-            status: status_rx,
-            metrics: metrics_source,
+            status: parts.status,
+            metrics: parts.metrics,
+            config: parts.config,
+            receipts: parts.receipts,
         });
     tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -51,6 +51,41 @@ pub fn from_receipt(receipt: &Receipt) -> Result<RoundCommitted, DecodeError> {
     Ok(round)
 }
 
+/// A training receipt found on the best chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnChain {
+    pub height: u64,
+    pub block: crate::pow::BlockHash,
+    pub round: RoundCommitted,
+}
+
+/// The training receipts in the best chain's last `max_blocks` blocks, by round (a round
+/// mined twice on the best chain is listed at its first block).
+pub fn on_best_chain(chain: &crate::pow::Chain, max_blocks: u64) -> Vec<OnChain> {
+    let top = chain.height();
+    let mut found: Vec<OnChain> = Vec::new();
+    for height in top.saturating_sub(max_blocks)..=top {
+        let Some(hash) = chain.hash_at_height(height) else {
+            continue;
+        };
+        let Some(block) = chain.block(&hash) else {
+            continue;
+        };
+        for receipt in block.body.receipts.iter().filter(|r| is_round_receipt(r)) {
+            if let Ok(round) = from_receipt(receipt) {
+                found.push(OnChain {
+                    height,
+                    block: hash,
+                    round,
+                });
+            }
+        }
+    }
+    found.sort_by_key(|f| (f.round.round, f.height));
+    found.dedup_by_key(|f| f.round.round);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,14 @@ pub const FRAME_GRADIENT: u8 = 0x51;
 pub const FRAME_BLOB_REQUEST: u8 = 0x52;
 /// Frame type of a `BlobResponse`.
 pub const FRAME_BLOB_RESPONSE: u8 = 0x53;
+/// Frame type of a `Forward` (a follower hands a client's config write to the leader).
+pub const FRAME_FORWARD: u8 = 0x54;
+/// Frame type of a `ForwardResult`.
+pub const FRAME_FORWARD_RESULT: u8 = 0x55;
+/// Largest forwarded command (a config write: key, value, request id).
+pub const MAX_FORWARD_BYTES: usize = 16 * 1024;
+/// Largest error text in a `ForwardResult`.
+pub const MAX_FORWARD_ERROR: usize = 1024;
 /// Bytes of a `TrainState` blob beyond its vectors (magic, version, layers, optimizer scalars).
 const STATE_OVERHEAD: usize = 4096;
 
@@ -58,6 +66,8 @@ impl WireLimits {
             FRAME_GRADIENT => Some(1 + 8 + 32 + 4 + 4 + 4 * self.gradient_len),
             FRAME_BLOB_REQUEST => Some(1 + 32),
             FRAME_BLOB_RESPONSE => Some(1 + 32 + 1 + 4 + self.blob_bytes),
+            FRAME_FORWARD => Some(1 + 4 + MAX_FORWARD_BYTES),
+            FRAME_FORWARD_RESULT => Some(1 + 1 + 8 + 4 + MAX_FORWARD_ERROR),
             _ => None,
         }
     }
@@ -109,6 +119,15 @@ pub enum TrainingMessage {
         hash: BlobHash,
         data: Option<Vec<u8>>,
     },
+    /// A follower asks the leader to propose a client's config write (an encoded
+    /// `cluster::Command`; the leader refuses anything else).
+    Forward {
+        command: Vec<u8>,
+    },
+    /// The leader's answer: the log index the write committed at, or why not.
+    ForwardResult {
+        result: Result<u64, String>,
+    },
 }
 
 impl TrainingMessage {
@@ -119,6 +138,8 @@ impl TrainingMessage {
             TrainingMessage::Gradient(_) => FRAME_GRADIENT,
             TrainingMessage::BlobRequest { .. } => FRAME_BLOB_REQUEST,
             TrainingMessage::BlobResponse { .. } => FRAME_BLOB_RESPONSE,
+            TrainingMessage::Forward { .. } => FRAME_FORWARD,
+            TrainingMessage::ForwardResult { .. } => FRAME_FORWARD_RESULT,
         }
     }
 
@@ -155,6 +176,21 @@ impl TrainingMessage {
                     out.bytes(data);
                 }
             }
+            TrainingMessage::Forward { command } => {
+                out.bytes(command);
+            }
+            TrainingMessage::ForwardResult { result } => match result {
+                Ok(index) => {
+                    out.bool(true).u64(*index);
+                }
+                Err(reason) => {
+                    let mut end = reason.len().min(MAX_FORWARD_ERROR);
+                    while !reason.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    out.bool(false).str(&reason[..end]);
+                }
+            },
         }
         out.into_bytes()
     }
@@ -224,6 +260,15 @@ impl TrainingMessage {
                 };
                 TrainingMessage::BlobResponse { hash, data }
             }
+            FRAME_FORWARD => TrainingMessage::Forward {
+                command: r.bytes("forwarded command", MAX_FORWARD_BYTES)?.to_vec(),
+            },
+            FRAME_FORWARD_RESULT => TrainingMessage::ForwardResult {
+                result: match r.bool("forward succeeded")? {
+                    true => Ok(r.u64("log index")?),
+                    false => Err(r.str("forward error", MAX_FORWARD_ERROR)?.to_owned()),
+                },
+            },
             other => {
                 return Err(DecodeError::BadTag {
                     what: "training frame type",
@@ -273,6 +318,13 @@ mod tests {
             TrainingMessage::BlobResponse {
                 hash: BlobHash([5; 32]),
                 data: None,
+            },
+            TrainingMessage::Forward {
+                command: b"config write".to_vec(),
+            },
+            TrainingMessage::ForwardResult { result: Ok(42) },
+            TrainingMessage::ForwardResult {
+                result: Err("not the leader".into()),
             },
         ]
     }

@@ -498,6 +498,7 @@ impl ChainService {
         self.metrics.receipts_pooled.set(self.pool.len() as i64);
         let status = NodeStatus {
             consensus: None,
+            training: None,
             network: self.config.network.clone(),
             node_id: self.net.id().to_string(),
             height: self.chain.height(),
@@ -518,11 +519,14 @@ impl ChainService {
             receipts_pooled: self.pool.len(),
             listen: self.net.local_addr().to_string(),
         };
-        // Keep the consensus service's fields (its forwarder writes them under the same lock).
+        // Keep the consensus and training services' fields (they write them under the same
+        // lock).
         self.status.send_modify(|current| {
             let consensus = current.consensus.take();
+            let training = current.training.take();
             *current = NodeStatus {
                 consensus,
+                training,
                 ..status
             };
         });

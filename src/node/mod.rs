@@ -1,18 +1,25 @@
 //! The node: services, each a tokio task with its own channel, composed over one QUIC network
 //! and one HTTP API. `chain` wires the sans-IO `Chain` to its redb store, the miner thread,
-//! sync and relay (the chain decides; the service persists, relays, syncs and mines).
-//! `consensus` drives Raft for the training cluster when the config has a `[train]` section.
+//! sync and relay (the chain decides; the service persists, relays, syncs and mines). With a
+//! `[train]` section, `consensus` drives Raft over the cluster's replicated state
+//! (`replicated`) and `training` runs the round protocol, with its arithmetic on the trainer
+//! thread (`trainer_thread`) and reduced gradients as blobs on disk (`blobs`).
 //!
 //! `Node::start` opens the data dir, the identity and the network, starts the services and a
 //! supervisor that stops them together, and returns a `NodeHandle` for the CLI and for
 //! in-process tests.
 
 mod backend;
+pub mod blobs;
 mod chain;
 pub mod consensus;
 pub mod miner;
+pub mod replicated;
 pub mod seen;
 pub mod sync;
+mod trainer_thread;
+mod training;
+mod training_setup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +28,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::api::{self, Metrics, NodeStatus};
+use crate::api::{self, ApiParts, Metrics, NodeStatus, ReceiptEntry, ReceiptsRequest};
+use crate::cluster::ClusterState;
 use crate::config::TrainSection;
 use crate::config::{ConfigError, NodeConfig};
 use crate::net::{Identity, NetConfig, NetError, Network, NodeId, PartitionControl, Service};
@@ -29,7 +37,11 @@ use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
     Receipt, StoreError,
 };
-use consensus::{CommandLog, ConsensusConfig, ConsensusError, ConsensusHandle};
+use consensus::{ConsensusConfig, ConsensusError, ConsensusHandle};
+use replicated::Replicated;
+
+/// Blocks back from the tip `GET /receipts` looks for training receipts.
+const RECEIPT_SCAN_BLOCKS: u64 = 100_000;
 
 /// File name of the chain store inside the data dir.
 pub use crate::pow::store::STORE_FILE;
@@ -62,6 +74,23 @@ pub enum NodeError {
     Refused(#[from] ChainError),
     #[error("consensus: {0}")]
     Consensus(#[from] ConsensusError),
+    #[error("training: {0}")]
+    Training(#[from] crate::train::TrainError),
+    #[error("cannot read the training data {path}: {source}")]
+    TrainingData {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the trainer: {0}")]
+    TrainerThread(#[source] std::io::Error),
+    #[error(
+        "this node's params after round {round} differ from the committed params hash; it \
+         stopped rather than train on diverged params (restart it to replay the round log)"
+    )]
+    Diverged { round: u64 },
+    #[error("the trainer failed: {0}")]
+    Trainer(String),
     #[error("the node has stopped")]
     Stopped,
 }
@@ -100,7 +129,7 @@ pub struct NodeHandle {
     listen: SocketAddr,
     http: Option<SocketAddr>,
     metrics: Metrics,
-    consensus: Option<ConsensusHandle<CommandLog>>,
+    consensus: Option<ConsensusHandle<Replicated>>,
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
 }
 
@@ -136,12 +165,21 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let metrics = Metrics::new();
     let (status, status_rx) = watch::channel(NodeStatus::default());
     let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let trains = config.train.is_some();
+    let (config_tx, config_rx) = mpsc::channel(256);
+    let (receipts_tx, receipts_rx) = mpsc::channel(16);
     let http = match config.http.listen {
         Some(addr) => {
             let stopped = async move {
                 let _ = stopped_rx.wait_for(|stopped| *stopped).await;
             };
-            let bound = api::serve(addr, status_rx.clone(), metrics.clone(), stopped)
+            let parts = ApiParts {
+                status: status_rx.clone(),
+                metrics: metrics.clone(),
+                config: trains.then(|| config_tx.clone()),
+                receipts: trains.then(|| receipts_tx.clone()),
+            };
+            let bound = api::serve(addr, parts, stopped)
                 .await
                 .map_err(|e| NodeError::Http(addr, e))?;
             Some(bound)
@@ -153,24 +191,15 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         height = chain.height(), tip = %chain.tip(), "node started"
     );
 
-    let consensus = match &config.train {
-        Some(train) => {
-            let events = net.subscribe(Service::Raft);
-            let (handle, task) = consensus::start(
-                id,
-                &consensus_config(train)?,
-                &config.data_dir,
-                CommandLog::default(),
-                net.clone(),
-                events,
-            )?;
-            tokio::spawn(forward_consensus_status(
-                handle.watch(),
-                status.clone(),
-                metrics.clone(),
-            ));
-            Some((handle, task))
-        }
+    let training = match &config.train {
+        Some(train) => Some(start_consensus(
+            id,
+            train,
+            &config.data_dir,
+            &net,
+            &status,
+            &metrics,
+        )?),
         None => None,
     };
     let (events, _) = broadcast::channel(4096);
@@ -181,18 +210,58 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         net: net.clone(),
         net_events,
         metrics: metrics.clone(),
-        status,
+        status: status.clone(),
         events: events.clone(),
     })?;
+
+    let (stop_training, stop_training_rx) = watch::channel(false);
+    let (consensus, consensus_task, training_task) = match training {
+        Some(started) => {
+            tokio::spawn(serve_receipts(receipts_rx, commands.clone()));
+            let jobs = trainer_thread::spawn(
+                trainer_thread::ThreadParts {
+                    setup: started.prepared.setup,
+                    shard: started.prepared.shard,
+                    device: started.device,
+                    blobs: started.blobs.clone(),
+                    eval_every: started.eval_every,
+                },
+                started.done_tx,
+            )
+            .map_err(NodeError::TrainerThread)?;
+            let task = training::spawn(training::TrainingParts {
+                own: id,
+                workers: started.prepared.workers,
+                gradient_len: started.prepared.gradient_len,
+                max_rounds: started.max_rounds,
+                consensus: started.handle.clone(),
+                applied: started.applied,
+                net: net.clone(),
+                events: net.subscribe(Service::Training),
+                jobs,
+                done: started.done_rx,
+                blobs: started.blobs,
+                chain: commands.clone(),
+                config_requests: config_rx,
+                status,
+                metrics: metrics.clone(),
+                stop: stop_training_rx,
+            });
+            (Some(started.handle), Some(started.task), Some(task))
+        }
+        None => (None, None, None),
+    };
 
     // The supervisor: when a service stops (asked to, or failing), stop the others, then
     // close the network and the HTTP server.
     let supervised = net.clone();
-    let (consensus, consensus_task) = consensus.unzip();
-    let stop_chain = commands.clone();
-    let stop_consensus = consensus.clone();
+    let stoppers = Stoppers {
+        chain: commands.clone(),
+        consensus: consensus.clone(),
+        training: stop_training,
+    };
     let task = tokio::spawn(async move {
-        let result = supervise(chain_task, consensus_task, stop_chain, stop_consensus).await;
+        let result = supervise(chain_task, consensus_task, training_task, stoppers).await;
         supervised.shutdown();
         let _ = stopped_tx.send(true);
         match &result {
@@ -215,6 +284,94 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     })
 }
 
+/// The consensus service over the cluster's state, and what the training service needs next.
+struct StartedConsensus {
+    handle: ConsensusHandle<Replicated>,
+    task: consensus::ConsensusTask,
+    applied: mpsc::UnboundedReceiver<crate::cluster::Applied>,
+    prepared: training_setup::Prepared,
+    blobs: blobs::BlobStore,
+    device: crate::gpu::DeviceChoice,
+    eval_every: u64,
+    max_rounds: Option<u64>,
+    done_tx: mpsc::UnboundedSender<trainer_thread::Done>,
+    done_rx: mpsc::UnboundedReceiver<trainer_thread::Done>,
+}
+
+fn start_consensus(
+    id: NodeId,
+    train: &TrainSection,
+    data_dir: &std::path::Path,
+    net: &Network,
+    status: &watch::Sender<NodeStatus>,
+    metrics: &Metrics,
+) -> Result<StartedConsensus, NodeError> {
+    let prepared = training_setup::prepare(train, id)?;
+    let blobs =
+        blobs::BlobStore::open(data_dir).map_err(|e| NodeError::DataDir(data_dir.into(), e))?;
+    let (applied_tx, applied) = mpsc::unbounded_channel();
+    let machine = Replicated::new(
+        ClusterState::new(prepared.genesis, prepared.defaults.clone()),
+        applied_tx,
+    );
+    let (handle, task) = consensus::start(
+        id,
+        &consensus_config(train)?,
+        data_dir,
+        machine,
+        net.clone(),
+        net.subscribe(Service::Raft),
+    )?;
+    tokio::spawn(forward_consensus_status(
+        handle.watch(),
+        status.clone(),
+        metrics.clone(),
+    ));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    Ok(StartedConsensus {
+        handle,
+        task,
+        applied,
+        prepared,
+        blobs,
+        device: train.device()?,
+        eval_every: train.eval_every,
+        max_rounds: train.rounds,
+        done_tx,
+        done_rx,
+    })
+}
+
+/// Answers `GET /receipts` from the chain service's best chain.
+async fn serve_receipts(
+    mut requests: mpsc::Receiver<ReceiptsRequest>,
+    chain: mpsc::Sender<Command>,
+) {
+    while let Some(reply) = requests.recv().await {
+        let inspect: Inspect = Box::new(move |chain| {
+            let entries = crate::cluster::receipt::on_best_chain(chain, RECEIPT_SCAN_BLOCKS)
+                .into_iter()
+                .map(|found| ReceiptEntry {
+                    round: found.round.round,
+                    block: found.block.to_string(),
+                    height: found.height,
+                    params_hash: found.round.params_hash.to_string(),
+                    contributors: found
+                        .round
+                        .contributors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                })
+                .collect();
+            let _ = reply.send(entries);
+        });
+        if chain.send(Command::Inspect(inspect)).await.is_err() {
+            return;
+        }
+    }
+}
+
 fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> {
     Ok(ConsensusConfig {
         voters: train.voters()?,
@@ -224,33 +381,56 @@ fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> 
     })
 }
 
-/// Waits for the chain service to stop, or the consensus service to fail; stops the other.
+/// How the supervisor asks each service to stop.
+struct Stoppers {
+    chain: mpsc::Sender<Command>,
+    consensus: Option<ConsensusHandle<Replicated>>,
+    training: watch::Sender<bool>,
+}
+
+/// Waits for the first service to stop (asked to, or failing), stops the others (training
+/// first, it uses consensus; then consensus; then the chain) and returns the first error.
 async fn supervise(
-    mut chain_task: tokio::task::JoinHandle<Result<(), NodeError>>,
-    consensus_task: Option<tokio::task::JoinHandle<Result<(), ConsensusError>>>,
-    stop_chain: mpsc::Sender<Command>,
-    stop_consensus: Option<ConsensusHandle<CommandLog>>,
+    chain_task: tokio::task::JoinHandle<Result<(), NodeError>>,
+    consensus_task: Option<consensus::ConsensusTask>,
+    training_task: Option<tokio::task::JoinHandle<Result<(), NodeError>>>,
+    stoppers: Stoppers,
 ) -> Result<(), NodeError> {
-    let Some(mut consensus_task) = consensus_task else {
-        return chain_task.await.unwrap_or(Err(NodeError::Stopped));
+    let (ended, mut results) = mpsc::unbounded_channel::<Result<(), NodeError>>();
+    let mut running = 1;
+    let watch_task = |task: tokio::task::JoinHandle<Result<(), NodeError>>| {
+        let ended = ended.clone();
+        tokio::spawn(async move {
+            let _ = ended.send(task.await.unwrap_or(Err(NodeError::Stopped)));
+        });
     };
-    tokio::select! {
-        chain = &mut chain_task => {
-            if let Some(consensus) = &stop_consensus {
-                consensus.shutdown().await;
-            }
-            let consensus = consensus_task.await.unwrap_or(Err(ConsensusError::Stopped));
-            chain.unwrap_or(Err(NodeError::Stopped)).and(consensus.map_err(NodeError::from))
-        }
-        consensus = &mut consensus_task => {
-            let _ = stop_chain.send(Command::Shutdown).await;
-            let chain = chain_task.await.unwrap_or(Err(NodeError::Stopped));
-            consensus
-                .unwrap_or(Err(ConsensusError::Stopped))
-                .map_err(NodeError::from)
-                .and(chain)
+    watch_task(chain_task);
+    if let Some(task) = training_task {
+        running += 1;
+        watch_task(task);
+    }
+    if let Some(task) = consensus_task {
+        running += 1;
+        let ended = ended.clone();
+        tokio::spawn(async move {
+            let result = task.await.unwrap_or(Err(ConsensusError::Stopped));
+            let _ = ended.send(result.map_err(NodeError::from));
+        });
+    }
+    drop(ended);
+    let mut outcome = results.recv().await.unwrap_or(Err(NodeError::Stopped));
+    let _ = stoppers.training.send(true);
+    if let Some(consensus) = &stoppers.consensus {
+        consensus.shutdown().await;
+    }
+    let _ = stoppers.chain.send(Command::Shutdown).await;
+    for _ in 1..running {
+        let result = results.recv().await.unwrap_or(Err(NodeError::Stopped));
+        if outcome.is_ok() {
+            outcome = result;
         }
     }
+    outcome
 }
 
 /// Copies the consensus service's status into `/status` and `/metrics` as it changes.
@@ -299,7 +479,7 @@ impl NodeHandle {
     }
 
     /// The consensus service, when the config has a `[train]` section.
-    pub fn consensus(&self) -> Option<&ConsensusHandle<CommandLog>> {
+    pub fn consensus(&self) -> Option<&ConsensusHandle<Replicated>> {
         self.consensus.as_ref()
     }
 

@@ -118,6 +118,14 @@ impl ShardWorker {
         Ok(loss)
     }
 
+    /// Draws and discards `batches` mini-batches of `batch` rows, as if their gradients had
+    /// been computed (a restarted cluster worker catching up with the rounds it missed).
+    pub fn skip_batches(&mut self, batches: u64, batch: usize) {
+        for _ in 0..batches {
+            self.sampler.next_batch(batch);
+        }
+    }
+
     /// The gradient of the last `compute`.
     pub fn gradient(&self) -> &[f32] {
         &self.gradient
@@ -218,13 +226,19 @@ impl Setup {
         })
     }
 
-    /// The worker at `index` (0-based) in its initial state, or `None` past the last.
+    /// The worker at `index` (0-based) in its initial state, or `None` past the last; the
+    /// last `byzantine` workers attack.
     pub fn worker(&self, index: usize) -> Option<ShardWorker> {
-        let rows = self.shards.get(index)?.clone();
         let honest = self.config.workers - self.config.byzantine;
+        self.worker_with(index, (index >= honest).then_some(self.config.attack))
+    }
+
+    /// The worker at `index` with the given attack (a cluster node configured to attack).
+    pub fn worker_with(&self, index: usize, attack: Option<Attack>) -> Option<ShardWorker> {
+        let rows = self.shards.get(index)?.clone();
         Some(ShardWorker {
             sampler: BatchSampler::new(rows, derive_seed(self.config.seed, 4, index as u64)),
-            attack: (index >= honest).then_some(self.config.attack),
+            attack,
             rng: ChaCha8Rng::seed_from_u64(derive_seed(self.config.seed, 5, index as u64)),
             gradient: Vec::new(),
             work: Workspace::default(),

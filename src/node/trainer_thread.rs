@@ -1,0 +1,346 @@
+//! The training service's compute thread: owns this node's `Trainer` (the params after the
+//! last committed round it applied), its shard's `ShardWorker`, the held-out test rows and the
+//! blob store. It takes jobs in order — compute a gradient, reduce and step a copy (leader),
+//! apply a committed round, take a fetched blob — and reports what it did. Heavy arithmetic
+//! stays off the async runtime, and one thread gives one order: a committed round is always
+//! applied before a later gradient is computed at its params.
+//!
+//! A committed round is applied by stepping with its reduced gradient (a blob, fetched by hash
+//! when this node lacks it) and checking the resulting params hash against the committed one;
+//! a mismatch ends the thread with `Done::Diverged`, which stops the node.
+
+use std::collections::VecDeque;
+use std::sync::mpsc as std_mpsc;
+
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::cluster::round::Reduction;
+use crate::cluster::{BlobHash, RoundCommitted};
+use crate::gpu::{AdapterChoice, DeviceChoice};
+use crate::train::aggregate::{Reducer, Rule};
+use crate::train::params::{vector_from_bytes, vector_to_bytes};
+use crate::train::simulation::{Setup, ShardWorker};
+use crate::train::{StateHash, Trainer};
+
+use super::blobs::BlobStore;
+
+/// Work for the thread, in the order the service decided it.
+#[derive(Debug)]
+pub enum Job {
+    /// Compute this node's gradient for `round` once the trainer holds `params_hash`.
+    Compute {
+        round: u64,
+        params_hash: StateHash,
+        batch_size: usize,
+    },
+    /// Leader: reduce and step a copy of the state.
+    Reduce(Reduction),
+    /// A round committed: step to it (after every earlier one).
+    Commit(RoundCommitted),
+    /// A blob some waiting round needs arrived from a peer.
+    Blob(Vec<u8>),
+}
+
+/// What the thread did.
+#[derive(Debug)]
+pub enum Done {
+    Computed {
+        round: u64,
+        params_hash: StateHash,
+        loss: f32,
+        values: Vec<f32>,
+    },
+    Stepped {
+        round: u64,
+        params_hash: StateHash,
+        reduced_hash: BlobHash,
+    },
+    ReduceFailed {
+        round: u64,
+        reason: String,
+    },
+    /// The trainer now holds the params after `round`.
+    Applied {
+        round: u64,
+    },
+    /// Held-out accuracy and loss after `round`.
+    Evaluated {
+        round: u64,
+        accuracy: f32,
+        loss: f32,
+    },
+    /// Committed rounds wait for this blob.
+    NeedBlob(BlobHash),
+    /// Fatal: stepping `round` did not give its committed params hash.
+    Diverged {
+        round: u64,
+        expected: StateHash,
+        found: StateHash,
+    },
+    /// Fatal: the trainer cannot go on (a bad blob that hashes right, a failed step).
+    Failed(String),
+}
+
+/// What the thread starts from.
+pub struct ThreadParts {
+    pub setup: Setup,
+    /// This node's shard worker, when it is a worker.
+    pub shard: Option<ShardWorker>,
+    pub device: DeviceChoice,
+    pub blobs: BlobStore,
+    /// Evaluate on the held-out rows after every this many rounds (and the first).
+    pub eval_every: u64,
+}
+
+/// Starts the thread; jobs go in through the returned sender, results come out on `done`.
+pub fn spawn(
+    parts: ThreadParts,
+    done: mpsc::UnboundedSender<Done>,
+) -> std::io::Result<std_mpsc::Sender<Job>> {
+    let (jobs, inbox) = std_mpsc::channel();
+    std::thread::Builder::new()
+        .name("hashgrad-trainer".into())
+        .spawn(move || run(parts, inbox, done))?;
+    Ok(jobs)
+}
+
+struct Pending {
+    round: u64,
+    params_hash: StateHash,
+    batch_size: usize,
+}
+
+struct State {
+    setup: Setup,
+    trainer: Trainer,
+    shard: Option<ShardWorker>,
+    blobs: BlobStore,
+    eval_every: u64,
+    /// Rounds this trainer applied.
+    applied: u64,
+    /// Batches the shard worker has drawn.
+    drawn: u64,
+    commits: VecDeque<RoundCommitted>,
+    asked: Option<BlobHash>,
+    compute: Option<Pending>,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::UnboundedSender<Done>) {
+    let reducer = Reducer::open(parts.device, &AdapterChoice::Auto).unwrap_or_else(|error| {
+        warn!(%error, "no GPU for reductions; reducing on the CPU");
+        Reducer::Cpu
+    });
+    debug!(reducer = %reducer.describe(), "trainer thread started");
+    let trainer = match Trainer::new(parts.setup.initial.clone(), Rule::Mean, reducer) {
+        Ok(trainer) => trainer,
+        Err(error) => {
+            let _ = done.send(Done::Failed(error.to_string()));
+            return;
+        }
+    };
+    let mut state = State {
+        setup: parts.setup,
+        trainer,
+        shard: parts.shard,
+        blobs: parts.blobs,
+        eval_every: parts.eval_every.max(1),
+        applied: 0,
+        drawn: 0,
+        commits: VecDeque::new(),
+        asked: None,
+        compute: None,
+        done,
+    };
+    while let Ok(job) = inbox.recv() {
+        let ok = match job {
+            Job::Compute {
+                round,
+                params_hash,
+                batch_size,
+            } => {
+                state.compute = Some(Pending {
+                    round,
+                    params_hash,
+                    batch_size,
+                });
+                true
+            }
+            Job::Reduce(reduction) => {
+                state.apply_commits() && {
+                    state.reduce(reduction);
+                    true
+                }
+            }
+            Job::Commit(round) => {
+                state.commits.push_back(round);
+                true
+            }
+            Job::Blob(bytes) => {
+                if let Err(error) = state.blobs.put(&bytes) {
+                    warn!(%error, "cannot store a fetched blob");
+                }
+                state.asked = None;
+                true
+            }
+        };
+        if !ok || !state.apply_commits() {
+            return;
+        }
+        state.compute_if_ready();
+    }
+}
+
+impl State {
+    fn send(&self, done: Done) {
+        let _ = self.done.send(done);
+    }
+
+    /// Applies queued committed rounds while their blobs are at hand; false on a fatal error.
+    fn apply_commits(&mut self) -> bool {
+        while let Some(round) = self.commits.front() {
+            if round.round <= self.applied {
+                self.commits.pop_front();
+                continue;
+            }
+            let Some(blob) = self.blobs.get(&round.reduced_hash) else {
+                if self.asked != Some(round.reduced_hash) {
+                    self.asked = Some(round.reduced_hash);
+                    self.send(Done::NeedBlob(round.reduced_hash));
+                }
+                return true;
+            };
+            let Some(round) = self.commits.pop_front() else {
+                return true;
+            };
+            if let Err(reason) = self.step(&round, &blob) {
+                self.send(reason);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn step(&mut self, round: &RoundCommitted, blob: &[u8]) -> Result<(), Done> {
+        let reduced = vector_from_bytes(blob, self.trainer.params().len())
+            .map_err(|e| Done::Failed(format!("round {}: reduced gradient: {e}", round.round)))?;
+        let before = self.trainer.state_hash();
+        if before != round.parent_hash {
+            return Err(Done::Diverged {
+                round: round.round,
+                expected: round.parent_hash,
+                found: before,
+            });
+        }
+        self.trainer.set_learning_rate(round.learning_rate);
+        self.trainer
+            .step(&reduced)
+            .map_err(|e| Done::Failed(format!("round {}: step: {e}", round.round)))?;
+        let after = self.trainer.state_hash();
+        if after != round.params_hash {
+            return Err(Done::Diverged {
+                round: round.round,
+                expected: round.params_hash,
+                found: after,
+            });
+        }
+        self.applied = round.round;
+        self.send(Done::Applied { round: round.round });
+        if round.round == 1 || round.round.is_multiple_of(self.eval_every) {
+            self.evaluate();
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self) {
+        let model = self.trainer.model();
+        match model.evaluate(
+            self.trainer.params(),
+            self.setup.test.features(),
+            self.setup.test.labels(),
+        ) {
+            Ok(evaluation) => self.send(Done::Evaluated {
+                round: self.applied,
+                accuracy: evaluation.accuracy,
+                loss: evaluation.loss,
+            }),
+            Err(error) => warn!(%error, "evaluation failed"),
+        }
+    }
+
+    /// Computes the pending gradient once the trainer holds its params and nothing earlier
+    /// waits; a gradient for params this trainer has moved past is dropped.
+    fn compute_if_ready(&mut self) {
+        let Some(pending) = &self.compute else {
+            return;
+        };
+        if !self.commits.is_empty() || self.trainer.state_hash() != pending.params_hash {
+            if pending.round <= self.applied {
+                self.compute = None;
+            }
+            return;
+        }
+        let Some(pending) = self.compute.take() else {
+            return;
+        };
+        let Some(shard) = &mut self.shard else {
+            return;
+        };
+        // A restarted node's sampler starts over; skip the batches of the rounds it missed so
+        // round r draws the r-th batch, as it would have without the restart.
+        let missed = (pending.round - 1).saturating_sub(self.drawn);
+        shard.skip_batches(missed, pending.batch_size);
+        self.drawn += missed + 1;
+        let computed = shard.compute(
+            self.trainer.model(),
+            self.trainer.params(),
+            &self.setup.train,
+            pending.batch_size,
+        );
+        let values = shard.gradient().to_vec();
+        match computed {
+            Ok(loss) => self.send(Done::Computed {
+                round: pending.round,
+                params_hash: pending.params_hash,
+                loss,
+                values,
+            }),
+            Err(error) => warn!(round = pending.round, %error, "gradient not computed"),
+        }
+    }
+
+    fn reduce(&mut self, reduction: Reduction) {
+        let round = reduction.round;
+        let failed = |reason: String| Done::ReduceFailed { round, reason };
+        if self.trainer.state_hash() != reduction.params_hash {
+            self.send(failed("this node's params are not the round's yet".into()));
+            return;
+        }
+        self.trainer.set_rule(reduction.rule);
+        let reduced = match self.trainer.reduce(&reduction.gradients()) {
+            Ok(reduced) => reduced,
+            Err(error) => return self.send(failed(error.to_string())),
+        };
+        // Step a copy: this node's trainer steps when the round commits, like every other's.
+        let mut copy =
+            match Trainer::new(self.trainer.state().clone(), reduction.rule, Reducer::Cpu) {
+                Ok(copy) => copy,
+                Err(error) => return self.send(failed(error.to_string())),
+            };
+        copy.set_learning_rate(reduction.learning_rate);
+        if let Err(error) = copy.step(&reduced) {
+            return self.send(failed(error.to_string()));
+        }
+        match self.blobs.put(&vector_to_bytes(&reduced)) {
+            Ok(reduced_hash) => self.send(Done::Stepped {
+                round,
+                params_hash: copy.state_hash(),
+                reduced_hash,
+            }),
+            Err(error) => self.send(failed(format!(
+                "cannot store the reduced gradient: {error}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,764 @@
+//! The training service: one tokio task that runs the round protocol's sans-IO cores for this
+//! node — the leader's `Coordinator` while Raft says this node leads, the `Worker` when the
+//! node is in the worker list — and does their I/O. Announcements go out on the peers' gossip
+//! streams, each gradient on a stream of its own (`Network::request`), reduced gradients are
+//! blobs on disk served to any peer that asks, proposals go through the consensus service, and
+//! every committed round (`Applied::Round`) steps the trainer thread and becomes a receipt for
+//! the chain. Config writes from the HTTP API are proposed here (a follower forwards them to
+//! the leader); config reads run at the consistency the caller picked.
+//!
+//! Owns the coordination loop and its clock; the arithmetic runs on the trainer thread
+//! (`trainer_thread`), the replicated state in the consensus service (`replicated`).
+
+use std::collections::HashMap;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::api::{
+    ConfigFailure, ConfigRequest, ConfigWritten, Metrics, NodeStatus, TrainingStatus,
+};
+use crate::cluster::receipt::to_receipt;
+use crate::cluster::round::Action;
+use crate::cluster::wire::{
+    FRAME_BLOB_REQUEST, FRAME_FORWARD, FRAME_GRADIENT, FRAME_ROUND_ANNOUNCE, Gradient,
+    RoundAnnounce,
+};
+use crate::cluster::{
+    Applied, BlobHash, Command as ClusterCommand, ConfigKey, ConfigOutcome, ConfigStore,
+    Coordinator, RequestId, RoundSettings, TrainingMessage, WireLimits, Worker,
+};
+use crate::codec::{Decode, Encode};
+use crate::net::frame::ServiceFrame;
+use crate::net::{Message, NetEvent, Network, NodeId, Responder};
+
+use super::Command as ChainCommand;
+use super::NodeError;
+use super::blobs::BlobStore;
+use super::consensus::{ConsensusError, ConsensusHandle, ConsensusStatus, ReadConsistency};
+use super::replicated::Replicated;
+use super::trainer_thread::{Done, Job};
+
+/// How often the coordinator's deadline and the announce condition are checked.
+const TICK: Duration = Duration::from_millis(50);
+/// How long a config write waits for its entry to apply here.
+const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries (half a second apart) to fetch a missing blob from peers before giving up.
+const BLOB_FETCH_TRIES: u32 = 240;
+
+/// What the service is started with.
+pub struct TrainingParts {
+    pub own: NodeId,
+    /// The worker list: position = shard = reduction order, the same on every node.
+    pub workers: Vec<NodeId>,
+    /// Values in a gradient (the model's parameter count).
+    pub gradient_len: usize,
+    /// The leader stops announcing after this round (`None`: never).
+    pub max_rounds: Option<u64>,
+    pub consensus: ConsensusHandle<Replicated>,
+    pub applied: mpsc::UnboundedReceiver<Applied>,
+    pub net: Network,
+    /// Training-range events (`Network::subscribe(Service::Training)`).
+    pub events: mpsc::Receiver<NetEvent>,
+    pub jobs: std_mpsc::Sender<Job>,
+    pub done: mpsc::UnboundedReceiver<Done>,
+    pub blobs: BlobStore,
+    pub chain: mpsc::Sender<ChainCommand>,
+    pub config_requests: mpsc::Receiver<ConfigRequest>,
+    pub status: watch::Sender<NodeStatus>,
+    pub metrics: Metrics,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Results of tasks the service spawned.
+enum Inbox {
+    ProposeFailed { round: u64, error: ConsensusError },
+    Blob(Vec<u8>),
+    BlobMissing(BlobHash),
+}
+
+struct Service {
+    own: NodeId,
+    workers: Vec<NodeId>,
+    gradient_len: usize,
+    limits: WireLimits,
+    max_rounds: Option<u64>,
+    consensus: ConsensusHandle<Replicated>,
+    raft: watch::Receiver<ConsensusStatus>,
+    leading: bool,
+    net: Network,
+    jobs: std_mpsc::Sender<Job>,
+    coordinator: Coordinator,
+    worker: Option<Worker>,
+    blobs: BlobStore,
+    chain: mpsc::Sender<ChainCommand>,
+    status: watch::Sender<NodeStatus>,
+    metrics: Metrics,
+    view: TrainingStatus,
+    inbox: mpsc::UnboundedSender<Inbox>,
+    waiters: HashMap<RequestId, oneshot::Sender<ConfigOutcome>>,
+    /// An announcement from a peer this node does not (yet) know as the leader: a new leader's
+    /// first announcement can overtake the heartbeat that tells this node it leads.
+    early_announce: Option<(NodeId, RoundAnnounce)>,
+    committed_round: u64,
+    trainer_round: u64,
+    started: Instant,
+}
+
+/// Spawns the service; the task ends when `stop` turns true, or with an error that stops the
+/// node (the trainer diverged from the committed params).
+pub fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), NodeError>> {
+    let TrainingParts {
+        own,
+        workers,
+        gradient_len,
+        max_rounds,
+        consensus,
+        applied,
+        net,
+        events,
+        jobs,
+        done,
+        blobs,
+        chain,
+        config_requests,
+        status,
+        metrics,
+        stop,
+    } = parts;
+    let (inbox, inbox_rx) = mpsc::unbounded_channel();
+    let worker = workers.contains(&own).then(|| Worker::new(own));
+    let mut service = Service {
+        own,
+        limits: WireLimits::for_params(gradient_len),
+        gradient_len,
+        max_rounds,
+        raft: consensus.watch(),
+        consensus,
+        leading: false,
+        net,
+        jobs,
+        coordinator: Coordinator::new(rand::random()),
+        view: TrainingStatus {
+            workers: workers.len(),
+            worker: worker.is_some(),
+            ..TrainingStatus::default()
+        },
+        workers,
+        worker,
+        blobs,
+        chain,
+        status,
+        metrics,
+        inbox,
+        waiters: HashMap::new(),
+        early_announce: None,
+        committed_round: 0,
+        trainer_round: 0,
+        started: Instant::now(),
+    };
+    tokio::spawn(async move {
+        service
+            .run(applied, events, done, inbox_rx, config_requests, stop)
+            .await
+    })
+}
+
+impl Service {
+    async fn run(
+        &mut self,
+        mut applied: mpsc::UnboundedReceiver<Applied>,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut done: mpsc::UnboundedReceiver<Done>,
+        mut inbox: mpsc::UnboundedReceiver<Inbox>,
+        mut config_requests: mpsc::Receiver<ConfigRequest>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), NodeError> {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!(
+            workers = self.workers.len(),
+            worker = self.worker.is_some(),
+            "training service started"
+        );
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                Some(event) = applied.recv() => self.on_applied(event),
+                Some(event) = events.recv() => self.on_net(event),
+                Some(result) = done.recv() => self.on_done(result)?,
+                Some(message) = inbox.recv() => self.on_inbox(message),
+                Some(request) = config_requests.recv() => self.on_config(request),
+                changed = self.raft.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    self.on_raft();
+                }
+                _ = ticker.tick() => {
+                    let now = self.now();
+                    self.coordinator.tick(now);
+                    self.drain_coordinator();
+                    self.announce_if_due().await;
+                    self.waiters.retain(|_, waiter| !waiter.is_closed());
+                    self.publish();
+                }
+            }
+        }
+        info!("training service stopped");
+        Ok(())
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn leader(&self) -> Option<String> {
+        self.raft.borrow().leader.clone()
+    }
+
+    fn on_raft(&mut self) {
+        let status = self.raft.borrow_and_update().clone();
+        let leading = status.role == "leader";
+        if self.leading && !leading {
+            info!(term = status.term, "no longer the training leader");
+            self.coordinator.step_down();
+        } else if leading && !self.leading {
+            info!(term = status.term, "leading training");
+        }
+        self.leading = leading;
+        self.view.role = status.role;
+        self.view.term = status.term;
+        self.view.leader = status.leader;
+        if let Some((from, announce)) = self.early_announce.take()
+            && self.view.leader == Some(from.to_string())
+        {
+            self.on_announce(from, &announce);
+        }
+    }
+
+    /// Leader: announces the next round once this node has applied everything committed and
+    /// its trainer holds the last committed params.
+    async fn announce_if_due(&mut self) {
+        if !self.leading || !self.coordinator.is_idle() {
+            return;
+        }
+        let raft = self.raft.borrow().clone();
+        if raft.applied_index < raft.commit_index || self.trainer_round != self.committed_round {
+            return;
+        }
+        if self
+            .max_rounds
+            .is_some_and(|last| self.committed_round >= last)
+        {
+            return;
+        }
+        let read = self
+            .consensus
+            .read(ReadConsistency::Local, |machine| {
+                let state = machine.state();
+                (
+                    state.round(),
+                    state.params_hash(),
+                    state.config().training().clone(),
+                )
+            })
+            .await;
+        let Ok((round, params_hash, config)) = read else {
+            return;
+        };
+        if round != self.committed_round || !self.leading || !self.coordinator.is_idle() {
+            return;
+        }
+        let settings = RoundSettings::from_config(&config, self.gradient_len);
+        debug!(round = round + 1, "announcing");
+        let now = self.now();
+        self.coordinator
+            .announce(now, round + 1, params_hash, self.workers.clone(), settings);
+        self.drain_coordinator();
+    }
+
+    fn on_applied(&mut self, event: Applied) {
+        match &event {
+            Applied::Round { round, .. } => {
+                self.committed_round = round.round;
+                self.view.round = round.round;
+                self.view.rounds_committed = round.round;
+                self.view.loss = Some(round.loss);
+                self.view.params_hash = round.params_hash.to_string();
+                self.metrics.training_round.set(round.round as i64);
+                let _ = self.jobs.send(Job::Commit(round.clone()));
+                let (reply, _) = oneshot::channel();
+                let receipt = ChainCommand::SubmitReceipt(to_receipt(round), reply);
+                if self.chain.try_send(receipt).is_err() {
+                    debug!(round = round.round, "chain busy; receipt not pooled here");
+                }
+            }
+            Applied::RoundRefused { round, reason, .. } => {
+                debug!(round, ?reason, "round command refused by the state machine");
+            }
+            Applied::Config {
+                request, outcome, ..
+            } => {
+                if let Some(waiter) = self.waiters.remove(request) {
+                    let _ = waiter.send(outcome.clone());
+                }
+            }
+            Applied::Undecodable { index, error } => {
+                warn!(index, %error, "log entry this version cannot read skipped");
+            }
+            Applied::Restored { round, .. } => {
+                error!(
+                    round,
+                    "a Raft snapshot replaced the round log, but this node restores params only by \
+                     replaying rounds; it stays at its params until the log is replayed"
+                );
+            }
+        }
+        if self.leading {
+            self.coordinator.on_applied(&event);
+            self.drain_coordinator();
+        }
+    }
+
+    fn on_done(&mut self, done: Done) -> Result<(), NodeError> {
+        match done {
+            Done::Computed {
+                round,
+                params_hash,
+                loss,
+                values,
+            } => {
+                if let Some(worker) = &mut self.worker {
+                    worker.on_computed(round, params_hash, loss, values);
+                }
+                self.drain_worker();
+            }
+            Done::Stepped {
+                round,
+                params_hash,
+                reduced_hash,
+            } => {
+                self.coordinator
+                    .on_stepped(round, params_hash, reduced_hash);
+                self.drain_coordinator();
+            }
+            Done::ReduceFailed { round, reason } => {
+                warn!(round, %reason, "round not reduced; it will be announced again");
+                self.coordinator.on_reduce_failed(round);
+            }
+            Done::Applied { round } => {
+                self.trainer_round = round;
+                self.view.trained_round = round;
+            }
+            Done::Evaluated {
+                round,
+                accuracy,
+                loss,
+            } => {
+                self.view.accuracy = Some(accuracy);
+                self.view.test_loss = Some(loss);
+                self.view.evaluated_round = round;
+                self.metrics.training_accuracy.set(f64::from(accuracy));
+            }
+            Done::NeedBlob(hash) => self.fetch_blob(hash),
+            Done::Diverged {
+                round,
+                expected,
+                found,
+            } => {
+                error!(round, %expected, %found, "params diverged from the committed round; stopping");
+                return Err(NodeError::Diverged { round });
+            }
+            Done::Failed(reason) => {
+                error!(%reason, "trainer failed; stopping");
+                return Err(NodeError::Trainer(reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_inbox(&mut self, message: Inbox) {
+        match message {
+            Inbox::ProposeFailed { round, error } => {
+                warn!(round, %error, "round proposal failed; announcing it again");
+                self.coordinator.on_reduce_failed(round);
+            }
+            Inbox::Blob(bytes) => {
+                let _ = self.jobs.send(Job::Blob(bytes));
+            }
+            Inbox::BlobMissing(hash) => {
+                error!(blob = %hash, "no peer served a blob the round log needs; training here waits");
+            }
+        }
+    }
+
+    fn drain_coordinator(&mut self) {
+        while let Some(action) = self.coordinator.poll_action() {
+            match action {
+                Action::Announce(announce) => {
+                    let message = TrainingMessage::RoundAnnounce(announce.clone());
+                    for worker in &announce.workers {
+                        if *worker == self.own {
+                            continue;
+                        }
+                        if let Err(error) = self.net.send_to(*worker, &to_frame(&message)) {
+                            debug!(peer = %worker.short(), %error, "announcement not sent");
+                        }
+                    }
+                    if announce.workers.contains(&self.own) {
+                        self.on_announce(self.own, &announce);
+                    }
+                }
+                Action::Abandoned {
+                    round,
+                    attempt,
+                    received,
+                    required,
+                } => {
+                    info!(
+                        round,
+                        attempt, received, required, "round abandoned at its deadline"
+                    );
+                    self.metrics.training_rounds_abandoned.inc();
+                }
+                Action::Reduce(reduction) => {
+                    let _ = self.jobs.send(Job::Reduce(reduction));
+                }
+                Action::Propose(command) => {
+                    let round = match &command {
+                        ClusterCommand::RoundCommitted(r) => r.round,
+                        _ => 0,
+                    };
+                    let consensus = self.consensus.clone();
+                    let inbox = self.inbox.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = consensus.propose(command.to_bytes()).await {
+                            let _ = inbox.send(Inbox::ProposeFailed { round, error });
+                        }
+                    });
+                }
+                other => debug!(?other, "coordinator action ignored"),
+            }
+        }
+        let counters = self.coordinator.counters();
+        self.view.rounds_abandoned = self.view.rounds_abandoned.max(counters.rounds_abandoned);
+    }
+
+    fn on_announce(&mut self, from: NodeId, announce: &RoundAnnounce) {
+        let Some(worker) = &mut self.worker else {
+            return;
+        };
+        if worker.on_announce(from, announce) {
+            self.drain_worker();
+        }
+    }
+
+    fn drain_worker(&mut self) {
+        let mut actions = Vec::new();
+        if let Some(worker) = &mut self.worker {
+            while let Some(action) = worker.poll_action() {
+                actions.push(action);
+            }
+        }
+        for action in actions {
+            match action {
+                Action::ComputeGradient {
+                    round,
+                    params_hash,
+                    batch_size,
+                    ..
+                } => {
+                    let _ = self.jobs.send(Job::Compute {
+                        round,
+                        params_hash,
+                        batch_size,
+                    });
+                }
+                Action::SendGradient { to, gradient } if to == self.own => {
+                    let now = self.now();
+                    self.take_gradient(now, self.own, gradient);
+                }
+                Action::SendGradient { to, gradient } => {
+                    let message = to_frame(&TrainingMessage::Gradient(gradient));
+                    let net = self.net.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = net.request(to, message).await {
+                            debug!(peer = %to.short(), %error, "gradient not delivered");
+                        }
+                    });
+                }
+                other => debug!(?other, "worker action ignored"),
+            }
+        }
+    }
+
+    fn take_gradient(&mut self, now: u64, from: NodeId, gradient: Gradient) {
+        let round = gradient.round;
+        match self.coordinator.on_gradient(now, from, gradient) {
+            Ok(()) => {
+                self.metrics.training_gradients_accepted.inc();
+                self.drain_coordinator();
+            }
+            Err(refusal) => {
+                self.metrics.training_gradients_refused.inc();
+                self.view.gradients_refused += 1;
+                debug!(peer = %from.short(), round, %refusal, "gradient refused");
+            }
+        }
+        let counters = self.coordinator.counters();
+        self.view.bytes_received = counters.bytes_received;
+    }
+
+    fn on_net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Frame { peer, frame } if frame.code == FRAME_ROUND_ANNOUNCE => {
+                let announce =
+                    match TrainingMessage::decode(frame.code, &frame.payload, &self.limits) {
+                        Ok(TrainingMessage::RoundAnnounce(announce)) => announce,
+                        Ok(_) => return,
+                        Err(error) => {
+                            warn!(peer = %peer.short(), %error, "undecodable announcement dropped");
+                            return;
+                        }
+                    };
+                if self.leader() != Some(peer.to_string()) {
+                    debug!(peer = %peer.short(), round = announce.round, "announcement from a node not known to lead held");
+                    self.early_announce = Some((peer, announce));
+                    return;
+                }
+                self.on_announce(peer, &announce);
+            }
+            NetEvent::Frame { peer, frame } => {
+                debug!(peer = %peer.short(), code = frame.code, "training frame not expected on gossip dropped");
+            }
+            NetEvent::Request {
+                peer,
+                request: Message::Service(frame),
+                reply,
+            } => self.on_request(peer, frame, reply),
+            _ => {}
+        }
+    }
+
+    fn on_request(&mut self, peer: NodeId, frame: ServiceFrame, reply: Responder) {
+        let message = match TrainingMessage::decode(frame.code, &frame.payload, &self.limits) {
+            Ok(message) => message,
+            Err(error) => {
+                warn!(peer = %peer.short(), code = frame.code, %error, "undecodable training request dropped");
+                return;
+            }
+        };
+        match (frame.code, message) {
+            (FRAME_GRADIENT, TrainingMessage::Gradient(gradient)) => {
+                let _ = reply.send(Vec::new());
+                let now = self.now();
+                self.take_gradient(now, peer, gradient);
+            }
+            (FRAME_BLOB_REQUEST, TrainingMessage::BlobRequest { hash }) => {
+                let data = self.blobs.get(&hash);
+                let answer = TrainingMessage::BlobResponse { hash, data };
+                let _ = reply.send(vec![to_frame(&answer)]);
+            }
+            (FRAME_FORWARD, TrainingMessage::Forward { command }) => {
+                self.on_forward(peer, command, reply)
+            }
+            (code, _) => debug!(peer = %peer.short(), code, "training request type not served"),
+        }
+    }
+
+    /// A follower forwarded a client's config write: propose it here. Only config commands
+    /// are accepted from peers (rounds come from this node's own coordinator).
+    fn on_forward(&mut self, peer: NodeId, command: Vec<u8>, reply: Responder) {
+        let answer = |result: Result<u64, String>| {
+            vec![to_frame(&TrainingMessage::ForwardResult { result })]
+        };
+        match ClusterCommand::from_bytes(&command) {
+            Ok(ClusterCommand::ConfigPut { .. } | ClusterCommand::ConfigCas { .. }) => {}
+            Ok(_) => {
+                warn!(peer = %peer.short(), "forwarded command that is not a config write refused");
+                let _ = reply.send(answer(Err("only config writes are forwarded".into())));
+                return;
+            }
+            Err(error) => {
+                let _ = reply.send(answer(Err(format!("undecodable command: {error}"))));
+                return;
+            }
+        }
+        let consensus = self.consensus.clone();
+        tokio::spawn(async move {
+            let result = consensus.propose(command).await.map_err(|e| e.to_string());
+            let _ = reply.send(answer(result));
+        });
+    }
+
+    fn fetch_blob(&self, hash: BlobHash) {
+        let net = self.net.clone();
+        let inbox = self.inbox.clone();
+        let leader = self.leader();
+        tokio::spawn(async move {
+            let request = to_frame(&TrainingMessage::BlobRequest { hash });
+            for _ in 0..BLOB_FETCH_TRIES {
+                let mut peers: Vec<NodeId> = net.peers().into_iter().map(|p| p.id).collect();
+                // Ask the leader first: it reduced the round and surely holds the blob.
+                peers.sort_by_key(|p| Some(p.to_string()) != leader);
+                for peer in peers {
+                    let Ok(answer) = net.request(peer, request.clone()).await else {
+                        continue;
+                    };
+                    for message in answer {
+                        let Message::Service(frame) = message else {
+                            continue;
+                        };
+                        let limits = WireLimits::max();
+                        if let Ok(TrainingMessage::BlobResponse {
+                            data: Some(data), ..
+                        }) = TrainingMessage::decode(frame.code, &frame.payload, &limits)
+                        {
+                            let _ = inbox.send(Inbox::Blob(data));
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let _ = inbox.send(Inbox::BlobMissing(hash));
+        });
+    }
+
+    fn on_config(&mut self, request: ConfigRequest) {
+        match request {
+            ConfigRequest::Get {
+                key,
+                consistency,
+                reply,
+            } => {
+                if let Err(error) = ConfigKey::parse(&key) {
+                    let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
+                    return;
+                }
+                let consensus = self.consensus.clone();
+                tokio::spawn(async move {
+                    let read = consensus
+                        .read(consistency, move |machine| {
+                            machine.state().config().get(&key)
+                        })
+                        .await;
+                    let answer = match read {
+                        Ok(Ok(value)) => Ok(value),
+                        Ok(Err(error)) => Err(ConfigFailure::BadRequest(error.to_string())),
+                        Err(error) => Err(ConfigFailure::Unavailable(error.to_string())),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+            ConfigRequest::Put {
+                key,
+                value,
+                expected,
+                reply,
+            } => {
+                if let Err(error) = ConfigStore::default().validate(&key, &value) {
+                    let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
+                    return;
+                }
+                let request = RequestId {
+                    client: rand::random(),
+                    seq: 1,
+                };
+                let command = match expected {
+                    None => ClusterCommand::ConfigPut {
+                        request,
+                        key: key.clone(),
+                        value: value.clone(),
+                    },
+                    Some(expected) => ClusterCommand::ConfigCas {
+                        request,
+                        key: key.clone(),
+                        expected,
+                        value: value.clone(),
+                    },
+                };
+                let (waiter, outcome) = oneshot::channel();
+                self.waiters.insert(request, waiter);
+                let consensus = self.consensus.clone();
+                let net = self.net.clone();
+                tokio::spawn(async move {
+                    let answer = write_config(consensus, net, command, outcome).await;
+                    let _ = reply.send(answer.map(|index| ConfigWritten { key, value, index }));
+                });
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        let view = self.view.clone();
+        self.status.send_if_modified(|status| {
+            let changed = status.training.as_ref() != Some(&view);
+            status.training = Some(view);
+            changed
+        });
+    }
+}
+
+/// Proposes a config write here or, on a follower, at the leader; then waits until this node
+/// applied it and answers with its outcome.
+async fn write_config(
+    consensus: ConsensusHandle<Replicated>,
+    net: Network,
+    command: ClusterCommand,
+    outcome: oneshot::Receiver<ConfigOutcome>,
+) -> Result<u64, ConfigFailure> {
+    let bytes = command.to_bytes();
+    let index = match consensus.propose(bytes.clone()).await {
+        Ok(index) => index,
+        Err(ConsensusError::NotLeader {
+            leader: Some(leader),
+        }) => forward(&net, leader, bytes).await?,
+        Err(error) => return Err(ConfigFailure::Unavailable(error.to_string())),
+    };
+    match tokio::time::timeout(CONFIG_TIMEOUT, outcome).await {
+        Ok(Ok(ConfigOutcome::Written)) => Ok(index),
+        Ok(Ok(ConfigOutcome::CasFailed { current })) => Err(ConfigFailure::CasFailed { current }),
+        Ok(Ok(ConfigOutcome::Refused { reason })) => Err(ConfigFailure::BadRequest(reason)),
+        Ok(Ok(ConfigOutcome::Superseded)) => Err(ConfigFailure::Unavailable(
+            "a newer request of the same client was applied first".into(),
+        )),
+        Ok(Err(_)) | Err(_) => Err(ConfigFailure::Unavailable(format!(
+            "committed at index {index} but not applied here within {CONFIG_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Sends a config write to the leader and returns the log index it committed at.
+async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64, ConfigFailure> {
+    let unavailable = |reason: String| ConfigFailure::Unavailable(reason);
+    let request = to_frame(&TrainingMessage::Forward { command });
+    let answer = net
+        .request(leader, request)
+        .await
+        .map_err(|e| unavailable(format!("cannot reach the leader: {e}")))?;
+    for message in answer {
+        let Message::Service(frame) = message else {
+            continue;
+        };
+        if let Ok(TrainingMessage::ForwardResult { result }) =
+            TrainingMessage::decode(frame.code, &frame.payload, &WireLimits::for_params(0))
+        {
+            return result.map_err(|e| unavailable(format!("the leader: {e}")));
+        }
+    }
+    Err(unavailable(
+        "the leader did not answer the forwarded write".into(),
+    ))
+}
+
+/// A training message as the frame the transport carries.
+fn to_frame(message: &TrainingMessage) -> Message {
+    Message::Service(ServiceFrame {
+        code: message.frame_type(),
+        payload: message.encode(),
+    })
+}
