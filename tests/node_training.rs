@@ -292,3 +292,380 @@ async fn config_writes_on_any_node_apply_from_the_next_round() {
         node.shutdown().await.expect("shutdown");
     }
 }
+
+/// Every node's committed round log as (round, parent, params) triples.
+async fn round_log(node: &NodeHandle) -> Vec<(u64, String, String)> {
+    node.consensus()
+        .expect("consensus")
+        .read(ReadConsistency::Local, |machine| {
+            machine
+                .state()
+                .rounds()
+                .map(|r| {
+                    (
+                        r.round,
+                        r.parent_hash.to_string(),
+                        r.params_hash.to_string(),
+                    )
+                })
+                .collect()
+        })
+        .await
+        .expect("read")
+}
+
+fn leader_of(nodes: &[&NodeHandle]) -> Option<usize> {
+    nodes
+        .iter()
+        .position(|n| training(n).is_some_and(|t| t.role == "leader"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_leaders_lose_no_round_and_restarted_nodes_catch_up() {
+    init_logs();
+    const ROUNDS: u64 = 150;
+    let make = |voters: &[NodeId]| TrainSection {
+        round_deadline_ms: 1000,
+        ..train_section(voters, Some(ROUNDS), "quorum")
+    };
+    let (dirs, nodes) = start_three(make).await;
+    let voters: Vec<NodeId> = nodes.iter().map(NodeHandle::id).collect();
+    let mut nodes: Vec<Option<NodeHandle>> = nodes.into_iter().map(Some).collect();
+
+    // Twice: wait for progress, stop the leader mid-training, and bring the node back from
+    // its data dir once the others have moved on without it.
+    for until in [40, 90] {
+        let running: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+        let leader = eventually(60, "a leader past the mark", || async {
+            leader_of(&running).filter(|&l| training(running[l]).is_some_and(|t| t.round >= until))
+        })
+        .await;
+        let victim = nodes
+            .iter()
+            .position(|n| n.as_ref().map(NodeHandle::id) == Some(running[leader].id()))
+            .expect("leader index");
+        drop(running);
+        nodes[victim]
+            .take()
+            .expect("leader")
+            .shutdown()
+            .await
+            .expect("stop");
+        let rest: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+        let round_then = rest
+            .iter()
+            .filter_map(|n| training(n))
+            .map(|t| t.round)
+            .max()
+            .unwrap_or(0);
+        eventually(60, "the survivors to keep committing", || async {
+            rest.iter()
+                .all(|n| training(n).is_some_and(|t| t.round >= round_then + 10))
+                .then_some(())
+        })
+        .await;
+        let peers: Vec<SocketAddr> = rest.iter().map(|n| n.listen_addr()).collect();
+        drop(rest);
+        let restarted = Node::start(config(dirs[victim].path(), &peers, make(&voters)))
+            .await
+            .expect("restart");
+        nodes[victim] = Some(restarted);
+    }
+
+    let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
+    let finals: Vec<TrainingStatus> = eventually(120, "all three at the last round", || async {
+        let all: Vec<TrainingStatus> = all.iter().map(|n| training(n)).collect::<Option<_>>()?;
+        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
+    })
+    .await;
+    // One gap-free round log, identical on every node, each round starting from the last.
+    let logs = [
+        round_log(all[0]).await,
+        round_log(all[1]).await,
+        round_log(all[2]).await,
+    ];
+    assert_eq!(logs[0].len() as u64, ROUNDS);
+    for (i, (round, parent, _)) in logs[0].iter().enumerate() {
+        assert_eq!(*round, i as u64 + 1);
+        if i > 0 {
+            assert_eq!(
+                parent,
+                &logs[0][i - 1].2,
+                "round {round} does not follow its parent"
+            );
+        }
+    }
+    assert_eq!(logs[0], logs[1]);
+    assert_eq!(logs[0], logs[2]);
+    // Accuracy close to an undisturbed run of the same length.
+    let config = SimulationConfig {
+        workers: 3,
+        seed: SEED,
+        ..SimulationConfig::default()
+    };
+    let data = Dataset::digits().expect("digits");
+    let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");
+    for _ in 0..ROUNDS {
+        simulation.run_round().expect("round");
+    }
+    let undisturbed = simulation.evaluate().expect("evaluate").accuracy;
+    for status in &finals {
+        let accuracy = status.accuracy.expect("accuracy");
+        assert!(
+            (accuracy - undisturbed).abs() <= 0.01,
+            "accuracy {accuracy} after failovers, {undisturbed} undisturbed"
+        );
+        assert_eq!(status.params_hash, finals[0].params_hash);
+    }
+    drop(all);
+    for node in nodes.into_iter().flatten() {
+        node.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A peer on the network that speaks the training protocol badly.
+async fn hostile_peer(
+    nodes: &[NodeHandle],
+) -> (
+    hashgrad::net::Network,
+    tokio::sync::mpsc::Receiver<hashgrad::net::NetEvent>,
+) {
+    use hashgrad::net::{NetConfig, Network, Service};
+    let genesis = hashgrad::pow::NetworkParams::by_name("regtest")
+        .expect("regtest")
+        .genesis_hash();
+    let config = NetConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), "regtest", genesis.0);
+    let (net, _chain) = Network::bind(Identity::generate().expect("key"), config).expect("bind");
+    let training = net.subscribe(Service::Training);
+    for node in nodes {
+        net.dial(node.listen_addr(), None).await.expect("dial");
+    }
+    (net, training)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gradients_are_refused_and_training_goes_on() {
+    use hashgrad::cluster::TrainingMessage;
+    use hashgrad::cluster::wire::Gradient;
+    use hashgrad::net::frame::ServiceFrame;
+    use hashgrad::net::{Message, NetEvent};
+    init_logs();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let voters: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
+        .collect();
+    // The hostile worker is in the worker list (the three honest ones make the quorum); a
+    // second hostile peer is not a worker at all.
+    let hostile_dir = tempfile::tempdir().expect("dir");
+    let hostile_key = Identity::load_or_create(hostile_dir.path()).expect("key");
+    let hostile_id = hostile_key.id();
+    let mut workers = voters.clone();
+    workers.push(hostile_id);
+    let section = |voters: &[NodeId]| TrainSection {
+        workers: workers.iter().map(ToString::to_string).collect(),
+        ..train_section(voters, None, "quorum")
+    };
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for dir in &dirs {
+        let peers: Vec<SocketAddr> = nodes.iter().map(|n| n.listen_addr()).collect();
+        nodes.push(
+            Node::start(config(dir.path(), &peers, section(&voters)))
+                .await
+                .expect("start"),
+        );
+    }
+    let genesis = hashgrad::pow::NetworkParams::by_name("regtest")
+        .expect("regtest")
+        .genesis_hash();
+    let net_config =
+        hashgrad::net::NetConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), "regtest", genesis.0);
+    let (worker_net, _chain) = hashgrad::net::Network::bind(hostile_key, net_config).expect("bind");
+    let mut announcements = worker_net.subscribe(hashgrad::net::Service::Training);
+    for node in &nodes {
+        worker_net
+            .dial(node.listen_addr(), None)
+            .await
+            .expect("dial");
+    }
+    let (outsider, _outsider_events) = hostile_peer(&nodes).await;
+
+    // Answer announcements with every kind of bad gradient.
+    let limits = hashgrad::cluster::WireLimits::max();
+    let mut sent = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sent < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no announcement reached the hostile worker"
+        );
+        let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(5), announcements.recv()).await
+        else {
+            continue;
+        };
+        let NetEvent::Frame {
+            peer: leader,
+            frame,
+        } = event
+        else {
+            continue;
+        };
+        let Ok(TrainingMessage::RoundAnnounce(announce)) =
+            TrainingMessage::decode(frame.code, &frame.payload, &limits)
+        else {
+            continue;
+        };
+        let len = announce.gradient_len as usize;
+        let good = Gradient {
+            round: announce.round,
+            params_hash: announce.params_hash,
+            loss: 1.0,
+            values: vec![0.01; len],
+        };
+        let mut nan = good.clone();
+        nan.values[len / 2] = f32::NAN;
+        let bad = [
+            Gradient {
+                values: vec![0.01; len - 1],
+                ..good.clone()
+            },
+            nan,
+            Gradient {
+                round: announce.round.saturating_sub(1),
+                ..good.clone()
+            },
+            Gradient {
+                loss: f32::INFINITY,
+                ..good.clone()
+            },
+        ];
+        for gradient in bad {
+            let message = TrainingMessage::Gradient(gradient);
+            let frame = Message::Service(ServiceFrame {
+                code: message.frame_type(),
+                payload: message.encode(),
+            });
+            let _ = worker_net.request(leader, frame.clone()).await;
+        }
+        // And a well-formed gradient from a peer that is no worker.
+        let message = TrainingMessage::Gradient(good);
+        let frame = Message::Service(ServiceFrame {
+            code: message.frame_type(),
+            payload: message.encode(),
+        });
+        let _ = outsider.request(leader, frame).await;
+        sent += 1;
+    }
+
+    // Every bad gradient was refused and counted; training went on and the nodes agree.
+    let leader = leader_of(&nodes.iter().collect::<Vec<_>>()).expect("leader");
+    // 3 announcements x (4 bad gradients + 1 from a non-worker); /status is refreshed on a
+    // timer, so wait for it.
+    eventually(10, "the refusals counted", || async {
+        (training(&nodes[leader])?.gradients_refused >= 15).then_some(())
+    })
+    .await;
+    let metrics = nodes[leader].metrics().encode();
+    assert!(
+        metrics.contains("hashgrad_training_gradients_refused_total"),
+        "{metrics}"
+    );
+    let mark = training(&nodes[leader]).expect("status").round;
+    let agreed = eventually(60, "training to go on", || async {
+        let all: Vec<TrainingStatus> = nodes.iter().map(training).collect::<Option<_>>()?;
+        let target = mark + 10;
+        (all.iter().all(|t| t.trained_round >= target)
+            && all.iter().all(|t| t.trained_round == all[0].trained_round))
+        .then_some(all)
+    })
+    .await;
+    let logs = [
+        round_log(&nodes[0]).await,
+        round_log(&nodes[1]).await,
+        round_log(&nodes[2]).await,
+    ];
+    let shortest = logs.iter().map(Vec::len).min().unwrap_or(0);
+    for log in &logs[1..] {
+        assert_eq!(log[..shortest], logs[0][..shortest]);
+    }
+    assert!(agreed.iter().all(|t| t.accuracy.is_some()));
+    worker_net.shutdown();
+    outsider.shutdown();
+    for node in nodes {
+        node.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_minority_mines_but_commits_nothing_and_heals() {
+    init_logs();
+    let (_dirs, nodes) = start_three(|voters| train_section(voters, None, "quorum")).await;
+    let all: Vec<&NodeHandle> = nodes.iter().collect();
+    let leader = eventually(30, "training under way", || async {
+        leader_of(&all).filter(|&l| training(all[l]).is_some_and(|t| t.round >= 5))
+    })
+    .await;
+    // Cut a follower off from the other two, both ways.
+    let isolated = (leader + 1) % 3;
+    let others: Vec<NodeId> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != isolated)
+        .map(|(_, n)| n.id())
+        .collect();
+    nodes[isolated].partition().cut(&others);
+    for (i, node) in nodes.iter().enumerate() {
+        if i != isolated {
+            node.partition().cut(&[nodes[isolated].id()]);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cut_round = training(&nodes[isolated]).expect("status").round;
+    let cut_height = nodes[isolated].status().height;
+    let majority_round = training(&nodes[leader]).expect("status").round;
+
+    // CP: the majority keeps committing rounds. AP: the minority keeps mining, commits nothing.
+    eventually(60, "the majority to commit 20 more rounds", || async {
+        (training(&nodes[leader])?.round >= majority_round + 20).then_some(())
+    })
+    .await;
+    eventually(60, "the isolated node to keep mining", || async {
+        (nodes[isolated].status().height >= cut_height + 3).then_some(())
+    })
+    .await;
+    assert_eq!(training(&nodes[isolated]).expect("status").round, cut_round);
+
+    // Heal: the isolated node catches up on the round log (fetching the blobs it missed) and
+    // every node agrees on the chain tip once mining stops.
+    for node in &nodes {
+        node.partition().heal();
+    }
+    let target = training(&nodes[leader]).expect("status").round;
+    eventually(60, "the healed node to catch up on rounds", || async {
+        (training(&nodes[isolated])?.trained_round >= target).then_some(())
+    })
+    .await;
+    for node in &nodes {
+        node.set_mining(false).await.expect("stop mining");
+    }
+    eventually(60, "one chain tip", || async {
+        let tips: Vec<String> = nodes.iter().map(|n| n.status().tip).collect();
+        tips.iter().all(|t| *t == tips[0]).then_some(())
+    })
+    .await;
+    let logs = [
+        round_log(&nodes[0]).await,
+        round_log(&nodes[1]).await,
+        round_log(&nodes[2]).await,
+    ];
+    let shortest = logs.iter().map(Vec::len).min().unwrap_or(0);
+    assert!(shortest as u64 >= target);
+    for log in &logs[1..] {
+        assert_eq!(log[..shortest], logs[0][..shortest]);
+    }
+    drop(all);
+    for node in nodes {
+        node.shutdown().await.expect("shutdown");
+    }
+}

@@ -26,6 +26,8 @@ pub const FRAME_BLOB_RESPONSE: u8 = 0x53;
 pub const FRAME_FORWARD: u8 = 0x54;
 /// Frame type of a `ForwardResult`.
 pub const FRAME_FORWARD_RESULT: u8 = 0x55;
+/// Frame type of a `BlobStored` (the answer to a leader's blob push).
+pub const FRAME_BLOB_STORED: u8 = 0x56;
 /// Largest forwarded command (a config write: key, value, request id).
 pub const MAX_FORWARD_BYTES: usize = 16 * 1024;
 /// Largest error text in a `ForwardResult`.
@@ -68,6 +70,7 @@ impl WireLimits {
             FRAME_BLOB_RESPONSE => Some(1 + 32 + 1 + 4 + self.blob_bytes),
             FRAME_FORWARD => Some(1 + 4 + MAX_FORWARD_BYTES),
             FRAME_FORWARD_RESULT => Some(1 + 1 + 8 + 4 + MAX_FORWARD_ERROR),
+            FRAME_BLOB_STORED => Some(1 + 32),
             _ => None,
         }
     }
@@ -128,6 +131,10 @@ pub enum TrainingMessage {
     ForwardResult {
         result: Result<u64, String>,
     },
+    /// A node stored the blob a leader pushed (a `BlobResponse` sent as a request).
+    BlobStored {
+        hash: BlobHash,
+    },
 }
 
 impl TrainingMessage {
@@ -140,6 +147,7 @@ impl TrainingMessage {
             TrainingMessage::BlobResponse { .. } => FRAME_BLOB_RESPONSE,
             TrainingMessage::Forward { .. } => FRAME_FORWARD,
             TrainingMessage::ForwardResult { .. } => FRAME_FORWARD_RESULT,
+            TrainingMessage::BlobStored { .. } => FRAME_BLOB_STORED,
         }
     }
 
@@ -167,7 +175,7 @@ impl TrainingMessage {
                     .f32(g.loss)
                     .floats(&g.values);
             }
-            TrainingMessage::BlobRequest { hash } => {
+            TrainingMessage::BlobRequest { hash } | TrainingMessage::BlobStored { hash } => {
                 out.put(&hash.0);
             }
             TrainingMessage::BlobResponse { hash, data } => {
@@ -260,6 +268,9 @@ impl TrainingMessage {
                 };
                 TrainingMessage::BlobResponse { hash, data }
             }
+            FRAME_BLOB_STORED => TrainingMessage::BlobStored {
+                hash: BlobHash(r.get()?),
+            },
             FRAME_FORWARD => TrainingMessage::Forward {
                 command: r.bytes("forwarded command", MAX_FORWARD_BYTES)?.to_vec(),
             },
@@ -323,6 +334,9 @@ mod tests {
                 command: b"config write".to_vec(),
             },
             TrainingMessage::ForwardResult { result: Ok(42) },
+            TrainingMessage::BlobStored {
+                hash: BlobHash([6; 32]),
+            },
             TrainingMessage::ForwardResult {
                 result: Err("not the leader".into()),
             },

@@ -23,8 +23,8 @@ use crate::api::{
 use crate::cluster::receipt::to_receipt;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
-    FRAME_BLOB_REQUEST, FRAME_FORWARD, FRAME_GRADIENT, FRAME_ROUND_ANNOUNCE, Gradient,
-    RoundAnnounce,
+    FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_ROUND_ANNOUNCE,
+    Gradient, RoundAnnounce,
 };
 use crate::cluster::{
     Applied, BlobHash, Command as ClusterCommand, ConfigKey, ConfigOutcome, ConfigStore,
@@ -33,6 +33,7 @@ use crate::cluster::{
 use crate::codec::{Decode, Encode};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
+use crate::train::StateHash;
 
 use super::Command as ChainCommand;
 use super::NodeError;
@@ -45,6 +46,8 @@ use super::trainer_thread::{Done, Job};
 const TICK: Duration = Duration::from_millis(50);
 /// How long a config write waits for its entry to apply here.
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a leader waits for a majority of voters to store a round's reduced gradient.
+const BLOB_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Tries (half a second apart) to fetch a missing blob from peers before giving up.
 const BLOB_FETCH_TRIES: u32 = 240;
 
@@ -74,7 +77,21 @@ pub struct TrainingParts {
 
 /// Results of tasks the service spawned.
 enum Inbox {
-    ProposeFailed { round: u64, error: ConsensusError },
+    ProposeFailed {
+        round: u64,
+        error: ConsensusError,
+    },
+    /// A majority of the voters hold the round's reduced gradient: propose it.
+    Replicated {
+        round: u64,
+        params_hash: StateHash,
+        reduced_hash: BlobHash,
+    },
+    ReplicationFailed {
+        round: u64,
+        stored: usize,
+        needed: usize,
+    },
     Blob(Vec<u8>),
     BlobMissing(BlobHash),
 }
@@ -340,11 +357,7 @@ impl Service {
                 round,
                 params_hash,
                 reduced_hash,
-            } => {
-                self.coordinator
-                    .on_stepped(round, params_hash, reduced_hash);
-                self.drain_coordinator();
-            }
+            } => self.replicate_blob(round, params_hash, reduced_hash),
             Done::ReduceFailed { round, reason } => {
                 warn!(round, %reason, "round not reduced; it will be announced again");
                 self.coordinator.on_reduce_failed(round);
@@ -384,6 +397,28 @@ impl Service {
         match message {
             Inbox::ProposeFailed { round, error } => {
                 warn!(round, %error, "round proposal failed; announcing it again");
+                self.coordinator.on_reduce_failed(round);
+            }
+            Inbox::Replicated {
+                round,
+                params_hash,
+                reduced_hash,
+            } => {
+                self.coordinator
+                    .on_stepped(round, params_hash, reduced_hash);
+                self.drain_coordinator();
+            }
+            Inbox::ReplicationFailed {
+                round,
+                stored,
+                needed,
+            } => {
+                warn!(
+                    round,
+                    stored,
+                    needed,
+                    "too few voters stored the reduced gradient; the round will be announced again"
+                );
                 self.coordinator.on_reduce_failed(round);
             }
             Inbox::Blob(bytes) => {
@@ -548,6 +583,10 @@ impl Service {
             Ok(message) => message,
             Err(error) => {
                 warn!(peer = %peer.short(), code = frame.code, %error, "undecodable training request dropped");
+                if frame.code == FRAME_GRADIENT {
+                    self.metrics.training_gradients_refused.inc();
+                    self.view.gradients_refused += 1;
+                }
                 return;
             }
         };
@@ -561,6 +600,25 @@ impl Service {
                 let data = self.blobs.get(&hash);
                 let answer = TrainingMessage::BlobResponse { hash, data };
                 let _ = reply.send(vec![to_frame(&answer)]);
+            }
+            (
+                FRAME_BLOB_RESPONSE,
+                TrainingMessage::BlobResponse {
+                    hash,
+                    data: Some(data),
+                },
+            ) => {
+                // A leader pushes each round's reduced gradient before proposing the round.
+                if self.leader() != Some(peer.to_string()) {
+                    debug!(peer = %peer.short(), "blob push from a node that does not lead dropped");
+                    return;
+                }
+                match self.blobs.put(&data) {
+                    Ok(_) => {
+                        let _ = reply.send(vec![to_frame(&TrainingMessage::BlobStored { hash })]);
+                    }
+                    Err(error) => warn!(blob = %hash, %error, "cannot store a pushed blob"),
+                }
             }
             (FRAME_FORWARD, TrainingMessage::Forward { command }) => {
                 self.on_forward(peer, command, reply)
@@ -591,6 +649,86 @@ impl Service {
         tokio::spawn(async move {
             let result = consensus.propose(command).await.map_err(|e| e.to_string());
             let _ = reply.send(answer(result));
+        });
+    }
+
+    /// Leader: pushes the round's reduced gradient to every other cluster node and reports
+    /// `Replicated` once a majority of the voters (this node included) hold it. Only then is
+    /// the round proposed: a committed round's blob survives the leader, since any majority
+    /// that can elect a new leader includes a node that stored it.
+    fn replicate_blob(&self, round: u64, params_hash: StateHash, reduced_hash: BlobHash) {
+        let Some(data) = self.blobs.get(&reduced_hash) else {
+            let _ = self.inbox.send(Inbox::ReplicationFailed {
+                round,
+                stored: 0,
+                needed: 1,
+            });
+            return;
+        };
+        let voters: Vec<String> = self.raft.borrow().voters.clone();
+        let needed = voters.len() / 2;
+        let me = self.own.to_string();
+        let mut targets: Vec<NodeId> = self
+            .workers
+            .iter()
+            .copied()
+            .filter(|w| *w != self.own)
+            .collect();
+        for voter in &voters {
+            if let Ok(id) = voter.parse::<NodeId>()
+                && id != self.own
+                && !targets.contains(&id)
+            {
+                targets.push(id);
+            }
+        }
+        let push = to_frame(&TrainingMessage::BlobResponse {
+            hash: reduced_hash,
+            data: Some(data),
+        });
+        let (acks, mut acked) = mpsc::unbounded_channel();
+        for peer in targets {
+            let (net, push, acks) = (self.net.clone(), push.clone(), acks.clone());
+            let votes = voters.contains(&peer.to_string()) && peer.to_string() != me;
+            tokio::spawn(async move {
+                let stored = match net.request(peer, push).await {
+                    Ok(answer) => answer.iter().any(|m| stored_ack(m, reduced_hash)),
+                    Err(error) => {
+                        debug!(peer = %peer.short(), %error, "blob push failed");
+                        false
+                    }
+                };
+                let _ = acks.send(stored && votes);
+            });
+        }
+        drop(acks);
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            let mut stored = 0;
+            let wait = async {
+                while stored < needed {
+                    match acked.recv().await {
+                        Some(true) => stored += 1,
+                        Some(false) => {}
+                        None => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(BLOB_PUSH_TIMEOUT, wait).await;
+            let message = if stored >= needed {
+                Inbox::Replicated {
+                    round,
+                    params_hash,
+                    reduced_hash,
+                }
+            } else {
+                Inbox::ReplicationFailed {
+                    round,
+                    stored,
+                    needed,
+                }
+            };
+            let _ = inbox.send(message);
         });
     }
 
@@ -753,6 +891,17 @@ async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64,
     Err(unavailable(
         "the leader did not answer the forwarded write".into(),
     ))
+}
+
+/// Whether `message` acknowledges storing the blob `hash`.
+fn stored_ack(message: &Message, hash: BlobHash) -> bool {
+    let Message::Service(frame) = message else {
+        return false;
+    };
+    matches!(
+        TrainingMessage::decode(frame.code, &frame.payload, &WireLimits::for_params(0)),
+        Ok(TrainingMessage::BlobStored { hash: stored }) if stored == hash
+    )
 }
 
 /// A training message as the frame the transport carries.
