@@ -555,6 +555,7 @@ mod tests {
             "configs/regtest.toml",
             "configs/testnet.toml",
             "configs/testnet-multi.toml",
+            "configs/train-node.toml",
         ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             NodeConfig::from_file(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -612,6 +613,29 @@ mod tests {
         );
         let error = parse("[train]\nvoter = []\n").expect_err("typo");
         assert!(error.to_string().contains("voter"), "{error}");
+        for (text, key) in [
+            ("rule = \"majority\"", "train.rule"),
+            ("consistency = \"most\"", "train.consistency"),
+            ("optimizer = \"lbfgs\"", "train.optimizer"),
+            ("learning_rate = -1.0", "train.learning_rate"),
+            ("batch_size = 0", "train.batch_size"),
+            ("round_deadline_ms = 0", "train.round_deadline_ms"),
+            ("hidden = [0]", "train.hidden"),
+            ("eval_every = 0", "train.eval_every"),
+            ("backend = \"tpu\"", "train.backend"),
+            ("attack = \"polite\"", "train.attack"),
+            ("workers = [\"zz\"]", "train.workers"),
+        ] {
+            let error = parse(&format!("[train]\n{text}\n")).expect_err(text);
+            assert!(error.to_string().contains(key), "{text}: {error}");
+        }
+        let trained = parse("[train]\nrule = \"krum:1\"\nconsistency = \"all\"\n").expect("valid");
+        let defaults = trained
+            .train
+            .expect("train")
+            .training_defaults()
+            .expect("defaults");
+        assert_eq!(defaults.consistency.name(), "all");
     }
 
     #[test]

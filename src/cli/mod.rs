@@ -9,6 +9,7 @@ pub mod adapters;
 pub mod bench;
 pub mod check;
 pub mod hash;
+pub mod id;
 pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
@@ -62,8 +63,12 @@ pub enum Command {
     /// shard, a rule (mean, median, trimmed mean, Krum) reduces them on the GPU or CPU, and the
     /// optimizer steps. Prints the final test accuracy (or a --json summary).
     Train(train::TrainArgs),
-    /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics.
+    /// Run a node: mine, validate, store and relay blocks over QUIC; serve /status and /metrics;
+    /// with a `[train]` section, train a model with the other nodes.
     Node(node::NodeArgs),
+    /// Print the key fingerprint of a data dir's node (creating its key if needed), for the
+    /// `[train] voters` and `[net] pinned` of a cluster's configs.
+    Id(id::IdArgs),
     /// Check recorded histories for linearizability (or causal consistency); exit 0 holds,
     /// 1 violated, 3 unknown (time budget), 2 bad input.
     Check(check::CheckArgs),
@@ -139,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::RaftSim(args) => raft_sim::run(args),
         Command::Train(args) => train::run(args),
         Command::Node(args) => node::run(args),
+        Command::Id(args) => id::run(args),
         Command::Check(args) => return check::run(args),
         Command::Testnet(args) => testnet::run(args),
         Command::Trace(args) => return trace::run(args),

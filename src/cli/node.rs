@@ -45,6 +45,14 @@ pub struct NodeArgs {
     /// [default: the network's, 1000 on regtest, 0 on devnet and testnet].
     #[arg(long, value_name = "MS")]
     pub pace_ms: Option<u64>,
+    /// Train with the other nodes (a `[train]` section with its defaults when the config has
+    /// none).
+    #[arg(long)]
+    pub train: bool,
+    /// A training voter's key fingerprint (`hashgrad id --data-dir DIR` prints it); repeatable,
+    /// added to the config's `train.voters`; implies --train.
+    #[arg(long = "voter", value_name = "FINGERPRINT")]
+    pub voters: Vec<String>,
     /// Stop when stdin reaches end of file: a supervisor (`hashgrad testnet`) holds the pipe,
     /// so its children stop even when it is killed with no chance to stop them.
     #[arg(long)]
@@ -85,6 +93,10 @@ impl NodeArgs {
         }
         if let Some(pace) = self.pace_ms {
             config.mining.pace_ms = pace;
+        }
+        if self.train || !self.voters.is_empty() {
+            let train = config.train.get_or_insert_with(Default::default);
+            train.voters.extend(self.voters.iter().cloned());
         }
         config.validate()?;
         Ok(config)
