@@ -218,11 +218,12 @@ impl Service {
                     let now = self.now();
                     self.coordinator.tick(now);
                     self.drain_coordinator();
-                    self.announce_if_due().await;
                     self.waiters.retain(|_, waiter| !waiter.is_closed());
                     self.publish();
                 }
             }
+            // The next round starts as soon as the last one is applied, not on the next tick.
+            self.announce_if_due().await;
         }
         info!("training service stopped");
         Ok(())
