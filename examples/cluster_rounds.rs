@@ -70,7 +70,9 @@ async fn cluster(
     size: usize,
     consistency: &str,
 ) -> (Vec<tempfile::TempDir>, Vec<NodeId>, Vec<Option<NodeHandle>>) {
-    let dirs: Vec<tempfile::TempDir> = (0..size).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..size)
+        .map(|_| tempfile::tempdir().expect("dir"))
+        .collect();
     let voters: Vec<NodeId> = dirs
         .iter()
         .map(|d| Identity::load_or_create(d.path()).expect("key").id())
@@ -171,7 +173,9 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
     let kills: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
-    println!("| nodes | cluster rounds/s | `hashgrad train` rounds/s, same workers | cluster / single process |");
+    println!(
+        "| nodes | cluster rounds/s | `hashgrad train` rounds/s, same workers | cluster / single process |"
+    );
     println!("| ---: | ---: | ---: | ---: |");
     for size in [1, 2, 3, 5] {
         let cluster = rounds_per_second(size, seconds).await;
