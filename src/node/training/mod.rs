@@ -8,7 +8,8 @@
 //! the leader); config reads run at the consistency the caller picked.
 //!
 //! Owns the coordination loop and its clock; the arithmetic runs on the trainer thread
-//! (`trainer_thread`), the replicated state in the consensus service (`replicated`).
+//! (`trainer_thread`), the replicated state in the consensus service (`replicated`). Blob
+//! pushes and fetches live in `blob_transfer`, config requests in `config_writes`.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -17,9 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::api::{
-    ConfigFailure, ConfigRequest, ConfigWritten, Metrics, NodeStatus, TrainingStatus,
-};
+use crate::api::{ConfigRequest, Metrics, NodeStatus, TrainingStatus};
 use crate::cluster::receipt::to_receipt;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
@@ -27,13 +26,16 @@ use crate::cluster::wire::{
     Gradient, RoundAnnounce,
 };
 use crate::cluster::{
-    Applied, BlobHash, Command as ClusterCommand, ConfigKey, ConfigOutcome, ConfigStore,
-    Coordinator, RequestId, RoundSettings, TrainingMessage, WireLimits, Worker,
+    Applied, BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId,
+    RoundSettings, TrainingMessage, WireLimits, Worker,
 };
-use crate::codec::{Decode, Encode};
+use crate::codec::Encode;
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
+
+mod blob_transfer;
+mod config_writes;
 
 use super::Command as ChainCommand;
 use super::NodeError;
@@ -44,12 +46,6 @@ use super::trainer_thread::{Done, Job};
 
 /// How often the coordinator's deadline and the announce condition are checked.
 const TICK: Duration = Duration::from_millis(50);
-/// How long a config write waits for its entry to apply here.
-const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a leader waits for a majority of voters to store a round's reduced gradient.
-const BLOB_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Tries (half a second apart) to fetch a missing blob from peers before giving up.
-const BLOB_FETCH_TRIES: u32 = 240;
 
 /// What the service is started with.
 pub struct TrainingParts {
@@ -608,227 +604,11 @@ impl Service {
                     hash,
                     data: Some(data),
                 },
-            ) => {
-                // A leader pushes each round's reduced gradient before proposing the round.
-                if self.leader() != Some(peer.to_string()) {
-                    debug!(peer = %peer.short(), "blob push from a node that does not lead dropped");
-                    return;
-                }
-                match self.blobs.put(&data) {
-                    Ok(_) => {
-                        let _ = reply.send(vec![to_frame(&TrainingMessage::BlobStored { hash })]);
-                    }
-                    Err(error) => warn!(blob = %hash, %error, "cannot store a pushed blob"),
-                }
-            }
+            ) => self.on_blob_push(peer, hash, &data, reply),
             (FRAME_FORWARD, TrainingMessage::Forward { command }) => {
                 self.on_forward(peer, command, reply)
             }
             (code, _) => debug!(peer = %peer.short(), code, "training request type not served"),
-        }
-    }
-
-    /// A follower forwarded a client's config write: propose it here. Only config commands
-    /// are accepted from peers (rounds come from this node's own coordinator).
-    fn on_forward(&mut self, peer: NodeId, command: Vec<u8>, reply: Responder) {
-        let answer = |result: Result<u64, String>| {
-            vec![to_frame(&TrainingMessage::ForwardResult { result })]
-        };
-        match ClusterCommand::from_bytes(&command) {
-            Ok(ClusterCommand::ConfigPut { .. } | ClusterCommand::ConfigCas { .. }) => {}
-            Ok(_) => {
-                warn!(peer = %peer.short(), "forwarded command that is not a config write refused");
-                let _ = reply.send(answer(Err("only config writes are forwarded".into())));
-                return;
-            }
-            Err(error) => {
-                let _ = reply.send(answer(Err(format!("undecodable command: {error}"))));
-                return;
-            }
-        }
-        let consensus = self.consensus.clone();
-        tokio::spawn(async move {
-            let result = consensus.propose(command).await.map_err(|e| e.to_string());
-            let _ = reply.send(answer(result));
-        });
-    }
-
-    /// Leader: pushes the round's reduced gradient to every other cluster node and reports
-    /// `Replicated` once a majority of the voters (this node included) hold it. Only then is
-    /// the round proposed: a committed round's blob survives the leader, since any majority
-    /// that can elect a new leader includes a node that stored it.
-    fn replicate_blob(&self, round: u64, params_hash: StateHash, reduced_hash: BlobHash) {
-        let Some(data) = self.blobs.get(&reduced_hash) else {
-            let _ = self.inbox.send(Inbox::ReplicationFailed {
-                round,
-                stored: 0,
-                needed: 1,
-            });
-            return;
-        };
-        let voters: Vec<String> = self.raft.borrow().voters.clone();
-        let needed = voters.len() / 2;
-        let me = self.own.to_string();
-        let mut targets: Vec<NodeId> = self
-            .workers
-            .iter()
-            .copied()
-            .filter(|w| *w != self.own)
-            .collect();
-        for voter in &voters {
-            if let Ok(id) = voter.parse::<NodeId>()
-                && id != self.own
-                && !targets.contains(&id)
-            {
-                targets.push(id);
-            }
-        }
-        let push = to_frame(&TrainingMessage::BlobResponse {
-            hash: reduced_hash,
-            data: Some(data),
-        });
-        let (acks, mut acked) = mpsc::unbounded_channel();
-        for peer in targets {
-            let (net, push, acks) = (self.net.clone(), push.clone(), acks.clone());
-            let votes = voters.contains(&peer.to_string()) && peer.to_string() != me;
-            tokio::spawn(async move {
-                let stored = match net.request(peer, push).await {
-                    Ok(answer) => answer.iter().any(|m| stored_ack(m, reduced_hash)),
-                    Err(error) => {
-                        debug!(peer = %peer.short(), %error, "blob push failed");
-                        false
-                    }
-                };
-                let _ = acks.send(stored && votes);
-            });
-        }
-        drop(acks);
-        let inbox = self.inbox.clone();
-        tokio::spawn(async move {
-            let mut stored = 0;
-            let wait = async {
-                while stored < needed {
-                    match acked.recv().await {
-                        Some(true) => stored += 1,
-                        Some(false) => {}
-                        None => break,
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(BLOB_PUSH_TIMEOUT, wait).await;
-            let message = if stored >= needed {
-                Inbox::Replicated {
-                    round,
-                    params_hash,
-                    reduced_hash,
-                }
-            } else {
-                Inbox::ReplicationFailed {
-                    round,
-                    stored,
-                    needed,
-                }
-            };
-            let _ = inbox.send(message);
-        });
-    }
-
-    fn fetch_blob(&self, hash: BlobHash) {
-        let net = self.net.clone();
-        let inbox = self.inbox.clone();
-        let leader = self.leader();
-        tokio::spawn(async move {
-            let request = to_frame(&TrainingMessage::BlobRequest { hash });
-            for _ in 0..BLOB_FETCH_TRIES {
-                let mut peers: Vec<NodeId> = net.peers().into_iter().map(|p| p.id).collect();
-                // Ask the leader first: it reduced the round and surely holds the blob.
-                peers.sort_by_key(|p| Some(p.to_string()) != leader);
-                for peer in peers {
-                    let Ok(answer) = net.request(peer, request.clone()).await else {
-                        continue;
-                    };
-                    for message in answer {
-                        let Message::Service(frame) = message else {
-                            continue;
-                        };
-                        let limits = WireLimits::max();
-                        if let Ok(TrainingMessage::BlobResponse {
-                            data: Some(data), ..
-                        }) = TrainingMessage::decode(frame.code, &frame.payload, &limits)
-                        {
-                            let _ = inbox.send(Inbox::Blob(data));
-                            return;
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            let _ = inbox.send(Inbox::BlobMissing(hash));
-        });
-    }
-
-    fn on_config(&mut self, request: ConfigRequest) {
-        match request {
-            ConfigRequest::Get {
-                key,
-                consistency,
-                reply,
-            } => {
-                if let Err(error) = ConfigKey::parse(&key) {
-                    let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
-                    return;
-                }
-                let consensus = self.consensus.clone();
-                tokio::spawn(async move {
-                    let read = consensus
-                        .read(consistency, move |machine| {
-                            machine.state().config().get(&key)
-                        })
-                        .await;
-                    let answer = match read {
-                        Ok(Ok(value)) => Ok(value),
-                        Ok(Err(error)) => Err(ConfigFailure::BadRequest(error.to_string())),
-                        Err(error) => Err(ConfigFailure::Unavailable(error.to_string())),
-                    };
-                    let _ = reply.send(answer);
-                });
-            }
-            ConfigRequest::Put {
-                key,
-                value,
-                expected,
-                reply,
-            } => {
-                if let Err(error) = ConfigStore::default().validate(&key, &value) {
-                    let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
-                    return;
-                }
-                let request = RequestId {
-                    client: rand::random(),
-                    seq: 1,
-                };
-                let command = match expected {
-                    None => ClusterCommand::ConfigPut {
-                        request,
-                        key: key.clone(),
-                        value: value.clone(),
-                    },
-                    Some(expected) => ClusterCommand::ConfigCas {
-                        request,
-                        key: key.clone(),
-                        expected,
-                        value: value.clone(),
-                    },
-                };
-                let (waiter, outcome) = oneshot::channel();
-                self.waiters.insert(request, waiter);
-                let consensus = self.consensus.clone();
-                let net = self.net.clone();
-                tokio::spawn(async move {
-                    let answer = write_config(consensus, net, command, outcome).await;
-                    let _ = reply.send(answer.map(|index| ConfigWritten { key, value, index }));
-                });
-            }
         }
     }
 
@@ -842,71 +622,8 @@ impl Service {
     }
 }
 
-/// Proposes a config write here or, on a follower, at the leader; then waits until this node
-/// applied it and answers with its outcome.
-async fn write_config(
-    consensus: ConsensusHandle<Replicated>,
-    net: Network,
-    command: ClusterCommand,
-    outcome: oneshot::Receiver<ConfigOutcome>,
-) -> Result<u64, ConfigFailure> {
-    let bytes = command.to_bytes();
-    let index = match consensus.propose(bytes.clone()).await {
-        Ok(index) => index,
-        Err(ConsensusError::NotLeader {
-            leader: Some(leader),
-        }) => forward(&net, leader, bytes).await?,
-        Err(error) => return Err(ConfigFailure::Unavailable(error.to_string())),
-    };
-    match tokio::time::timeout(CONFIG_TIMEOUT, outcome).await {
-        Ok(Ok(ConfigOutcome::Written)) => Ok(index),
-        Ok(Ok(ConfigOutcome::CasFailed { current })) => Err(ConfigFailure::CasFailed { current }),
-        Ok(Ok(ConfigOutcome::Refused { reason })) => Err(ConfigFailure::BadRequest(reason)),
-        Ok(Ok(ConfigOutcome::Superseded)) => Err(ConfigFailure::Unavailable(
-            "a newer request of the same client was applied first".into(),
-        )),
-        Ok(Err(_)) | Err(_) => Err(ConfigFailure::Unavailable(format!(
-            "committed at index {index} but not applied here within {CONFIG_TIMEOUT:?}"
-        ))),
-    }
-}
-
-/// Sends a config write to the leader and returns the log index it committed at.
-async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64, ConfigFailure> {
-    let unavailable = |reason: String| ConfigFailure::Unavailable(reason);
-    let request = to_frame(&TrainingMessage::Forward { command });
-    let answer = net
-        .request(leader, request)
-        .await
-        .map_err(|e| unavailable(format!("cannot reach the leader: {e}")))?;
-    for message in answer {
-        let Message::Service(frame) = message else {
-            continue;
-        };
-        if let Ok(TrainingMessage::ForwardResult { result }) =
-            TrainingMessage::decode(frame.code, &frame.payload, &WireLimits::for_params(0))
-        {
-            return result.map_err(|e| unavailable(format!("the leader: {e}")));
-        }
-    }
-    Err(unavailable(
-        "the leader did not answer the forwarded write".into(),
-    ))
-}
-
-/// Whether `message` acknowledges storing the blob `hash`.
-fn stored_ack(message: &Message, hash: BlobHash) -> bool {
-    let Message::Service(frame) = message else {
-        return false;
-    };
-    matches!(
-        TrainingMessage::decode(frame.code, &frame.payload, &WireLimits::for_params(0)),
-        Ok(TrainingMessage::BlobStored { hash: stored }) if stored == hash
-    )
-}
-
 /// A training message as the frame the transport carries.
-fn to_frame(message: &TrainingMessage) -> Message {
+pub(super) fn to_frame(message: &TrainingMessage) -> Message {
     Message::Service(ServiceFrame {
         code: message.frame_type(),
         payload: message.encode(),
