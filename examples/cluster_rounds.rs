@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hashgrad::api::TrainingStatus;
-use hashgrad::config::{MiningSection, NetSection, NodeConfig, TrainSection};
+use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
@@ -20,18 +20,6 @@ use hashgrad::train::{Dataset, Simulation, SimulationConfig};
 
 fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId], consistency: &str) -> NodeConfig {
     NodeConfig {
-        data_dir: dir.to_path_buf(),
-        network: "regtest".into(),
-        net: NetSection {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            peers: peers.iter().map(ToString::to_string).collect(),
-            redial_secs: 0.1,
-            ..NetSection::default()
-        },
-        mining: MiningSection {
-            enabled: false,
-            ..MiningSection::default()
-        },
         train: Some(TrainSection {
             voters: voters.iter().map(ToString::to_string).collect(),
             tick_ms: 20,
@@ -40,7 +28,7 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId], consistency: &str
             eval_every: 1_000_000,
             ..TrainSection::default()
         }),
-        ..NodeConfig::default()
+        ..NodeConfig::loopback(dir, peers)
     }
 }
 

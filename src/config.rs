@@ -387,6 +387,26 @@ impl NodeConfig {
         }
     }
 
+    /// A regtest node for in-process clusters (tests, examples, benches): QUIC on a free
+    /// loopback port, dialing `peers`, redialling within 0.1 s, not mining, no HTTP, no
+    /// training; set the sections a caller needs on top.
+    pub fn loopback(data_dir: &Path, peers: &[SocketAddr]) -> NodeConfig {
+        NodeConfig {
+            data_dir: data_dir.to_path_buf(),
+            net: NetSection {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                peers: peers.iter().map(ToString::to_string).collect(),
+                redial_secs: 0.1,
+                ..NetSection::default()
+            },
+            mining: MiningSection {
+                enabled: false,
+                ..MiningSection::default()
+            },
+            ..NodeConfig::for_network("regtest")
+        }
+    }
+
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         NodeConfig::from_file_on_network(path, None)

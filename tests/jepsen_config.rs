@@ -11,33 +11,23 @@
 //!   and the checker must catch it), while a reader that only reads at one node stays causally
 //!   consistent (the causal check must pass on the same history).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hashgrad::config::{HttpSection, MiningSection, NetSection, NodeConfig, TrainSection};
-use hashgrad::net::{Identity, NodeId};
-use hashgrad::node::{Node, NodeHandle};
+use hashgrad::config::{HttpSection, NodeConfig, TrainSection};
+use hashgrad::net::NodeId;
+use hashgrad::node::NodeHandle;
 use rand::{Rng, SeedableRng};
 
 fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     NodeConfig {
-        data_dir: dir.to_path_buf(),
-        network: "regtest".into(),
-        net: NetSection {
-            listen: any,
-            peers: peers.iter().map(ToString::to_string).collect(),
-            redial_secs: 0.1,
-            ..NetSection::default()
-        },
-        http: HttpSection { listen: Some(any) },
-        mining: MiningSection {
-            enabled: false,
-            ..MiningSection::default()
+        http: HttpSection {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         },
         train: Some(TrainSection {
             voters: voters.iter().map(ToString::to_string).collect(),
@@ -46,24 +36,8 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
             rounds: Some(0),
             ..TrainSection::default()
         }),
+        ..NodeConfig::loopback(dir, peers)
     }
-}
-
-/// One HTTP exchange with a deadline; `None` when no answer came in time.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_string();
-    Some((code, body))
 }
 
 /// The history, as `hashgrad check`'s JSONL (times in nanoseconds since the test began).
@@ -91,7 +65,7 @@ impl History {
 fn read(history: &History, client: u64, node: SocketAddr, key: &str, consistency: &str) {
     history.record(client, "invoke", "read", key, serde_json::Value::Null);
     let path = format!("/config/user.{key}?consistency={consistency}");
-    match http(node, "GET", &path, "") {
+    match common::http(node, "GET", &path, "") {
         Some((200 | 404, body)) => {
             let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
             history.record(client, "ok", "read", key, value["value"].clone());
@@ -122,7 +96,7 @@ fn write(
         ),
     };
     history.record(client, "invoke", f, key, invoke);
-    let kind = match http(node, "PUT", &path, value) {
+    let kind = match common::http(node, "PUT", &path, value) {
         Some((200, _)) => "ok",
         Some((400 | 409, _)) => "fail",
         _ => "info",
@@ -144,21 +118,7 @@ fn check(history: &Path, extra: &[&str]) -> (i32, String) {
 }
 
 async fn start_three() -> (Vec<tempfile::TempDir>, Vec<NodeHandle>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let voters: Vec<NodeId> = dirs
-        .iter()
-        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
-        .collect();
-    let mut nodes: Vec<NodeHandle> = Vec::new();
-    for dir in &dirs {
-        let peers: Vec<SocketAddr> = nodes.iter().map(|n| n.listen_addr()).collect();
-        nodes.push(
-            Node::start(config(dir.path(), &peers, &voters))
-                .await
-                .expect("start"),
-        );
-    }
-    (dirs, nodes)
+    common::start_nodes(3, config).await
 }
 
 async fn leader(nodes: &[NodeHandle]) -> usize {
@@ -267,7 +227,7 @@ async fn a_stale_local_read_is_caught_yet_the_history_is_causal() {
         write(&history, writer, leader_addr, "s", "one", None);
         // The isolated node has applied "one" before the cut: its local read says so.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while http(isolated_addr, "GET", "/config/user.s?consistency=local", "")
+        while common::http(isolated_addr, "GET", "/config/user.s?consistency=local", "")
             .is_none_or(|(code, _)| code != 200)
         {
             assert!(

@@ -3,31 +3,21 @@
 //! machine) commits on all three, a killed leader is replaced, and a node restarted from its
 //! data dir catches up. A lone node bootstraps itself.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
+use common::eventually;
 use hashgrad::cluster::{Command, RequestId};
 use hashgrad::codec::Encode;
-use hashgrad::config::{MiningSection, NetSection, NodeConfig, TrainSection};
+use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::consensus::{ConsensusError, ReadConsistency};
 use hashgrad::node::{Node, NodeHandle};
 
 fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
-    NodeConfig {
-        data_dir: dir.to_path_buf(),
-        network: "regtest".into(),
-        net: NetSection {
-            listen,
-            peers: peers.iter().map(ToString::to_string).collect(),
-            redial_secs: 0.1,
-            ..NetSection::default()
-        },
-        mining: MiningSection {
-            enabled: false,
-            ..MiningSection::default()
-        },
+    let mut config = NodeConfig {
         train: Some(TrainSection {
             voters: voters.iter().map(ToString::to_string).collect(),
             tick_ms: 20,
@@ -37,27 +27,10 @@ fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId
             rounds: Some(0),
             ..TrainSection::default()
         }),
-        ..NodeConfig::default()
-    }
-}
-
-/// Polls `check` every 20 ms until it returns `Some` or `secs` pass.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        ..NodeConfig::loopback(dir, peers)
+    };
+    config.net.listen = listen;
+    config
 }
 
 /// The index of the one node all of `nodes` agree leads, once they do.

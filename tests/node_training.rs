@@ -4,13 +4,15 @@
 //! round's receipt lands in a block; config writes on any node (forwarded by followers) take
 //! effect from the next round and reads honour the requested consistency.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{eventually, init_logs, start_nodes};
 use hashgrad::api::TrainingStatus;
-use hashgrad::config::{HttpSection, MiningSection, NetSection, NodeConfig, TrainSection};
+use hashgrad::config::{HttpSection, MiningSection, NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
@@ -20,17 +22,10 @@ use hashgrad::train::{Dataset, Simulation, SimulationConfig};
 const SEED: u64 = 5;
 
 fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
-    let any = SocketAddr::from(([127, 0, 0, 1], 0));
     NodeConfig {
-        data_dir: dir.to_path_buf(),
-        network: "regtest".into(),
-        net: NetSection {
-            listen: any,
-            peers: peers.iter().map(ToString::to_string).collect(),
-            redial_secs: 0.1,
-            ..NetSection::default()
+        http: HttpSection {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         },
-        http: HttpSection { listen: Some(any) },
         mining: MiningSection {
             enabled: true,
             backend: "cpu".into(),
@@ -38,6 +33,7 @@ fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
             pace_ms: 150,
         },
         train: Some(train),
+        ..NodeConfig::loopback(dir, peers)
     }
 }
 
@@ -54,54 +50,27 @@ fn train_section(voters: &[NodeId], rounds: Option<u64>, consistency: &str) -> T
     }
 }
 
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// One blocking HTTP/1.1 exchange; returns (status code, body).
-fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect http");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    let code = response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {response}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (code, body)
-}
-
 async fn http_async(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
-    tokio::task::spawn_blocking(move || http(addr, &method, &path, &body))
+    tokio::task::spawn_blocking(move || common::http(addr, &method, &path, &body))
         .await
         .expect("http task")
+        .expect("an HTTP answer")
+}
+
+/// `hashgrad train --workers 3 --seed SEED` (its defaults otherwise) after `rounds` rounds.
+fn simulated(rounds: u64) -> Simulation {
+    let config = SimulationConfig {
+        workers: 3,
+        seed: SEED,
+        ..SimulationConfig::default()
+    };
+    let data = Dataset::digits().expect("digits");
+    let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");
+    for _ in 0..rounds {
+        simulation.run_round().expect("round");
+    }
+    simulation
 }
 
 fn training(node: &NodeHandle) -> Option<TrainingStatus> {
@@ -111,27 +80,7 @@ fn training(node: &NodeHandle) -> Option<TrainingStatus> {
 async fn start_three(
     train: impl Fn(&[NodeId]) -> TrainSection,
 ) -> (Vec<tempfile::TempDir>, Vec<NodeHandle>) {
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let voters: Vec<NodeId> = dirs
-        .iter()
-        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
-        .collect();
-    let mut nodes: Vec<NodeHandle> = Vec::new();
-    for dir in &dirs {
-        let peers: Vec<SocketAddr> = nodes.iter().map(|n| n.listen_addr()).collect();
-        let node = Node::start(config(dir.path(), &peers, train(&voters)))
-            .await
-            .expect("start");
-        nodes.push(node);
-    }
-    (dirs, nodes)
-}
-
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    start_nodes(3, |dir, peers, keys| config(dir, peers, train(keys))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,18 +97,8 @@ async fn three_mining_nodes_train_to_the_params_of_hashgrad_train() {
     })
     .await;
 
-    // The same computation as `hashgrad train --workers 3 --seed 5` (its defaults otherwise).
-    let config = SimulationConfig {
-        workers: 3,
-        seed: SEED,
-        ..SimulationConfig::default()
-    };
-    let data = Dataset::digits().expect("digits");
-    let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");
-    for _ in 0..ROUNDS {
-        simulation.run_round().expect("round");
-    }
-    let expected = simulation.trainer().state_hash().to_string();
+    // The same computation as `hashgrad train --workers 3 --seed 5`.
+    let expected = simulated(ROUNDS).trainer().state_hash().to_string();
     for status in &finals {
         assert_eq!(status.round, ROUNDS);
         assert_eq!(status.params_hash, expected, "{status:?}");
@@ -293,6 +232,20 @@ async fn config_writes_on_any_node_apply_from_the_next_round() {
     }
 }
 
+/// Asserts the nodes' round logs agree on the rounds all of them hold; returns the shortest
+/// length.
+async fn assert_same_logs(nodes: &[&NodeHandle]) -> usize {
+    let mut logs = Vec::new();
+    for node in nodes {
+        logs.push(round_log(node).await);
+    }
+    let shortest = logs.iter().map(Vec::len).min().unwrap_or(0);
+    for log in &logs[1..] {
+        assert_eq!(log[..shortest], logs[0][..shortest]);
+    }
+    shortest
+}
+
 /// Every node's committed round log as (round, parent, params) triples.
 async fn round_log(node: &NodeHandle) -> Vec<(u64, String, String)> {
     node.consensus()
@@ -398,17 +351,7 @@ async fn killed_leaders_lose_no_round_and_restarted_nodes_catch_up() {
     assert_eq!(logs[0], logs[1]);
     assert_eq!(logs[0], logs[2]);
     // Accuracy close to an undisturbed run of the same length.
-    let config = SimulationConfig {
-        workers: 3,
-        seed: SEED,
-        ..SimulationConfig::default()
-    };
-    let data = Dataset::digits().expect("digits");
-    let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");
-    for _ in 0..ROUNDS {
-        simulation.run_round().expect("round");
-    }
-    let undisturbed = simulation.evaluate().expect("evaluate").accuracy;
+    let undisturbed = simulated(ROUNDS).evaluate().expect("evaluate").accuracy;
     for status in &finals {
         let accuracy = status.accuracy.expect("accuracy");
         assert!(
@@ -450,31 +393,19 @@ async fn bad_gradients_are_refused_and_training_goes_on() {
     use hashgrad::net::frame::ServiceFrame;
     use hashgrad::net::{Message, NetEvent};
     init_logs();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("dir")).collect();
-    let voters: Vec<NodeId> = dirs
-        .iter()
-        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
-        .collect();
     // The hostile worker is in the worker list (the three honest ones make the quorum); a
     // second hostile peer is not a worker at all.
     let hostile_dir = tempfile::tempdir().expect("dir");
     let hostile_key = Identity::load_or_create(hostile_dir.path()).expect("key");
     let hostile_id = hostile_key.id();
-    let mut workers = voters.clone();
-    workers.push(hostile_id);
-    let section = |voters: &[NodeId]| TrainSection {
-        workers: workers.iter().map(ToString::to_string).collect(),
-        ..train_section(voters, None, "quorum")
-    };
-    let mut nodes: Vec<NodeHandle> = Vec::new();
-    for dir in &dirs {
-        let peers: Vec<SocketAddr> = nodes.iter().map(|n| n.listen_addr()).collect();
-        nodes.push(
-            Node::start(config(dir.path(), &peers, section(&voters)))
-                .await
-                .expect("start"),
-        );
-    }
+    let (_dirs, nodes) = start_three(|voters| {
+        let workers = voters.iter().chain([&hostile_id]);
+        TrainSection {
+            workers: workers.map(ToString::to_string).collect(),
+            ..train_section(voters, None, "quorum")
+        }
+    })
+    .await;
     let genesis = hashgrad::pow::NetworkParams::by_name("regtest")
         .expect("regtest")
         .genesis_hash();
@@ -580,15 +511,7 @@ async fn bad_gradients_are_refused_and_training_goes_on() {
         .then_some(all)
     })
     .await;
-    let logs = [
-        round_log(&nodes[0]).await,
-        round_log(&nodes[1]).await,
-        round_log(&nodes[2]).await,
-    ];
-    let shortest = logs.iter().map(Vec::len).min().unwrap_or(0);
-    for log in &logs[1..] {
-        assert_eq!(log[..shortest], logs[0][..shortest]);
-    }
+    assert_same_logs(&nodes.iter().collect::<Vec<_>>()).await;
     assert!(agreed.iter().all(|t| t.accuracy.is_some()));
     worker_net.shutdown();
     outsider.shutdown();
@@ -654,16 +577,8 @@ async fn a_partitioned_minority_mines_but_commits_nothing_and_heals() {
         tips.iter().all(|t| *t == tips[0]).then_some(())
     })
     .await;
-    let logs = [
-        round_log(&nodes[0]).await,
-        round_log(&nodes[1]).await,
-        round_log(&nodes[2]).await,
-    ];
-    let shortest = logs.iter().map(Vec::len).min().unwrap_or(0);
+    let shortest = assert_same_logs(&nodes.iter().collect::<Vec<_>>()).await;
     assert!(shortest as u64 >= target);
-    for log in &logs[1..] {
-        assert_eq!(log[..shortest], logs[0][..shortest]);
-    }
     drop(all);
     for node in nodes {
         node.shutdown().await.expect("shutdown");

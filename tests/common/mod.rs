@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests that run in-process clusters: polling until a
+//! condition holds, one blocking HTTP exchange, test logging, and starting nodes that all
+//! know each other's keys.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use hashgrad::config::NodeConfig;
+use hashgrad::net::{Identity, NodeId};
+use hashgrad::node::{Node, NodeHandle};
+
+/// Polls `check` every 20 ms until it returns `Some` or `secs` pass (then panics naming `what`).
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One HTTP/1.1 exchange with a read deadline; `None` when no full answer came in time.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((code, body))
+}
+
+/// Logs to the test's output, filtered by `RUST_LOG`.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Starts `n` nodes in fresh data dirs, keys made first so `config(dir, peers, keys)` can name
+/// every node; each node dials the ones started before it.
+pub async fn start_nodes(
+    n: usize,
+    config: impl Fn(&std::path::Path, &[SocketAddr], &[NodeId]) -> NodeConfig,
+) -> (Vec<tempfile::TempDir>, Vec<NodeHandle>) {
+    let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().expect("dir")).collect();
+    let keys: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| Identity::load_or_create(d.path()).expect("key").id())
+        .collect();
+    let mut nodes: Vec<NodeHandle> = Vec::new();
+    for dir in &dirs {
+        let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::listen_addr).collect();
+        nodes.push(
+            Node::start(config(dir.path(), &peers, &keys))
+                .await
+                .expect("start"),
+        );
+    }
+    (dirs, nodes)
+}
