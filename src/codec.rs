@@ -188,9 +188,14 @@ impl Writer {
     /// Appends a u32 count and the floats.
     pub fn floats(&mut self, values: &[f32]) -> &mut Writer {
         self.count(values.len());
-        self.bytes.reserve(values.len() * 4);
-        for value in values {
-            self.f32(*value);
+        if cfg!(target_endian = "little") {
+            // Little-endian floats are their own wire bytes: one copy, not one push per value.
+            self.bytes.extend_from_slice(bytemuck::cast_slice(values));
+        } else {
+            self.bytes.reserve(values.len() * 4);
+            for value in values {
+                self.f32(*value);
+            }
         }
         self
     }
@@ -363,6 +368,10 @@ impl<'a> Reader<'a> {
     pub fn floats(&mut self, what: &'static str, limit: usize) -> Result<Vec<f32>, DecodeError> {
         let count = self.count(what, limit, 4)?;
         let bytes = self.take(count * 4, what)?;
+        if cfg!(target_endian = "little") {
+            // One copy into aligned floats (the input may sit at any offset).
+            return Ok(bytemuck::pod_collect_to_vec(bytes));
+        }
         Ok(bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))

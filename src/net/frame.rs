@@ -271,6 +271,26 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Message, usize)>, FrameError> {
     )))
 }
 
+/// The header of a service frame, checked as `encode` checks it; its payload follows as is
+/// (so a large gradient or blob is written without a copy into a frame buffer).
+pub fn service_header(frame: &ServiceFrame) -> Result<[u8; FRAME_HEADER_LEN], FrameError> {
+    let Some(service) = frame.service() else {
+        return Err(FrameError::NotAServiceType(frame.code));
+    };
+    let kind = match service {
+        Service::Raft => FrameType::Raft(frame.code),
+        _ => FrameType::Training(frame.code),
+    };
+    let len = frame.payload.len();
+    if len > kind.limit() {
+        return Err(FrameError::TooLargeToEncode(len));
+    }
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    header[0] = frame.code;
+    header[1..].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(header)
+}
+
 /// Encodes a message as one frame; fails only when it would break its type's limit.
 pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
     let kind = message.frame_type();

@@ -1,7 +1,7 @@
 //! Reading and writing frames on quinn streams. Reads never allocate more than the frame
 //! type's limit; a clean end of stream between frames is `Ok(None)`.
 
-use super::frame::{self, FRAME_HEADER_LEN, FrameError, Message};
+use super::frame::{self, FRAME_HEADER_LEN, FrameError, FrameType, Message, ServiceFrame};
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -47,6 +47,10 @@ pub(crate) async fn read_frame(
     if read_full(recv, &mut payload).await? != len {
         return Err(ReadFailure::Stream("stream ended inside a frame".into()));
     }
+    if let FrameType::Raft(code) | FrameType::Training(code) = kind {
+        // Opaque to the transport: the service decodes it (no copy of a large payload).
+        return Ok(Some(Message::Service(ServiceFrame { code, payload })));
+    }
     frame::decode_payload(kind, &payload)
         .map(Some)
         .map_err(ReadFailure::Frame)
@@ -57,8 +61,12 @@ pub(crate) async fn write_message(
     send: &mut quinn::SendStream,
     message: &Message,
 ) -> Result<(), ReadFailure> {
+    let stream = |e: quinn::WriteError| ReadFailure::Stream(e.to_string());
+    if let Message::Service(service) = message {
+        let header = frame::service_header(service).map_err(ReadFailure::Frame)?;
+        send.write_all(&header).await.map_err(stream)?;
+        return send.write_all(&service.payload).await.map_err(stream);
+    }
     let bytes = frame::encode(message).map_err(ReadFailure::Frame)?;
-    send.write_all(&bytes)
-        .await
-        .map_err(|e| ReadFailure::Stream(e.to_string()))
+    send.write_all(&bytes).await.map_err(stream)
 }

@@ -225,6 +225,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     device: started.device,
                     blobs: started.blobs.clone(),
                     eval_every: started.eval_every,
+                    last_round: started.max_rounds,
                 },
                 started.done_tx,
             )

@@ -91,6 +91,8 @@ pub struct ThreadParts {
     pub blobs: BlobStore,
     /// Evaluate on the held-out rows after every this many rounds (and the first).
     pub eval_every: u64,
+    /// The cluster's last round (`train.rounds`), evaluated whatever `eval_every` says.
+    pub last_round: Option<u64>,
 }
 
 /// Starts the thread; jobs go in through the returned sender, results come out on `done`.
@@ -117,6 +119,7 @@ struct State {
     shard: Option<ShardWorker>,
     blobs: BlobStore,
     eval_every: u64,
+    last_round: Option<u64>,
     /// Rounds this trainer applied.
     applied: u64,
     /// Batches the shard worker has drawn.
@@ -146,6 +149,7 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
         shard: parts.shard,
         blobs: parts.blobs,
         eval_every: parts.eval_every.max(1),
+        last_round: parts.last_round,
         applied: 0,
         drawn: 0,
         commits: VecDeque::new(),
@@ -247,7 +251,10 @@ impl State {
         }
         self.applied = round.round;
         self.send(Done::Applied { round: round.round });
-        if round.round == 1 || round.round.is_multiple_of(self.eval_every) {
+        if round.round == 1
+            || round.round.is_multiple_of(self.eval_every)
+            || self.last_round == Some(round.round)
+        {
             self.evaluate();
         }
         Ok(())
