@@ -52,6 +52,11 @@ pub fn node_config(
         .collect();
     config.net.pinned = ids.iter().map(ToString::to_string).collect();
     config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    if let Some(train) = &mut config.train {
+        // Every testnet node votes and works; the lists are the same on every node.
+        train.voters = ids.iter().map(ToString::to_string).collect();
+        train.workers = Vec::new();
+    }
     config
 }
 

@@ -8,17 +8,20 @@
 //! Owns child processes, relay sockets and the run's clock; must not reach into a node other
 //! than through its command line, its config file, its stdin lifeline and `/status`.
 
+mod chaos;
 pub mod layout;
 pub mod plan;
 pub mod process;
 pub mod relay;
 pub mod report;
+pub mod rounds;
 mod run;
 pub mod status;
+mod verdict;
 
 use std::path::PathBuf;
 
-pub use plan::{Goals, KillTarget, Kills, Latency, Partition, Plan};
+pub use plan::{Byzantine, Goals, KillTarget, Kills, Latency, Partition, Plan};
 pub use report::{Row, Summary};
 pub use run::{Observer, Setup, run};
 
