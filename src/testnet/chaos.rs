@@ -13,6 +13,10 @@ use super::plan::KillTarget;
 use super::report::PartitionReport;
 use super::run::Driver;
 
+/// How long after a cut the partition's starting heights and rounds are read: a node's
+/// `/status` lags its state by up to a training tick (50 ms), and a datagram may be in flight.
+const PARTITION_SETTLED: Duration = Duration::from_millis(300);
+
 impl Driver<'_> {
     /// Cuts every link an active partition separates and heals the rest; returns whether a
     /// partition is active.
@@ -35,8 +39,10 @@ impl Driver<'_> {
             if cut {
                 let groups: Vec<String> =
                     active.iter().map(|p| format!("{:?}", p.groups)).collect();
-                // Heights and rounds at the start are taken at the next poll, after the cut:
-                // what a cut node holds then it got before the cut.
+                // Heights and rounds at the start are taken a little after the cut (a node's
+                // status lags its state by a few ticks): what a cut node holds then it got
+                // before the cut.
+                self.partition_began = Some(elapsed);
                 self.partition_reports.push(PartitionReport {
                     groups: active.iter().flat_map(|p| p.groups.clone()).collect(),
                     heights_at_start: Vec::new(),
@@ -54,6 +60,8 @@ impl Driver<'_> {
                 );
             } else {
                 self.partitions_healed += 1;
+                self.record_partition_start(Duration::MAX);
+                self.partition_began = None;
                 let rounds = self.committed_rounds();
                 if let Some(report) = self.partition_reports.last_mut() {
                     report.heights_at_heal = heights.clone();
@@ -71,8 +79,15 @@ impl Driver<'_> {
         !active.is_empty()
     }
 
-    /// After a poll: fills in the start of a partition that began before it.
-    pub(super) fn record_partition_start(&mut self) {
+    /// After a poll: fills in the start of the partition once it has lasted
+    /// `PARTITION_SETTLED`.
+    pub(super) fn record_partition_start(&mut self, elapsed: Duration) {
+        if self
+            .partition_began
+            .is_none_or(|began| elapsed < began.saturating_add(PARTITION_SETTLED))
+        {
+            return;
+        }
         let (heights, _) = self.heights_and_tips();
         let rounds = self.committed_rounds();
         if let Some(report) = self.partition_reports.last_mut()

@@ -131,6 +131,7 @@ pub async fn run(
         leader: None,
         leader_changes: 0,
         partition_reports: Vec::new(),
+        partition_began: None,
         rounds: RoundLog::default(),
         accuracy_reached: None,
         receipts: None,
@@ -223,6 +224,8 @@ pub(super) struct Driver<'a> {
     leader: Option<String>,
     pub(super) leader_changes: u64,
     pub(super) partition_reports: Vec<PartitionReport>,
+    /// When the active partition began.
+    pub(super) partition_began: Option<Duration>,
     /// Every committed round any node reported, with its params hash.
     pub(super) rounds: RoundLog,
     /// Since `began`, when every node first reported the target accuracy.
@@ -264,9 +267,7 @@ impl Driver<'_> {
             }
             self.restart_due(now, elapsed)?;
             self.poll().await;
-            if partitioned {
-                self.record_partition_start();
-            }
+            self.record_partition_start(elapsed);
             self.observe_training(elapsed);
             let rows = self.rows();
             self.observer.tick(elapsed, &rows);
