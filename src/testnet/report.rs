@@ -185,6 +185,8 @@ pub struct Summary {
     /// Seconds from the testnet's start (node start-up included) until every node reported
     /// the target accuracy.
     pub accuracy_reached_secs: Option<f64>,
+    /// The highest round committed when the target accuracy was reached.
+    pub accuracy_reached_round: Option<u64>,
     /// Rounds committed per second once training ran.
     pub rounds_per_sec: Option<f64>,
     pub leader_changes: Option<u64>,
@@ -225,8 +227,9 @@ impl Summary {
         if let Some(accuracy) = self.accuracy {
             let _ = write!(text, ", accuracy {:.1}%", accuracy * 100.0);
         }
-        if let Some(secs) = self.accuracy_reached_secs {
-            let _ = write!(text, " (target reached at {secs:.1} s)");
+        if let (Some(secs), Some(round)) = (self.accuracy_reached_secs, self.accuracy_reached_round)
+        {
+            let _ = write!(text, " (target reached at {secs:.1} s, round {round})");
         }
         if let Some(changes) = self.leader_changes {
             let s = if changes == 1 { "" } else { "s" };

@@ -228,8 +228,9 @@ pub(super) struct Driver<'a> {
     pub(super) partition_began: Option<Duration>,
     /// Every committed round any node reported, with its params hash.
     pub(super) rounds: RoundLog,
-    /// Since `began`, when every node first reported the target accuracy.
-    pub(super) accuracy_reached: Option<Duration>,
+    /// Since `began`, when every node first reported the target accuracy, and the highest
+    /// round committed then.
+    pub(super) accuracy_reached: Option<(Duration, u64)>,
     /// What the chains held of the committed rounds when the goals were met.
     pub(super) receipts: Option<ReceiptReport>,
 }
@@ -370,7 +371,7 @@ impl Driver<'_> {
                     .is_some_and(|a| a >= target - 1e-6)
             })
         {
-            self.accuracy_reached = Some(self.began.elapsed());
+            self.accuracy_reached = Some((self.began.elapsed(), self.rounds.max_round()));
         }
     }
 

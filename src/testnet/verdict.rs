@@ -210,7 +210,8 @@ impl Driver<'_> {
                 .iter()
                 .filter_map(|t| t.accuracy)
                 .min_by(f64::total_cmp),
-            accuracy_reached_secs: self.accuracy_reached.map(|d| d.as_secs_f64()),
+            accuracy_reached_secs: self.accuracy_reached.map(|(at, _)| at.as_secs_f64()),
+            accuracy_reached_round: self.accuracy_reached.map(|(_, round)| round),
             rounds_per_sec: self.rounds.rate(),
             leader_changes: training.then_some(self.leader_changes),
             receipts: self.receipts.clone(),
