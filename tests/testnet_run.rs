@@ -163,39 +163,58 @@ fn killing_the_training_leader_loses_no_committed_round() {
     assert_all_gone(dir.path());
 }
 
-#[test]
-fn a_byzantine_node_is_outvoted_by_the_median() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (output, summary) = testnet(
-        dir.path(),
+/// A 3-node run where n2 sends its gradients ×−10, reduced by `rule`.
+fn byzantine_run(dir: &std::path::Path, rule: &str) -> (std::process::Output, serde_json::Value) {
+    testnet(
+        dir,
         &[
             "--nodes",
             "3",
             "--rounds",
             "60",
             "--target-accuracy",
-            "85",
+            "80",
             "--pace-ms",
             "300",
             "--byzantine",
             "1",
             "--attack",
-            "scale",
+            "sign-flip",
             "--rule",
-            "median",
+            rule,
             "--consistency",
             "all",
         ],
-    );
+    )
+}
+
+#[test]
+fn a_byzantine_node_is_outvoted_by_the_median_not_the_mean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (output, summary) = byzantine_run(dir.path(), "median");
     let why = describe(&output, &summary);
     assert!(output.status.success(), "{why}");
     assert_round_log(&summary, 60, &why);
     let config = |node: usize| {
         std::fs::read_to_string(dir.path().join(format!("n{node}/node.toml"))).expect("config")
     };
-    assert!(config(2).contains("attack = \"scale\""), "{}", config(2));
+    assert!(
+        config(2).contains("attack = \"sign-flip\""),
+        "{}",
+        config(2)
+    );
     assert!(!config(1).contains("attack"), "{}", config(1));
     assert!(config(0).contains("rule = \"median\""), "{}", config(0));
+    assert_all_gone(dir.path());
+
+    // The same attack averaged in: the leader stops at round 60 far below the target.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (output, summary) = byzantine_run(dir.path(), "mean");
+    let why = describe(&output, &summary);
+    assert_eq!(output.status.code(), Some(1), "{why}");
+    let reason = summary["reason"].as_str().expect("reason");
+    assert!(reason.contains("below the target accuracy"), "{why}");
+    assert!(summary["accuracy"].as_f64() < Some(0.5), "{why}");
     assert_all_gone(dir.path());
 }
 

@@ -26,6 +26,8 @@ use crate::net::Identity;
 
 /// How long a node may take to print its `listening` line.
 const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long after every node is up a training node has surely reported `training`.
+const TRAINING_REPORTED_WITHIN: Duration = Duration::from_secs(2);
 /// How long a stopping node may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -134,6 +136,7 @@ pub async fn run(
         partition_began: None,
         rounds: RoundLog::default(),
         accuracy_reached: None,
+        round_goal_at: None,
         receipts: None,
     };
     let outcome = tokio::select! {
@@ -231,6 +234,8 @@ pub(super) struct Driver<'a> {
     /// Since `began`, when every node first reported the target accuracy, and the highest
     /// round committed then.
     pub(super) accuracy_reached: Option<(Duration, u64)>,
+    /// When every node first held the round goal.
+    pub(super) round_goal_at: Option<Duration>,
     /// What the chains held of the committed rounds when the goals were met.
     pub(super) receipts: Option<ReceiptReport>,
 }
@@ -253,6 +258,8 @@ impl Driver<'_> {
         let mut next_kill = self.plan.kills.map(|k| self.t0 + k.every);
         let mut ticker = tokio::time::interval(self.plan.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When every node was first up: a node reports `training` a tick after it starts.
+        let mut all_up_since = None;
         let mut checked_training = false;
         loop {
             ticker.tick().await;
@@ -284,7 +291,13 @@ impl Driver<'_> {
             }
             self.clean = all_up && !partitioned;
             self.track_leader();
-            if all_up && !checked_training {
+            if all_up {
+                all_up_since.get_or_insert(elapsed);
+            }
+            if all_up
+                && !checked_training
+                && all_up_since.is_some_and(|since| elapsed >= since + TRAINING_REPORTED_WITHIN)
+            {
                 checked_training = true;
                 if self.plan.goals.need_training()
                     && self.views.iter().flatten().all(|v| v.training.is_none())
@@ -301,6 +314,7 @@ impl Driver<'_> {
                 .partitions
                 .iter()
                 .all(|p| elapsed >= p.at + p.lasting);
+            self.note_round_goal(elapsed);
             if let Some(outcome) = self.judge(elapsed, all_up && chaos_over) {
                 if outcome.is_none() && self.views.iter().flatten().any(|v| v.training.is_some()) {
                     self.receipts = Some(self.settle_receipts().await);

@@ -15,6 +15,9 @@ use super::status::{self, NodeView, TrainingView};
 
 /// With only a duration goal, how long past it the nodes may take to agree on a tip.
 const SETTLE: Duration = Duration::from_secs(15);
+/// How long after every node reached the round goal (the leader stopped there) a final
+/// evaluation may take to report the target accuracy before the run fails.
+const LAST_EVALUATION: Duration = Duration::from_secs(3);
 /// How long the committed rounds' receipts may take to reach every node's chain once the
 /// goals are met (receipts ride in the next blocks mined).
 const RECEIPTS_WITHIN: Duration = Duration::from_secs(10);
@@ -29,6 +32,21 @@ fn all_at_round(trainings: &[&TrainingView], round: u64) -> bool {
 }
 
 impl Driver<'_> {
+    /// Notes when every node first held the round goal.
+    pub(super) fn note_round_goal(&mut self, elapsed: Duration) {
+        let Some(round) = self.plan.goals.rounds else {
+            return;
+        };
+        let trainings: Option<Vec<&TrainingView>> = self
+            .views
+            .iter()
+            .map(|v| v.as_ref()?.training.as_ref())
+            .collect();
+        if self.round_goal_at.is_none() && trainings.is_some_and(|t| all_at_round(&t, round)) {
+            self.round_goal_at = Some(elapsed);
+        }
+    }
+
     /// Whether the run is over: `Some(None)` goals met, `Some(Some(why))` failed.
     pub(super) fn judge(&self, elapsed: Duration, settled: bool) -> Option<Option<String>> {
         let goals = &self.plan.goals;
@@ -50,6 +68,20 @@ impl Driver<'_> {
                 .is_some_and(|ts| ts.iter().all(|t| t.accuracy.is_some_and(|x| x >= a - 1e-6)))
         });
         let met = agreed && blocks && rounds && accuracy && self.rounds.conflicts() == 0;
+        if let (Some(round), Some(target)) = (goals.rounds, goals.target_accuracy)
+            && rounds
+            && !accuracy
+            && self
+                .round_goal_at
+                .is_some_and(|at| elapsed >= at + LAST_EVALUATION)
+        {
+            return Some(Some(format!(
+                "training stopped at round {round} (the round goal) below the target accuracy \
+                 {:.1}%{}",
+                target * 100.0,
+                self.shortfall(agreed)
+            )));
+        }
         let other_goals = goals.blocks.is_some() || goals.need_training();
         match goals.duration {
             Some(duration) if elapsed >= duration => {
