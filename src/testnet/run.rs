@@ -1,7 +1,8 @@
-//! The orchestrator: lays out the testnet dir, creates node keys, starts the relays and the
-//! node processes, then polls `/status` every tick, applies the chaos schedule (partitions,
-//! kills and restarts), checks the goals, and stops every child before it returns — on
-//! success, failure, error or the caller's stop signal alike.
+//! The orchestrator: lays out the testnet dir, creates node keys, writes each node's config
+//! (training voters, the Byzantine nodes' attack), starts the relays and the node processes,
+//! then polls `/status` every tick, applies the chaos schedule (`chaos.rs`), records the
+//! training rounds, checks the goals (`verdict.rs`), and stops every child before it returns
+//! — on success, failure, error or the caller's stop signal alike.
 
 use std::future::Future;
 use std::io::Write as _;
