@@ -319,6 +319,18 @@ impl Driver<'_> {
             if let Some(outcome) = self.judge(elapsed, all_up && chaos_over) {
                 if outcome.is_none() && self.views.iter().flatten().any(|v| v.training.is_some()) {
                     self.receipts = Some(self.settle_receipts().await);
+                    // The summary shows the chains with the receipts mined in, if the nodes
+                    // agree on a tip at this poll; else the views that met the goals.
+                    let met = self.views.clone();
+                    self.poll().await;
+                    let views: Vec<&NodeView> = self.views.iter().flatten().collect();
+                    if views.len() == self.nodes.len()
+                        && views.windows(2).all(|w| w[0].tip == w[1].tip)
+                    {
+                        self.observe_training(self.t0.elapsed());
+                    } else {
+                        self.views = met;
+                    }
                 }
                 return Ok(outcome);
             }
