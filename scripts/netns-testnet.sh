@@ -2,8 +2,9 @@
 # A testnet across N Linux network namespaces on one host: each node has its own network
 # stack, one veth pair into a bridge and one private IP (10.77.0.I+1/24) that this script
 # creates; nothing listens on loopback (lo stays down in every namespace). Every node runs from
-# configs/testnet-multi.toml with its own addresses, peers and pinned fingerprints filled in.
-# Succeeds when every node reaches BLOCKS blocks on one tip with all peers connected.
+# configs/testnet-multi.toml with its own addresses, peers, pinned fingerprints and training
+# voters filled in. Succeeds when every node reaches BLOCKS blocks on one tip with all peers
+# connected and has committed a training round (the Raft-elected leader reached the others).
 #
 # usage: sudo scripts/netns-testnet.sh [NODES=3] [BLOCKS=5] [TIMEOUT_SECS=60]
 # env:   HASHGRAD=path/to/hashgrad (default: target/release/hashgrad, else target/debug)
@@ -85,6 +86,7 @@ for ((i = 0; i < nodes; i++)); do
     -e "s|^listen = \"10.77.0.1:7180\"|listen = \"$(ip_of "$i"):7180\"|" \
     -e "s|^peers = .*|peers = [${peers%, }]|" \
     -e "s|^pinned = .*|pinned = [${pinned%, }]|" \
+    -e "s|^voters = .*|voters = [${pinned%, }]|" \
     -e "s|^pace_ms = .*|pace_ms = 300|" \
     "$template" >"$work/n$i.toml"
   ip netns exec "${tag}n$i" "$bin" node --config "$work/n$i.toml" \
@@ -104,19 +106,21 @@ echo "netns testnet: $nodes nodes in namespaces ${tag}n0..$((nodes - 1)), IPs $(
 deadline=$((SECONDS + timeout))
 while ((SECONDS < deadline)); do
   sleep 1
-  tips=() heights=() ok=1
+  tips=() heights=() rounds=() ok=1
   for ((i = 0; i < nodes; i++)); do
     json=$(status "$i")
     height=$(field height "$json")
     tip=$(field tip "$json")
     peers=$( (grep -o "\"outbound\"" <<<"$json" || true) | wc -l)
+    round=$(field round "$json")
     heights+=("${height:-?}")
     tips+=("${tip:-?}")
-    [[ -n $height ]] && ((height >= blocks && peers == nodes - 1)) || ok=0
+    rounds+=("${round:-?}")
+    [[ -n $height && -n $round ]] && ((height >= blocks && peers == nodes - 1 && round >= 1)) || ok=0
   done
-  echo "  heights ${heights[*]}"
+  echo "  heights ${heights[*]}, training rounds ${rounds[*]}"
   if ((ok)) && [[ $(printf '%s\n' "${tips[@]}" | sort -u | wc -l) == 1 ]]; then
-    echo "netns testnet: all $nodes nodes agree on tip ${tips[0]:0:16}… at height ${heights[0]}, each with $((nodes - 1)) peers"
+    echo "netns testnet: all $nodes nodes agree on tip ${tips[0]:0:16}… at height ${heights[0]}, each with $((nodes - 1)) peers, training at rounds ${rounds[*]}"
     exit 0
   fi
   for ((i = 0; i < nodes; i++)); do

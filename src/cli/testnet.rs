@@ -10,26 +10,29 @@ use clap::Args;
 
 use crate::config::NodeConfig;
 use crate::testnet::{
-    self, Goals, KillTarget, Kills, Latency, Observer, Partition, Plan, Row, Setup,
+    self, Byzantine, Goals, KillTarget, Kills, Latency, Observer, Partition, Plan, Row, Setup,
 };
 
 /// The node config every testnet node starts from unless `--config` is given.
 const DEFAULT_CONFIG: &str = include_str!("../../configs/testnet.toml");
+/// The goals of a training testnet run with none given.
+const DEFAULT_ROUNDS: u64 = 300;
+const DEFAULT_ACCURACY: f64 = 0.95;
 
 #[derive(Debug, Args)]
 pub struct TestnetArgs {
     /// Number of nodes (1-16).
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Goal: every node at this height or above, all on one tip. The default goal when no
-    /// other is given: 20.
+    /// Goal: every node at this height or above, all on one tip. The default goal of a
+    /// testnet that does not train: 20.
     #[arg(long, value_name = "N")]
     pub blocks: Option<u64>,
-    /// Goal: training rounds committed on every node (needs nodes that train).
+    /// Goal: every node has committed and applied this many training rounds and holds the
+    /// same params (the leader stops there). With no goal given: 300 rounds and 95%.
     #[arg(long, value_name = "N")]
     pub rounds: Option<u64>,
-    /// Goal: test accuracy on every node, in percent (95) or as a fraction (0.95); needs
-    /// nodes that train.
+    /// Goal: test accuracy on every node, in percent (95) or as a fraction (0.95).
     #[arg(long, value_name = "PCT")]
     pub target_accuracy: Option<f64>,
     /// Run this many seconds, then check the goals (alone: succeed once the nodes agree).
@@ -42,6 +45,29 @@ pub struct TestnetArgs {
     /// replaces its data dir, addresses, peers and pins.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Mining only: drop the config's `[train]` section.
+    #[arg(long)]
+    pub no_train: bool,
+    /// Train on this CSV file (label in the last column) instead of the embedded digits.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Aggregation rule: mean, median, trimmed-mean:B or krum:F.
+    #[arg(long, value_name = "RULE")]
+    pub rule: Option<String>,
+    /// Gradients a round waits for: one, quorum or all.
+    #[arg(long, value_name = "LEVEL")]
+    pub consistency: Option<String>,
+    /// The last F nodes send corrupted gradients (see --attack).
+    #[arg(long, value_name = "F")]
+    pub byzantine: Option<usize>,
+    /// What Byzantine nodes send: sign-flip, scale or noise.
+    #[arg(
+        long,
+        value_name = "KIND",
+        default_value = "sign-flip",
+        requires = "byzantine"
+    )]
+    pub attack: String,
     /// Mining backend for every node: cpu, gpu or auto.
     #[arg(long, value_name = "NAME")]
     pub backend: Option<String>,
@@ -99,7 +125,7 @@ fn secs(value: f64, what: &str) -> anyhow::Result<Duration> {
 }
 
 impl TestnetArgs {
-    fn plan(&self) -> anyhow::Result<Plan> {
+    fn plan(&self, training: bool) -> anyhow::Result<Plan> {
         let usage = |e: testnet::TestnetError| super::usage(e.to_string());
         let latency = match &self.latency {
             Some(text) => Latency::parse(text).map_err(usage)?,
@@ -134,7 +160,12 @@ impl TestnetArgs {
             duration: self.duration.map(|d| secs(d, "--duration")).transpose()?,
         };
         if goals == Goals::default() {
-            goals.blocks = Some(20);
+            if training {
+                goals.rounds = Some(DEFAULT_ROUNDS);
+                goals.target_accuracy = Some(DEFAULT_ACCURACY);
+            } else {
+                goals.blocks = Some(20);
+            }
         }
         let plan = Plan {
             nodes: self.nodes,
@@ -144,6 +175,10 @@ impl TestnetArgs {
             loss_pct: self.loss,
             partitions,
             kills,
+            byzantine: self.byzantine.map(|nodes| Byzantine {
+                nodes,
+                attack: self.attack.clone(),
+            }),
             base_port: self.base_port,
             poll: Duration::from_millis(self.poll_ms.clamp(10, 10_000)),
             seed: self.seed,
@@ -152,12 +187,42 @@ impl TestnetArgs {
         Ok(plan)
     }
 
-    fn base_config(&self) -> anyhow::Result<NodeConfig> {
+    /// The node config every node starts from; `goal_rounds` becomes `train.rounds`.
+    fn base_config(&self, goal_rounds: Option<u64>) -> anyhow::Result<NodeConfig> {
         let mut config = match &self.config {
             Some(path) => NodeConfig::from_file(path),
             None => NodeConfig::from_toml(DEFAULT_CONFIG, Path::new("configs/testnet.toml")),
         }
         .map_err(|e| super::usage(e.to_string()))?;
+        if self.no_train {
+            config.train = None;
+        }
+        let training_flags = self.data.is_some()
+            || self.rule.is_some()
+            || self.consistency.is_some()
+            || self.byzantine.is_some();
+        match &mut config.train {
+            None if training_flags => {
+                return Err(super::usage(
+                    "--data, --rule, --consistency and --byzantine need nodes that train: the \
+                     node config has no [train] section (or --no-train was given)",
+                ));
+            }
+            None => {}
+            Some(train) => {
+                if let Some(data) = &self.data {
+                    train.data = Some(std::path::absolute(data)?);
+                }
+                if let Some(rule) = &self.rule {
+                    train.rule = rule.clone();
+                }
+                if let Some(consistency) = &self.consistency {
+                    train.consistency = consistency.clone();
+                }
+                // The leader stops at the round goal, so every node ends on the same params.
+                train.rounds = goal_rounds;
+            }
+        }
         if let Some(backend) = &self.backend {
             config.mining.backend = backend.clone();
         }
@@ -170,11 +235,12 @@ impl TestnetArgs {
 }
 
 pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
-    let plan = args.plan()?;
+    let training = args.base_config(None)?.train.is_some();
+    let plan = args.plan(training)?;
     let setup = Setup {
         dir: args.dir.clone().unwrap_or_else(default_dir),
         binary: std::env::current_exe()?,
-        base_config: args.base_config()?,
+        base_config: args.base_config(plan.goals.rounds)?,
         keep_data: args.keep,
     };
     let terminal = !args.json && std::io::stdout().is_terminal();

@@ -52,6 +52,11 @@ pub fn node_config(
         .collect();
     config.net.pinned = ids.iter().map(ToString::to_string).collect();
     config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    if let Some(train) = &mut config.train {
+        // Every testnet node votes and works; the lists are the same on every node.
+        train.voters = ids.iter().map(ToString::to_string).collect();
+        train.workers = Vec::new();
+    }
     config
 }
 
@@ -81,5 +86,27 @@ mod tests {
         assert_eq!(config.net.peers, vec![format!("{}@127.1.1.2:7301", ids[1])]);
         assert_eq!(config.net.pinned.len(), 2);
         config.validate().expect("valid");
+        assert!(config.train.is_none());
+    }
+
+    #[test]
+    fn a_training_config_makes_every_node_a_voter() {
+        let ports = [7300, 7301, 7302];
+        let ids = [NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32])];
+        let base = NodeConfig {
+            train: Some(crate::config::TrainSection {
+                workers: vec![ids[0].to_string()],
+                ..Default::default()
+            }),
+            ..NodeConfig::default()
+        };
+        for index in 0..3 {
+            let config = node_config(&base, index, Path::new("d"), &ports, &ids);
+            let train = config.train.as_ref().expect("train");
+            let all: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            assert_eq!(train.voters, all);
+            assert!(train.workers.is_empty());
+            config.validate().expect("valid");
+        }
     }
 }

@@ -1,24 +1,30 @@
 //! `hashgrad testnet`: a local network of real `hashgrad node` processes, each with its own
 //! data dir, ports and log, every node-to-node datagram passing through a UDP relay the
 //! testnet owns (one per directed link) so latency, loss and partitions hit real QUIC
-//! packets; nodes can be killed with -9 and restarted from their data dirs. The orchestrator
-//! polls each node's `/status` over HTTP, shows a table, checks the goals and ends with a
-//! summary.
+//! packets; nodes can be killed with -9 and restarted from their data dirs. With a `[train]`
+//! section in their config every node is a training voter and worker. The orchestrator polls
+//! each node's `/status` over HTTP, shows a table, checks the goals (blocks, rounds on one
+//! params hash, accuracy), checks the committed rounds' receipts on every chain
+//! (`/receipts`) and ends with a summary.
 //!
 //! Owns child processes, relay sockets and the run's clock; must not reach into a node other
-//! than through its command line, its config file, its stdin lifeline and `/status`.
+//! than through its command line, its config file, its stdin lifeline, `/status` and
+//! `/receipts`.
 
+mod chaos;
 pub mod layout;
 pub mod plan;
 pub mod process;
 pub mod relay;
 pub mod report;
+pub mod rounds;
 mod run;
 pub mod status;
+mod verdict;
 
 use std::path::PathBuf;
 
-pub use plan::{Goals, KillTarget, Kills, Latency, Partition, Plan};
+pub use plan::{Byzantine, Goals, KillTarget, Kills, Latency, Partition, Plan};
 pub use report::{Row, Summary};
 pub use run::{Observer, Setup, run};
 

@@ -128,13 +128,30 @@ pub struct Kills {
     pub pause: Duration,
 }
 
+/// The last `nodes` nodes of the testnet corrupt their gradients with `attack` (their
+/// `train.attack`), to watch a robust rule at work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Byzantine {
+    pub nodes: usize,
+    /// `sign-flip`, `scale` or `noise`.
+    pub attack: String,
+}
+
+impl Byzantine {
+    /// Whether node `index` of `nodes` attacks.
+    pub fn attacks(&self, index: usize, nodes: usize) -> bool {
+        index >= nodes.saturating_sub(self.nodes)
+    }
+}
+
 /// When the run ends successfully. Unset goals are not checked; with no goal at all the run
 /// stops after `duration` (or a default) and succeeds when the nodes agree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Goals {
     /// Every node at or above this height, on one tip.
     pub blocks: Option<u64>,
-    /// Training rounds committed on every node.
+    /// Every node has committed and applied this many training rounds and holds the same
+    /// params (the leader stops announcing there).
     pub rounds: Option<u64>,
     /// Test accuracy (0..1) reported by every node.
     pub target_accuracy: Option<f64>,
@@ -161,6 +178,7 @@ pub struct Plan {
     pub loss_pct: f64,
     pub partitions: Vec<Partition>,
     pub kills: Option<Kills>,
+    pub byzantine: Option<Byzantine>,
     /// First QUIC port; node i listens on `base_port + i`. `None`: free ports are picked.
     pub base_port: Option<u16>,
     /// Seconds between status polls.
@@ -198,6 +216,14 @@ impl Plan {
             return Err(invalid(
                 "target accuracy",
                 format!("{accuracy} is not a fraction between 0 and 1"),
+            ));
+        }
+        if let Some(byzantine) = &self.byzantine
+            && byzantine.nodes > self.nodes
+        {
+            return Err(invalid(
+                "byzantine node count",
+                format!("{} is more than the {} nodes", byzantine.nodes, self.nodes),
             ));
         }
         if let Some(kills) = &self.kills
@@ -240,6 +266,21 @@ mod tests {
         // A node named in no group is alone.
         let p = Partition::parse("0+1:0,1", 3).expect("partial");
         assert!(p.separates(0, 2) && !p.separates(1, 0));
+    }
+
+    #[test]
+    fn byzantine_nodes_are_the_last_ones() {
+        let byzantine = Byzantine {
+            nodes: 1,
+            attack: "scale".into(),
+        };
+        let attackers: Vec<usize> = (0..3).filter(|&i| byzantine.attacks(i, 3)).collect();
+        assert_eq!(attackers, vec![2]);
+        let none = Byzantine {
+            nodes: 0,
+            ..byzantine
+        };
+        assert!((0..3).all(|i| !none.attacks(i, 3)));
     }
 
     #[test]

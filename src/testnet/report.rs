@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::rounds::ReceiptReport;
 use super::status::NodeView;
 
 /// A node's row: its state and its last status.
@@ -137,13 +138,17 @@ pub struct RelayTotals {
     pub cut: u64,
 }
 
-/// What one partition did: its groups and each node's height and tip around it.
+/// What one partition did: its groups and each node's height, tip and committed training
+/// round around it (0 for a node that reported none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionReport {
     pub groups: Vec<Vec<usize>>,
+    /// At the first poll after the cut.
     pub heights_at_start: Vec<u64>,
-    /// Just before healing (empty if the run ended first).
+    pub rounds_at_start: Vec<u64>,
+    /// At the last poll before healing (empty if the run ended first).
     pub heights_at_heal: Vec<u64>,
+    pub rounds_at_heal: Vec<u64>,
     pub tips_at_heal: Vec<String>,
 }
 
@@ -164,10 +169,29 @@ pub struct Summary {
     /// Each partition: who was cut off, and every node's height when it began and healed.
     pub partition_reports: Vec<PartitionReport>,
     /// Training figures: `None` when no node reported training.
+    /// The highest round committed (the round log is gap-free: rounds 1..=this).
     pub rounds_committed: Option<u64>,
+    /// Each node's last committed round.
+    pub rounds: Vec<Option<u64>>,
+    /// Committed rounds a node reported that the network later lost or changed: rounds
+    /// reported with two params hashes, plus reported rounds above every node's last round.
+    pub rounds_lost: Option<u64>,
+    /// Rounds the leaders abandoned at their deadline (summed over nodes; retried, not lost).
     pub rounds_abandoned: Option<u64>,
+    /// Whether every node ended at the same round with the same params hash.
+    pub training_agreed: Option<bool>,
+    pub params_hash: Option<String>,
     pub accuracy: Option<f64>,
+    /// Seconds from the testnet's start (node start-up included) until every node reported
+    /// the target accuracy.
+    pub accuracy_reached_secs: Option<f64>,
+    /// The highest round committed when the target accuracy was reached.
+    pub accuracy_reached_round: Option<u64>,
+    /// Rounds committed per second once training ran.
+    pub rounds_per_sec: Option<f64>,
     pub leader_changes: Option<u64>,
+    /// The committed rounds' receipts on the nodes' chains.
+    pub receipts: Option<ReceiptReport>,
     pub propagation: Option<Percentiles>,
     pub relay: RelayTotals,
     pub duration_secs: f64,
@@ -190,21 +214,49 @@ impl Summary {
             }
         );
         if let Some(rounds) = self.rounds_committed {
-            let lost = self.rounds_abandoned.unwrap_or(0);
-            let _ = write!(text, ", {rounds} rounds committed ({lost} abandoned)");
+            let lost = self.rounds_lost.unwrap_or(0);
+            let abandoned = self.rounds_abandoned.unwrap_or(0);
+            let _ = write!(
+                text,
+                ", {rounds} rounds committed ({lost} lost, {abandoned} abandoned and retried)"
+            );
+            if self.training_agreed == Some(false) {
+                let _ = write!(text, " but nodes end at rounds {:?}", self.rounds);
+            }
         }
         if let Some(accuracy) = self.accuracy {
             let _ = write!(text, ", accuracy {:.1}%", accuracy * 100.0);
         }
+        if let (Some(secs), Some(round)) = (self.accuracy_reached_secs, self.accuracy_reached_round)
+        {
+            let _ = write!(text, " (target reached at {secs:.1} s, round {round})");
+        }
         if let Some(changes) = self.leader_changes {
             let s = if changes == 1 { "" } else { "s" };
             let _ = write!(text, ", {changes} leader change{s}");
+        }
+        if let Some(receipts) = &self.receipts {
+            let _ = write!(
+                text,
+                ", {}/{} receipts on chain",
+                receipts.on_chain, receipts.rounds
+            );
         }
         let _ = write!(
             text,
             ", {} kills, {} partitions, {:.1} s",
             self.kills, self.partitions, self.duration_secs
         );
+        if let Some(rate) = self.rounds_per_sec {
+            let _ = write!(text, "\ntraining: {rate:.1} rounds/s");
+            if let Some(hash) = &self.params_hash {
+                let _ = write!(
+                    text,
+                    ", every node at params {}",
+                    hash.get(..16).unwrap_or(hash)
+                );
+            }
+        }
         if let Some(p) = self.propagation {
             let _ = write!(
                 text,

@@ -1,24 +1,25 @@
-//! The orchestrator: lays out the testnet dir, creates node keys, starts the relays and the
-//! node processes, then polls `/status` every tick, applies the chaos schedule (partitions,
-//! kills and restarts), checks the goals, and stops every child before it returns — on
-//! success, failure, error or the caller's stop signal alike.
+//! The orchestrator: lays out the testnet dir, creates node keys, writes each node's config
+//! (training voters, the Byzantine nodes' attack), starts the relays and the node processes,
+//! then polls `/status` every tick, applies the chaos schedule (`chaos.rs`), records the
+//! training rounds, checks the goals (`verdict.rs`), and stops every child before it returns
+//! — on success, failure, error or the caller's stop signal alike.
 
 use std::future::Future;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::layout::{node_config, relay_back_ip, relay_front};
-use super::plan::{KillTarget, Plan};
+use super::plan::Plan;
 use super::process::NodeProcess;
 use super::relay::{LinkFaults, Relay};
-use super::report::{NodeState, PartitionReport, PropagationLog, RelayTotals, Row, Summary};
+use super::report::{NodeState, PartitionReport, PropagationLog, Row, Summary};
+use super::rounds::{ReceiptReport, RoundLog};
 use super::status::{self, NodeView};
 use super::{TestnetError, layout};
 use crate::config::NodeConfig;
@@ -26,10 +27,10 @@ use crate::net::Identity;
 
 /// How long a node may take to print its `listening` line.
 const READY_WITHIN: Duration = Duration::from_secs(30);
+/// How long after every node is up a training node has surely reported `training`.
+const TRAINING_REPORTED_WITHIN: Duration = Duration::from_secs(2);
 /// How long a stopping node may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-/// With only a duration goal, how long past it the nodes may take to agree on a tip.
-const SETTLE: Duration = Duration::from_secs(15);
 
 /// Where and with what a testnet runs.
 #[derive(Debug, Clone)]
@@ -39,7 +40,8 @@ pub struct Setup {
     pub dir: PathBuf,
     /// The `hashgrad` binary to run as `hashgrad node`.
     pub binary: PathBuf,
-    /// The config every node starts from (its addresses, peers and pins are replaced).
+    /// The config every node starts from (its addresses, peers and pins are replaced; with a
+    /// `[train]` section, every node votes and works).
     pub base_config: NodeConfig,
     /// Keep the nodes' data dirs after the run.
     pub keep_data: bool,
@@ -62,6 +64,12 @@ pub async fn run(
     stop: impl Future<Output = String>,
 ) -> Result<Summary, TestnetError> {
     plan.validate()?;
+    if plan.byzantine.is_some() && setup.base_config.train.is_none() {
+        return Err(TestnetError::Invalid {
+            what: "byzantine nodes",
+            reason: "the node config has no [train] section, so no node trains".into(),
+        });
+    }
     let began = Instant::now();
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -80,13 +88,18 @@ pub async fn run(
     let mut nodes = Vec::with_capacity(plan.nodes);
     for index in 0..plan.nodes {
         let node_dir = setup.dir.join(format!("n{index}"));
-        let config = node_config(
+        let mut config = node_config(
             &setup.base_config,
             index,
             &data_dir(setup, index),
             &ports,
             &ids,
         );
+        if let (Some(byzantine), Some(train)) = (&plan.byzantine, &mut config.train)
+            && byzantine.attacks(index, plan.nodes)
+        {
+            train.attack = Some(byzantine.attack.clone());
+        }
         config.validate()?;
         let text = toml::to_string(&config).map_err(|e| TestnetError::Invalid {
             what: "node config",
@@ -108,6 +121,7 @@ pub async fn run(
         nodes,
         relays,
         events: std::fs::File::create(&events).map_err(io(&events))?,
+        began,
         t0: Instant::now(),
         views: vec![None; plan.nodes],
         restart_at: vec![None; plan.nodes],
@@ -120,6 +134,11 @@ pub async fn run(
         leader: None,
         leader_changes: 0,
         partition_reports: Vec::new(),
+        partition_began: None,
+        rounds: RoundLog::default(),
+        accuracy_reached: None,
+        round_goal_at: None,
+        receipts: None,
     };
     let outcome = tokio::select! {
         outcome = driver.drive() => outcome,
@@ -185,26 +204,41 @@ async fn start_relays(
     Ok(relays)
 }
 
-struct Driver<'a> {
-    plan: &'a Plan,
+/// The running testnet; its chaos (`chaos.rs`) and its verdict (`verdict.rs`) are methods
+/// too.
+pub(super) struct Driver<'a> {
+    pub(super) plan: &'a Plan,
     observer: &'a mut dyn Observer,
-    nodes: Vec<NodeProcess>,
-    relays: Vec<((usize, usize), Relay)>,
+    pub(super) nodes: Vec<NodeProcess>,
+    pub(super) relays: Vec<((usize, usize), Relay)>,
     events: std::fs::File,
+    /// When the run began (keys, relays and node start-up count from here).
+    began: Instant,
     /// When every node first became ready; chaos times count from here.
     t0: Instant,
-    views: Vec<Option<NodeView>>,
-    restart_at: Vec<Option<Instant>>,
-    rng: ChaCha8Rng,
-    propagation: PropagationLog,
+    pub(super) views: Vec<Option<NodeView>>,
+    pub(super) restart_at: Vec<Option<Instant>>,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) propagation: PropagationLog,
     /// Whether the last poll saw every node up with no partition.
     clean: bool,
-    kills: u64,
-    restarts: u64,
-    partitions_healed: u64,
+    pub(super) kills: u64,
+    pub(super) restarts: u64,
+    pub(super) partitions_healed: u64,
     leader: Option<String>,
-    leader_changes: u64,
-    partition_reports: Vec<PartitionReport>,
+    pub(super) leader_changes: u64,
+    pub(super) partition_reports: Vec<PartitionReport>,
+    /// When the active partition began.
+    pub(super) partition_began: Option<Duration>,
+    /// Every committed round any node reported, with its params hash.
+    pub(super) rounds: RoundLog,
+    /// Since `began`, when every node first reported the target accuracy, and the highest
+    /// round committed then.
+    pub(super) accuracy_reached: Option<(Duration, u64)>,
+    /// When every node first held the round goal.
+    pub(super) round_goal_at: Option<Duration>,
+    /// What the chains held of the committed rounds when the goals were met.
+    pub(super) receipts: Option<ReceiptReport>,
 }
 
 impl Driver<'_> {
@@ -225,6 +259,8 @@ impl Driver<'_> {
         let mut next_kill = self.plan.kills.map(|k| self.t0 + k.every);
         let mut ticker = tokio::time::interval(self.plan.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When every node was first up: a node reports `training` a tick after it starts.
+        let mut all_up_since = None;
         let mut checked_training = false;
         loop {
             ticker.tick().await;
@@ -240,6 +276,8 @@ impl Driver<'_> {
             }
             self.restart_due(now, elapsed)?;
             self.poll().await;
+            self.record_partition_start(elapsed);
+            self.observe_training(elapsed);
             let rows = self.rows();
             self.observer.tick(elapsed, &rows);
             let all_up = rows
@@ -254,14 +292,20 @@ impl Driver<'_> {
             }
             self.clean = all_up && !partitioned;
             self.track_leader();
-            if all_up && !checked_training {
+            if all_up {
+                all_up_since.get_or_insert(elapsed);
+            }
+            if all_up
+                && !checked_training
+                && all_up_since.is_some_and(|since| elapsed >= since + TRAINING_REPORTED_WITHIN)
+            {
                 checked_training = true;
                 if self.plan.goals.need_training()
                     && self.views.iter().flatten().all(|v| v.training.is_none())
                 {
                     return Ok(Some(
-                        "this node build does not train yet: no node reports `training` in \
-                         /status, so round and accuracy goals cannot be met (mining goals can)"
+                        "the nodes do not train (their config has no [train] section), so round \
+                         and accuracy goals cannot be met (mining goals can)"
                             .into(),
                     ));
                 }
@@ -271,7 +315,23 @@ impl Driver<'_> {
                 .partitions
                 .iter()
                 .all(|p| elapsed >= p.at + p.lasting);
+            self.note_round_goal(elapsed);
             if let Some(outcome) = self.judge(elapsed, all_up && chaos_over) {
+                if outcome.is_none() && self.views.iter().flatten().any(|v| v.training.is_some()) {
+                    self.receipts = Some(self.settle_receipts().await);
+                    // The summary shows the chains with the receipts mined in, if the nodes
+                    // agree on a tip at this poll; else the views that met the goals.
+                    let met = self.views.clone();
+                    self.poll().await;
+                    let views: Vec<&NodeView> = self.views.iter().flatten().collect();
+                    if views.len() == self.nodes.len()
+                        && views.windows(2).all(|w| w[0].tip == w[1].tip)
+                    {
+                        self.observe_training(self.t0.elapsed());
+                    } else {
+                        self.views = met;
+                    }
+                }
                 return Ok(outcome);
             }
         }
@@ -303,100 +363,6 @@ impl Driver<'_> {
         }
     }
 
-    /// Cuts every link an active partition separates and heals the rest; returns whether a
-    /// partition is active.
-    fn apply_partitions(&mut self, elapsed: Duration) -> bool {
-        let mut active = Vec::new();
-        for p in &self.plan.partitions {
-            if elapsed >= p.at && elapsed < p.at + p.lasting {
-                active.push(p);
-            }
-        }
-        let mut changed = Vec::new();
-        for ((from, to), relay) in &self.relays {
-            let cut = active.iter().any(|p| p.separates(*from, *to));
-            if relay.faults.cut.swap(cut, Ordering::Relaxed) != cut {
-                changed.push(cut);
-            }
-        }
-        if let Some(&cut) = changed.first() {
-            let (heights, tips) = self.heights_and_tips();
-            if cut {
-                let groups: Vec<String> =
-                    active.iter().map(|p| format!("{:?}", p.groups)).collect();
-                self.partition_reports.push(PartitionReport {
-                    groups: active.iter().flat_map(|p| p.groups.clone()).collect(),
-                    heights_at_start: heights.clone(),
-                    heights_at_heal: Vec::new(),
-                    tips_at_heal: Vec::new(),
-                });
-                self.event(
-                    elapsed,
-                    &format!(
-                        "partition: groups {} (heights {heights:?})",
-                        groups.join(" ")
-                    ),
-                );
-            } else {
-                self.partitions_healed += 1;
-                if let Some(report) = self.partition_reports.last_mut() {
-                    report.heights_at_heal = heights.clone();
-                    report.tips_at_heal = tips;
-                }
-                self.event(
-                    elapsed,
-                    &format!("partition healed (heights before healing {heights:?})"),
-                );
-            }
-        }
-        !active.is_empty()
-    }
-
-    async fn kill_one(&mut self, target: KillTarget, restart_at: Instant, elapsed: Duration) {
-        let running: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].http.is_some())
-            .collect();
-        if running.is_empty() {
-            return;
-        }
-        let leader = self.views.iter().position(|v| {
-            v.as_ref()
-                .and_then(|v| v.training.as_ref())
-                .and_then(|t| t.role.as_deref())
-                == Some("leader")
-        });
-        let (victim, why) = match (target, leader) {
-            (KillTarget::Leader, Some(leader)) if running.contains(&leader) => (leader, "leader"),
-            (KillTarget::Leader, _) => (
-                running[self.rng.random_range(0..running.len())],
-                "random node: no node reports a leader",
-            ),
-            (KillTarget::Random, _) => (running[self.rng.random_range(0..running.len())], "random"),
-        };
-        let pid = self.nodes[victim].pid().unwrap_or(0);
-        self.nodes[victim].kill().await;
-        self.views[victim] = None;
-        self.restart_at[victim] = Some(restart_at);
-        self.kills += 1;
-        self.event(elapsed, &format!("kill -9 n{victim} (pid {pid}, {why})"));
-    }
-
-    fn restart_due(&mut self, now: Instant, elapsed: Duration) -> Result<(), TestnetError> {
-        for index in 0..self.nodes.len() {
-            if self.restart_at[index].is_some_and(|at| now >= at) {
-                self.restart_at[index] = None;
-                self.nodes[index].start()?;
-                self.restarts += 1;
-                let pid = self.nodes[index].pid().unwrap_or(0);
-                self.event(
-                    elapsed,
-                    &format!("restart n{index} from its data dir (pid {pid})"),
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// Fetches every ready node's status at once.
     async fn poll(&mut self) {
         let timeout = self.plan.poll.max(Duration::from_millis(500));
@@ -415,8 +381,45 @@ impl Driver<'_> {
         }
     }
 
+    /// Records the polled training views: rounds and params hashes, and when every node
+    /// first reached the target accuracy.
+    fn observe_training(&mut self, elapsed: Duration) {
+        for view in self.views.iter().flatten() {
+            if let Some(training) = &view.training {
+                self.rounds.observe(elapsed, training);
+            }
+        }
+        if let Some(target) = self.plan.goals.target_accuracy
+            && self.accuracy_reached.is_none()
+            && self.views.iter().all(|v| {
+                v.as_ref()
+                    .and_then(|v| v.training.as_ref())
+                    .and_then(|t| t.accuracy)
+                    .is_some_and(|a| a >= target - 1e-6)
+            })
+        {
+            self.accuracy_reached = Some((self.began.elapsed(), self.rounds.max_round()));
+        }
+    }
+
+    /// Every node's last committed round (`None`: down or not training).
+    pub(super) fn committed_rounds_reported(&self) -> Vec<Option<u64>> {
+        self.views
+            .iter()
+            .map(|v| v.as_ref()?.training.as_ref()?.round)
+            .collect()
+    }
+
+    /// Every node's last committed round, 0 when unknown.
+    pub(super) fn committed_rounds(&self) -> Vec<u64> {
+        self.committed_rounds_reported()
+            .into_iter()
+            .map(|r| r.unwrap_or(0))
+            .collect()
+    }
+
     /// Every node's last height and tip (0 and empty when unknown).
-    fn heights_and_tips(&self) -> (Vec<u64>, Vec<String>) {
+    pub(super) fn heights_and_tips(&self) -> (Vec<u64>, Vec<String>) {
         self.views
             .iter()
             .map(|v| {
@@ -444,11 +447,19 @@ impl Driver<'_> {
             .collect()
     }
 
+    /// Counts changes of the leader of the highest term any node reports.
     fn track_leader(&mut self) {
-        let leader = self.views.iter().flatten().find_map(|v| {
-            let t = v.training.as_ref()?;
-            (t.role.as_deref() == Some("leader")).then(|| t.leader.clone().unwrap_or_default())
-        });
+        let leader = self
+            .views
+            .iter()
+            .flatten()
+            .filter_map(|v| {
+                let t = v.training.as_ref()?;
+                (t.role.as_deref() == Some("leader"))
+                    .then(|| (t.term.unwrap_or(0), t.leader.clone().unwrap_or_default()))
+            })
+            .max()
+            .map(|(_, leader)| leader);
         if let Some(leader) = leader {
             if self.leader.as_ref().is_some_and(|old| *old != leader) {
                 self.leader_changes += 1;
@@ -457,71 +468,7 @@ impl Driver<'_> {
         }
     }
 
-    /// Whether the run is over: `Some(None)` goals met, `Some(Some(why))` failed.
-    fn judge(&self, elapsed: Duration, settled: bool) -> Option<Option<String>> {
-        let goals = &self.plan.goals;
-        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
-        let agreed = settled
-            && views.len() == self.nodes.len()
-            && views.windows(2).all(|w| w[0].tip == w[1].tip);
-        let training = |f: &dyn Fn(&status::TrainingView) -> bool| {
-            views.iter().all(|v| v.training.as_ref().is_some_and(f))
-        };
-        let blocks = goals
-            .blocks
-            .is_none_or(|b| views.iter().all(|v| v.height >= b));
-        let rounds = goals
-            .rounds
-            .is_none_or(|r| training(&|t| t.rounds_committed.is_some_and(|c| c >= r)));
-        let accuracy = goals
-            .target_accuracy
-            .is_none_or(|a| training(&|t| t.accuracy.is_some_and(|x| x >= a)));
-        let met = agreed && blocks && rounds && accuracy;
-        let other_goals = goals.blocks.is_some() || goals.need_training();
-        match goals.duration {
-            Some(duration) if elapsed >= duration => {
-                if met {
-                    return Some(None);
-                }
-                if other_goals {
-                    return Some(Some(format!(
-                        "goals not reached in {:.0} s{}",
-                        duration.as_secs_f64(),
-                        self.shortfall(agreed)
-                    )));
-                }
-                if elapsed >= duration + SETTLE {
-                    return Some(Some(format!(
-                        "nodes still on different tips {} s after the run's end",
-                        SETTLE.as_secs()
-                    )));
-                }
-            }
-            Some(_) => {}
-            None if met => return Some(None),
-            None => {}
-        }
-        if elapsed >= self.plan.timeout {
-            return Some(Some(format!(
-                "gave up after {:.0} s{}",
-                self.plan.timeout.as_secs_f64(),
-                self.shortfall(agreed)
-            )));
-        }
-        None
-    }
-
-    fn shortfall(&self, agreed: bool) -> String {
-        let heights: Vec<String> = self
-            .views
-            .iter()
-            .map(|v| v.as_ref().map_or("-".into(), |v| v.height.to_string()))
-            .collect();
-        let tips = if agreed { "one tip" } else { "tips differ" };
-        format!(" (heights {}, {tips})", heights.join("/"))
-    }
-
-    fn event(&mut self, elapsed: Duration, text: &str) {
+    pub(super) fn event(&mut self, elapsed: Duration, text: &str) {
         let _ = writeln!(self.events, "{:8.3}s {text}", elapsed.as_secs_f64());
         self.observer.event(elapsed, text);
     }
@@ -539,58 +486,5 @@ impl Driver<'_> {
             self.nodes.push(node);
         }
         self.nodes.sort_by_key(|n| n.index);
-    }
-
-    fn summary(&self, setup: &Setup, duration: Duration, reason: Option<String>) -> Summary {
-        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
-        let heights: Vec<u64> = self
-            .views
-            .iter()
-            .map(|v| v.as_ref().map_or(0, |v| v.height))
-            .collect();
-        let agreed =
-            views.len() == self.views.len() && views.windows(2).all(|w| w[0].tip == w[1].tip);
-        let trained: Vec<&status::TrainingView> =
-            views.iter().filter_map(|v| v.training.as_ref()).collect();
-        let max = |f: &dyn Fn(&status::TrainingView) -> Option<u64>| {
-            trained.iter().filter_map(|t| f(t)).max()
-        };
-        let mut relay = RelayTotals::default();
-        for (_, r) in &self.relays {
-            relay.forwarded += r.stats.forwarded.load(Ordering::Relaxed);
-            relay.bytes += r.stats.bytes.load(Ordering::Relaxed);
-            relay.lost += r.stats.lost.load(Ordering::Relaxed);
-            relay.cut += r.stats.cut.load(Ordering::Relaxed);
-        }
-        Summary {
-            dir: setup.dir.display().to_string(),
-            nodes: self.nodes.len(),
-            blocks: if agreed {
-                heights.first().copied().unwrap_or(0)
-            } else {
-                heights.iter().copied().max().unwrap_or(0)
-            },
-            heights,
-            agreed,
-            tip: agreed
-                .then(|| views.first().map(|v| v.tip.clone()))
-                .flatten(),
-            kills: self.kills,
-            restarts: self.restarts,
-            partitions: self.partitions_healed,
-            partition_reports: self.partition_reports.clone(),
-            rounds_committed: max(&|t| t.rounds_committed),
-            rounds_abandoned: max(&|t| t.rounds_abandoned),
-            accuracy: trained
-                .iter()
-                .filter_map(|t| t.accuracy)
-                .max_by(f64::total_cmp),
-            leader_changes: (!trained.is_empty()).then_some(self.leader_changes),
-            propagation: self.propagation.percentiles(),
-            relay,
-            duration_secs: duration.as_secs_f64(),
-            goals_met: reason.is_none(),
-            reason,
-        }
     }
 }

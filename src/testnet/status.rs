@@ -1,6 +1,7 @@
 //! Reads a node's `GET /status` over real HTTP and keeps the fields the testnet shows: the
 //! chain's (height, tip, hash rate, peers) and, when the node trains, the `training` object's
-//! (role, term, round, loss, accuracy, rounds committed). A field the node does not report
+//! (role, term, round, loss, accuracy, rounds committed, params hash); and `GET /receipts`,
+//! the committed rounds' receipts on the node's best chain. A field the node does not report
 //! stays `None` and shows as `-`.
 
 use std::net::SocketAddr;
@@ -10,8 +11,12 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use crate::api::ReceiptEntry;
+
 /// Largest status document read (a node with 16 peers sends a few KiB).
 const MAX_STATUS_BYTES: usize = 1 << 20;
+/// Largest receipt list read (~400 bytes a round: 40 000 rounds).
+const MAX_RECEIPTS_BYTES: usize = 16 << 20;
 
 /// One node's status as the testnet sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,6 +47,12 @@ pub struct TrainingView {
     pub rounds_abandoned: Option<u64>,
     /// Fingerprint of the leader this node follows.
     pub leader: Option<String>,
+    /// Hash of the params after `round` (hex).
+    pub params_hash: Option<String>,
+    /// The round whose params this node's trainer holds.
+    pub trained_round: Option<u64>,
+    /// The round `accuracy` was measured after.
+    pub evaluated_round: Option<u64>,
 }
 
 /// Parses a `/status` JSON document. Unknown fields are ignored so the testnet reads newer
@@ -71,13 +82,24 @@ pub fn parse(body: &str) -> Result<NodeView, String> {
 
 /// `GET /status` from `addr` (HTTP/1.1, connection closed after the reply).
 pub async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<NodeView, String> {
-    let body = tokio::time::timeout(timeout, get(addr, "/status"))
+    let body = tokio::time::timeout(timeout, get(addr, "/status", MAX_STATUS_BYTES))
         .await
         .map_err(|_| format!("{addr}: no status reply within {timeout:?}"))??;
     parse(&body)
 }
 
-async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
+/// `GET /receipts` from `addr`: the training receipts on the node's best chain.
+pub async fn fetch_receipts(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Vec<ReceiptEntry>, String> {
+    let body = tokio::time::timeout(timeout, get(addr, "/receipts", MAX_RECEIPTS_BYTES))
+        .await
+        .map_err(|_| format!("{addr}: no receipts reply within {timeout:?}"))??;
+    serde_json::from_str(&body).map_err(|e| format!("{addr}: receipts do not parse: {e}"))
+}
+
+async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, String> {
     let mut stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
@@ -88,7 +110,7 @@ async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
         .map_err(|e| format!("{addr}: {e}"))?;
     let mut reply = Vec::new();
     (&mut stream)
-        .take(MAX_STATUS_BYTES as u64)
+        .take(max_bytes as u64)
         .read_to_end(&mut reply)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;

@@ -81,3 +81,31 @@ pub fn describe(output: &Output, summary: &serde_json::Value) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// The summary's per-node last committed training round (`None` for a node without one).
+pub fn rounds(summary: &serde_json::Value) -> Vec<Option<u64>> {
+    summary["rounds"]
+        .as_array()
+        .expect("rounds")
+        .iter()
+        .map(serde_json::Value::as_u64)
+        .collect()
+}
+
+/// Asserts that every node ended at round `round` on one params hash, that no committed
+/// round was lost, and that every round's receipt is on every node's chain exactly once,
+/// gap-free, with the params hash the nodes reported, the same list on every node.
+pub fn assert_round_log(summary: &serde_json::Value, round: u64, why: &str) {
+    assert!(rounds(summary).iter().all(|&r| r == Some(round)), "{why}");
+    assert_eq!(summary["training_agreed"], true, "{why}");
+    assert!(summary["params_hash"].is_string(), "{why}");
+    assert_eq!(summary["rounds_committed"], round, "{why}");
+    assert_eq!(summary["rounds_lost"], 0, "{why}");
+    let receipts = &summary["receipts"];
+    assert_eq!(receipts["rounds"], round, "{why}");
+    assert_eq!(receipts["on_chain"], round, "{why}");
+    assert_eq!(receipts["gap_free"], true, "{why}");
+    assert_eq!(receipts["identical"], true, "{why}");
+    assert_eq!(receipts["duplicates"], 0, "{why}");
+    assert_eq!(receipts["mismatched"], 0, "{why}");
+}
