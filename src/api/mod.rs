@@ -62,6 +62,9 @@ pub struct PeerStatus {
     pub id: String,
     pub addr: String,
     pub outbound: bool,
+    /// The connection's TLS key-exchange group, e.g. `X25519MLKEM768`.
+    #[serde(default)]
+    pub key_exchange: String,
 }
 
 #[derive(Clone)]

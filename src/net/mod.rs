@@ -54,6 +54,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Limit on a handshake or one request/response exchange.
     pub request_timeout: Duration,
+    /// The one key-exchange group this node offers and accepts (default X25519MLKEM768).
+    pub key_exchange: tls::KeyExchange,
 }
 
 impl NetConfig {
@@ -67,6 +69,7 @@ impl NetConfig {
             ban: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            key_exchange: tls::KeyExchange::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::frame::{FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
 use super::handshake::check_hello;
 use super::identity::{Identity, NodeId};
+use super::tls::KeyExchange;
 use super::wire::{ReadFailure, read_frame, write_message};
 use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, tls};
 
@@ -66,6 +67,9 @@ pub struct PeerSummary {
     pub listen_addr: Option<SocketAddr>,
     /// True when this node dialed the connection.
     pub outbound: bool,
+    /// The key-exchange group of the connection's handshake. Each node offers and accepts
+    /// exactly one group, so a completed handshake used this node's configured group.
+    pub key_exchange: KeyExchange,
 }
 
 struct Peer {
@@ -194,13 +198,19 @@ impl Network {
         identity: Identity,
         config: NetConfig,
     ) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
-        let server = tls::server_config(&identity, &config.pins, config.idle_timeout)?;
-        let mut endpoint = quinn::Endpoint::server(server, config.listen)
-            .map_err(|e| NetError::Bind(config.listen, e))?;
-        endpoint.set_default_client_config(tls::client_config(
+        let server = tls::server_config_with(
             &identity,
             &config.pins,
             config.idle_timeout,
+            config.key_exchange,
+        )?;
+        let mut endpoint = quinn::Endpoint::server(server, config.listen)
+            .map_err(|e| NetError::Bind(config.listen, e))?;
+        endpoint.set_default_client_config(tls::client_config_with(
+            &identity,
+            &config.pins,
+            config.idle_timeout,
+            config.key_exchange,
         )?);
         let listen_port = endpoint
             .local_addr()
@@ -276,7 +286,12 @@ impl Network {
     pub async fn dial(&self, addr: SocketAddr, pin: Option<NodeId>) -> Result<NodeId, NetError> {
         let inner = &self.inner;
         let connecting = if let Some(pin) = pin {
-            let config = tls::client_config(&inner.identity, &[pin], inner.config.idle_timeout)?;
+            let config = tls::client_config_with(
+                &inner.identity,
+                &[pin],
+                inner.config.idle_timeout,
+                inner.config.key_exchange,
+            )?;
             inner.endpoint.connect_with(config, addr, tls::SERVER_NAME)
         } else {
             inner.endpoint.connect(addr, tls::SERVER_NAME)
@@ -435,6 +450,7 @@ impl Network {
                 remote: peer.remote,
                 listen_addr: peer.listen_addr,
                 outbound: peer.dialed_by == self.id(),
+                key_exchange: self.inner.config.key_exchange,
             })
             .collect();
         peers.sort_by_key(|p| p.id);
@@ -606,7 +622,10 @@ async fn register(
             },
         );
     }
-    info!(peer = %peer.short(), %remote, "peer connected");
+    info!(
+        peer = %peer.short(), %remote, key_exchange = inner.config.key_exchange.name(),
+        "peer connected"
+    );
     inner
         .announce(|| NetEvent::Connected {
             peer,

@@ -561,6 +561,7 @@ impl ChainService {
                     id: p.id.to_string(),
                     addr: p.listen_addr.unwrap_or(p.remote).to_string(),
                     outbound: p.outbound,
+                    key_exchange: p.key_exchange.name().to_string(),
                 })
                 .collect(),
             hash_rate: self.hash_rate,
