@@ -1,7 +1,7 @@
-//! Sync survives `kill -9`: a fresh `hashgrad node` process syncing a 6,000-block chain from a
+//! Sync over real loopback QUIC. It survives `kill -9`: a fresh `hashgrad node` process syncing a 6,000-block chain from a
 //! peer is killed with SIGKILL in the middle of the sync; its store reopens consistent (every
 //! stored best-chain block is the peer's, nothing half-written) and a restarted process
-//! continues from there to the peer's tip.
+//! continues from there to the peer's tip. And blocks learned by sync are relayed on.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -183,4 +183,75 @@ fn a_node_killed_mid_sync_reopens_consistent_and_finishes_the_sync() {
     });
     drop(restarted);
     runtime.block_on(source.shutdown()).expect("shutdown");
+}
+
+fn in_process(dir: &Path, peers: &[SocketAddr]) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_path_buf(),
+        network: "regtest".into(),
+        net: NetSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            peers: peers.iter().map(ToString::to_string).collect(),
+            redial_secs: 0.2,
+            ..NetSection::default()
+        },
+        mining: MiningSection {
+            enabled: false,
+            ..MiningSection::default()
+        },
+        ..NodeConfig::default()
+    }
+}
+
+#[test]
+fn blocks_learned_by_sync_are_relayed_when_they_extend_the_tip() {
+    // B and C are linked and level at the genesis; A, holding 600 blocks, then dials B only.
+    // C never meets A and has no new connection: it can only learn the chain because B
+    // relays the tips its sync with A brings, and C then syncs the rest from B.
+    let params = NetworkParams::regtest();
+    let blocks = mine_chain(&params, 600);
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    write_store(dirs[0].path(), &params, &blocks);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let b = Node::start(in_process(dirs[1].path(), &[]))
+            .await
+            .expect("b");
+        let c = Node::start(in_process(dirs[2].path(), &[b.listen_addr()]))
+            .await
+            .expect("c");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while b.status().peers.len() != 1 || c.status().peers.len() != 1 {
+            assert!(Instant::now() < deadline, "B and C did not connect");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let a = Node::start(in_process(dirs[0].path(), &[b.listen_addr()]))
+            .await
+            .expect("a");
+        let tip = a.status().tip;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.status().tip != tip {
+            assert!(
+                Instant::now() < deadline,
+                "C did not learn A's chain through B: B at {}, C at {}",
+                b.status().height,
+                c.status().height
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(c.status().height, 600);
+        assert!(
+            c.status().peers.iter().all(|p| p.id != a.id().to_string()),
+            "C must not have met A"
+        );
+        for node in [a, b, c] {
+            node.shutdown().await.expect("shutdown");
+        }
+    });
 }
