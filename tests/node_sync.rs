@@ -1,7 +1,8 @@
-//! Sync over real loopback QUIC. It survives `kill -9`: a fresh `hashgrad node` process syncing a 6,000-block chain from a
-//! peer is killed with SIGKILL in the middle of the sync; its store reopens consistent (every
-//! stored best-chain block is the peer's, nothing half-written) and a restarted process
-//! continues from there to the peer's tip. And blocks learned by sync are relayed on.
+//! Sync over real loopback QUIC. It survives `kill -9`: a fresh `hashgrad node` process
+//! syncing a 6,000-block chain from a peer is killed with SIGKILL in the middle of the sync;
+//! its store reopens consistent (every stored best-chain block is the peer's, nothing
+//! half-written) and a restarted process continues to the peer's tip. And blocks learned by
+//! sync are relayed on to peers that never met their source.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
