@@ -296,11 +296,12 @@ impl Network {
         } else {
             inner.endpoint.connect(addr, tls::SERVER_NAME)
         }
-        .map_err(|e| NetError::Connect(addr, e.to_string()))?;
-        let connection = tokio::time::timeout(inner.config.request_timeout, connecting)
+        .map_err(|e| NetError::Connect(addr, e.into()))?;
+        let timeout = inner.config.request_timeout;
+        let connection = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| NetError::Connect(addr, "no answer (timed out)".into()))?
-            .map_err(|e| NetError::Connect(addr, e.to_string()))?;
+            .map_err(|_| NetError::ConnectTimeout(addr, timeout))?
+            .map_err(|e| NetError::Connect(addr, e.into()))?;
         let peer = tls::peer_id(&connection)?;
         if peer == self.id() {
             inner.lock().self_addrs.insert(addr);
@@ -318,7 +319,7 @@ impl Network {
             let (mut send, mut recv) = connection
                 .open_bi()
                 .await
-                .map_err(|e| NetError::Connect(addr, e.to_string()))?;
+                .map_err(|e| NetError::Connect(addr, e.into()))?;
             write_message(&mut send, &Message::Hello(inner.hello.clone()))
                 .await
                 .map_err(|e| failure(peer, e))?;
@@ -405,7 +406,7 @@ impl Network {
             let (mut send, mut recv) = connection
                 .open_bi()
                 .await
-                .map_err(|e| NetError::Stream(peer, e.to_string()))?;
+                .map_err(|e| NetError::Stream(peer, e.into()))?;
             write_message(&mut send, &message)
                 .await
                 .map_err(|e| failure(peer, e))?;
@@ -414,7 +415,7 @@ impl Network {
             while let Some(frame) = read_frame(&mut recv).await.map_err(|e| failure(peer, e))? {
                 answer.push(frame);
                 if answer.len() > MAX_GET_BLOCKS + 1 {
-                    return Err(NetError::Stream(peer, "answer has too many frames".into()));
+                    return Err(NetError::TooManyFrames(peer, MAX_GET_BLOCKS + 1));
                 }
             }
             Ok(answer)
@@ -534,10 +535,10 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     let connection = tokio::time::timeout(timeout, async {
         incoming
             .await
-            .map_err(|e| NetError::Connect(remote, e.to_string()))
+            .map_err(|e| NetError::Connect(remote, e.into()))
     })
     .await
-    .map_err(|_| NetError::Connect(remote, "TLS handshake timed out".into()))??;
+    .map_err(|_| NetError::ConnectTimeout(remote, timeout))??;
     let peer = tls::peer_id(&connection)?;
     if inner.lock().cut.contains(&peer) {
         connection.close(close_code::PARTITIONED.into(), b"partitioned");
@@ -546,7 +547,7 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     let (send, mut recv) = tokio::time::timeout(timeout, connection.accept_bi())
         .await
         .map_err(|_| NetError::Timeout(peer, timeout))?
-        .map_err(|e| NetError::Stream(peer, e.to_string()))?;
+        .map_err(|e| NetError::Stream(peer, e.into()))?;
     let theirs = match tokio::time::timeout(timeout, read_frame(&mut recv)).await {
         Ok(Ok(Some(Message::Hello(hello)))) => hello,
         Ok(Err(ReadFailure::Frame(error))) => {
@@ -555,7 +556,7 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
         }
         _ => {
             connection.close(close_code::REJECTED.into(), b"expected a hello frame first");
-            return Err(NetError::Stream(peer, "no hello".into()));
+            return Err(NetError::NoHello(peer));
         }
     };
     let refusal = if peer == inner.identity.id() {
@@ -695,7 +696,7 @@ async fn register(
                             "closed by the peer: {}",
                             String::from_utf8_lossy(&close.reason)
                         ),
-                        _ => reason,
+                        _ => reason.to_string(),
                     };
                 }
             }
