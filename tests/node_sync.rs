@@ -1,5 +1,5 @@
 //! Sync over real loopback QUIC. It survives `kill -9`: a fresh `hashgrad node` process
-//! syncing a 6,000-block chain from a peer is killed with SIGKILL in the middle of the sync;
+//! syncing a 12,000-block chain from a peer is killed with SIGKILL in the middle of the sync;
 //! its store reopens consistent (every stored best-chain block is the peer's, nothing
 //! half-written) and a restarted process continues to the peer's tip. And blocks learned by
 //! sync are relayed on to peers that never met their source.
@@ -16,7 +16,7 @@ use hashgrad::hash::{NonceRange, StopFlag, reference};
 use hashgrad::node::{Node, STORE_FILE};
 use hashgrad::pow::{Accepted, Block, Chain, ChainStore, NetworkParams, NodeId};
 
-const BLOCKS: usize = 6_000;
+const BLOCKS: usize = 12_000;
 
 /// A node process, killed on drop.
 struct Proc {
@@ -155,9 +155,9 @@ fn a_node_killed_mid_sync_reopens_consistent_and_finishes_the_sync() {
 
     let fresh_dir = tempfile::tempdir().expect("tempdir");
     let fresh = spawn(fresh_dir.path(), source.listen_addr());
-    // Kill it with SIGKILL once a quarter of the chain is in: the sync is still running.
-    let seen = wait_for(&fresh, 60, "the first quarter of the sync", |s| {
-        s.height >= BLOCKS as u64 / 4
+    // Kill it with SIGKILL once an eighth of the chain is in: the sync is still running.
+    let seen = wait_for(&fresh, 60, "the first eighth of the sync", |s| {
+        s.height >= BLOCKS as u64 / 8
     });
     let mut fresh = fresh;
     fresh.child.kill().expect("SIGKILL");
