@@ -3,9 +3,9 @@
 //! in the same run: CPU `copy_from_slice` over the same threads, GPU the WGSL copy kernel.
 //! Also the default model's mini-batch gradient and one training round with K = 4.
 //!
-//! N = 1M floats by default; `HASHGRAD_BENCH_BIG=1` adds N = 32M (K = 64 then needs 8 GiB of
-//! inputs and is skipped, with a message, where memory is short). `HASHGRAD_BENCH_GPU=0`
-//! skips the GPU. Ratios: see docs/perf.md.
+//! K = 4, 16, 64, 256. N = 1M floats by default; `HASHGRAD_BENCH_BIG=1` adds N = 32M (K = 64
+//! then needs 8 GiB of inputs, K = 256 32 GiB; each is skipped, with a message, where memory is
+//! short). `HASHGRAD_BENCH_GPU=0` skips the GPU. Ratios: see docs/perf.md.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -78,7 +78,7 @@ fn reduce_benches(c: &mut Criterion) {
     let mut gpu = gpu().and_then(|context| GpuReducer::new(context).ok());
     let memory = available_memory();
     for n in sizes() {
-        for k in [4usize, 16, 64] {
+        for k in [4usize, 16, 64, 256] {
             let bytes = (k + 1) * n * 4;
             // Inputs + output + copy source/target ≈ 2× the bytes moved.
             if memory.is_some_and(|m| 2 * bytes > m * 3 / 4) {

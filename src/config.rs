@@ -60,6 +60,9 @@ pub struct NetSection {
     pub redial_secs: f64,
     /// Seconds of silence after which a connection is dropped.
     pub idle_timeout_secs: u64,
+    /// Key-exchange group of every QUIC handshake: `x25519mlkem768` (hybrid post-quantum,
+    /// the default) or `x25519` (classical fallback; the whole network must use it).
+    pub key_exchange: String,
 }
 
 /// `[http]`: the status and metrics server.
@@ -332,6 +335,7 @@ impl Default for NetSection {
             ban_secs: 600,
             redial_secs: 5.0,
             idle_timeout_secs: 30,
+            key_exchange: "x25519mlkem768".into(),
         }
     }
 }
@@ -470,6 +474,7 @@ impl NodeConfig {
         if self.net.idle_timeout_secs < 3 {
             return Err(invalid("net.idle_timeout_secs", "must be at least 3"));
         }
+        self.key_exchange()?;
         if !(1..=1024).contains(&self.mining.threads) {
             return Err(invalid("mining.threads", "must be between 1 and 1024"));
         }
@@ -507,6 +512,14 @@ impl NodeConfig {
                     .map_err(|e| invalid("net.pinned", &e.to_string()))
             })
             .collect()
+    }
+
+    /// `net.key_exchange`, parsed.
+    pub fn key_exchange(&self) -> Result<crate::net::tls::KeyExchange, ConfigError> {
+        self.net
+            .key_exchange
+            .parse()
+            .map_err(|e: crate::net::NetError| invalid("net.key_exchange", &e.to_string()))
     }
 
     /// `net.ban_secs` as a duration.
@@ -604,6 +617,21 @@ mod tests {
         assert!(error.to_string().contains("mining.threads"), "{error}");
         let error = parse("[mining]\nbackend = \"quantum\"\n").expect_err("backend");
         assert!(error.to_string().contains("quantum"), "{error}");
+        let error = parse("[net]\nkey_exchange = \"ffdhe2048\"\n").expect_err("group");
+        assert!(
+            error.to_string().contains("net.key_exchange")
+                && error.to_string().contains("ffdhe2048"),
+            "{error}"
+        );
+        let classical = parse("[net]\nkey_exchange = \"x25519\"\n").expect("fallback");
+        assert_eq!(
+            classical.key_exchange().expect("parsed"),
+            crate::net::tls::KeyExchange::X25519
+        );
+        assert_eq!(
+            parse("").expect("default").key_exchange().expect("parsed"),
+            crate::net::tls::KeyExchange::X25519MlKem768
+        );
     }
 
     #[test]

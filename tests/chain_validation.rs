@@ -296,3 +296,94 @@ fn template_clock_behind_the_median_is_raised_past_it() {
         .expect("regtest");
     assert!(chain.accept_block(block, NOW).is_ok());
 }
+
+/// Re-mines a lone header after a change, so only the rule under test is broken.
+fn remine_header(mut header: hashgrad::pow::BlockHeader) -> hashgrad::pow::BlockHeader {
+    let target = Target::from_compact(header.bits).expect("decodable bits");
+    for nonce in 0..u32::MAX {
+        header.nonce = nonce;
+        if target.is_met_by(&sha256d(&header.to_bytes())) {
+            return header;
+        }
+    }
+    panic!("no nonce meets the target");
+}
+
+#[test]
+fn headers_are_checked_before_any_body_without_changing_the_chain() {
+    let mut peer = regtest();
+    let genesis = peer.tip();
+    chain_support::extend(&mut peer, genesis, 30, miner(2), |_| Vec::new());
+    let headers: Vec<_> = (1..=30)
+        .map(|h| peer.header_at_height(h).expect("best chain"))
+        .collect();
+    let mut fresh = regtest();
+    assert_eq!(fresh.check_headers(&headers, NOW), Ok(()));
+    assert_eq!(fresh.check_headers(&[], NOW), Ok(()));
+    assert_eq!(fresh.block_count(), 1, "checking headers stores nothing");
+
+    // Not connected: the first header's parent is unknown here, or one is missing between.
+    let unconnected = fresh.check_headers(&headers[14..], NOW);
+    assert!(
+        matches!(unconnected, Err(ChainError::UnconnectedHeader { parent, .. }) if parent == headers[13].hash()),
+        "{unconnected:?}"
+    );
+    let gap: Vec<_> = headers[..5].iter().chain(&headers[6..]).copied().collect();
+    assert!(matches!(
+        fresh.check_headers(&gap, NOW),
+        Err(ChainError::UnconnectedHeader { .. })
+    ));
+
+    // Each header rule, broken in the last header (so the context comes from its
+    // predecessors, not from the chain).
+    let mut last = headers[29];
+    let target = Target::from_compact(last.bits).expect("bits");
+    last.nonce = (0..u32::MAX)
+        .find(|&n| {
+            last.nonce = n;
+            !target.is_met_by(&sha256d(&last.to_bytes()))
+        })
+        .expect("a nonce that misses");
+    let broken = |header| {
+        headers[..29]
+            .iter()
+            .copied()
+            .chain([header])
+            .collect::<Vec<_>>()
+    };
+    assert!(matches!(
+        fresh.check_headers(&broken(last), NOW),
+        Err(ChainError::InsufficientProofOfWork { .. })
+    ));
+    let mut old = headers[29];
+    old.time = 1;
+    assert!(matches!(
+        fresh.check_headers(&broken(remine_header(old)), NOW),
+        Err(ChainError::TimeTooOld { .. })
+    ));
+    let mut future = headers[29];
+    future.time = (NOW + 3 * 60 * 60) as u32;
+    assert!(matches!(
+        fresh.check_headers(&broken(remine_header(future)), NOW),
+        Err(ChainError::TimeTooNew { .. })
+    ));
+    let mut harder = headers[29];
+    harder.bits = CompactBits(0x2000_ffff);
+    assert!(matches!(
+        fresh.check_headers(&broken(remine_header(harder)), NOW),
+        Err(ChainError::WrongBits { .. })
+    ));
+    let mut version = headers[29];
+    version.version = 0;
+    assert!(matches!(
+        fresh.check_headers(&broken(remine_header(version)), NOW),
+        Err(ChainError::BadVersion { .. })
+    ));
+
+    // With half the bodies in, the rest still checks from the chain's own context.
+    for h in 1..=15 {
+        let block = peer.block(&headers[h - 1].hash()).expect("known").clone();
+        fresh.accept_block(block, NOW).expect("valid");
+    }
+    assert_eq!(fresh.check_headers(&headers[15..], NOW), Ok(()));
+}

@@ -393,3 +393,42 @@ async fn service_frames_without_a_subscriber_are_dropped_but_unknown_types_ban()
     assert!(server.is_banned(&client_id));
     drop(connection);
 }
+
+#[tokio::test]
+async fn connect_failures_keep_their_cause() {
+    use hashgrad::net::{ConnectFailure, NetError};
+    use std::error::Error as _;
+    let mut short = config("regtest", 1);
+    short.request_timeout = Duration::from_millis(300);
+    let (a, _events) = bind(short);
+    // Port 0 cannot be dialed: quinn's own error stays the source.
+    let error = a
+        .dial(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+        .await
+        .expect_err("port 0");
+    assert!(
+        matches!(
+            &error,
+            NetError::Connect(
+                _,
+                ConnectFailure::Start(quinn::ConnectError::InvalidRemoteAddress(_))
+            )
+        ),
+        "{error:?}"
+    );
+    let source = error.source().expect("a source");
+    assert!(
+        source.downcast_ref::<ConnectFailure>().is_some(),
+        "{source:?}"
+    );
+    // Nothing listening: the attempt times out, and says how long it waited.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let error = a
+        .dial(silent.local_addr().expect("addr"), None)
+        .await
+        .expect_err("nobody answers");
+    assert!(
+        matches!(error, NetError::ConnectTimeout(_, d) if d == Duration::from_millis(300)),
+        "{error:?}"
+    );
+}

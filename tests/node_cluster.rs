@@ -332,3 +332,56 @@ async fn a_healed_partition_converges_on_the_most_work_branch_without_losing_rec
         node.shutdown().await.expect("shutdown");
     }
 }
+
+/// Two nodes with `key_exchange` (None: the default), connected; the groups each shows per
+/// peer in its status.
+async fn key_exchange_shown(key_exchange: Option<&str>) -> (Vec<String>, Vec<String>) {
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let with_group = |mut config: NodeConfig| {
+        if let Some(group) = key_exchange {
+            config.net.key_exchange = group.into();
+        }
+        config
+    };
+    let a = Node::start(with_group(config(dirs[0].path(), &[], false)))
+        .await
+        .expect("a");
+    let b = Node::start(with_group(config(
+        dirs[1].path(),
+        &[a.listen_addr()],
+        false,
+    )))
+    .await
+    .expect("b");
+    eventually(20, "a connection both ways", || {
+        let linked = a.status().peers.len() == 1 && b.status().peers.len() == 1;
+        async move { linked }
+    })
+    .await;
+    let groups = |n: &NodeHandle| -> Vec<String> {
+        n.status()
+            .peers
+            .iter()
+            .map(|p| p.key_exchange.clone())
+            .collect()
+    };
+    let shown = (groups(&a), groups(&b));
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+    shown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_nodes_show_the_post_quantum_key_exchange_per_peer() {
+    let (a, b) = key_exchange_shown(None).await;
+    assert_eq!(a, vec!["X25519MLKEM768"]);
+    assert_eq!(b, vec!["X25519MLKEM768"]);
+    // The explicit classical fallback, set on both, is what they show then.
+    let (a, b) = key_exchange_shown(Some("x25519")).await;
+    assert_eq!(
+        (a, b),
+        (vec!["X25519".to_string()], vec!["X25519".to_string()])
+    );
+}

@@ -9,12 +9,16 @@
 pub mod metrics;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -168,6 +172,9 @@ pub struct PeerStatus {
     pub id: String,
     pub addr: String,
     pub outbound: bool,
+    /// The connection's TLS key-exchange group, e.g. `X25519MLKEM768`.
+    #[serde(default)]
+    pub key_exchange: String,
 }
 
 #[derive(Clone)]
@@ -340,11 +347,26 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
 /// Largest request body (a config value is at most 4 KiB).
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// How long a client may take to send a request's headers, and an idle keep-alive connection
+/// may wait for its next request, before the server closes the connection (so a slowloris
+/// client cannot hold connections forever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Binds `addr` and serves the API until `shutdown` resolves; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     parts: ApiParts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<SocketAddr> {
+    serve_with_header_timeout(addr, parts, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// `serve` with another header-read timeout.
+pub async fn serve_with_header_timeout(
+    addr: SocketAddr,
+    parts: ApiParts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_timeout: Duration,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
@@ -360,13 +382,47 @@ pub async fn serve(
             config: parts.config,
             receipts: parts.receipts,
         });
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        if let Err(error) = served {
-            tracing::warn!(%error, "HTTP server stopped");
-        }
-    });
+    tokio::spawn(accept_loop(listener, app, shutdown, header_timeout));
     Ok(bound)
+}
+
+/// Serves each accepted connection with hyper's HTTP/1 server and its header-read timer,
+/// until `shutdown`; then lets in-flight requests finish for up to a second.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_timeout: Duration,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, then accept again.
+                    tracing::debug!(%error, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection closed");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
 }

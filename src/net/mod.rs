@@ -54,6 +54,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Limit on a handshake or one request/response exchange.
     pub request_timeout: Duration,
+    /// The one key-exchange group this node offers and accepts (default X25519MLKEM768).
+    pub key_exchange: tls::KeyExchange,
 }
 
 impl NetConfig {
@@ -67,8 +69,37 @@ impl NetConfig {
             ban: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            key_exchange: tls::KeyExchange::default(),
         }
     }
+}
+
+/// Why QUIC could not set up a connection (the source of `NetError::Connect`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The endpoint refused to start the attempt (bad address, endpoint closed, …).
+    #[error(transparent)]
+    Start(#[from] quinn::ConnectError),
+    /// The handshake or the connection failed.
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+}
+
+/// Why a stream on an established connection failed (the source of `NetError::Stream`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamFailure {
+    /// The connection under the stream failed or closed.
+    #[error(transparent)]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Read(#[from] quinn::ReadError),
+    #[error(transparent)]
+    Write(#[from] quinn::WriteError),
+    /// The stream ended in the middle of a frame.
+    #[error("the stream ended inside a frame")]
+    Truncated,
 }
 
 /// Errors of the network layer.
@@ -84,7 +115,9 @@ pub enum NetError {
     #[error("cannot listen on {0}: {1}; is another node using this port?")]
     Bind(SocketAddr, #[source] std::io::Error),
     #[error("cannot connect to {0}: {1}")]
-    Connect(SocketAddr, String),
+    Connect(SocketAddr, #[source] ConnectFailure),
+    #[error("cannot connect to {0}: no answer within {1:?}; is a node listening there?")]
+    ConnectTimeout(SocketAddr, Duration),
     #[error("peer {addr} refused the connection: {reason}")]
     Refused { addr: SocketAddr, reason: String },
     #[error("connection to {addr} refused here: {reason}")]
@@ -94,7 +127,11 @@ pub enum NetError {
     #[error("cannot send to peer {0:?}: {1}")]
     Encode(NodeId, #[source] FrameError),
     #[error("stream to peer {0:?} failed: {1}")]
-    Stream(NodeId, String),
+    Stream(NodeId, #[source] StreamFailure),
+    #[error("peer {0:?} answered with more than {1} frames")]
+    TooManyFrames(NodeId, usize),
+    #[error("peer {0:?} did not open with a hello frame")]
+    NoHello(NodeId),
     #[error("peer {0:?} is not connected")]
     NotConnected(NodeId),
     #[error("peer {0:?} did not answer within {1:?}")]

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use super::frame::{FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
 use super::handshake::check_hello;
 use super::identity::{Identity, NodeId};
+use super::tls::KeyExchange;
 use super::wire::{ReadFailure, read_frame, write_message};
 use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, tls};
 
@@ -66,6 +67,9 @@ pub struct PeerSummary {
     pub listen_addr: Option<SocketAddr>,
     /// True when this node dialed the connection.
     pub outbound: bool,
+    /// The key-exchange group of the connection's handshake. Each node offers and accepts
+    /// exactly one group, so a completed handshake used this node's configured group.
+    pub key_exchange: KeyExchange,
 }
 
 struct Peer {
@@ -194,13 +198,19 @@ impl Network {
         identity: Identity,
         config: NetConfig,
     ) -> Result<(Network, mpsc::Receiver<NetEvent>), NetError> {
-        let server = tls::server_config(&identity, &config.pins, config.idle_timeout)?;
-        let mut endpoint = quinn::Endpoint::server(server, config.listen)
-            .map_err(|e| NetError::Bind(config.listen, e))?;
-        endpoint.set_default_client_config(tls::client_config(
+        let server = tls::server_config_with(
             &identity,
             &config.pins,
             config.idle_timeout,
+            config.key_exchange,
+        )?;
+        let mut endpoint = quinn::Endpoint::server(server, config.listen)
+            .map_err(|e| NetError::Bind(config.listen, e))?;
+        endpoint.set_default_client_config(tls::client_config_with(
+            &identity,
+            &config.pins,
+            config.idle_timeout,
+            config.key_exchange,
         )?);
         let listen_port = endpoint
             .local_addr()
@@ -276,16 +286,22 @@ impl Network {
     pub async fn dial(&self, addr: SocketAddr, pin: Option<NodeId>) -> Result<NodeId, NetError> {
         let inner = &self.inner;
         let connecting = if let Some(pin) = pin {
-            let config = tls::client_config(&inner.identity, &[pin], inner.config.idle_timeout)?;
+            let config = tls::client_config_with(
+                &inner.identity,
+                &[pin],
+                inner.config.idle_timeout,
+                inner.config.key_exchange,
+            )?;
             inner.endpoint.connect_with(config, addr, tls::SERVER_NAME)
         } else {
             inner.endpoint.connect(addr, tls::SERVER_NAME)
         }
-        .map_err(|e| NetError::Connect(addr, e.to_string()))?;
-        let connection = tokio::time::timeout(inner.config.request_timeout, connecting)
+        .map_err(|e| NetError::Connect(addr, e.into()))?;
+        let timeout = inner.config.request_timeout;
+        let connection = tokio::time::timeout(timeout, connecting)
             .await
-            .map_err(|_| NetError::Connect(addr, "no answer (timed out)".into()))?
-            .map_err(|e| NetError::Connect(addr, e.to_string()))?;
+            .map_err(|_| NetError::ConnectTimeout(addr, timeout))?
+            .map_err(|e| NetError::Connect(addr, e.into()))?;
         let peer = tls::peer_id(&connection)?;
         if peer == self.id() {
             inner.lock().self_addrs.insert(addr);
@@ -303,7 +319,7 @@ impl Network {
             let (mut send, mut recv) = connection
                 .open_bi()
                 .await
-                .map_err(|e| NetError::Connect(addr, e.to_string()))?;
+                .map_err(|e| NetError::Connect(addr, e.into()))?;
             write_message(&mut send, &Message::Hello(inner.hello.clone()))
                 .await
                 .map_err(|e| failure(peer, e))?;
@@ -390,7 +406,7 @@ impl Network {
             let (mut send, mut recv) = connection
                 .open_bi()
                 .await
-                .map_err(|e| NetError::Stream(peer, e.to_string()))?;
+                .map_err(|e| NetError::Stream(peer, e.into()))?;
             write_message(&mut send, &message)
                 .await
                 .map_err(|e| failure(peer, e))?;
@@ -399,7 +415,7 @@ impl Network {
             while let Some(frame) = read_frame(&mut recv).await.map_err(|e| failure(peer, e))? {
                 answer.push(frame);
                 if answer.len() > MAX_GET_BLOCKS + 1 {
-                    return Err(NetError::Stream(peer, "answer has too many frames".into()));
+                    return Err(NetError::TooManyFrames(peer, MAX_GET_BLOCKS + 1));
                 }
             }
             Ok(answer)
@@ -435,6 +451,7 @@ impl Network {
                 remote: peer.remote,
                 listen_addr: peer.listen_addr,
                 outbound: peer.dialed_by == self.id(),
+                key_exchange: self.inner.config.key_exchange,
             })
             .collect();
         peers.sort_by_key(|p| p.id);
@@ -518,10 +535,10 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     let connection = tokio::time::timeout(timeout, async {
         incoming
             .await
-            .map_err(|e| NetError::Connect(remote, e.to_string()))
+            .map_err(|e| NetError::Connect(remote, e.into()))
     })
     .await
-    .map_err(|_| NetError::Connect(remote, "TLS handshake timed out".into()))??;
+    .map_err(|_| NetError::ConnectTimeout(remote, timeout))??;
     let peer = tls::peer_id(&connection)?;
     if inner.lock().cut.contains(&peer) {
         connection.close(close_code::PARTITIONED.into(), b"partitioned");
@@ -530,7 +547,7 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     let (send, mut recv) = tokio::time::timeout(timeout, connection.accept_bi())
         .await
         .map_err(|_| NetError::Timeout(peer, timeout))?
-        .map_err(|e| NetError::Stream(peer, e.to_string()))?;
+        .map_err(|e| NetError::Stream(peer, e.into()))?;
     let theirs = match tokio::time::timeout(timeout, read_frame(&mut recv)).await {
         Ok(Ok(Some(Message::Hello(hello)))) => hello,
         Ok(Err(ReadFailure::Frame(error))) => {
@@ -539,7 +556,7 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
         }
         _ => {
             connection.close(close_code::REJECTED.into(), b"expected a hello frame first");
-            return Err(NetError::Stream(peer, "no hello".into()));
+            return Err(NetError::NoHello(peer));
         }
     };
     let refusal = if peer == inner.identity.id() {
@@ -606,7 +623,10 @@ async fn register(
             },
         );
     }
-    info!(peer = %peer.short(), %remote, "peer connected");
+    info!(
+        peer = %peer.short(), %remote, key_exchange = inner.config.key_exchange.name(),
+        "peer connected"
+    );
     inner
         .announce(|| NetEvent::Connected {
             peer,
@@ -676,7 +696,7 @@ async fn register(
                             "closed by the peer: {}",
                             String::from_utf8_lossy(&close.reason)
                         ),
-                        _ => reason,
+                        _ => reason.to_string(),
                     };
                 }
             }

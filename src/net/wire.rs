@@ -1,6 +1,7 @@
 //! Reading and writing frames on quinn streams. Reads never allocate more than the frame
 //! type's limit; a clean end of stream between frames is `Ok(None)`.
 
+use super::StreamFailure;
 use super::frame::{self, FRAME_HEADER_LEN, FrameError, FrameType, Message, ServiceFrame};
 
 /// Why a frame could not be read.
@@ -9,7 +10,7 @@ pub(crate) enum ReadFailure {
     /// The bytes are not a valid frame: the peer misbehaved.
     Frame(FrameError),
     /// The stream or connection failed, or ended inside a frame.
-    Stream(String),
+    Stream(StreamFailure),
 }
 
 /// Reads into `buf` until it is full or the stream ends; returns the bytes read.
@@ -22,7 +23,7 @@ async fn read_full(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<usize
         match recv.read(rest).await {
             Ok(Some(n)) => filled += n,
             Ok(None) => break,
-            Err(e) => return Err(ReadFailure::Stream(e.to_string())),
+            Err(e) => return Err(ReadFailure::Stream(e.into())),
         }
     }
     Ok(filled)
@@ -37,15 +38,13 @@ pub(crate) async fn read_frame(
         0 => return Ok(None),
         FRAME_HEADER_LEN => {}
         _ => {
-            return Err(ReadFailure::Stream(
-                "stream ended inside a frame header".into(),
-            ));
+            return Err(ReadFailure::Stream(StreamFailure::Truncated));
         }
     }
     let (kind, len) = frame::decode_header(header).map_err(ReadFailure::Frame)?;
     let mut payload = vec![0u8; len];
     if read_full(recv, &mut payload).await? != len {
-        return Err(ReadFailure::Stream("stream ended inside a frame".into()));
+        return Err(ReadFailure::Stream(StreamFailure::Truncated));
     }
     if let FrameType::Raft(code) | FrameType::Training(code) = kind {
         // Opaque to the transport: the service decodes it (no copy of a large payload).
@@ -61,7 +60,7 @@ pub(crate) async fn write_message(
     send: &mut quinn::SendStream,
     message: &Message,
 ) -> Result<(), ReadFailure> {
-    let stream = |e: quinn::WriteError| ReadFailure::Stream(e.to_string());
+    let stream = |e: quinn::WriteError| ReadFailure::Stream(e.into());
     if let Message::Service(service) = message {
         let header = frame::service_header(service).map_err(ReadFailure::Frame)?;
         send.write_all(&header).await.map_err(stream)?;

@@ -1,8 +1,10 @@
 //! The chain service: one task that owns the chain, the store, the receipt pool, the miner,
 //! headers-first sync, relay and redialling known peers, and reacts to the transport's chain
-//! events, found blocks, sync reports, its command channel and timers. Every block (mined,
-//! gossiped, synced or submitted) goes through `accept`: validate (the chain), persist (one
-//! store transaction), update the pool, relay, replace the mining job.
+//! events, found blocks, sync reports, its command channel and timers. Every block mined,
+//! gossiped or submitted goes through `accept`: validate (the chain), persist (one store
+//! transaction), update the pool, relay, replace the mining job. Synced blocks come in batches
+//! (`accept_synced`): validated one by one, persisted in one transaction per batch, relayed
+//! when the batch extended the tip.
 //!
 //! Must not open the data dir, bind sockets or serve HTTP (`node::start` does, and composes
 //! this service with the others).
@@ -289,69 +291,121 @@ impl ChainService {
         let accepted = match self.chain.accept_block(block, unix_now()) {
             Ok(accepted) => accepted,
             Err(error) => {
-                self.metrics.blocks_rejected.inc();
-                match from {
-                    // A block from the future may be clock skew, not malice.
-                    Some(_) if matches!(error, ChainError::TimeTooNew { .. }) => {
-                        warn!(%error, "block from a peer refused");
-                    }
-                    Some(peer) => self.misbehaved(peer, &format!("sent an invalid block: {error}")),
-                    None => warn!(%error, "local block refused"),
-                }
+                self.refused(&error, from, "block");
                 return Ok(Err(error));
             }
         };
-        match &accepted {
-            Accepted::NewTip { .. } | Accepted::SideBranch => {
-                let Some(stored) = self.chain.block(&hash) else {
-                    return Ok(Ok(accepted));
-                };
-                self.store
-                    .store_block_and_tip(stored, &accepted, &self.chain)?;
-                self.pool.update(&accepted, &self.chain);
-                self.seen.insert(hash);
-                if from.is_some() {
-                    self.metrics.blocks_received.inc();
-                }
-                let tip = matches!(accepted, Accepted::NewTip { .. });
-                if tip {
-                    if relay {
-                        let frame = Message::Block(stored.encode());
-                        self.net.broadcast(&frame, from);
-                    }
-                    if let Accepted::NewTip { reorg: Some(reorg) } = &accepted {
-                        self.metrics.reorgs.inc();
-                        info!(
-                            depth = reorg.disconnected.len(),
-                            returned_receipts = reorg.returned_receipts.len(),
-                            tip = %hash, "reorganised to a branch with more work"
-                        );
-                    }
-                    self.new_job();
-                }
-                let event = ChainEvent {
-                    hash,
-                    height: self.chain.height_of(&hash).unwrap_or(0),
-                    tip,
-                    from,
-                    at: Instant::now(),
-                };
-                let _ = self.events.send(event);
-                if tip {
-                    self.publish();
-                }
+        if let Some(stored) = self.chain.block(&hash) {
+            self.store
+                .store_block_and_tip(stored, &accepted, &self.chain)?;
+        }
+        if self.applied(hash, &accepted, from) {
+            if relay {
+                self.relay_tip(from);
             }
+            self.new_job();
+            self.publish();
+        }
+        if let (Accepted::Orphan { missing_parent }, Some(peer)) = (&accepted, from) {
+            debug!(%hash, %missing_parent, "orphan block; syncing from its sender");
+            self.start_sync(peer);
+        }
+        Ok(Ok(accepted))
+    }
+
+    /// A refused block or header: ban the peer that sent it, unless it may be clock skew.
+    fn refused(&mut self, error: &ChainError, from: Option<NodeId>, what: &str) {
+        self.metrics.blocks_rejected.inc();
+        match from {
+            // A block from the future may be clock skew, not malice.
+            Some(_) if matches!(error, ChainError::TimeTooNew { .. }) => {
+                warn!(%error, "{what} from a peer refused");
+            }
+            Some(peer) => self.misbehaved(peer, &format!("sent an invalid {what}: {error}")),
+            None => warn!(%error, "local {what} refused"),
+        }
+    }
+
+    /// What follows a stored block (or a duplicate): pool, seen-cache, metrics, the chain
+    /// event. True when the block became the tip.
+    fn applied(&mut self, hash: BlockHash, accepted: &Accepted, from: Option<NodeId>) -> bool {
+        match accepted {
+            Accepted::NewTip { .. } | Accepted::SideBranch => {}
             Accepted::Duplicate => {
                 self.seen.insert(hash);
+                return false;
             }
-            Accepted::Orphan { missing_parent } => {
-                if let Some(peer) = from {
-                    debug!(%hash, %missing_parent, "orphan block; syncing from its sender");
-                    self.start_sync(peer);
+            Accepted::Orphan { .. } => return false,
+        }
+        self.pool.update(accepted, &self.chain);
+        self.seen.insert(hash);
+        if from.is_some() {
+            self.metrics.blocks_received.inc();
+        }
+        let tip = matches!(accepted, Accepted::NewTip { .. });
+        if let Accepted::NewTip { reorg: Some(reorg) } = accepted {
+            self.metrics.reorgs.inc();
+            info!(
+                depth = reorg.disconnected.len(),
+                returned_receipts = reorg.returned_receipts.len(),
+                tip = %hash, "reorganised to a branch with more work"
+            );
+        }
+        let event = ChainEvent {
+            hash,
+            height: self.chain.height_of(&hash).unwrap_or(0),
+            tip,
+            from,
+            at: Instant::now(),
+        };
+        let _ = self.events.send(event);
+        tip
+    }
+
+    /// Sends the tip block to every peer but `from`.
+    fn relay_tip(&self, from: Option<NodeId>) {
+        if let Some(tip) = self.chain.block(&self.chain.tip()) {
+            self.net.broadcast(&Message::Block(tip.encode()), from);
+        }
+    }
+
+    /// A batch of synced blocks from `peer`: accept them in order, store those accepted in ONE
+    /// transaction, then apply them; relay the tip when the batch extended it. False when a
+    /// block was refused (the round stops); the outer error is fatal (the store failed).
+    fn accept_synced(&mut self, peer: NodeId, blocks: Vec<Block>) -> Result<bool, NodeError> {
+        let mut accepted = Vec::with_capacity(blocks.len());
+        let mut complete = true;
+        for block in blocks {
+            let hash = block.hash();
+            match self.chain.accept_block(block, unix_now()) {
+                // Headers were checked first, so an orphan means the peer reorganised.
+                Ok(Accepted::Orphan { .. }) => {
+                    complete = false;
+                    break;
+                }
+                Ok(outcome) => accepted.push((hash, outcome)),
+                Err(error) => {
+                    self.refused(&error, Some(peer), "block");
+                    complete = false;
+                    break;
                 }
             }
         }
-        Ok(Ok(accepted))
+        let stored: Vec<(&Block, &Accepted)> = accepted
+            .iter()
+            .filter_map(|(hash, outcome)| self.chain.block(hash).map(|b| (b, outcome)))
+            .collect();
+        self.store.store_blocks_and_tip(&stored, &self.chain)?;
+        let mut new_tip = false;
+        for (hash, outcome) in &accepted {
+            new_tip |= self.applied(*hash, outcome, Some(peer));
+        }
+        if new_tip {
+            self.relay_tip(Some(peer));
+            self.new_job();
+            self.publish();
+        }
+        Ok(complete)
     }
 
     fn on_mined(&mut self, block: Block) -> Result<(), NodeError> {
@@ -386,26 +440,24 @@ impl ChainService {
 
     fn on_sync(&mut self, report: SyncReport) -> Result<(), NodeError> {
         match report {
-            SyncReport::Blocks { peer, blocks } => {
-                for bytes in blocks {
-                    let Some(header) = bytes.get(..80) else {
-                        self.misbehaved(peer, "sent a block shorter than a header");
-                        break;
-                    };
-                    if self.seen.contains(&BlockHash(sha256d(header))) {
-                        continue;
-                    }
-                    let block = match Block::decode(&bytes) {
-                        Ok(block) => block,
-                        Err(error) => {
-                            self.misbehaved(peer, &format!("sent a malformed block: {error}"));
-                            break;
-                        }
-                    };
-                    if self.accept(block, Some(peer), false)?.is_err() {
-                        break;
-                    }
+            SyncReport::Headers {
+                peer,
+                headers,
+                verdict,
+            } => {
+                let result = self.chain.check_headers(&headers, unix_now());
+                if let Err(error) = &result {
+                    self.refused(error, Some(peer), "header");
                 }
+                let _ = verdict.send(result);
+            }
+            SyncReport::Blocks {
+                peer,
+                blocks,
+                stored,
+            } => {
+                let go_on = self.accept_synced(peer, blocks)?;
+                let _ = stored.send(go_on);
             }
             SyncReport::Done { peer, result, more } => {
                 self.syncing.remove(&peer);
@@ -510,6 +562,7 @@ impl ChainService {
                     id: p.id.to_string(),
                     addr: p.listen_addr.unwrap_or(p.remote).to_string(),
                     outbound: p.outbound,
+                    key_exchange: p.key_exchange.name().to_string(),
                 })
                 .collect(),
             hash_rate: self.hash_rate,

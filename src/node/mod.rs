@@ -159,6 +159,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     net_config.pins = config.pins()?;
     net_config.ban = config.ban();
     net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
+    net_config.key_exchange = config.key_exchange()?;
     let (net, net_events) = Network::bind(identity, net_config)?;
     let listen = net.local_addr();
 

@@ -1,28 +1,44 @@
 //! Headers-first sync with one peer: send our block locator, receive the headers of the peer's
-//! best chain after the fork point, check that they link up, then fetch the blocks in batches
-//! and hand them to the node loop in order. Runs as a task; the loop owns the chain.
+//! best chain after the fork point, have the chain service check them (links, proof of work,
+//! retarget bits, times) before any body is fetched, then fetch the bodies in batches of 250,
+//! each checked against its header, and hand them to the service in order. The next
+//! `GetBlocks` is on the wire while the service stores the previous batch (one transaction per
+//! batch); at most one batch waits in memory. Runs as a task; the service owns the chain.
 //!
 //! Also answers peers' sync requests from the chain (`answer`).
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use crate::hash::reference::sha256d;
+use super::NodeError;
 use crate::net::frame::{HashBytes, MAX_GET_BLOCKS, MAX_HEADERS};
-use crate::net::{Message, NetError, Network, NodeId};
-use crate::pow::{BlockHash, Chain};
+use crate::net::{FrameType, Message, NetError, Network, NodeId};
+use crate::pow::{Block, BlockHash, BlockHeader, Chain, ChainError};
 
-/// Blocks asked for in one `GetBlocks` request.
-const BATCH: usize = MAX_GET_BLOCKS / 2;
+/// Blocks asked for in one `GetBlocks` request (and stored in one transaction).
+pub const BATCH: usize = MAX_GET_BLOCKS / 2;
 
-/// What a sync task reports to the node loop.
+/// What a sync task reports to the chain service.
 #[derive(Debug)]
 pub enum SyncReport {
-    /// Encoded blocks in chain order, to be accepted before the next batch arrives.
-    Blocks { peer: NodeId, blocks: Vec<Vec<u8>> },
+    /// The peer's headers, to be checked by the chain before any body is fetched; the service
+    /// answers the verdict (and bans the peer for invalid headers).
+    Headers {
+        peer: NodeId,
+        headers: Vec<BlockHeader>,
+        verdict: oneshot::Sender<Result<(), ChainError>>,
+    },
+    /// Blocks in chain order, each matching its checked header; the service accepts and
+    /// stores them in one transaction and answers whether the round may go on.
+    Blocks {
+        peer: NodeId,
+        blocks: Vec<Block>,
+        stored: oneshot::Sender<bool>,
+    },
     /// The round ended; `more` when the peer may have further headers (a full answer).
     Done {
         peer: NodeId,
-        result: Result<usize, NetError>,
+        result: Result<usize, NodeError>,
         more: bool,
     },
 }
@@ -44,53 +60,134 @@ async fn round(
     peer: NodeId,
     locator: Vec<HashBytes>,
     reports: &mpsc::Sender<SyncReport>,
-) -> Result<usize, NetError> {
+) -> Result<usize, NodeError> {
     let request = Message::GetHeaders {
         locator,
         max: MAX_HEADERS as u32,
     };
     let answer = network.request(peer, request).await?;
-    let headers = match answer.as_slice() {
-        [Message::Headers(headers)] => headers,
+    let headers: Vec<BlockHeader> = match answer.as_slice() {
+        [Message::Headers(headers)] => headers.iter().map(BlockHeader::from_bytes).collect(),
         [] => return Ok(0),
-        [other, ..] => {
-            return Err(NetError::Unexpected(peer, other.frame_type()));
-        }
+        [other, ..] => return Err(NetError::Unexpected(peer, other.frame_type()).into()),
     };
-    // Headers must form one chain; a peer that sends a broken list is misbehaving.
-    let hashes: Vec<HashBytes> = headers.iter().map(|h| sha256d(h)).collect();
-    for (i, header) in headers.iter().enumerate().skip(1) {
-        if header.get(4..36) != hashes.get(i - 1).map(|h| &h[..]) {
-            network.ban(peer, "sent headers that do not link up");
-            return Err(NetError::Stream(peer, "headers do not link up".into()));
-        }
+    if headers.is_empty() {
+        return Ok(0);
     }
-    for batch in hashes.chunks(BATCH) {
-        let answer = network
-            .request(peer, Message::GetBlocks(batch.to_vec()))
+    let hashes: Vec<HashBytes> = headers.iter().map(|h| h.hash().0).collect();
+    let (verdict, checked) = oneshot::channel();
+    let count = headers.len();
+    send(
+        reports,
+        SyncReport::Headers {
+            peer,
+            headers,
+            verdict,
+        },
+    )
+    .await?;
+    checked.await.map_err(|_| NodeError::Stopped)??;
+
+    let mut batches = hashes.chunks(BATCH).map(<[HashBytes]>::to_vec);
+    let mut in_flight = batches.next().map(|batch| fetch(network, peer, batch));
+    let mut storing: Option<oneshot::Receiver<bool>> = None;
+    let outcome = async {
+        while let Some(fetching) = in_flight.take() {
+            let (batch, answer) = fetching.await.map_err(|_| NodeError::Stopped)?;
+            let answer = answer?;
+            // The next request travels while this batch is decoded and stored.
+            in_flight = batches.next().map(|batch| fetch(network, peer, batch));
+            let blocks = bodies(network, peer, &batch, answer)?;
+            let complete = blocks.len() == batch.len();
+            if let Some(previous) = storing.take()
+                && !previous.await.unwrap_or(false)
+            {
+                return Ok(());
+            }
+            let (stored, done) = oneshot::channel();
+            send(
+                reports,
+                SyncReport::Blocks {
+                    peer,
+                    blocks,
+                    stored,
+                },
+            )
             .await?;
-        let mut blocks = Vec::with_capacity(answer.len());
-        for message in answer {
-            match message {
-                Message::Block(bytes) => blocks.push(bytes),
+            storing = Some(done);
+            if !complete {
                 // The peer reorganised meanwhile; the next round sorts it out.
-                Message::NotFound(_) => break,
-                other => return Err(NetError::Unexpected(peer, other.frame_type())),
+                break;
             }
         }
-        let complete = blocks.len() == batch.len();
-        if reports
-            .send(SyncReport::Blocks { peer, blocks })
-            .await
-            .is_err()
-        {
-            return Err(NetError::Closed);
-        }
-        if !complete {
-            break;
+        Ok::<(), NodeError>(())
+    }
+    .await;
+    if let Some(fetching) = in_flight {
+        fetching.abort();
+    }
+    outcome?;
+    // The round ends once its last batch is stored, so the next locator includes it.
+    if let Some(last) = storing {
+        let _ = last.await;
+    }
+    Ok(count)
+}
+
+async fn send(reports: &mpsc::Sender<SyncReport>, report: SyncReport) -> Result<(), NodeError> {
+    reports.send(report).await.map_err(|_| NodeError::Stopped)
+}
+
+/// A batch of hashes and the peer's answer to `GetBlocks` for them.
+type Fetched = (Vec<HashBytes>, Result<Vec<Message>, NetError>);
+
+/// Asks `peer` for the blocks of `batch` on a task of its own, so it runs while the caller
+/// works on the previous batch.
+fn fetch(network: &Network, peer: NodeId, batch: Vec<HashBytes>) -> JoinHandle<Fetched> {
+    let network = network.clone();
+    tokio::spawn(async move {
+        let answer = network
+            .request(peer, Message::GetBlocks(batch.clone()))
+            .await;
+        (batch, answer)
+    })
+}
+
+/// Decodes the answer to one `GetBlocks`: the blocks of `batch` in order, up to the first the
+/// peer no longer has. A body that does not decode or does not match the header it was asked
+/// for gets the peer banned.
+fn bodies(
+    network: &Network,
+    peer: NodeId,
+    batch: &[HashBytes],
+    answer: Vec<Message>,
+) -> Result<Vec<Block>, NodeError> {
+    if answer.len() > batch.len() {
+        network.ban(peer, "answered GetBlocks with more blocks than asked");
+        return Err(NetError::Unexpected(peer, FrameType::Block).into());
+    }
+    let mut blocks = Vec::with_capacity(answer.len());
+    for (message, wanted) in answer.into_iter().zip(batch) {
+        match message {
+            Message::Block(bytes) => {
+                let block = match Block::decode(&bytes) {
+                    Ok(block) => block,
+                    Err(error) => {
+                        network.ban(peer, &format!("sent a malformed block: {error}"));
+                        return Err(ChainError::Decode(error).into());
+                    }
+                };
+                if block.hash().0 != *wanted {
+                    network.ban(peer, "answered GetBlocks with a block it was not asked for");
+                    return Err(NetError::Unexpected(peer, FrameType::Block).into());
+                }
+                blocks.push(block);
+            }
+            Message::NotFound(_) => break,
+            other => return Err(NetError::Unexpected(peer, other.frame_type()).into()),
         }
     }
-    Ok(headers.len())
+    Ok(blocks)
 }
 
 /// The frames that answer a peer's request, read from `chain`.

@@ -8,7 +8,7 @@
 //! Orphans are not kept: the driver fetches the missing parent (headers-first sync) and hands
 //! the blocks over again in order. Between branches of equal work the first seen stays best.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::block::{Block, Receipt, ReceiptId};
 use super::difficulty::{self, Sample};
@@ -252,6 +252,54 @@ impl Chain {
             .collect()
     }
 
+    /// Checks a peer's headers before any body is fetched (headers-first sync): each links to
+    /// the one before, the first to a block in the tree, and each passes the header rules
+    /// (version, proof of work, retarget bits, median time past, at most 2 h after
+    /// `now_unix_secs`) in the context its predecessors make. Changes nothing.
+    pub fn check_headers(
+        &self,
+        headers: &[BlockHeader],
+        now_unix_secs: u64,
+    ) -> Result<(), ChainError> {
+        let Some(first) = headers.first() else {
+            return Ok(());
+        };
+        let mut prev = first.prev;
+        let Some(mut height) = self.height_of(&prev) else {
+            return Err(ChainError::UnconnectedHeader {
+                hash: first.hash(),
+                parent: prev,
+            });
+        };
+        let needed = self.context_span();
+        // The parent and its ancestors, oldest first; each checked header joins the window.
+        let mut window: VecDeque<Sample> = self
+            .ancestors(&prev, needed)
+            .iter()
+            .rev()
+            .map(|e| sample(&e.block.header))
+            .collect();
+        for header in headers {
+            let hash = header.hash();
+            if header.prev != prev {
+                return Err(ChainError::UnconnectedHeader {
+                    hash,
+                    parent: header.prev,
+                });
+            }
+            validate::check_header(header, &hash)?;
+            let context = context_from(&self.params, height, window.make_contiguous());
+            validate::check_header_against_parent(header, &hash, &context, now_unix_secs)?;
+            window.push_back(sample(header));
+            if window.len() > needed {
+                window.pop_front();
+            }
+            height += 1;
+            prev = hash;
+        }
+        Ok(())
+    }
+
     /// The bits a child of `parent` must carry; `None` for an unknown parent.
     pub fn next_bits(&self, parent: &BlockHash) -> Option<CompactBits> {
         self.contains(parent)
@@ -286,28 +334,21 @@ impl Chain {
         out
     }
 
+    /// How many ancestors (parent included) the rules read: median time past and retarget.
+    fn context_span(&self) -> usize {
+        MEDIAN_TIME_SPAN.max(difficulty::samples_needed(&self.params.retarget))
+    }
+
     /// What the validity rules need to know about a known `parent`.
     pub(crate) fn parent_context(&self, parent: &BlockHash) -> ParentContext {
-        let needed = MEDIAN_TIME_SPAN.max(difficulty::samples_needed(&self.params.retarget));
-        let ancestors = self.ancestors(parent, needed);
-        let times: Vec<u32> = ancestors
-            .iter()
-            .take(MEDIAN_TIME_SPAN)
-            .map(|e| e.block.header.time)
-            .collect();
+        let ancestors = self.ancestors(parent, self.context_span());
+        let height = ancestors.first().map_or(0, |e| e.height);
         let samples: Vec<Sample> = ancestors
             .iter()
             .rev()
-            .map(|e| Sample {
-                time: e.block.header.time,
-                bits: e.block.header.bits,
-            })
+            .map(|e| sample(&e.block.header))
             .collect();
-        ParentContext {
-            height: ancestors.first().map_or(0, |e| e.height),
-            next_bits: difficulty::next_bits(&self.params, &samples),
-            median_time_past: validate::median_time(&times),
-        }
+        context_from(&self.params, height, &samples)
     }
 
     /// Appends a child of the tip to the best chain.
@@ -378,6 +419,29 @@ impl Chain {
                 }
             }
         }
+    }
+}
+
+fn sample(header: &BlockHeader) -> Sample {
+    Sample {
+        time: header.time,
+        bits: header.bits,
+    }
+}
+
+/// The context a child of the last of `history` (ancestors oldest first, the parent last, at
+/// `parent_height`) is checked in.
+fn context_from(params: &NetworkParams, parent_height: u64, history: &[Sample]) -> ParentContext {
+    let times: Vec<u32> = history
+        .iter()
+        .rev()
+        .take(MEDIAN_TIME_SPAN)
+        .map(|s| s.time)
+        .collect();
+    ParentContext {
+        height: parent_height,
+        next_bits: difficulty::next_bits(params, history),
+        median_time_past: validate::median_time(&times),
     }
 }
 

@@ -67,6 +67,10 @@ pub enum ChainError {
         got: u64,
         expected: u64,
     },
+    #[error(
+        "header {hash} builds on {parent}, which neither this node nor the headers before it hold; the peer's headers do not connect"
+    )]
+    UnconnectedHeader { hash: BlockHash, parent: BlockHash },
     #[error("block {hash} is a genesis block (no parent) but not this network's genesis")]
     ForeignGenesis { hash: BlockHash },
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use super::block::{Block, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES, MAX_RECEIPTS};
 use super::error::ChainError;
-use super::header::BlockHash;
+use super::header::{BlockHash, BlockHeader};
 use super::target::{CompactBits, Target};
 
 /// How far ahead of the validating node's clock a block's time may be.
@@ -25,6 +25,60 @@ pub struct ParentContext {
     pub next_bits: CompactBits,
     /// Median time of the parent and up to 10 of its ancestors.
     pub median_time_past: u32,
+}
+
+/// Checks a header alone: version, bits and proof of work. What headers-first sync runs on
+/// a peer's headers before it fetches any body.
+pub fn check_header(header: &BlockHeader, hash: &BlockHash) -> Result<(), ChainError> {
+    let hash = *hash;
+    if header.version < 1 {
+        return Err(ChainError::BadVersion {
+            hash,
+            version: header.version,
+        });
+    }
+    let target = Target::from_compact(header.bits)
+        .map_err(|source| ChainError::InvalidBits { hash, source })?;
+    if !target.is_met_by(&hash.0) {
+        return Err(ChainError::InsufficientProofOfWork {
+            hash,
+            bits: header.bits,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a header against its parent: the bits the retarget demands, time after the median
+/// time past and at most `MAX_FUTURE_SECS` after `now_unix_secs`.
+pub fn check_header_against_parent(
+    header: &BlockHeader,
+    hash: &BlockHash,
+    parent: &ParentContext,
+    now_unix_secs: u64,
+) -> Result<(), ChainError> {
+    let hash = *hash;
+    if header.bits != parent.next_bits {
+        return Err(ChainError::WrongBits {
+            hash,
+            got: header.bits,
+            expected: parent.next_bits,
+        });
+    }
+    if header.time <= parent.median_time_past {
+        return Err(ChainError::TimeTooOld {
+            hash,
+            time: header.time,
+            median: parent.median_time_past,
+        });
+    }
+    if u64::from(header.time) > now_unix_secs.saturating_add(MAX_FUTURE_SECS) {
+        return Err(ChainError::TimeTooNew {
+            hash,
+            time: header.time,
+            now: now_unix_secs,
+        });
+    }
+    Ok(())
 }
 
 /// Checks that need nothing but the block: sizes, version, bits, proof of work, merkle root,
@@ -59,20 +113,7 @@ pub fn check_context_free(block: &Block, hash: &BlockHash) -> Result<(), ChainEr
             max: MAX_BLOCK_BYTES,
         });
     }
-    if block.header.version < 1 {
-        return Err(ChainError::BadVersion {
-            hash,
-            version: block.header.version,
-        });
-    }
-    let target = Target::from_compact(block.header.bits)
-        .map_err(|source| ChainError::InvalidBits { hash, source })?;
-    if !target.is_met_by(&hash.0) {
-        return Err(ChainError::InsufficientProofOfWork {
-            hash,
-            bits: block.header.bits,
-        });
-    }
+    check_header(&block.header, &hash)?;
     let mut seen = HashSet::with_capacity(receipts.len());
     for receipt in receipts {
         let id = receipt.id();
@@ -94,29 +135,8 @@ pub fn check_against_parent(
     parent: &ParentContext,
     now_unix_secs: u64,
 ) -> Result<(), ChainError> {
+    check_header_against_parent(&block.header, hash, parent, now_unix_secs)?;
     let hash = *hash;
-    let header = &block.header;
-    if header.bits != parent.next_bits {
-        return Err(ChainError::WrongBits {
-            hash,
-            got: header.bits,
-            expected: parent.next_bits,
-        });
-    }
-    if header.time <= parent.median_time_past {
-        return Err(ChainError::TimeTooOld {
-            hash,
-            time: header.time,
-            median: parent.median_time_past,
-        });
-    }
-    if u64::from(header.time) > now_unix_secs.saturating_add(MAX_FUTURE_SECS) {
-        return Err(ChainError::TimeTooNew {
-            hash,
-            time: header.time,
-            now: now_unix_secs,
-        });
-    }
     let expected = parent.height + 1;
     if block.body.coinbase.height != expected {
         return Err(ChainError::BadCoinbaseHeight {

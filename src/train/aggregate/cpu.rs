@@ -168,15 +168,17 @@ fn mean_range_portable(inputs: &[&[f32]], lo: usize, out: &mut [f32]) -> bool {
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::x86_64::{
-        _mm_sfence, _mm256_add_ps, _mm256_castps_si256, _mm256_loadu_ps, _mm256_mul_ps,
-        _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_store_ps, _mm256_stream_ps,
-        _mm256_sub_ps, _mm256_testz_si256,
+        _MM_HINT_T1, _mm_prefetch, _mm_sfence, _mm256_add_ps, _mm256_castps_si256, _mm256_loadu_ps,
+        _mm256_mul_ps, _mm256_or_ps, _mm256_set1_ps, _mm256_setzero_ps, _mm256_store_ps,
+        _mm256_stream_ps, _mm256_sub_ps, _mm256_testz_si256,
     };
 
     use super::{MEAN_BLOCK, reciprocal};
 
     /// Floats per AVX register.
     pub const LANES: usize = 8;
+    /// Vectors per 64-byte cache line.
+    const VECTORS_PER_LINE: usize = 2;
     const VECTORS: usize = MEAN_BLOCK / LANES;
 
     /// Mean of coordinates `lo..lo + out.len()` into `out`, block by block: the block's sums
@@ -197,20 +199,37 @@ mod avx {
             let start = lo + block_index * MEAN_BLOCK;
             let vectors = block.len() / LANES;
             let acc = &mut acc[..vectors];
-            let mut sources = inputs
+            let sources: Vec<&[f32]> = inputs
                 .iter()
-                .filter_map(|input| input.get(start..start + block.len()));
-            let Some(first) = sources.next() else {
+                .filter_map(|input| input.get(start..start + block.len()))
+                .collect();
+            let Some((first, rest)) = sources.split_first() else {
                 continue;
             };
             for (v, slot) in acc.iter_mut().enumerate() {
                 // SAFETY: v·LANES + LANES ≤ block.len() = first.len().
                 *slot = unsafe { _mm256_loadu_ps(first.as_ptr().add(v * LANES)) };
             }
-            loop {
-                match (sources.next(), sources.next()) {
-                    (Some(a), Some(b)) => {
+            for (pair, inputs) in rest.chunks(2).enumerate() {
+                // While this pair streams in, the next pair's block is fetched into L2: with
+                // K = 64 the hardware prefetcher restarts at each switch between the 64 input
+                // streams, and this keeps the next two streams ahead of it.
+                let ahead = rest.get(2 * pair + 2..).unwrap_or(&[]);
+                let ahead: Vec<*const f32> = ahead.iter().take(2).map(|a| a.as_ptr()).collect();
+                match inputs {
+                    [a, b] => {
                         for (v, slot) in acc.iter_mut().enumerate() {
+                            if v % VECTORS_PER_LINE == 0 {
+                                for next in &ahead {
+                                    // SAFETY: v·LANES < block.len(), the length of every
+                                    // source; a prefetch never faults anyway.
+                                    unsafe {
+                                        _mm_prefetch::<_MM_HINT_T1>(
+                                            next.add(v * LANES).cast::<i8>(),
+                                        );
+                                    }
+                                }
+                            }
                             // SAFETY: as above, a and b hold block.len() floats.
                             let (x, y) = unsafe {
                                 (
@@ -221,15 +240,14 @@ mod avx {
                             *slot = _mm256_add_ps(_mm256_add_ps(*slot, x), y);
                         }
                     }
-                    (Some(a), None) => {
+                    [a] => {
                         for (v, slot) in acc.iter_mut().enumerate() {
                             // SAFETY: as above.
                             let x = unsafe { _mm256_loadu_ps(a.as_ptr().add(v * LANES)) };
                             *slot = _mm256_add_ps(*slot, x);
                         }
-                        break;
                     }
-                    _ => break,
+                    _ => {}
                 }
             }
             for (v, slot) in acc.iter().enumerate() {
