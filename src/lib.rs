@@ -3,6 +3,10 @@
 //! The crate is organised as sans-IO cores (`pow`, `raft`, `train`'s rules) driven by the only
 //! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
 
+// A `pub` item must be reachable from outside the crate; anything else says `pub(crate)`.
+// (`unsafe_op_in_unsafe_fn` warns by default in edition 2024; CI denies warnings.)
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod check;
 pub mod cli;

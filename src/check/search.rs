@@ -26,7 +26,7 @@ use super::model::Model;
 
 /// Where a search stands after a `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
+pub(super) enum Progress {
     Linearizable,
     Refuted,
     Running,

@@ -7,7 +7,7 @@ use crate::hash::select::open_backend;
 use super::NodeError;
 
 /// The backend for `mining.backend` (`cpu`, `gpu`, `auto`) with `threads` CPU threads.
-pub fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
+pub(super) fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
     let choice: DeviceChoice = name.parse()?;
     open_backend(choice, &AdapterChoice::Auto, Some(threads)).map_err(|source| NodeError::Backend {
         name: name.to_string(),

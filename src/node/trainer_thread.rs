@@ -27,7 +27,7 @@ use super::blobs::BlobStore;
 
 /// Work for the thread, in the order the service decided it.
 #[derive(Debug)]
-pub enum Job {
+pub(super) enum Job {
     /// Compute this node's gradient for `round` once the trainer holds `params_hash`.
     Compute {
         round: u64,
@@ -44,7 +44,7 @@ pub enum Job {
 
 /// What the thread did.
 #[derive(Debug)]
-pub enum Done {
+pub(super) enum Done {
     Computed {
         round: u64,
         params_hash: StateHash,
@@ -83,7 +83,7 @@ pub enum Done {
 }
 
 /// What the thread starts from.
-pub struct ThreadParts {
+pub(super) struct ThreadParts {
     pub setup: Setup,
     /// This node's shard worker, when it is a worker.
     pub shard: Option<ShardWorker>,
@@ -96,7 +96,7 @@ pub struct ThreadParts {
 }
 
 /// Starts the thread; jobs go in through the returned sender, results come out on `done`.
-pub fn spawn(
+pub(super) fn spawn(
     parts: ThreadParts,
     done: mpsc::UnboundedSender<Done>,
 ) -> std::io::Result<std_mpsc::Sender<Job>> {

@@ -19,7 +19,7 @@ use super::NodeError;
 const MAX_DATA_BYTES: u64 = 1 << 30;
 
 /// A training node's starting point.
-pub struct Prepared {
+pub(super) struct Prepared {
     /// Position = shard = reduction order.
     pub workers: Vec<NodeId>,
     pub setup: Setup,
@@ -34,7 +34,7 @@ pub struct Prepared {
 }
 
 /// Builds the starting point of node `own` from `train`.
-pub fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, NodeError> {
+pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, NodeError> {
     let workers = train.workers(own)?;
     let defaults = train.training_defaults()?;
     let data = match &train.data {

@@ -21,7 +21,7 @@ pub(crate) struct RaftLog {
 }
 
 impl RaftLog {
-    pub fn new(snapshot: Snapshot, entries: Vec<Entry>, committed: u64) -> Self {
+    pub(crate) fn new(snapshot: Snapshot, entries: Vec<Entry>, committed: u64) -> Self {
         let applied = snapshot.meta.index;
         let mut log = RaftLog {
             snapshot,
@@ -36,20 +36,20 @@ impl RaftLog {
         log
     }
 
-    pub fn snapshot_index(&self) -> u64 {
+    pub(crate) fn snapshot_index(&self) -> u64 {
         self.snapshot.meta.index
     }
 
     /// Index of the first entry held in memory.
-    pub fn first_index(&self) -> u64 {
+    pub(crate) fn first_index(&self) -> u64 {
         self.snapshot_index() + 1
     }
 
-    pub fn last_index(&self) -> u64 {
+    pub(crate) fn last_index(&self) -> u64 {
         self.snapshot_index() + self.entries.len() as u64
     }
 
-    pub fn last_term(&self) -> u64 {
+    pub(crate) fn last_term(&self) -> u64 {
         self.entries
             .last()
             .map_or(self.snapshot.meta.term, |e| e.term)
@@ -57,20 +57,20 @@ impl RaftLog {
 
     /// Term of the entry at `index`: `None` if compacted away (other than the snapshot point) or
     /// beyond the end.
-    pub fn term(&self, index: u64) -> Option<u64> {
+    pub(crate) fn term(&self, index: u64) -> Option<u64> {
         if index == self.snapshot_index() {
             return Some(self.snapshot.meta.term);
         }
         self.entry(index).map(|e| e.term)
     }
 
-    pub fn entry(&self, index: u64) -> Option<&Entry> {
+    pub(crate) fn entry(&self, index: u64) -> Option<&Entry> {
         let offset = index.checked_sub(self.first_index())?;
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
     /// Entries `from ..= to`, at most `max` of them (clamped to what is held).
-    pub fn slice(&self, from: u64, to: u64, max: usize) -> Vec<Entry> {
+    pub(crate) fn slice(&self, from: u64, to: u64, max: usize) -> Vec<Entry> {
         let start = from.max(self.first_index());
         if start > to {
             return Vec::new();
@@ -85,18 +85,18 @@ impl RaftLog {
     }
 
     /// True when a log ending at `(index, term)` is at least as up to date as this one (§5.4.1).
-    pub fn is_up_to_date(&self, index: u64, term: u64) -> bool {
+    pub(crate) fn is_up_to_date(&self, index: u64, term: u64) -> bool {
         term > self.last_term() || (term == self.last_term() && index >= self.last_index())
     }
 
     /// Appends one entry at the end (leader path).
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
         self.entries.push(entry);
     }
 
     /// Removes every entry from `index` on (follower path, only from the first conflict).
-    pub fn truncate_from(&mut self, index: u64) {
+    pub(crate) fn truncate_from(&mut self, index: u64) {
         if index < self.first_index() {
             return;
         }
@@ -106,12 +106,12 @@ impl RaftLog {
         self.mark_changed(index);
     }
 
-    pub fn mark_changed(&mut self, index: u64) {
+    pub(crate) fn mark_changed(&mut self, index: u64) {
         self.changed_from = Some(self.changed_from.map_or(index, |c| c.min(index)));
     }
 
     /// Replaces everything with a snapshot received from the leader.
-    pub fn restore(&mut self, snapshot: Snapshot) {
+    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
         self.entries.clear();
         self.snapshot = snapshot;
@@ -123,7 +123,7 @@ impl RaftLog {
 
     /// Drops entries up to `snapshot`'s index (local compaction after the state machine took a
     /// snapshot).
-    pub fn compact(&mut self, snapshot: Snapshot) {
+    pub(crate) fn compact(&mut self, snapshot: Snapshot) {
         let index = snapshot.meta.index;
         let drop = (index.saturating_sub(self.snapshot_index()) as usize).min(self.entries.len());
         self.entries.drain(..drop);
@@ -131,14 +131,14 @@ impl RaftLog {
     }
 
     /// Entries not yet handed to storage; marks them handed.
-    pub fn take_unstable(&mut self) -> Vec<Entry> {
+    pub(crate) fn take_unstable(&mut self) -> Vec<Entry> {
         let from = self.unstable_from;
         let out = self.slice(from, self.last_index(), usize::MAX);
         self.unstable_from = self.last_index() + 1;
         out
     }
 
-    pub fn has_unstable(&self) -> bool {
+    pub(crate) fn has_unstable(&self) -> bool {
         self.unstable_from <= self.last_index()
     }
 }

@@ -26,11 +26,11 @@ pub(crate) struct ReadQueue {
 }
 
 impl ReadQueue {
-    pub fn round(&self) -> u64 {
+    pub(crate) fn round(&self) -> u64 {
         self.round
     }
     /// Starts a heartbeat round sent at leader tick `now`; forgets rounds too old to matter.
-    pub fn next_round(&mut self, now: u64, horizon: u64) -> u64 {
+    pub(crate) fn next_round(&mut self, now: u64, horizon: u64) -> u64 {
         self.round += 1;
         self.sent_at.push_back((self.round, now));
         while self
@@ -50,7 +50,7 @@ impl ReadQueue {
             .map(|&(_, t)| t)
     }
     /// Drops waiting reads (on losing leadership); their callers time out and retry.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.pending.clear();
     }
 }

@@ -23,7 +23,7 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub fn new(next_index: u64) -> Self {
+    pub(crate) fn new(next_index: u64) -> Self {
         Progress {
             match_index: 0,
             next_index,

@@ -48,7 +48,7 @@ use super::trainer_thread::{Done, Job};
 const TICK: Duration = Duration::from_millis(50);
 
 /// What the service is started with.
-pub struct TrainingParts {
+pub(super) struct TrainingParts {
     pub own: NodeId,
     /// The worker list: position = shard = reduction order, the same on every node.
     pub workers: Vec<NodeId>,
@@ -122,7 +122,7 @@ struct Service {
 
 /// Spawns the service; the task ends when `stop` turns true, or with an error that stops the
 /// node (the trainer diverged from the committed params).
-pub fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), NodeError>> {
+pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), NodeError>> {
     let TrainingParts {
         own,
         workers,

@@ -176,7 +176,7 @@ mod avx {
     use super::{MEAN_BLOCK, reciprocal};
 
     /// Floats per AVX register.
-    pub const LANES: usize = 8;
+    pub(super) const LANES: usize = 8;
     /// Vectors per 64-byte cache line.
     const VECTORS_PER_LINE: usize = 2;
     const VECTORS: usize = MEAN_BLOCK / LANES;
@@ -190,7 +190,12 @@ mod avx {
     /// The CPU supports AVX; every input holds at least `lo + out.len()` floats; `out` is
     /// 32-byte aligned and its length a multiple of `LANES`.
     #[target_feature(enable = "avx")]
-    pub unsafe fn mean_range(inputs: &[&[f32]], lo: usize, out: &mut [f32], stream: bool) -> bool {
+    pub(super) unsafe fn mean_range(
+        inputs: &[&[f32]],
+        lo: usize,
+        out: &mut [f32],
+        stream: bool,
+    ) -> bool {
         let scale = _mm256_set1_ps(reciprocal(inputs.len()));
         let mut acc = [_mm256_setzero_ps(); VECTORS];
         // OR of `y − y` over every result: +0 for finite y, NaN bits otherwise.
