@@ -489,20 +489,29 @@ async fn bad_gradients_are_refused_and_training_goes_on() {
         sent += 1;
     }
 
-    // Every bad gradient was refused and counted; training went on and the nodes agree.
-    let leader = leader_of(&nodes.iter().collect::<Vec<_>>()).expect("leader");
-    // 3 announcements x (4 bad gradients + 1 from a non-worker); /status is refreshed on a
-    // timer, so wait for it.
+    // Every bad gradient was refused and counted (3 announcements x (4 bad gradients + 1 from
+    // a non-worker), by whichever node received it); /status is refreshed on a timer.
     eventually(10, "the refusals counted", || async {
-        (training(&nodes[leader])?.gradients_refused >= 15).then_some(())
+        let refused: u64 = nodes
+            .iter()
+            .filter_map(training)
+            .map(|t| t.gradients_refused)
+            .sum();
+        (refused >= 15).then_some(())
     })
     .await;
-    let metrics = nodes[leader].metrics().encode();
-    assert!(
-        metrics.contains("hashgrad_training_gradients_refused_total"),
-        "{metrics}"
-    );
-    let mark = training(&nodes[leader]).expect("status").round;
+    let with_metric = nodes.iter().any(|n| {
+        n.metrics()
+            .encode()
+            .contains("hashgrad_training_gradients_refused_total")
+    });
+    assert!(with_metric, "no node exports the refusal counter");
+    let mark = nodes
+        .iter()
+        .filter_map(training)
+        .map(|t| t.round)
+        .max()
+        .unwrap_or(0);
     let agreed = eventually(60, "training to go on", || async {
         let all: Vec<TrainingStatus> = nodes.iter().map(training).collect::<Option<_>>()?;
         let target = mark + 10;

@@ -93,8 +93,9 @@ fn an_isolated_node_mines_alone_commits_nothing_then_all_agree_after_healing() {
         &[
             "--nodes",
             "3",
+            // Enough rounds (~100 rounds/s without faults) to still be training during the cut.
             "--rounds",
-            "80",
+            "500",
             "--pace-ms",
             "150",
             "--partition",
@@ -126,7 +127,7 @@ fn an_isolated_node_mines_alone_commits_nothing_then_all_agree_after_healing() {
     }
     assert_eq!(at("rounds_at_heal", 2), at("rounds_at_start", 2), "{why}");
     // After healing it caught up: one round log, one params hash.
-    assert_round_log(&summary, 80, &why);
+    assert_round_log(&summary, 500, &why);
     assert_all_gone(dir.path());
 }
 
@@ -138,8 +139,9 @@ fn killing_the_training_leader_loses_no_committed_round() {
         &[
             "--nodes",
             "3",
+            // Enough rounds (~100 rounds/s without faults) for at least two kills.
             "--rounds",
-            "80",
+            "400",
             "--pace-ms",
             "150",
             "--kill-leader-every",
@@ -158,7 +160,7 @@ fn killing_the_training_leader_loses_no_committed_round() {
     assert!(events.contains(", training leader)"), "{events}");
     // Each restarted node replayed the round log to the same params hashes (a replayed round
     // with another hash would count as lost), and the chains hold every round once.
-    assert_round_log(&summary, 80, &why);
+    assert_round_log(&summary, 400, &why);
     // Every pid, the killed ones' and the restarted ones', is gone.
     assert_all_gone(dir.path());
 }
