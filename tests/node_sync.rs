@@ -187,21 +187,9 @@ fn a_node_killed_mid_sync_reopens_consistent_and_finishes_the_sync() {
 }
 
 fn in_process(dir: &Path, peers: &[SocketAddr]) -> NodeConfig {
-    NodeConfig {
-        data_dir: dir.to_path_buf(),
-        network: "regtest".into(),
-        net: NetSection {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            peers: peers.iter().map(ToString::to_string).collect(),
-            redial_secs: 0.2,
-            ..NetSection::default()
-        },
-        mining: MiningSection {
-            enabled: false,
-            ..MiningSection::default()
-        },
-        ..NodeConfig::default()
-    }
+    let mut config = NodeConfig::loopback(dir, peers);
+    config.net.redial_secs = 0.2;
+    config
 }
 
 #[test]

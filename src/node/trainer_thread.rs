@@ -55,6 +55,8 @@ pub(super) enum Done {
         round: u64,
         params_hash: StateHash,
         reduced_hash: BlobHash,
+        /// The stored blob's bytes, for the leader's push (no second read from disk).
+        reduced: Vec<u8>,
     },
     ReduceFailed {
         round: u64,
@@ -339,11 +341,13 @@ impl State {
         if let Err(error) = copy.step(&reduced) {
             return self.send(failed(error.to_string()));
         }
-        match self.blobs.put(&vector_to_bytes(&reduced)) {
+        let reduced = vector_to_bytes(&reduced);
+        match self.blobs.put(&reduced) {
             Ok(reduced_hash) => self.send(Done::Stepped {
                 round,
                 params_hash: copy.state_hash(),
                 reduced_hash,
+                reduced,
             }),
             Err(error) => self.send(failed(format!(
                 "cannot store the reduced gradient: {error}"

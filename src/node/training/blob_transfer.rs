@@ -48,15 +48,8 @@ impl Service {
         round: u64,
         params_hash: StateHash,
         reduced_hash: BlobHash,
+        data: Vec<u8>,
     ) {
-        let Some(data) = self.blobs.get(&reduced_hash) else {
-            let _ = self.inbox.send(Inbox::ReplicationFailed {
-                round,
-                stored: 0,
-                needed: 1,
-            });
-            return;
-        };
         let voters: Vec<String> = self.raft.borrow().voters.clone();
         let needed = voters.len() / 2;
         let me = self.own.to_string();

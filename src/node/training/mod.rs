@@ -354,7 +354,8 @@ impl Service {
                 round,
                 params_hash,
                 reduced_hash,
-            } => self.replicate_blob(round, params_hash, reduced_hash),
+                reduced,
+            } => self.replicate_blob(round, params_hash, reduced_hash, reduced),
             Done::ReduceFailed { round, reason } => {
                 warn!(round, %reason, "round not reduced; it will be announced again");
                 self.coordinator.on_reduce_failed(round);
