@@ -7,7 +7,7 @@ use super::clock::ClockOrder;
 use super::record::{Event, EventKind};
 
 /// Where an event came from: its node, its position in that node's log, and its source line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventAt {
     /// The event.
     pub event: Event,

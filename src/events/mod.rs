@@ -17,10 +17,11 @@
 //! - `type` and the fields of that kind (see [`EventKind`]): `node_started`, `node_stopped`,
 //!   `sent {to,msg,bytes,id}`, `received {from,msg,bytes,id}`, `raft_role {role,term}`,
 //!   `raft_vote {candidate,term,granted}`, `raft_commit {index,term}`,
-//!   `block_found {hash,height}`, `block_received {hash,height,from}`,
+//!   `block_found {hash,height,parent}`, `block_received {hash,height,from,parent}`,
 //!   `block_reorged {old_tip,new_tip,depth}`, `round_announced {round}`,
-//!   `round_committed {round}`, `round_abandoned {round,reason}`, `config_read {key}`,
-//!   `config_write {key}`.
+//!   `round_committed {round,loss?,contributors,timings?{gradient_wait_ms,reduce_ms,commit_ms}}`,
+//!   `round_evaluated {round,accuracy}`, `round_abandoned {round,reason}`,
+//!   `hash_rate {hashes_per_sec}`, `config_read {key}`, `config_write {key}`.
 //!
 //! A message id is `"<sender>:<sender's own clock entry at the send>"`; the receiver logs the
 //! same id and its clock merged with the sender's (`Stamp`, carried by the message).
@@ -41,7 +42,7 @@ mod writer;
 pub use check::{EventAt, Violation, check};
 pub use clock::{ClockOrder, VectorClock};
 pub use parse::{ParseError, parse_log};
-pub use record::{Event, EventKind, message_id};
+pub use record::{Event, EventKind, RoundTimings, message_id};
 pub use shiviz::{SHIVIZ_REGEX, shiviz_log};
 pub use writer::{EventLog, EventLogError, EventLogStats, LOG_FILE, LogLimits, Stamp};
 

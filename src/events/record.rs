@@ -7,7 +7,7 @@ use super::clock::VectorClock;
 /// One logged event of one node: who, when (wall clock, for people only), its vector clock
 /// after the event, and what happened. Encoded as one JSON object per line with the kind's
 /// fields flattened in (see the module doc of `events`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// The node that logged the event (its name; no whitespace).
     pub node: String,
@@ -21,7 +21,7 @@ pub struct Event {
 }
 
 /// What happened at an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
@@ -53,13 +53,20 @@ pub enum EventKind {
     },
     /// The Raft commit index advanced.
     RaftCommit { index: u64, term: u64 },
-    /// This node mined a block.
-    BlockFound { hash: String, height: u64 },
+    /// This node mined a block (`hash` and `parent` in display hex).
+    BlockFound {
+        hash: String,
+        height: u64,
+        #[serde(default)]
+        parent: String,
+    },
     /// A block from a peer was accepted.
     BlockReceived {
         hash: String,
         height: u64,
         from: String,
+        #[serde(default)]
+        parent: String,
     },
     /// The best chain switched branches.
     BlockReorged {
@@ -69,8 +76,21 @@ pub enum EventKind {
     },
     /// A training round was announced.
     RoundAnnounced { round: u64 },
-    /// A training round committed.
-    RoundCommitted { round: u64 },
+    /// A training round committed (logged by every node as it applies the round). `loss` is the
+    /// contributors' mean training loss; `timings` only on the leader that reduced it.
+    RoundCommitted {
+        round: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        loss: Option<f64>,
+        #[serde(default)]
+        contributors: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timings: Option<RoundTimings>,
+    },
+    /// The node evaluated its params on the held-out rows after applying `round`.
+    RoundEvaluated { round: u64, accuracy: f64 },
+    /// The miner's hash rate over the last report period.
+    HashRate { hashes_per_sec: f64 },
     /// A training round was given up.
     RoundAbandoned { round: u64, reason: String },
     /// A config key was read.
@@ -106,8 +126,12 @@ impl EventKind {
                 format!("raft {verb} {candidate} term {term}")
             }
             EventKind::RaftCommit { index, term } => format!("raft commit {index} term {term}"),
-            EventKind::BlockFound { hash, height } => format!("block found {hash} height {height}"),
-            EventKind::BlockReceived { hash, height, from } => {
+            EventKind::BlockFound { hash, height, .. } => {
+                format!("block found {hash} height {height}")
+            }
+            EventKind::BlockReceived {
+                hash, height, from, ..
+            } => {
                 format!("block received {hash} height {height} from {from}")
             }
             EventKind::BlockReorged {
@@ -118,7 +142,14 @@ impl EventKind {
                 format!("reorg {old_tip} -> {new_tip} depth {depth}")
             }
             EventKind::RoundAnnounced { round } => format!("round {round} announced"),
-            EventKind::RoundCommitted { round } => format!("round {round} committed"),
+            EventKind::RoundCommitted { round, loss, .. } => match loss {
+                Some(loss) => format!("round {round} committed loss {loss:.4}"),
+                None => format!("round {round} committed"),
+            },
+            EventKind::RoundEvaluated { round, accuracy } => {
+                format!("round {round} accuracy {accuracy:.4}")
+            }
+            EventKind::HashRate { hashes_per_sec } => format!("hash rate {hashes_per_sec:.0} H/s"),
             EventKind::RoundAbandoned { round, reason } => {
                 format!("round {round} abandoned: {reason}")
             }
@@ -128,6 +159,16 @@ impl EventKind {
         // A description is one line whatever a peer put in a string.
         .replace(['\n', '\r'], " ")
     }
+}
+
+/// Where a committed round's time went on the leader, in milliseconds: from announcing the
+/// round until the consistency level of gradients arrived, reducing and stepping, and from
+/// proposing until Raft applied it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RoundTimings {
+    pub gradient_wait_ms: f64,
+    pub reduce_ms: f64,
+    pub commit_ms: f64,
 }
 
 /// The message id of a send by `sender` whose own clock component became `own`.
