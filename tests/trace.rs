@@ -52,6 +52,7 @@ fn write_exchange(testnet: &Path) -> usize {
         logs[from].record(EventKind::BlockFound {
             hash: hash.clone(),
             height: round,
+            parent: String::new(),
         });
         for to in (0..3).filter(|&to| to != from) {
             let stamp = logs[from].sent(&format!("n{to}"), "block", 300).unwrap();
@@ -60,6 +61,7 @@ fn write_exchange(testnet: &Path) -> usize {
                 hash: hash.clone(),
                 height: round,
                 from: format!("n{from}"),
+                parent: String::new(),
             });
         }
     }

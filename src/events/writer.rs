@@ -141,6 +141,7 @@ impl EventLog {
             source,
         };
         fs::create_dir_all(dir).map_err(open_error)?;
+        let clock = recover(dir).map_err(open_error)?;
         let file = LogFile::open(dir, limits).map_err(open_error)?;
         let (queue, items) = mpsc::sync_channel(limits.queue.max(1));
         let counters = Arc::new(Counters::default());
@@ -152,7 +153,7 @@ impl EventLog {
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 node: node.to_owned(),
-                clock: Mutex::new(VectorClock::new()),
+                clock: Mutex::new(clock),
                 queue: Some(queue),
                 counters,
                 writer: Some(writer),
@@ -264,6 +265,38 @@ fn lock(clock: &Mutex<VectorClock>) -> std::sync::MutexGuard<'_, VectorClock> {
     clock
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes an existing log ready for appending after a restart or a crash: cuts a torn last
+/// line (a crash mid-write) off the live file, and returns the clock of the last event logged
+/// (live file, else the newest rotated one), so a restarted node's clock goes on rising.
+fn recover(dir: &Path) -> std::io::Result<VectorClock> {
+    let live = dir.join(LOG_FILE);
+    let text = match fs::read(&live) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < text.len() {
+        OpenOptions::new()
+            .write(true)
+            .open(&live)?
+            .set_len(whole as u64)?;
+    }
+    let last_clock = |bytes: &[u8]| {
+        bytes
+            .split(|&b| b == b'\n')
+            .rev()
+            .filter(|line| !line.is_empty())
+            .find_map(|line| serde_json::from_slice::<super::record::Event>(line).ok())
+            .map(|event| event.clock)
+    };
+    if let Some(clock) = last_clock(&text[..whole]) {
+        return Ok(clock);
+    }
+    let rotated = fs::read(dir.join(format!("{LOG_FILE}.1"))).unwrap_or_default();
+    Ok(last_clock(&rotated).unwrap_or_default())
 }
 
 /// The live file with its rotation state.
