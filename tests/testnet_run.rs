@@ -54,8 +54,9 @@ fn three_nodes_mine_and_train_to_the_round_goal_on_one_tip() {
         .expect("voters");
     assert_eq!(voters.matches(',').count(), 2, "{config}");
     assert_all_gone(dir.path());
-    // Data dirs are removed without --keep; logs and configs stay.
-    assert!(!dir.path().join("n0/data").exists());
+    // Data dirs are removed without --keep, but for the event logs; logs and configs stay.
+    assert!(!dir.path().join("n0/data/chain.redb").exists());
+    assert!(dir.path().join("n0/data/events/events.jsonl").exists());
     assert!(dir.path().join("n0/node.log").exists());
 }
 

@@ -252,6 +252,7 @@ impl Driver<'_> {
             duration_secs: duration.as_secs_f64(),
             goals_met: reason.is_none(),
             reason,
+            jepsen: None,
         }
     }
 }
