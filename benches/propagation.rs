@@ -15,14 +15,18 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hashgrad::config::{MiningSection, NetSection, NodeConfig};
+use hashgrad::config::{EventsSection, MiningSection, NetSection, NodeConfig};
 use hashgrad::hash::{NonceRange, StopFlag, reference};
 use hashgrad::net::{Identity, Message, NetConfig, NetEvent, Network};
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::pow::{Accepted, Block, Chain, ChainStore, NetworkParams, NodeId};
 
-fn config(dir: &std::path::Path, peers: &[SocketAddr]) -> NodeConfig {
+fn config(dir: &std::path::Path, peers: &[SocketAddr], events: bool) -> NodeConfig {
     NodeConfig {
+        events: EventsSection {
+            enabled: events,
+            ..EventsSection::default()
+        },
         data_dir: dir.to_path_buf(),
         network: "regtest".into(),
         net: NetSection {
@@ -69,14 +73,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn propagation(blocks: usize) {
+/// Propagation p50 and p99 through a 5-node mesh with event logs `events` (off/on).
+async fn propagation(blocks: usize, events: bool) -> (Duration, Duration) {
     let dirs: Vec<_> = (0..5)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for dir in &dirs {
         let peers: Vec<SocketAddr> = nodes.iter().map(NodeHandle::listen_addr).collect();
-        nodes.push(Node::start(config(dir.path(), &peers)).await.expect("node"));
+        let config = config(dir.path(), &peers, events);
+        nodes.push(Node::start(config).await.expect("node"));
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while !nodes.iter().all(|n| n.status().peers.len() == 4) {
@@ -138,9 +144,10 @@ async fn propagation(blocks: usize) {
     raw.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     let (r50, r99) = (percentile(&raw, 0.5), percentile(&raw, 0.99));
+    let logs = if events { "on" } else { "off" };
     println!(
-        "propagation, 5 nodes full mesh, {blocks} blocks of {block_bytes} bytes: \
-         found -> validated+stored by every node p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "propagation, 5 nodes full mesh, event logs {logs}, {blocks} blocks of {block_bytes} \
+         bytes: found -> validated+stored by every node p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ms(p50),
         ms(p99),
         ms(latencies[latencies.len() - 1])
@@ -156,6 +163,7 @@ async fn propagation(blocks: usize) {
     for node in nodes {
         node.shutdown().await.expect("shutdown");
     }
+    (p50, p99)
 }
 
 async fn sync(count: usize) {
@@ -208,13 +216,13 @@ async fn sync(count: usize) {
     }
     let batched = build.elapsed();
 
-    let source = Node::start(config(source_dir.path(), &[]))
+    let source = Node::start(config(source_dir.path(), &[], false))
         .await
         .expect("source");
     assert_eq!(source.status().height, count as u64);
     let fresh_dir = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
-    let fresh = Node::start(config(fresh_dir.path(), &[source.listen_addr()]))
+    let fresh = Node::start(config(fresh_dir.path(), &[source.listen_addr()], false))
         .await
         .expect("fresh");
     while fresh.status().height < count as u64 {
@@ -264,7 +272,13 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         if blocks > 0 {
-            propagation(blocks).await;
+            let (off50, off99) = propagation(blocks, false).await;
+            let (on50, on99) = propagation(blocks, true).await;
+            println!(
+                "event logs on / off, same run: p50 {:.2}x, p99 {:.2}x",
+                ms(on50) / ms(off50),
+                ms(on99) / ms(off99)
+            );
         }
         sync(sync_blocks).await;
     });

@@ -6,9 +6,14 @@
 //!
 //! `cargo run --release --example cluster_rounds -- [SECONDS_PER_SIZE] [KILLS]`
 //! (defaults 5 and 10).
+//!
+//! `cargo run --release --example cluster_rounds -- events [SECONDS] [TRIALS]`: the cost of the
+//! nodes' event logs instead — 3-node clusters with `[events]` off and on, alternating, the
+//! rounds/s of each trial and the on/off ratio.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hashgrad::api::TrainingStatus;
@@ -18,8 +23,16 @@ use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
 use hashgrad::train::{Dataset, Simulation, SimulationConfig};
 
+/// Whether the clusters started next keep event logs.
+static EVENTS: AtomicBool = AtomicBool::new(false);
+
 fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId], consistency: &str) -> NodeConfig {
+    let loopback = NodeConfig::loopback(dir, peers);
     NodeConfig {
+        events: hashgrad::config::EventsSection {
+            enabled: EVENTS.load(Ordering::Relaxed),
+            ..loopback.events.clone()
+        },
         train: Some(TrainSection {
             voters: voters.iter().map(ToString::to_string).collect(),
             tick_ms: 20,
@@ -28,7 +41,7 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId], consistency: &str
             eval_every: 1_000_000,
             ..TrainSection::default()
         }),
-        ..NodeConfig::loopback(dir, peers)
+        ..loopback
     }
 }
 
@@ -158,7 +171,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "events") {
+        args.next();
+        let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
+        let trials: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+        events_cost(seconds, trials).await;
+        return;
+    }
     let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
     let kills: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     println!(
@@ -182,4 +202,22 @@ async fn main() {
         percentile(&times, 0.9),
         times.last().copied().unwrap_or_default()
     );
+}
+
+/// Rounds/s of 3-node clusters with event logs off and on, alternating so both see the same
+/// machine load; prints each pair and the mean ratio.
+async fn events_cost(seconds: f64, trials: usize) {
+    println!("| trial | events off, rounds/s | events on, rounds/s | on / off |");
+    println!("| ---: | ---: | ---: | ---: |");
+    let mut ratios = Vec::new();
+    for trial in 1..=trials {
+        EVENTS.store(false, Ordering::Relaxed);
+        let off = rounds_per_second(3, seconds).await;
+        EVENTS.store(true, Ordering::Relaxed);
+        let on = rounds_per_second(3, seconds).await;
+        ratios.push(on / off);
+        println!("| {trial} | {off:.1} | {on:.1} | {:.3} |", on / off);
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len().max(1) as f64;
+    println!("mean on / off: {mean:.3}");
 }

@@ -29,6 +29,25 @@ pub(crate) fn stamp_for(
         .map(Into::into)
 }
 
+/// Frames up to this size are written in one piece with their stamp (one stream write, one
+/// packet for a small frame); larger ones are not copied for it.
+const JOIN_BELOW: usize = 64 << 10;
+
+/// What to queue on a gossip stream: the frame, after its stamp when there is one (joined
+/// into one buffer for a small frame; a large one is queued as the stamp and the frame).
+pub(crate) fn stamped(stamp: Option<Arc<[u8]>>, frame: &Arc<[u8]>) -> Vec<Arc<[u8]>> {
+    match stamp {
+        None => vec![frame.clone()],
+        Some(stamp) if frame.len() < JOIN_BELOW => {
+            let mut joined = Vec::with_capacity(stamp.len() + frame.len());
+            joined.extend_from_slice(&stamp);
+            joined.extend_from_slice(frame);
+            vec![joined.into()]
+        }
+        Some(stamp) => vec![stamp, frame.clone()],
+    }
+}
+
 /// The payload length of an encoded frame.
 pub(crate) fn payload_len(encoded: &[u8]) -> usize {
     encoded.len().saturating_sub(FRAME_HEADER_LEN)

@@ -76,7 +76,8 @@ pub struct PeerSummary {
 
 struct Peer {
     connection: quinn::Connection,
-    gossip: mpsc::UnboundedSender<Arc<[u8]>>,
+    /// Frames to write in order; one item is a frame with its stamp, if any.
+    gossip: mpsc::UnboundedSender<Vec<Arc<[u8]>>>,
     remote: SocketAddr,
     listen_addr: Option<SocketAddr>,
     dialed_by: NodeId,
@@ -379,10 +380,8 @@ impl Network {
             .iter()
             .filter(|(id, _)| Some(**id) != except && !state.cut.contains(*id))
             .filter(|(id, peer)| {
-                if let Some(stamp) = stamp::stamp_for(events, id, kind, len) {
-                    let _ = peer.gossip.send(stamp);
-                }
-                peer.gossip.send(bytes.clone()).is_ok()
+                let frames = stamp::stamped(stamp::stamp_for(events, id, kind, len), &bytes);
+                peer.gossip.send(frames).is_ok()
             })
             .count()
     }
@@ -399,12 +398,10 @@ impl Network {
         let connected = state.peers.get(&peer).ok_or(NetError::NotConnected(peer))?;
         let events = &self.inner.config.events;
         let len = stamp::payload_len(&bytes);
-        if let Some(stamp) = stamp::stamp_for(events, &peer, message.frame_type(), len) {
-            let _ = connected.gossip.send(stamp);
-        }
+        let stamp = stamp::stamp_for(events, &peer, message.frame_type(), len);
         connected
             .gossip
-            .send(bytes)
+            .send(stamp::stamped(stamp, &bytes))
             .map_err(|_| NetError::NotConnected(peer))
     }
 
@@ -621,7 +618,7 @@ async fn register(
 ) {
     let own = inner.identity.id();
     let remote = connection.remote_address();
-    let (gossip, mut outbox) = mpsc::unbounded_channel::<Arc<[u8]>>();
+    let (gossip, mut outbox) = mpsc::unbounded_channel::<Vec<Arc<[u8]>>>();
     {
         let mut state = inner.lock();
         if let Some(existing) = state.peers.get(&peer) {
@@ -664,9 +661,11 @@ async fn register(
 
     // Gossip writer: frames queued by `broadcast`, in order.
     tokio::spawn(async move {
-        while let Some(frame) = outbox.recv().await {
-            if send.write_all(&frame).await.is_err() {
-                break;
+        'writing: while let Some(pieces) = outbox.recv().await {
+            for piece in pieces {
+                if send.write_all(&piece).await.is_err() {
+                    break 'writing;
+                }
             }
         }
     });
