@@ -4,6 +4,13 @@
 //! `Network::send_to`, and serves proposals and reads that arrive through a
 //! [`ConsensusHandle`]. It is generic over the replicated [`StateMachine`].
 //!
+//! Compaction: once the applied index is `snapshot_every` entries past the last snapshot, the
+//! service stages a snapshot of the state machine ([`Compactable::prepare_snapshot`]); when
+//! what it names outside the state is durable and a tail of `snapshot_every / 4` more entries
+//! has been applied (kept for slightly lagging followers), it hands the snapshot to
+//! `Raft::compact`, which drops the log before it. Followers too far behind then get it as
+//! `InstallSnapshot`; a restarted node restores its own stored snapshot.
+//!
 //! Raft ids are the peers' network fingerprints mapped by [`NodeId::raft_id`]; a frame whose
 //! Raft sender is not the fingerprint of the connection it came on is dropped.
 //!
@@ -33,6 +40,24 @@ pub const RAFT_FILE: &str = "raft.redb";
 pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
 /// How long a read or proposal may wait inside the service before it is answered `Timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A state machine the service can compact the log under. A snapshot's bytes may name data
+/// kept outside the state (the training state, a blob named by its hash): the entries that
+/// produced it are dropped only once that data is durable, so the snapshot can always be
+/// restored, here after a restart or on a follower it is sent to.
+pub trait Compactable: StateMachine {
+    /// A snapshot of the state as it is now; asks for whatever it names outside the state to
+    /// be made durable (replacing an earlier request).
+    fn prepare_snapshot(&mut self) -> Vec<u8>;
+    /// Whether what the last prepared snapshot names is durable now.
+    fn snapshot_durable(&self) -> bool;
+    /// The log was compacted up to the last prepared snapshot: data only older entries
+    /// needed may go.
+    fn compacted(&mut self);
+}
+
+/// Default of [`ConsensusConfig::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 
 /// How a read is confirmed before it sees the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,6 +98,9 @@ pub struct ConsensusConfig {
     pub election_ticks: u32,
     /// Leader heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
+    /// Compact the log once this many entries were applied after the last snapshot (a tail of
+    /// a quarter of it stays in the log); 0: never.
+    pub snapshot_every: u64,
 }
 
 impl Default for ConsensusConfig {
@@ -82,6 +110,7 @@ impl Default for ConsensusConfig {
             tick: Duration::from_millis(100),
             election_ticks: 10,
             heartbeat_ticks: 2,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -187,6 +216,26 @@ struct PendingRead<M> {
     since: Instant,
 }
 
+/// A snapshot taken at `index`, waiting for its tail and for what it names to be durable.
+struct Staged {
+    index: u64,
+    data: Vec<u8>,
+}
+
+/// Snapshot bookkeeping for `/status` and the compaction rule.
+#[derive(Default)]
+struct Snapshots {
+    /// Compact after this many applied entries (0: never).
+    every: u64,
+    staged: Option<Staged>,
+    /// The snapshot this node recovered from storage at start (restoring it is no install).
+    recovered_at: u64,
+    /// Snapshots installed from a leader.
+    installed: u64,
+    /// Local compactions.
+    taken: u64,
+}
+
 struct Service<M, S> {
     raft: Raft,
     storage: S,
@@ -200,6 +249,7 @@ struct Service<M, S> {
     /// Confirmed reads waiting for this node to apply their index.
     applying: Vec<(u64, PendingRead<M>)>,
     next_read: u64,
+    snapshots: Snapshots,
 }
 
 /// The consensus service's task; it ends when the service stops or fails.
@@ -216,7 +266,7 @@ pub fn start<M>(
     events: mpsc::Receiver<NetEvent>,
 ) -> Result<(ConsensusHandle<M>, ConsensusTask), ConsensusError>
 where
-    M: StateMachine + Send + 'static,
+    M: Compactable + Send + 'static,
 {
     let voters = if config.voters.is_empty() {
         vec![own]
@@ -233,6 +283,7 @@ where
     raft_config.seed = rand::random();
     // A stored snapshot comes back in Raft's first `Ready` (restoring `machine`), and the
     // committed entries after it are applied again: the state machine lives in memory.
+    let recovered_at = recovered.snapshot.meta.index;
     let raft = Raft::new(raft_config, recovered)?;
     info!(
         raft_id = format_args!("{id:#018x}"),
@@ -254,6 +305,11 @@ where
         confirming: BTreeMap::new(),
         applying: Vec::new(),
         next_read: 1,
+        snapshots: Snapshots {
+            every: config.snapshot_every,
+            recovered_at,
+            ..Snapshots::default()
+        },
     };
     service.publish();
     let tick = config.tick;
@@ -267,7 +323,7 @@ where
     ))
 }
 
-impl<M: StateMachine, S: Storage> Service<M, S> {
+impl<M: Compactable, S: Storage> Service<M, S> {
     async fn run(
         &mut self,
         tick: Duration,
@@ -384,17 +440,12 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
         }
     }
 
-    /// Persist, send, apply, advance; then answer what became answerable.
+    /// Persist, send, apply, advance; compact when due; then answer what became answerable.
     fn drive(&mut self) -> Result<(), ConsensusError> {
-        let Service {
-            raft,
-            storage,
-            machine,
-            net,
-            ids,
-            ..
-        } = self;
-        let reads = raft::process_ready(raft, storage, machine, |message| send(net, ids, message))?;
+        let mut reads = self.process_ready()?;
+        if self.compact_if_due()? {
+            reads.extend(self.process_ready()?);
+        }
         for confirmed in reads {
             if let Some(pending) = self.confirming.remove(&confirmed.request) {
                 self.applying.push((confirmed.index, pending));
@@ -427,6 +478,80 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
         }
         self.publish();
         Ok(())
+    }
+
+    /// One `process_ready` pass, counting the snapshots a leader installed here.
+    fn process_ready(&mut self) -> Result<Vec<raft::ReadState>, ConsensusError> {
+        let Service {
+            raft,
+            storage,
+            machine,
+            net,
+            ids,
+            snapshots,
+            ..
+        } = self;
+        let mut counted = CountRestores {
+            machine,
+            recovered_at: snapshots.recovered_at,
+            installed: 0,
+        };
+        let reads = raft::process_ready(raft, storage, &mut counted, |message| {
+            send(net, ids, message)
+        })?;
+        if counted.installed > 0 {
+            snapshots.installed += counted.installed;
+            info!(
+                index = raft.snapshot_index(),
+                "installed a snapshot from the leader"
+            );
+        }
+        Ok(reads)
+    }
+
+    /// Stages a snapshot once `every` entries were applied after the last one, and compacts
+    /// the log with it once its tail is applied and what it names is durable. True when it
+    /// compacted (the snapshot then waits in Raft's next `Ready`).
+    fn compact_if_due(&mut self) -> Result<bool, ConsensusError> {
+        let every = self.snapshots.every;
+        if every == 0 {
+            return Ok(false);
+        }
+        let applied = self.raft.applied_index();
+        let floor = self.raft.snapshot_index();
+        if let Some(staged) = &self.snapshots.staged {
+            if staged.index <= floor {
+                // A snapshot from the leader overtook it.
+                self.snapshots.staged = None;
+            } else if applied >= staged.index + every / 4 && self.machine.snapshot_durable() {
+                let Some(staged) = self.snapshots.staged.take() else {
+                    return Ok(false);
+                };
+                let index = staged.index;
+                self.raft.compact(index, staged.data)?;
+                self.machine.compacted();
+                self.snapshots.taken += 1;
+                info!(index, applied, "log compacted");
+                return Ok(true);
+            } else if applied >= staged.index + 2 * every {
+                warn!(
+                    index = staged.index,
+                    "what the staged snapshot names never became durable; taking a new one"
+                );
+                self.snapshots.staged = None;
+            } else {
+                return Ok(false);
+            }
+        }
+        if applied >= floor + every {
+            let data = self.machine.prepare_snapshot();
+            debug!(index = applied, bytes = data.len(), "snapshot staged");
+            self.snapshots.staged = Some(Staged {
+                index: applied,
+                data,
+            });
+        }
+        Ok(false)
     }
 
     /// Answers requests that waited too long (a read Raft silently dropped on a leader change).
@@ -494,12 +619,42 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
                 .filter_map(|id| self.ids.node(id))
                 .map(|node| node.to_string())
                 .collect(),
+            snapshot_index: self.raft.snapshot_index(),
+            log_entries: self.raft.last_index() - self.raft.snapshot_index(),
+            snapshots_installed: self.snapshots.installed,
+            snapshots_taken: self.snapshots.taken,
         };
         self.status.send_if_modified(|current| {
             let changed = *current != status;
             *current = status;
             changed
         });
+    }
+}
+
+/// The state machine as `process_ready` sees it, counting restores from a leader's snapshot
+/// (any restore past the snapshot recovered at start).
+struct CountRestores<'a, M> {
+    machine: &'a mut M,
+    recovered_at: u64,
+    installed: u64,
+}
+
+impl<M: StateMachine> StateMachine for CountRestores<'_, M> {
+    fn apply(&mut self, index: u64, command: &[u8]) {
+        self.machine.apply(index, command);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.machine.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), String> {
+        self.machine.restore(snapshot)?;
+        if snapshot.meta.index > self.recovered_at {
+            self.installed += 1;
+        }
+        Ok(())
     }
 }
 

@@ -290,7 +290,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 struct StartedConsensus {
     handle: ConsensusHandle<Replicated>,
     task: consensus::ConsensusTask,
-    applied: mpsc::UnboundedReceiver<crate::cluster::Applied>,
+    applied: mpsc::UnboundedReceiver<replicated::StateEvent>,
     prepared: training_setup::Prepared,
     blobs: blobs::BlobStore,
     device: crate::gpu::DeviceChoice,
@@ -315,6 +315,7 @@ fn start_consensus(
     let machine = Replicated::new(
         ClusterState::new(prepared.genesis, prepared.defaults.clone()),
         applied_tx,
+        blobs.clone(),
     );
     let (handle, task) = consensus::start(
         id,
@@ -380,6 +381,7 @@ fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> 
         tick: Duration::from_millis(train.tick_ms),
         election_ticks: train.election_ticks,
         heartbeat_ticks: train.heartbeat_ticks,
+        snapshot_every: train.snapshot_every,
     })
 }
 
@@ -447,6 +449,12 @@ async fn forward_consensus_status(
         metrics.raft_commit_index.set(current.commit_index as i64);
         metrics.raft_applied_index.set(current.applied_index as i64);
         metrics.raft_leader.set(i64::from(current.role == "leader"));
+        metrics
+            .raft_snapshot_index
+            .set(current.snapshot_index as i64);
+        metrics
+            .raft_snapshots_installed
+            .set(current.snapshots_installed as i64);
         status.send_modify(|node| node.consensus = Some(current));
         if consensus.changed().await.is_err() {
             return;

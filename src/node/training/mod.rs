@@ -41,7 +41,7 @@ use super::Command as ChainCommand;
 use super::NodeError;
 use super::blobs::BlobStore;
 use super::consensus::{ConsensusError, ConsensusHandle, ConsensusStatus, ReadConsistency};
-use super::replicated::Replicated;
+use super::replicated::{Replicated, StateEvent};
 use super::trainer_thread::{Done, Job};
 
 /// How often the coordinator's deadline and the announce condition are checked.
@@ -57,7 +57,7 @@ pub(super) struct TrainingParts {
     /// The leader stops announcing after this round (`None`: never).
     pub max_rounds: Option<u64>,
     pub consensus: ConsensusHandle<Replicated>,
-    pub applied: mpsc::UnboundedReceiver<Applied>,
+    pub applied: mpsc::UnboundedReceiver<StateEvent>,
     pub net: Network,
     /// Training-range events (`Network::subscribe(Service::Training)`).
     pub events: mpsc::Receiver<NetEvent>,
@@ -182,7 +182,7 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
 impl Service {
     async fn run(
         &mut self,
-        mut applied: mpsc::UnboundedReceiver<Applied>,
+        mut applied: mpsc::UnboundedReceiver<StateEvent>,
         mut events: mpsc::Receiver<NetEvent>,
         mut done: mpsc::UnboundedReceiver<Done>,
         mut inbox: mpsc::UnboundedReceiver<Inbox>,
@@ -199,7 +199,7 @@ impl Service {
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                Some(event) = applied.recv() => self.on_applied(event),
+                Some(event) = applied.recv() => self.on_state_event(event),
                 Some(event) = events.recv() => self.on_net(event),
                 Some(result) = done.recv() => self.on_done(result)?,
                 Some(message) = inbox.recv() => self.on_inbox(message),
@@ -294,6 +294,18 @@ impl Service {
         self.drain_coordinator();
     }
 
+    fn on_state_event(&mut self, event: StateEvent) {
+        match event {
+            StateEvent::Applied(applied) => self.on_applied(applied),
+            StateEvent::Checkpoint { round, params_hash } => {
+                let _ = self.jobs.send(Job::Checkpoint { round, params_hash });
+            }
+            StateEvent::Collect(blobs) => {
+                let _ = self.jobs.send(Job::Collect(blobs));
+            }
+        }
+    }
+
     fn on_applied(&mut self, event: Applied) {
         match &event {
             Applied::Round { round, .. } => {
@@ -323,12 +335,25 @@ impl Service {
             Applied::Undecodable { index, error } => {
                 warn!(index, %error, "log entry this version cannot read skipped");
             }
-            Applied::Restored { round, .. } => {
-                error!(
+            Applied::Restored {
+                index,
+                round,
+                params_hash,
+            } => {
+                info!(
+                    index,
                     round,
-                    "a Raft snapshot replaced the round log, but this node restores params only by \
-                     replaying rounds; it stays at its params until the log is replayed"
+                    "a Raft snapshot replaced the round log; the trainer jumps to its params"
                 );
+                self.committed_round = *round;
+                self.view.round = *round;
+                self.view.rounds_committed = *round;
+                self.view.params_hash = params_hash.to_string();
+                self.metrics.training_round.set(*round as i64);
+                let _ = self.jobs.send(Job::Restore {
+                    round: *round,
+                    params_hash: *params_hash,
+                });
             }
         }
         if self.leading {
@@ -363,6 +388,11 @@ impl Service {
             Done::Applied { round } => {
                 self.trainer_round = round;
                 self.view.trained_round = round;
+            }
+            Done::Restored { round } => {
+                self.trainer_round = round;
+                self.view.trained_round = round;
+                self.view.restored_round = round;
             }
             Done::Evaluated {
                 round,
