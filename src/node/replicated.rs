@@ -179,3 +179,104 @@ impl Compactable for Replicated {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::command::tests::round as sample_round;
+    use crate::cluster::{Command, RoundCommitted, TrainingConfig};
+    use crate::codec::Encode;
+
+    const GENESIS: StateHash = StateHash([1; 32]);
+
+    /// Round `r` chained onto the rounds before it, with a reduced gradient of its own.
+    fn chained(r: u64) -> Vec<u8> {
+        let hash = |r: u64| StateHash([r as u8 + 1; 32]);
+        Command::RoundCommitted(RoundCommitted {
+            parent_hash: if r == 1 { GENESIS } else { hash(r - 1) },
+            params_hash: hash(r),
+            reduced_hash: BlobHash([r as u8 + 100; 32]),
+            ..sample_round(r)
+        })
+        .to_bytes()
+    }
+
+    fn drain(events: &mut mpsc::UnboundedReceiver<StateEvent>) -> Vec<StateEvent> {
+        std::iter::from_fn(|| events.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_snapshot_is_durable_once_its_params_are_stored_and_old_blobs_are_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let state = ClusterState::new(GENESIS, TrainingConfig::default());
+        let mut machine = Replicated::new(state, tx, blobs.clone());
+        assert!(!machine.snapshot_durable(), "nothing prepared yet");
+
+        let mut index = 0;
+        let mut snapshot_at = |machine: &mut Replicated, rounds: std::ops::RangeInclusive<u64>| {
+            for r in rounds {
+                index += 1;
+                machine.apply(index, &chained(r));
+            }
+            machine.prepare_snapshot()
+        };
+        let data = snapshot_at(&mut machine, 1..=5);
+        assert!(!data.is_empty());
+        let events = drain(&mut rx);
+        assert_eq!(events.len(), 6, "{events:?}");
+        let params = match &events[5] {
+            StateEvent::Checkpoint { round, params_hash } => {
+                assert_eq!(*round, 5);
+                *params_hash
+            }
+            other => panic!("{other:?}"),
+        };
+        // Not durable until the trainer stored the params the snapshot names.
+        assert!(!machine.snapshot_durable());
+        std::fs::write(dir.path().join("blobs").join(params.to_string()), b"x").unwrap();
+        assert!(machine.snapshot_durable());
+        machine.compacted();
+        assert!(!machine.snapshot_durable(), "the staged snapshot was used");
+        assert!(
+            drain(&mut rx).is_empty(),
+            "one snapshot kept: nothing to collect"
+        );
+
+        // The second snapshot keeps the first: the reduced gradients of rounds up to the
+        // first (5) go, the first snapshot's params stay.
+        let collected_after = |machine: &mut Replicated,
+                               rx: &mut mpsc::UnboundedReceiver<StateEvent>|
+         -> Vec<(u64, BlobHash)> {
+            machine.compacted();
+            drain(rx)
+                .into_iter()
+                .find_map(|e| match e {
+                    StateEvent::Collect(list) => Some(list),
+                    _ => None,
+                })
+                .expect("a collection")
+        };
+        snapshot_at(&mut machine, 6..=9);
+        let collected = collected_after(&mut machine, &mut rx);
+        assert_eq!(
+            collected,
+            (1..=5)
+                .map(|r| (r, BlobHash([r as u8 + 100; 32])))
+                .collect::<Vec<_>>()
+        );
+        // The third: the first snapshot's params go, and the reduced gradients up to the
+        // second (9).
+        snapshot_at(&mut machine, 10..=12);
+        let collected = collected_after(&mut machine, &mut rx);
+        assert_eq!(collected[0], (5, BlobHash::from(params)));
+        let rounds: Vec<u64> = collected[1..].iter().map(|(r, _)| *r).collect();
+        assert_eq!(rounds, vec![6, 7, 8, 9]);
+        // The next collection offers only what is new.
+        snapshot_at(&mut machine, 13..=14);
+        let collected = collected_after(&mut machine, &mut rx);
+        let rounds: Vec<u64> = collected.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rounds, vec![9, 10, 11, 12]);
+    }
+}
