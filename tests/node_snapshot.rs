@@ -251,3 +251,48 @@ async fn a_node_stopped_past_a_compaction_catches_up_from_the_leaders_snapshot()
         node.shutdown().await.expect("shutdown");
     }
 }
+
+/// Not a check: the figures for docs/perf.md. A one-node cluster trains `ROUNDS` rounds with
+/// and without compaction, then restarts from its data dir; printed: the time until its
+/// trainer is back at the last round (replaying every round from local blobs, or jumping to
+/// its snapshot's params and replaying the tail), best of three each.
+/// `cargo test --test node_snapshot -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement for docs/perf.md"]
+async fn restart_catch_up_time_with_and_without_snapshots() {
+    const ROUNDS: u64 = 600;
+    let mut best = [f64::MAX; 2];
+    for _ in 0..3 {
+        for (slot, every) in [0, 50].into_iter().enumerate() {
+            let make = || TrainSection {
+                snapshot_every: every,
+                eval_every: ROUNDS,
+                ..train_section(&[], ROUNDS)
+            };
+            let (dirs, nodes) = start_nodes(1, |dir, peers, _| config(dir, peers, make())).await;
+            let node = nodes.into_iter().next().expect("node");
+            eventually(300, "every round trained", || async {
+                training(&node).filter(|t| t.trained_round == ROUNDS)
+            })
+            .await;
+            node.shutdown().await.expect("shutdown");
+            let started = std::time::Instant::now();
+            let node = Node::start(config(dirs[0].path(), &[], make()))
+                .await
+                .expect("restart");
+            eventually(300, "back at the last round", || async {
+                training(&node).filter(|t| t.trained_round == ROUNDS)
+            })
+            .await;
+            best[slot] = best[slot].min(started.elapsed().as_secs_f64());
+            node.shutdown().await.expect("shutdown");
+        }
+    }
+    println!(
+        "restart catch-up after {ROUNDS} rounds: full replay {:.3} s, from a snapshot (every 50) \
+         {:.3} s, ratio {:.1}x",
+        best[0],
+        best[1],
+        best[0] / best[1]
+    );
+}
