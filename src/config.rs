@@ -142,6 +142,13 @@ pub struct TrainSection {
     /// snapshot names the training state, kept as a blob; a tail of a quarter of it stays in
     /// the log for slightly lagging followers). 0: never compact.
     pub snapshot_every: u64,
+    /// This node is not among the initial voters: ask the cluster's leader (reached through
+    /// `net.peers`) to add it as a voter. `voters` must list the cluster's initial voters,
+    /// without this node, so it reads the round log the way every other node does.
+    pub join: bool,
+    /// As leader, add a node that asks to join as a voter (a node that could connect — see
+    /// `net.pinned` — may then vote). Off: join requests are refused.
+    pub accept_joins: bool,
     /// Where the leader reduces: `cpu`, `gpu` or `auto`.
     pub backend: String,
     /// Test only: this node's gradients are corrupted (`sign-flip`, `scale`, `noise`), to see a
@@ -169,6 +176,8 @@ impl Default for TrainSection {
             rounds: None,
             eval_every: 10,
             snapshot_every: crate::node::consensus::DEFAULT_SNAPSHOT_EVERY,
+            join: false,
+            accept_joins: false,
             backend: "cpu".into(),
             attack: None,
         }
@@ -275,7 +284,12 @@ impl TrainSection {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.voters()?;
+        if self.voters()?.is_empty() && self.join {
+            return Err(invalid(
+                "train.join",
+                "a joining node needs the cluster's initial voters in train.voters",
+            ));
+        }
         fingerprints("train.workers", &self.workers)?;
         if !(1..=60_000).contains(&self.tick_ms) {
             return Err(invalid("train.tick_ms", "must be between 1 and 60000"));
@@ -692,6 +706,7 @@ mod tests {
             ("hidden = [0]", "train.hidden"),
             ("eval_every = 0", "train.eval_every"),
             ("snapshot_every = 2", "train.snapshot_every"),
+            ("join = true", "train.join"),
             ("backend = \"tpu\"", "train.backend"),
             ("attack = \"polite\"", "train.attack"),
             ("workers = [\"zz\"]", "train.workers"),

@@ -141,6 +141,7 @@ type ReadFn<M> = Box<dyn FnOnce(Result<&M, ConsensusError>) + Send>;
 
 enum Request<M> {
     Propose(Vec<u8>, oneshot::Sender<Result<u64, ConsensusError>>),
+    AddVoter(NodeId, oneshot::Sender<Result<u64, ConsensusError>>),
     Read(ReadConsistency, ReadFn<M>),
     Shutdown,
 }
@@ -166,6 +167,14 @@ impl<M: Send + 'static> ConsensusHandle<M> {
     pub async fn propose(&self, command: Vec<u8>) -> Result<u64, ConsensusError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Propose(command, reply)).await?;
+        answer.await.map_err(|_| ConsensusError::Stopped)?
+    }
+
+    /// Adds `node` as a Raft voter (single-server membership change) at the leader; resolves
+    /// with the change's log index once this node has applied it.
+    pub async fn add_voter(&self, node: NodeId) -> Result<u64, ConsensusError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::AddVoter(node, reply)).await?;
         answer.await.map_err(|_| ConsensusError::Stopped)?
     }
 
@@ -408,6 +417,29 @@ impl<M: Compactable, S: Storage> Service<M, S> {
                     let _ = reply.send(Err(self.propose_error(error)));
                 }
             },
+            Request::AddVoter(node, reply) => {
+                let proposed = match self.ids.insert(node) {
+                    Ok(id) => self
+                        .raft
+                        .propose_conf_change(raft::ConfChange::AddVoter(id))
+                        .map_err(|error| self.propose_error(error)),
+                    Err(error) => Err(ConsensusError::Ids(error)),
+                };
+                match proposed {
+                    Ok(index) => {
+                        info!(node = %node.short(), index, "adding a voter");
+                        let pending = PendingProposal {
+                            term: self.raft.term(),
+                            reply,
+                            since: Instant::now(),
+                        };
+                        self.proposals.insert(index, pending);
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
             Request::Read(ReadConsistency::Local, read) => read(Ok(&self.machine)),
             Request::Read(consistency, read) => {
                 let request = self.next_read;

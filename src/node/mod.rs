@@ -236,6 +236,8 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 workers: started.prepared.workers,
                 gradient_len: started.prepared.gradient_len,
                 max_rounds: started.max_rounds,
+                join: started.join,
+                accept_joins: started.accept_joins,
                 consensus: started.handle.clone(),
                 applied: started.applied,
                 net: net.clone(),
@@ -296,6 +298,8 @@ struct StartedConsensus {
     device: crate::gpu::DeviceChoice,
     eval_every: u64,
     max_rounds: Option<u64>,
+    join: bool,
+    accept_joins: bool,
     done_tx: mpsc::UnboundedSender<trainer_thread::Done>,
     done_rx: mpsc::UnboundedReceiver<trainer_thread::Done>,
 }
@@ -340,6 +344,8 @@ fn start_consensus(
         device: train.device()?,
         eval_every: train.eval_every,
         max_rounds: train.rounds,
+        join: train.join,
+        accept_joins: train.accept_joins,
         done_tx,
         done_rx,
     })

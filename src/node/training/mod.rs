@@ -22,8 +22,8 @@ use crate::api::{ConfigRequest, Metrics, NodeStatus, TrainingStatus};
 use crate::cluster::receipt::to_receipt;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
-    FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_ROUND_ANNOUNCE,
-    Gradient, RoundAnnounce,
+    FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_JOIN,
+    FRAME_ROUND_ANNOUNCE, Gradient, RoundAnnounce,
 };
 use crate::cluster::{
     Applied, BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId,
@@ -36,6 +36,7 @@ use crate::train::StateHash;
 
 mod blob_transfer;
 mod config_writes;
+mod join;
 
 use super::Command as ChainCommand;
 use super::NodeError;
@@ -56,6 +57,10 @@ pub(super) struct TrainingParts {
     pub gradient_len: usize,
     /// The leader stops announcing after this round (`None`: never).
     pub max_rounds: Option<u64>,
+    /// Ask the leader to add this node as a voter (`train.join`).
+    pub join: bool,
+    /// As leader, add nodes that ask to join (`train.accept_joins`).
+    pub accept_joins: bool,
     pub consensus: ConsensusHandle<Replicated>,
     pub applied: mpsc::UnboundedReceiver<StateEvent>,
     pub net: Network,
@@ -98,6 +103,8 @@ struct Service {
     gradient_len: usize,
     limits: WireLimits,
     max_rounds: Option<u64>,
+    joining: join::Joining,
+    accept_joins: bool,
     consensus: ConsensusHandle<Replicated>,
     raft: watch::Receiver<ConsensusStatus>,
     leading: bool,
@@ -128,6 +135,8 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         workers,
         gradient_len,
         max_rounds,
+        join,
+        accept_joins,
         consensus,
         applied,
         net,
@@ -148,6 +157,11 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         limits: WireLimits::for_params(gradient_len),
         gradient_len,
         max_rounds,
+        joining: join::Joining {
+            wanted: join,
+            ..join::Joining::default()
+        },
+        accept_joins,
         raft: consensus.watch(),
         consensus,
         leading: false,
@@ -215,6 +229,7 @@ impl Service {
                     self.coordinator.tick(now);
                     self.drain_coordinator();
                     self.waiters.retain(|_, waiter| !waiter.is_closed());
+                    self.join_if_due();
                     self.publish();
                 }
             }
@@ -639,6 +654,7 @@ impl Service {
             (FRAME_FORWARD, TrainingMessage::Forward { command }) => {
                 self.on_forward(peer, command, reply)
             }
+            (FRAME_JOIN, TrainingMessage::Join) => self.on_join(peer, reply),
             (code, _) => debug!(peer = %peer.short(), code, "training request type not served"),
         }
     }
