@@ -2,9 +2,10 @@
 //! It ticks Raft on an interval, steps Raft frames from the transport, runs `process_ready`
 //! with a `RedbStorage` in the data dir (`raft.redb`), sends Raft's messages to peers with
 //! `Network::send_to`, and serves proposals and reads that arrive through a
-//! [`ConsensusHandle`]. It is generic over the replicated [`StateMachine`].
+//! [`ConsensusHandle`]. It is generic over the replicated state machine (a
+//! [`Compactable`] `raft::StateMachine`).
 //!
-//! Compaction: once the applied index is `snapshot_every` entries past the last snapshot, the
+//! Compaction (`compaction.rs`): once the applied index is `snapshot_every` entries past the last snapshot, the
 //! service stages a snapshot of the state machine ([`Compactable::prepare_snapshot`]); when
 //! what it names outside the state is durable and a tail of `snapshot_every / 4` more entries
 //! has been applied (kept for slightly lagging followers), it hands the snapshot to
@@ -25,13 +26,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+mod compaction;
+
+pub use self::compaction::Compactable;
+use self::compaction::Snapshots;
 pub use crate::api::ConsensusStatus;
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message as Frame, NetEvent, Network};
 use crate::node_id::{NodeId, NodeIdError, RaftIds};
 use crate::raft::{
     self, Config as RaftConfig, ProposeError, Raft, RaftError, ReadOnlyMode, RedbStorage, Role,
-    StateMachine, Storage, StorageError,
+    Storage, StorageError,
 };
 
 /// File name of the Raft log inside the data dir.
@@ -40,21 +45,6 @@ pub const RAFT_FILE: &str = "raft.redb";
 pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
 /// How long a read or proposal may wait inside the service before it is answered `Timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A state machine the service can compact the log under. A snapshot's bytes may name data
-/// kept outside the state (the training state, a blob named by its hash): the entries that
-/// produced it are dropped only once that data is durable, so the snapshot can always be
-/// restored, here after a restart or on a follower it is sent to.
-pub trait Compactable: StateMachine {
-    /// A snapshot of the state as it is now; asks for whatever it names outside the state to
-    /// be made durable (replacing an earlier request).
-    fn prepare_snapshot(&mut self) -> Vec<u8>;
-    /// Whether what the last prepared snapshot names is durable now.
-    fn snapshot_durable(&self) -> bool;
-    /// The log was compacted up to the last prepared snapshot: data only older entries
-    /// needed may go.
-    fn compacted(&mut self);
-}
 
 /// Default of [`ConsensusConfig::snapshot_every`].
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
@@ -225,26 +215,6 @@ struct PendingRead<M> {
     since: Instant,
 }
 
-/// A snapshot taken at `index`, waiting for its tail and for what it names to be durable.
-struct Staged {
-    index: u64,
-    data: Vec<u8>,
-}
-
-/// Snapshot bookkeeping for `/status` and the compaction rule.
-#[derive(Default)]
-struct Snapshots {
-    /// Compact after this many applied entries (0: never).
-    every: u64,
-    staged: Option<Staged>,
-    /// The snapshot this node recovered from storage at start (restoring it is no install).
-    recovered_at: u64,
-    /// Snapshots installed from a leader.
-    installed: u64,
-    /// Local compactions.
-    taken: u64,
-}
-
 struct Service<M, S> {
     raft: Raft,
     storage: S,
@@ -314,11 +284,7 @@ where
         confirming: BTreeMap::new(),
         applying: Vec::new(),
         next_read: 1,
-        snapshots: Snapshots {
-            every: config.snapshot_every,
-            recovered_at,
-            ..Snapshots::default()
-        },
+        snapshots: Snapshots::new(config.snapshot_every, recovered_at),
     };
     service.publish();
     let tick = config.tick;
@@ -512,80 +478,6 @@ impl<M: Compactable, S: Storage> Service<M, S> {
         Ok(())
     }
 
-    /// One `process_ready` pass, counting the snapshots a leader installed here.
-    fn process_ready(&mut self) -> Result<Vec<raft::ReadState>, ConsensusError> {
-        let Service {
-            raft,
-            storage,
-            machine,
-            net,
-            ids,
-            snapshots,
-            ..
-        } = self;
-        let mut counted = CountRestores {
-            machine,
-            recovered_at: snapshots.recovered_at,
-            installed: 0,
-        };
-        let reads = raft::process_ready(raft, storage, &mut counted, |message| {
-            send(net, ids, message)
-        })?;
-        if counted.installed > 0 {
-            snapshots.installed += counted.installed;
-            info!(
-                index = raft.snapshot_index(),
-                "installed a snapshot from the leader"
-            );
-        }
-        Ok(reads)
-    }
-
-    /// Stages a snapshot once `every` entries were applied after the last one, and compacts
-    /// the log with it once its tail is applied and what it names is durable. True when it
-    /// compacted (the snapshot then waits in Raft's next `Ready`).
-    fn compact_if_due(&mut self) -> Result<bool, ConsensusError> {
-        let every = self.snapshots.every;
-        if every == 0 {
-            return Ok(false);
-        }
-        let applied = self.raft.applied_index();
-        let floor = self.raft.snapshot_index();
-        if let Some(staged) = &self.snapshots.staged {
-            if staged.index <= floor {
-                // A snapshot from the leader overtook it.
-                self.snapshots.staged = None;
-            } else if applied >= staged.index + every / 4 && self.machine.snapshot_durable() {
-                let Some(staged) = self.snapshots.staged.take() else {
-                    return Ok(false);
-                };
-                let index = staged.index;
-                self.raft.compact(index, staged.data)?;
-                self.machine.compacted();
-                self.snapshots.taken += 1;
-                info!(index, applied, "log compacted");
-                return Ok(true);
-            } else if applied >= staged.index + 2 * every {
-                warn!(
-                    index = staged.index,
-                    "what the staged snapshot names never became durable; taking a new one"
-                );
-                self.snapshots.staged = None;
-            } else {
-                return Ok(false);
-            }
-        }
-        if applied >= floor + every {
-            let data = self.machine.prepare_snapshot();
-            debug!(index = applied, bytes = data.len(), "snapshot staged");
-            self.snapshots.staged = Some(Staged {
-                index: applied,
-                data,
-            });
-        }
-        Ok(false)
-    }
-
     /// Answers requests that waited too long (a read Raft silently dropped on a leader change).
     fn expire(&mut self) {
         let old = |since: &Instant| since.elapsed() > REQUEST_TIMEOUT;
@@ -661,32 +553,6 @@ impl<M: Compactable, S: Storage> Service<M, S> {
             *current = status;
             changed
         });
-    }
-}
-
-/// The state machine as `process_ready` sees it, counting restores from a leader's snapshot
-/// (any restore past the snapshot recovered at start).
-struct CountRestores<'a, M> {
-    machine: &'a mut M,
-    recovered_at: u64,
-    installed: u64,
-}
-
-impl<M: StateMachine> StateMachine for CountRestores<'_, M> {
-    fn apply(&mut self, index: u64, command: &[u8]) {
-        self.machine.apply(index, command);
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.machine.snapshot()
-    }
-
-    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), String> {
-        self.machine.restore(snapshot)?;
-        if snapshot.meta.index > self.recovered_at {
-            self.installed += 1;
-        }
-        Ok(())
     }
 }
 
