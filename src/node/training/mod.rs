@@ -9,7 +9,8 @@
 //!
 //! Owns the coordination loop and its clock; the arithmetic runs on the trainer thread
 //! (`trainer_thread`), the replicated state in the consensus service (`replicated`). Blob
-//! pushes and fetches live in `blob_transfer`, config requests in `config_writes`.
+//! pushes and fetches live in `blob_transfer`, config requests in `config_writes`, what the
+//! replicated state hands over in `applied`, joining a running cluster in `join`.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -19,21 +20,21 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::api::{ConfigRequest, Metrics, NodeStatus, TrainingStatus};
-use crate::cluster::receipt::to_receipt;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
     FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_JOIN,
     FRAME_ROUND_ANNOUNCE, Gradient, RoundAnnounce,
 };
 use crate::cluster::{
-    Applied, BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId,
-    RoundSettings, TrainingMessage, WireLimits, Worker,
+    BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId, RoundSettings,
+    TrainingMessage, WireLimits, Worker,
 };
 use crate::codec::Encode;
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
 
+mod applied;
 mod blob_transfer;
 mod config_writes;
 mod join;
@@ -307,74 +308,6 @@ impl Service {
         self.coordinator
             .announce(now, round + 1, params_hash, self.workers.clone(), settings);
         self.drain_coordinator();
-    }
-
-    fn on_state_event(&mut self, event: StateEvent) {
-        match event {
-            StateEvent::Applied(applied) => self.on_applied(applied),
-            StateEvent::Checkpoint { round, params_hash } => {
-                let _ = self.jobs.send(Job::Checkpoint { round, params_hash });
-            }
-            StateEvent::Collect(blobs) => {
-                let _ = self.jobs.send(Job::Collect(blobs));
-            }
-        }
-    }
-
-    fn on_applied(&mut self, event: Applied) {
-        match &event {
-            Applied::Round { round, .. } => {
-                self.committed_round = round.round;
-                self.view.round = round.round;
-                self.view.rounds_committed = round.round;
-                self.view.loss = Some(round.loss);
-                self.view.params_hash = round.params_hash.to_string();
-                self.metrics.training_round.set(round.round as i64);
-                let _ = self.jobs.send(Job::Commit(round.clone()));
-                let (reply, _) = oneshot::channel();
-                let receipt = ChainCommand::SubmitReceipt(to_receipt(round), reply);
-                if self.chain.try_send(receipt).is_err() {
-                    debug!(round = round.round, "chain busy; receipt not pooled here");
-                }
-            }
-            Applied::RoundRefused { round, reason, .. } => {
-                debug!(round, ?reason, "round command refused by the state machine");
-            }
-            Applied::Config {
-                request, outcome, ..
-            } => {
-                if let Some(waiter) = self.waiters.remove(request) {
-                    let _ = waiter.send(outcome.clone());
-                }
-            }
-            Applied::Undecodable { index, error } => {
-                warn!(index, %error, "log entry this version cannot read skipped");
-            }
-            Applied::Restored {
-                index,
-                round,
-                params_hash,
-            } => {
-                info!(
-                    index,
-                    round,
-                    "a Raft snapshot replaced the round log; the trainer jumps to its params"
-                );
-                self.committed_round = *round;
-                self.view.round = *round;
-                self.view.rounds_committed = *round;
-                self.view.params_hash = params_hash.to_string();
-                self.metrics.training_round.set(*round as i64);
-                let _ = self.jobs.send(Job::Restore {
-                    round: *round,
-                    params_hash: *params_hash,
-                });
-            }
-        }
-        if self.leading {
-            self.coordinator.on_applied(&event);
-            self.drain_coordinator();
-        }
     }
 
     fn on_done(&mut self, done: Done) -> Result<(), NodeError> {
