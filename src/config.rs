@@ -124,6 +124,12 @@ pub struct MiningSection {
     pub pace_ms: u64,
 }
 
+/// Smallest non-zero `train.snapshot_every`: fewer entries between snapshots would snapshot
+/// the state (and write the params blob) nearly every round.
+pub const MIN_SNAPSHOT_EVERY: u64 = 4;
+/// Largest `train.snapshot_every` (the round log a snapshot holds is bounded anyway).
+pub const MAX_SNAPSHOT_EVERY: u64 = 10_000_000;
+
 /// `[train]`: the training cluster — Raft membership and timing, the worker list, the model
 /// and data every node derives identically from the seed, and the defaults the replicated
 /// config store starts from (`learning_rate`, `rule`, `consistency`, `round_deadline_ms`,
@@ -167,6 +173,17 @@ pub struct TrainSection {
     pub rounds: Option<u64>,
     /// Evaluate the held-out accuracy every this many rounds.
     pub eval_every: u64,
+    /// Compact the Raft log once this many entries were applied after the last snapshot (the
+    /// snapshot names the training state, kept as a blob; a tail of a quarter of it stays in
+    /// the log for slightly lagging followers). 0: never compact.
+    pub snapshot_every: u64,
+    /// This node is not among the initial voters: ask the cluster's leader (reached through
+    /// `net.peers`) to add it as a voter. `voters` must list the cluster's initial voters,
+    /// without this node, so it reads the round log the way every other node does.
+    pub join: bool,
+    /// As leader, add a node that asks to join as a voter (a node that could connect — see
+    /// `net.pinned` — may then vote). Off: join requests are refused.
+    pub accept_joins: bool,
     /// Where the leader reduces: `cpu`, `gpu` or `auto`.
     pub backend: String,
     /// Test only: this node's gradients are corrupted (`sign-flip`, `scale`, `noise`), to see a
@@ -193,6 +210,9 @@ impl Default for TrainSection {
             batch_size: 32,
             rounds: None,
             eval_every: 10,
+            snapshot_every: crate::node::consensus::DEFAULT_SNAPSHOT_EVERY,
+            join: false,
+            accept_joins: false,
             backend: "cpu".into(),
             attack: None,
         }
@@ -299,7 +319,12 @@ impl TrainSection {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        self.voters()?;
+        if self.voters()?.is_empty() && self.join {
+            return Err(invalid(
+                "train.join",
+                "a joining node needs the cluster's initial voters in train.voters",
+            ));
+        }
         fingerprints("train.workers", &self.workers)?;
         if !(1..=60_000).contains(&self.tick_ms) {
             return Err(invalid("train.tick_ms", "must be between 1 and 60000"));
@@ -327,6 +352,16 @@ impl TrainSection {
         }
         if self.eval_every == 0 {
             return Err(invalid("train.eval_every", "must be at least 1"));
+        }
+        if self.snapshot_every != 0
+            && !(MIN_SNAPSHOT_EVERY..=MAX_SNAPSHOT_EVERY).contains(&self.snapshot_every)
+        {
+            return Err(invalid(
+                "train.snapshot_every",
+                &format!(
+                    "must be 0 (never compact) or between {MIN_SNAPSHOT_EVERY} and {MAX_SNAPSHOT_EVERY}"
+                ),
+            ));
         }
         self.training_defaults()?;
         self.device()?;
@@ -720,6 +755,8 @@ mod tests {
             ("round_deadline_ms = 0", "train.round_deadline_ms"),
             ("hidden = [0]", "train.hidden"),
             ("eval_every = 0", "train.eval_every"),
+            ("snapshot_every = 2", "train.snapshot_every"),
+            ("join = true", "train.join"),
             ("backend = \"tpu\"", "train.backend"),
             ("attack = \"polite\"", "train.attack"),
             ("workers = [\"zz\"]", "train.workers"),

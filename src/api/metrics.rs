@@ -43,6 +43,10 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     /// 1 while this node leads, else 0.
     pub raft_leader: Gauge,
+    /// Index of the latest Raft snapshot (the log before it is compacted away).
+    pub raft_snapshot_index: Gauge,
+    /// Snapshots a leader installed on this node since it started.
+    pub raft_snapshots_installed: Gauge,
     /// The last training round committed.
     pub training_round: Gauge,
     /// Held-out accuracy after the last evaluated round.
@@ -82,6 +86,8 @@ impl Metrics {
             raft_commit_index: Gauge::default(),
             raft_applied_index: Gauge::default(),
             raft_leader: Gauge::default(),
+            raft_snapshot_index: Gauge::default(),
+            raft_snapshots_installed: Gauge::default(),
             training_round: Gauge::default(),
             training_accuracy: Gauge::default(),
             training_rounds_abandoned: Counter::default(),
@@ -147,6 +153,16 @@ impl Metrics {
             "raft_leader",
             "1 while this node is the Raft leader",
             m.raft_leader.clone(),
+        );
+        registry.register(
+            "raft_snapshot_index",
+            "Index of the latest Raft snapshot; the log before it is compacted",
+            m.raft_snapshot_index.clone(),
+        );
+        registry.register(
+            "raft_snapshots_installed",
+            "Snapshots a leader installed here since the node started",
+            m.raft_snapshots_installed.clone(),
         );
         registry.register(
             "training_round",

@@ -84,6 +84,10 @@ pub struct TrainingStatus {
     pub params_hash: String,
     /// The round whose params this node's trainer holds (checked against the committed hash).
     pub trained_round: u64,
+    /// The round of the last Raft snapshot whose training state the trainer jumped to (0:
+    /// none; it replayed every round).
+    #[serde(default)]
+    pub restored_round: u64,
     /// Workers in the cluster's list.
     pub workers: usize,
     /// Whether this node computes gradients.
@@ -168,6 +172,18 @@ pub struct ConsensusStatus {
     pub applied_index: u64,
     /// Fingerprints (hex) of the current voters.
     pub voters: Vec<String>,
+    /// Index of the latest snapshot: the log before it is compacted away (0: none).
+    #[serde(default)]
+    pub snapshot_index: u64,
+    /// Entries held in the log after the snapshot.
+    #[serde(default)]
+    pub log_entries: u64,
+    /// Snapshots a leader sent this node (it was too far behind to catch up from entries).
+    #[serde(default)]
+    pub snapshots_installed: u64,
+    /// Snapshots this node took of its own state to compact its log.
+    #[serde(default)]
+    pub snapshots_taken: u64,
 }
 
 /// One connected peer in `/status`.

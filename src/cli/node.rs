@@ -53,6 +53,11 @@ pub struct NodeArgs {
     /// added to the config's `train.voters`; implies --train.
     #[arg(long = "voter", value_name = "FINGERPRINT")]
     pub voters: Vec<String>,
+    /// Join a running training cluster through the node at ADDR (dialled as a peer): the
+    /// leader adds this node as a voter (its `train.accept_joins` must be on). List the
+    /// cluster's initial voters with --voter, without this node; implies --train.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<String>,
     /// Stop when stdin reaches end of file: a supervisor (`hashgrad testnet`) holds the pipe,
     /// so its children stop even when it is killed with no chance to stop them.
     #[arg(long)]
@@ -94,9 +99,13 @@ impl NodeArgs {
         if let Some(pace) = self.pace_ms {
             config.mining.pace_ms = pace;
         }
-        if self.train || !self.voters.is_empty() {
+        if self.train || !self.voters.is_empty() || self.join.is_some() {
             let train = config.train.get_or_insert_with(Default::default);
             train.voters.extend(self.voters.iter().cloned());
+        }
+        if let (Some(addr), Some(train)) = (&self.join, &mut config.train) {
+            config.net.peers.push(addr.clone());
+            train.join = true;
         }
         config.validate()?;
         Ok(config)

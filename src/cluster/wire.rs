@@ -4,6 +4,8 @@
 //! decoder bounds every size by `WireLimits` (from the model's size) and never panics. A
 //! gradient or a blob is sent as one frame on a stream of its own. No sockets here.
 
+use std::net::SocketAddr;
+
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::net::NodeId;
 use crate::train::StateHash;
@@ -28,6 +30,16 @@ pub const FRAME_FORWARD: u8 = 0x54;
 pub const FRAME_FORWARD_RESULT: u8 = 0x55;
 /// Frame type of a `BlobStored` (the answer to a leader's blob push).
 pub const FRAME_BLOB_STORED: u8 = 0x56;
+/// Frame type of a `Join` (a node asks the leader to add it as a Raft voter; answered with a
+/// `ForwardResult`).
+pub const FRAME_JOIN: u8 = 0x57;
+/// Frame type of a `Peers` (sent with the answer to a `Join`: the cluster members the
+/// answering node is connected to, so the newcomer can reach the leader and every voter).
+pub const FRAME_PEERS: u8 = 0x58;
+/// Most peers in a `Peers` frame.
+pub const MAX_PEERS: usize = 256;
+/// Longest socket address text in a `Peers` frame (`[v6%scope]:port`).
+const MAX_ADDR_TEXT: usize = 64;
 /// Largest forwarded command (a config write: key, value, request id).
 pub const MAX_FORWARD_BYTES: usize = 16 * 1024;
 /// Largest error text in a `ForwardResult`.
@@ -71,6 +83,8 @@ impl WireLimits {
             FRAME_FORWARD => Some(1 + 4 + MAX_FORWARD_BYTES),
             FRAME_FORWARD_RESULT => Some(1 + 1 + 8 + 4 + MAX_FORWARD_ERROR),
             FRAME_BLOB_STORED => Some(1 + 32),
+            FRAME_JOIN => Some(1),
+            FRAME_PEERS => Some(1 + 4 + MAX_PEERS * (32 + 4 + MAX_ADDR_TEXT)),
             _ => None,
         }
     }
@@ -135,6 +149,13 @@ pub enum TrainingMessage {
     BlobStored {
         hash: BlobHash,
     },
+    /// The sending node (named by its connection's key) asks the leader to add it as a Raft
+    /// voter; the answer is a `ForwardResult` with the change's log index.
+    Join,
+    /// Cluster members by key and listen address (part of the answer to a `Join`).
+    Peers {
+        peers: Vec<(NodeId, SocketAddr)>,
+    },
 }
 
 impl TrainingMessage {
@@ -148,6 +169,8 @@ impl TrainingMessage {
             TrainingMessage::Forward { .. } => FRAME_FORWARD,
             TrainingMessage::ForwardResult { .. } => FRAME_FORWARD_RESULT,
             TrainingMessage::BlobStored { .. } => FRAME_BLOB_STORED,
+            TrainingMessage::Join => FRAME_JOIN,
+            TrainingMessage::Peers { .. } => FRAME_PEERS,
         }
     }
 
@@ -199,6 +222,14 @@ impl TrainingMessage {
                     out.bool(false).str(&reason[..end]);
                 }
             },
+            TrainingMessage::Join => {}
+            TrainingMessage::Peers { peers } => {
+                let peers = &peers[..peers.len().min(MAX_PEERS)];
+                out.count(peers.len());
+                for (id, addr) in peers {
+                    out.raw(&id.0).str(&addr.to_string());
+                }
+            }
         }
         out.into_bytes()
     }
@@ -274,6 +305,24 @@ impl TrainingMessage {
             FRAME_FORWARD => TrainingMessage::Forward {
                 command: r.bytes("forwarded command", MAX_FORWARD_BYTES)?.to_vec(),
             },
+            FRAME_JOIN => TrainingMessage::Join,
+            FRAME_PEERS => {
+                let count = r.count("peers", MAX_PEERS, 32 + 4)?;
+                let mut peers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let id = NodeId(r.array("peer key")?);
+                    let at = r.offset();
+                    let addr = r.str("peer address", MAX_ADDR_TEXT)?.parse().map_err(|_| {
+                        DecodeError::Invalid {
+                            what: "peer address",
+                            reason: "not IP:PORT",
+                            offset: at,
+                        }
+                    })?;
+                    peers.push((id, addr));
+                }
+                TrainingMessage::Peers { peers }
+            }
             FRAME_FORWARD_RESULT => TrainingMessage::ForwardResult {
                 result: match r.bool("forward succeeded")? {
                     true => Ok(r.u64("log index")?),
@@ -339,6 +388,13 @@ mod tests {
             },
             TrainingMessage::ForwardResult {
                 result: Err("not the leader".into()),
+            },
+            TrainingMessage::Join,
+            TrainingMessage::Peers {
+                peers: vec![
+                    (NodeId([1; 32]), "127.0.0.1:7100".parse().unwrap()),
+                    (NodeId([2; 32]), "[::1]:7101".parse().unwrap()),
+                ],
             },
         ]
     }

@@ -2,7 +2,9 @@
 //! every committed round, which every node needs to step its params and any node serves to a
 //! peer that lacks it. A blob is written to a temporary file and renamed into place, so a crash
 //! leaves either the whole blob or none; a read checks the bytes against the name and treats
-//! a damaged file as missing (and removes it, so it is fetched again).
+//! a damaged file as missing (and removes it, so it is fetched again). Besides reduced
+//! gradients it holds the training state (params and optimizer) named by each Raft snapshot;
+//! blobs of rounds older than the previous snapshot are removed when the log is compacted.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,20 @@ impl BlobStore {
         Ok(hash)
     }
 
+    /// Whether a blob named `hash` is on disk (not read back: `get` checks the bytes).
+    pub fn contains(&self, hash: &BlobHash) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Deletes the blob named `hash` (garbage collection of rounds a snapshot covers); a blob
+    /// that is not there is no error.
+    pub fn remove(&self, hash: &BlobHash) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(hash)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
+    }
+
     /// The blob named `hash`, if this node holds an intact copy.
     pub fn get(&self, hash: &BlobHash) -> Option<Vec<u8>> {
         let path = self.path(hash);
@@ -77,5 +93,10 @@ mod tests {
         assert_eq!(store.get(&hash), None);
         assert!(!dir.path().join(BLOB_DIR).join(hash.to_string()).exists());
         assert_eq!(store.get(&BlobHash::of(b"never stored")), None);
+        let kept = store.put(b"params").unwrap();
+        assert!(store.contains(&kept));
+        store.remove(&kept).unwrap();
+        assert!(!store.contains(&kept));
+        store.remove(&kept).unwrap();
     }
 }

@@ -2,7 +2,15 @@
 //! It ticks Raft on an interval, steps Raft frames from the transport, runs `process_ready`
 //! with a `RedbStorage` in the data dir (`raft.redb`), sends Raft's messages to peers with
 //! `Network::send_to`, and serves proposals and reads that arrive through a
-//! [`ConsensusHandle`]. It is generic over the replicated [`StateMachine`].
+//! [`ConsensusHandle`]. It is generic over the replicated state machine (a
+//! [`Compactable`] `raft::StateMachine`).
+//!
+//! Compaction (`compaction.rs`): once the applied index is `snapshot_every` entries past the last snapshot, the
+//! service stages a snapshot of the state machine ([`Compactable::prepare_snapshot`]); when
+//! what it names outside the state is durable and a tail of `snapshot_every / 4` more entries
+//! has been applied (kept for slightly lagging followers), it hands the snapshot to
+//! `Raft::compact`, which drops the log before it. Followers too far behind then get it as
+//! `InstallSnapshot`; a restarted node restores its own stored snapshot.
 //!
 //! Raft ids are the peers' network fingerprints mapped by [`NodeId::raft_id`]; a frame whose
 //! Raft sender is not the fingerprint of the connection it came on is dropped.
@@ -18,6 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+mod compaction;
+
+pub use self::compaction::Compactable;
+use self::compaction::Snapshots;
 pub use crate::api::ConsensusStatus;
 use crate::events::{EventKind, EventLog};
 use crate::net::frame::ServiceFrame;
@@ -25,7 +37,7 @@ use crate::net::{Message as Frame, NetEvent, Network};
 use crate::node_id::{NodeId, NodeIdError, RaftIds};
 use crate::raft::{
     self, Config as RaftConfig, ProposeError, Raft, RaftError, ReadOnlyMode, RedbStorage, Role,
-    StateMachine, Storage, StorageError,
+    Storage, StorageError,
 };
 
 /// File name of the Raft log inside the data dir.
@@ -34,6 +46,9 @@ pub const RAFT_FILE: &str = "raft.redb";
 pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
 /// How long a read or proposal may wait inside the service before it is answered `Timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default of [`ConsensusConfig::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 
 /// How a read is confirmed before it sees the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +89,9 @@ pub struct ConsensusConfig {
     pub election_ticks: u32,
     /// Leader heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
+    /// Compact the log once this many entries were applied after the last snapshot (a tail of
+    /// a quarter of it stays in the log); 0: never.
+    pub snapshot_every: u64,
 }
 
 impl Default for ConsensusConfig {
@@ -83,6 +101,7 @@ impl Default for ConsensusConfig {
             tick: Duration::from_millis(100),
             election_ticks: 10,
             heartbeat_ticks: 2,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -113,6 +132,7 @@ type ReadFn<M> = Box<dyn FnOnce(Result<&M, ConsensusError>) + Send>;
 
 enum Request<M> {
     Propose(Vec<u8>, oneshot::Sender<Result<u64, ConsensusError>>),
+    AddVoter(NodeId, oneshot::Sender<Result<u64, ConsensusError>>),
     Read(ReadConsistency, ReadFn<M>),
     Shutdown,
 }
@@ -138,6 +158,14 @@ impl<M: Send + 'static> ConsensusHandle<M> {
     pub async fn propose(&self, command: Vec<u8>) -> Result<u64, ConsensusError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Propose(command, reply)).await?;
+        answer.await.map_err(|_| ConsensusError::Stopped)?
+    }
+
+    /// Adds `node` as a Raft voter (single-server membership change) at the leader; resolves
+    /// with the change's log index once this node has applied it.
+    pub async fn add_voter(&self, node: NodeId) -> Result<u64, ConsensusError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::AddVoter(node, reply)).await?;
         answer.await.map_err(|_| ConsensusError::Stopped)?
     }
 
@@ -204,6 +232,7 @@ struct Service<M, S> {
     /// The event log, and the role, term and commit index it last recorded.
     event_log: EventLog,
     logged: (Role, u64, u64),
+    snapshots: Snapshots,
 }
 
 /// The consensus service's task; it ends when the service stops or fails.
@@ -220,7 +249,7 @@ pub fn start<M>(
     events: mpsc::Receiver<NetEvent>,
 ) -> Result<(ConsensusHandle<M>, ConsensusTask), ConsensusError>
 where
-    M: StateMachine + Send + 'static,
+    M: Compactable + Send + 'static,
 {
     let voters = if config.voters.is_empty() {
         vec![own]
@@ -237,6 +266,7 @@ where
     raft_config.seed = rand::random();
     // A stored snapshot comes back in Raft's first `Ready` (restoring `machine`), and the
     // committed entries after it are applied again: the state machine lives in memory.
+    let recovered_at = recovered.snapshot.meta.index;
     let raft = Raft::new(raft_config, recovered)?;
     info!(
         raft_id = format_args!("{id:#018x}"),
@@ -261,6 +291,7 @@ where
         next_read: 1,
         event_log,
         logged: (Role::Follower, 0, 0),
+        snapshots: Snapshots::new(config.snapshot_every, recovered_at),
     };
     service.publish();
     let tick = config.tick;
@@ -274,7 +305,7 @@ where
     ))
 }
 
-impl<M: StateMachine, S: Storage> Service<M, S> {
+impl<M: Compactable, S: Storage> Service<M, S> {
     async fn run(
         &mut self,
         tick: Duration,
@@ -359,6 +390,29 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
                     let _ = reply.send(Err(self.propose_error(error)));
                 }
             },
+            Request::AddVoter(node, reply) => {
+                let proposed = match self.ids.insert(node) {
+                    Ok(id) => self
+                        .raft
+                        .propose_conf_change(raft::ConfChange::AddVoter(id))
+                        .map_err(|error| self.propose_error(error)),
+                    Err(error) => Err(ConsensusError::Ids(error)),
+                };
+                match proposed {
+                    Ok(index) => {
+                        info!(node = %node.short(), index, "adding a voter");
+                        let pending = PendingProposal {
+                            term: self.raft.term(),
+                            reply,
+                            since: Instant::now(),
+                        };
+                        self.proposals.insert(index, pending);
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
             Request::Read(ReadConsistency::Local, read) => read(Ok(&self.machine)),
             Request::Read(consistency, read) => {
                 let request = self.next_read;
@@ -391,20 +445,12 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
         }
     }
 
-    /// Persist, send, apply, advance; then answer what became answerable.
+    /// Persist, send, apply, advance; compact when due; then answer what became answerable.
     fn drive(&mut self) -> Result<(), ConsensusError> {
-        let Service {
-            raft,
-            storage,
-            machine,
-            net,
-            ids,
-            ..
-        } = self;
-        let event_log = &self.event_log;
-        let reads = raft::process_ready(raft, storage, machine, |message| {
-            send(net, ids, event_log, message)
-        })?;
+        let mut reads = self.process_ready()?;
+        if self.compact_if_due()? {
+            reads.extend(self.process_ready()?);
+        }
         self.log_changes();
         for confirmed in reads {
             if let Some(pending) = self.confirming.remove(&confirmed.request) {
@@ -518,6 +564,10 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
                 .filter_map(|id| self.ids.node(id))
                 .map(|node| node.to_string())
                 .collect(),
+            snapshot_index: self.raft.snapshot_index(),
+            log_entries: self.raft.last_index() - self.raft.snapshot_index(),
+            snapshots_installed: self.snapshots.installed,
+            snapshots_taken: self.snapshots.taken,
         };
         self.status.send_if_modified(|current| {
             let changed = *current != status;

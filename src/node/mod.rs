@@ -249,6 +249,8 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 workers: started.prepared.workers,
                 gradient_len: started.prepared.gradient_len,
                 max_rounds: started.max_rounds,
+                join: started.join,
+                accept_joins: started.accept_joins,
                 consensus: started.handle.clone(),
                 applied: started.applied,
                 net: net.clone(),
@@ -306,12 +308,14 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
 struct StartedConsensus {
     handle: ConsensusHandle<Replicated>,
     task: consensus::ConsensusTask,
-    applied: mpsc::UnboundedReceiver<crate::cluster::Applied>,
+    applied: mpsc::UnboundedReceiver<replicated::StateEvent>,
     prepared: training_setup::Prepared,
     blobs: blobs::BlobStore,
     device: crate::gpu::DeviceChoice,
     eval_every: u64,
     max_rounds: Option<u64>,
+    join: bool,
+    accept_joins: bool,
     done_tx: mpsc::UnboundedSender<trainer_thread::Done>,
     done_rx: mpsc::UnboundedReceiver<trainer_thread::Done>,
 }
@@ -331,6 +335,7 @@ fn start_consensus(
     let machine = Replicated::new(
         ClusterState::new(prepared.genesis, prepared.defaults.clone()),
         applied_tx,
+        blobs.clone(),
     );
     let (handle, task) = consensus::start(
         id,
@@ -355,6 +360,8 @@ fn start_consensus(
         device: train.device()?,
         eval_every: train.eval_every,
         max_rounds: train.rounds,
+        join: train.join,
+        accept_joins: train.accept_joins,
         done_tx,
         done_rx,
     })
@@ -396,6 +403,7 @@ fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> 
         tick: Duration::from_millis(train.tick_ms),
         election_ticks: train.election_ticks,
         heartbeat_ticks: train.heartbeat_ticks,
+        snapshot_every: train.snapshot_every,
     })
 }
 
@@ -463,6 +471,12 @@ async fn forward_consensus_status(
         metrics.raft_commit_index.set(current.commit_index as i64);
         metrics.raft_applied_index.set(current.applied_index as i64);
         metrics.raft_leader.set(i64::from(current.role == "leader"));
+        metrics
+            .raft_snapshot_index
+            .set(current.snapshot_index as i64);
+        metrics
+            .raft_snapshots_installed
+            .set(current.snapshots_installed as i64);
         status.send_modify(|node| node.consensus = Some(current));
         if consensus.changed().await.is_err() {
             return;

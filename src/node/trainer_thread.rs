@@ -8,12 +8,19 @@
 //! A committed round is applied by stepping with its reduced gradient (a blob, fetched by hash
 //! when this node lacks it) and checking the resulting params hash against the committed one;
 //! a mismatch ends the thread with `Done::Diverged`, which stops the node.
+//!
+//! Snapshots: when a Raft snapshot replaced the round log (installed from the leader, or this
+//! node's own after a restart) the thread jumps to the training state the snapshot names — a
+//! blob named by the params hash, fetched from peers when missing — checks its hash (a
+//! mismatch is `Done::Diverged` too) and applies later rounds from there. When the consensus
+//! service prepares a snapshot, the thread stores the training state after that round as a
+//! blob (`Checkpoint`), and removes the blobs compaction no longer needs (`Collect`).
 
 use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::round::Reduction;
 use crate::cluster::{BlobHash, RoundCommitted};
@@ -21,7 +28,7 @@ use crate::gpu::{AdapterChoice, DeviceChoice};
 use crate::train::aggregate::{Reducer, Rule};
 use crate::train::params::{vector_from_bytes, vector_to_bytes};
 use crate::train::simulation::{Setup, ShardWorker};
-use crate::train::{StateHash, Trainer};
+use crate::train::{StateHash, TrainState, Trainer};
 
 use super::blobs::BlobStore;
 
@@ -40,6 +47,12 @@ pub(super) enum Job {
     Commit(RoundCommitted),
     /// A blob some waiting round needs arrived from a peer.
     Blob(Vec<u8>),
+    /// A snapshot replaced the round log: jump to the training state after `round`.
+    Restore { round: u64, params_hash: StateHash },
+    /// Store the training state after `round` as a blob once the trainer holds it.
+    Checkpoint { round: u64, params_hash: StateHash },
+    /// Remove these blobs, each of a round, if the trainer has applied that round.
+    Collect(Vec<(u64, BlobHash)>),
 }
 
 /// What the thread did.
@@ -64,6 +77,10 @@ pub(super) enum Done {
     },
     /// The trainer now holds the params after `round`.
     Applied {
+        round: u64,
+    },
+    /// The trainer jumped to a snapshot's training state after `round`.
+    Restored {
         round: u64,
     },
     /// Held-out accuracy and loss after `round`.
@@ -127,6 +144,10 @@ struct State {
     /// Batches the shard worker has drawn.
     drawn: u64,
     commits: VecDeque<RoundCommitted>,
+    /// A snapshot's training state to jump to before any later round.
+    restore: Option<(u64, StateHash)>,
+    /// The training state to store as a blob once the trainer reaches its round.
+    checkpoint: Option<(u64, StateHash)>,
     asked: Option<BlobHash>,
     compute: Option<Pending>,
     done: mpsc::UnboundedSender<Done>,
@@ -155,6 +176,8 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
         applied: 0,
         drawn: 0,
         commits: VecDeque::new(),
+        restore: None,
+        checkpoint: None,
         asked: None,
         compute: None,
         done,
@@ -190,6 +213,19 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
                 state.asked = None;
                 true
             }
+            Job::Restore { round, params_hash } => {
+                state.commits.retain(|c| c.round > round);
+                state.restore = Some((round, params_hash));
+                true
+            }
+            Job::Checkpoint { round, params_hash } => {
+                state.checkpoint = Some((round, params_hash));
+                true
+            }
+            Job::Collect(blobs) => {
+                state.collect(&blobs);
+                true
+            }
         };
         if !ok || !state.apply_commits() {
             return;
@@ -203,8 +239,16 @@ impl State {
         let _ = self.done.send(done);
     }
 
-    /// Applies queued committed rounds while their blobs are at hand; false on a fatal error.
+    /// Applies queued committed rounds while their blobs are at hand (after a pending
+    /// snapshot's state); false on a fatal error.
     fn apply_commits(&mut self) -> bool {
+        if !self.restore_if_ready() {
+            return false;
+        }
+        if self.restore.is_some() {
+            return true;
+        }
+        self.checkpoint_if_due();
         while let Some(round) = self.commits.front() {
             if round.round <= self.applied {
                 self.commits.pop_front();
@@ -224,8 +268,104 @@ impl State {
                 self.send(reason);
                 return false;
             }
+            self.checkpoint_if_due();
         }
         true
+    }
+
+    /// Jumps to a snapshot's training state once its blob is at hand (asking for it when
+    /// missing); false on a fatal error: a blob that is no training state of this model, or
+    /// whose hash is not the snapshot's.
+    fn restore_if_ready(&mut self) -> bool {
+        let Some((round, params_hash)) = self.restore else {
+            return true;
+        };
+        if self.trainer.state_hash() != params_hash {
+            let hash = BlobHash::from(params_hash);
+            let Some(bytes) = self.blobs.get(&hash) else {
+                if self.asked != Some(hash) {
+                    self.asked = Some(hash);
+                    self.send(Done::NeedBlob(hash));
+                }
+                return true;
+            };
+            if let Err(fatal) = self.load(round, params_hash, &bytes) {
+                self.send(fatal);
+                return false;
+            }
+            info!(round, params = %params_hash, "trainer jumped to the snapshot's training state");
+        }
+        self.restore = None;
+        self.applied = round;
+        self.send(Done::Restored { round });
+        self.evaluate();
+        true
+    }
+
+    fn load(&mut self, round: u64, params_hash: StateHash, bytes: &[u8]) -> Result<(), Done> {
+        let state = TrainState::from_bytes(bytes)
+            .map_err(|e| Done::Failed(format!("snapshot of round {round}: params blob: {e}")))?;
+        let found = state.hash();
+        if found != params_hash {
+            return Err(Done::Diverged {
+                round,
+                expected: params_hash,
+                found,
+            });
+        }
+        if state.round != round {
+            return Err(Done::Failed(format!(
+                "the snapshot of round {round} names a training state after {} rounds",
+                state.round
+            )));
+        }
+        self.trainer
+            .restore(state)
+            .map_err(|e| Done::Failed(format!("snapshot of round {round}: {e}")))
+    }
+
+    /// Stores the training state as a blob if the trainer is at the checkpoint's round.
+    fn checkpoint_if_due(&mut self) {
+        let Some((round, params_hash)) = self.checkpoint else {
+            return;
+        };
+        if self.applied < round {
+            return;
+        }
+        self.checkpoint = None;
+        if self.applied > round {
+            debug!(round, "checkpoint overtaken by later rounds; skipped");
+            return;
+        }
+        let bytes = self.trainer.state().to_bytes();
+        let hash = BlobHash::of(&bytes);
+        if hash != BlobHash::from(params_hash) {
+            warn!(round, expected = %params_hash, found = %hash, "trainer state is not the snapshot's; not stored");
+            return;
+        }
+        match self.blobs.put(&bytes) {
+            Ok(_) => debug!(round, params = %params_hash, "training state stored for a snapshot"),
+            Err(error) => warn!(round, %error, "cannot store the training state for a snapshot"),
+        }
+    }
+
+    /// Removes blobs of rounds this trainer has applied (a lagging trainer keeps the rest).
+    fn collect(&self, blobs: &[(u64, BlobHash)]) {
+        let mut removed = 0;
+        for (round, hash) in blobs {
+            if *round > self.applied {
+                continue;
+            }
+            match self.blobs.remove(hash) {
+                Ok(()) => removed += 1,
+                Err(error) => warn!(blob = %hash, %error, "cannot remove a collected blob"),
+            }
+        }
+        debug!(
+            removed,
+            offered = blobs.len(),
+            "blobs collected after compaction"
+        );
     }
 
     fn step(&mut self, round: &RoundCommitted, blob: &[u8]) -> Result<(), Done> {
@@ -284,7 +424,10 @@ impl State {
         let Some(pending) = &self.compute else {
             return;
         };
-        if !self.commits.is_empty() || self.trainer.state_hash() != pending.params_hash {
+        if !self.commits.is_empty()
+            || self.restore.is_some()
+            || self.trainer.state_hash() != pending.params_hash
+        {
             if pending.round <= self.applied {
                 self.compute = None;
             }

@@ -94,6 +94,22 @@ impl Trainer {
         })
     }
 
+    /// Replaces the whole state (a cluster node jumping to a snapshot's params); refused when
+    /// `state` is for another model shape.
+    pub fn restore(&mut self, state: TrainState) -> Result<(), TrainError> {
+        if state.layers != self.state.layers
+            || state.params.len() != self.state.params.len()
+            || state.optimizer.len() != self.state.params.len()
+        {
+            return Err(TrainError::BadModel(format!(
+                "a state for layers {:?} cannot replace one for layers {:?}",
+                state.layers, self.state.layers
+            )));
+        }
+        self.state = state;
+        Ok(())
+    }
+
     /// Replaces the aggregation rule (a cluster's config store may change it between rounds).
     pub fn set_rule(&mut self, rule: Rule) {
         self.rule = rule;

@@ -9,7 +9,8 @@
 //!
 //! Owns the coordination loop and its clock; the arithmetic runs on the trainer thread
 //! (`trainer_thread`), the replicated state in the consensus service (`replicated`). Blob
-//! pushes and fetches live in `blob_transfer`, config requests in `config_writes`.
+//! pushes and fetches live in `blob_transfer`, config requests in `config_writes`, what the
+//! replicated state hands over in `applied`, joining a running cluster in `join`.
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
@@ -19,15 +20,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::api::{ConfigRequest, Metrics, NodeStatus, TrainingStatus};
-use crate::cluster::receipt::to_receipt;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
-    FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_ROUND_ANNOUNCE,
-    Gradient, RoundAnnounce,
+    FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_JOIN,
+    FRAME_ROUND_ANNOUNCE, Gradient, RoundAnnounce,
 };
 use crate::cluster::{
-    Applied, BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId,
-    RoundSettings, TrainingMessage, WireLimits, Worker,
+    BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId, RoundSettings,
+    TrainingMessage, WireLimits, Worker,
 };
 use crate::codec::Encode;
 use crate::events::{EventKind, EventLog, RoundTimings};
@@ -35,14 +35,16 @@ use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
 
+mod applied;
 mod blob_transfer;
 mod config_writes;
+mod join;
 
 use super::Command as ChainCommand;
 use super::NodeError;
 use super::blobs::BlobStore;
 use super::consensus::{ConsensusError, ConsensusHandle, ConsensusStatus, ReadConsistency};
-use super::replicated::Replicated;
+use super::replicated::{Replicated, StateEvent};
 use super::trainer_thread::{Done, Job};
 
 /// How often the coordinator's deadline and the announce condition are checked.
@@ -57,8 +59,12 @@ pub(super) struct TrainingParts {
     pub gradient_len: usize,
     /// The leader stops announcing after this round (`None`: never).
     pub max_rounds: Option<u64>,
+    /// Ask the leader to add this node as a voter (`train.join`).
+    pub join: bool,
+    /// As leader, add nodes that ask to join (`train.accept_joins`).
+    pub accept_joins: bool,
     pub consensus: ConsensusHandle<Replicated>,
-    pub applied: mpsc::UnboundedReceiver<Applied>,
+    pub applied: mpsc::UnboundedReceiver<StateEvent>,
     pub net: Network,
     /// Training-range events (`Network::subscribe(Service::Training)`).
     pub events: mpsc::Receiver<NetEvent>,
@@ -99,6 +105,8 @@ struct Service {
     gradient_len: usize,
     limits: WireLimits,
     max_rounds: Option<u64>,
+    joining: join::Joining,
+    accept_joins: bool,
     consensus: ConsensusHandle<Replicated>,
     raft: watch::Receiver<ConsensusStatus>,
     leading: bool,
@@ -172,6 +180,8 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         workers,
         gradient_len,
         max_rounds,
+        join,
+        accept_joins,
         consensus,
         applied,
         net,
@@ -193,6 +203,11 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         limits: WireLimits::for_params(gradient_len),
         gradient_len,
         max_rounds,
+        joining: join::Joining {
+            wanted: join,
+            ..join::Joining::default()
+        },
+        accept_joins,
         raft: consensus.watch(),
         consensus,
         leading: false,
@@ -229,7 +244,7 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
 impl Service {
     async fn run(
         &mut self,
-        mut applied: mpsc::UnboundedReceiver<Applied>,
+        mut applied: mpsc::UnboundedReceiver<StateEvent>,
         mut events: mpsc::Receiver<NetEvent>,
         mut done: mpsc::UnboundedReceiver<Done>,
         mut inbox: mpsc::UnboundedReceiver<Inbox>,
@@ -246,7 +261,7 @@ impl Service {
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
-                Some(event) = applied.recv() => self.on_applied(event),
+                Some(event) = applied.recv() => self.on_state_event(event),
                 Some(event) = events.recv() => self.on_net(event),
                 Some(result) = done.recv() => self.on_done(result)?,
                 Some(message) = inbox.recv() => self.on_inbox(message),
@@ -262,6 +277,7 @@ impl Service {
                     self.coordinator.tick(now);
                     self.drain_coordinator();
                     self.waiters.retain(|_, waiter| !waiter.is_closed());
+                    self.join_if_due();
                     self.publish();
                 }
             }
@@ -341,55 +357,6 @@ impl Service {
         self.drain_coordinator();
     }
 
-    fn on_applied(&mut self, event: Applied) {
-        match &event {
-            Applied::Round { round, .. } => {
-                self.event_log.record(EventKind::RoundCommitted {
-                    round: round.round,
-                    loss: Some(f64::from(round.loss)).filter(|loss| loss.is_finite()),
-                    contributors: round.contributors.len() as u32,
-                    timings: self.timer.timings(round.round),
-                });
-                self.committed_round = round.round;
-                self.view.round = round.round;
-                self.view.rounds_committed = round.round;
-                self.view.loss = Some(round.loss);
-                self.view.params_hash = round.params_hash.to_string();
-                self.metrics.training_round.set(round.round as i64);
-                let _ = self.jobs.send(Job::Commit(round.clone()));
-                let (reply, _) = oneshot::channel();
-                let receipt = ChainCommand::SubmitReceipt(to_receipt(round), reply);
-                if self.chain.try_send(receipt).is_err() {
-                    debug!(round = round.round, "chain busy; receipt not pooled here");
-                }
-            }
-            Applied::RoundRefused { round, reason, .. } => {
-                debug!(round, ?reason, "round command refused by the state machine");
-            }
-            Applied::Config {
-                request, outcome, ..
-            } => {
-                if let Some(waiter) = self.waiters.remove(request) {
-                    let _ = waiter.send(outcome.clone());
-                }
-            }
-            Applied::Undecodable { index, error } => {
-                warn!(index, %error, "log entry this version cannot read skipped");
-            }
-            Applied::Restored { round, .. } => {
-                error!(
-                    round,
-                    "a Raft snapshot replaced the round log, but this node restores params only by \
-                     replaying rounds; it stays at its params until the log is replayed"
-                );
-            }
-        }
-        if self.leading {
-            self.coordinator.on_applied(&event);
-            self.drain_coordinator();
-        }
-    }
-
     fn on_done(&mut self, done: Done) -> Result<(), NodeError> {
         match done {
             Done::Computed {
@@ -416,6 +383,11 @@ impl Service {
             Done::Applied { round } => {
                 self.trainer_round = round;
                 self.view.trained_round = round;
+            }
+            Done::Restored { round } => {
+                self.trainer_round = round;
+                self.view.trained_round = round;
+                self.view.restored_round = round;
             }
             Done::Evaluated {
                 round,
@@ -678,6 +650,7 @@ impl Service {
             (FRAME_FORWARD, TrainingMessage::Forward { command }) => {
                 self.on_forward(peer, command, reply)
             }
+            (FRAME_JOIN, TrainingMessage::Join) => self.on_join(peer, reply),
             (code, _) => debug!(peer = %peer.short(), code, "training request type not served"),
         }
     }

@@ -1,0 +1,92 @@
+//! What the replicated state hands the training service, in log order: committed rounds
+//! (queued on the trainer thread, filed as receipts, shown in `/status`), config outcomes
+//! (answered to waiting writers), snapshot restores (the trainer jumps to the snapshot's
+//! training state), checkpoints and blob collection (passed to the trainer thread).
+
+use crate::events::EventKind;
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use crate::cluster::Applied;
+use crate::cluster::receipt::to_receipt;
+
+use super::super::Command as ChainCommand;
+use super::super::replicated::StateEvent;
+use super::super::trainer_thread::Job;
+use super::Service;
+
+impl Service {
+    pub(super) fn on_state_event(&mut self, event: StateEvent) {
+        match event {
+            StateEvent::Applied(applied) => self.on_applied(applied),
+            StateEvent::Checkpoint { round, params_hash } => {
+                let _ = self.jobs.send(Job::Checkpoint { round, params_hash });
+            }
+            StateEvent::Collect(blobs) => {
+                let _ = self.jobs.send(Job::Collect(blobs));
+            }
+        }
+    }
+
+    fn on_applied(&mut self, event: Applied) {
+        match &event {
+            Applied::Round { round, .. } => {
+                self.event_log.record(EventKind::RoundCommitted {
+                    round: round.round,
+                    loss: Some(f64::from(round.loss)).filter(|loss| loss.is_finite()),
+                    contributors: round.contributors.len() as u32,
+                    timings: self.timer.timings(round.round),
+                });
+                self.committed_round = round.round;
+                self.view.round = round.round;
+                self.view.rounds_committed = round.round;
+                self.view.loss = Some(round.loss);
+                self.view.params_hash = round.params_hash.to_string();
+                self.metrics.training_round.set(round.round as i64);
+                let _ = self.jobs.send(Job::Commit(round.clone()));
+                let (reply, _) = oneshot::channel();
+                let receipt = ChainCommand::SubmitReceipt(to_receipt(round), reply);
+                if self.chain.try_send(receipt).is_err() {
+                    debug!(round = round.round, "chain busy; receipt not pooled here");
+                }
+            }
+            Applied::RoundRefused { round, reason, .. } => {
+                debug!(round, ?reason, "round command refused by the state machine");
+            }
+            Applied::Config {
+                request, outcome, ..
+            } => {
+                if let Some(waiter) = self.waiters.remove(request) {
+                    let _ = waiter.send(outcome.clone());
+                }
+            }
+            Applied::Undecodable { index, error } => {
+                warn!(index, %error, "log entry this version cannot read skipped");
+            }
+            Applied::Restored {
+                index,
+                round,
+                params_hash,
+            } => {
+                info!(
+                    index,
+                    round,
+                    "a Raft snapshot replaced the round log; the trainer jumps to its params"
+                );
+                self.committed_round = *round;
+                self.view.round = *round;
+                self.view.rounds_committed = *round;
+                self.view.params_hash = params_hash.to_string();
+                self.metrics.training_round.set(*round as i64);
+                let _ = self.jobs.send(Job::Restore {
+                    round: *round,
+                    params_hash: *params_hash,
+                });
+            }
+        }
+        if self.leading {
+            self.coordinator.on_applied(&event);
+            self.drain_coordinator();
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Joining a running training cluster (`hashgrad node --join`): a fourth node, started with
+//! the cluster's initial voters and `train.join`, asks the leader over QUIC to add it; the
+//! single-server membership change commits, the leader catches the newcomer up (with a
+//! snapshot: the log was already compacted) and it ends with the cluster's params and round
+//! log. Real QUIC loopback sockets, real redb files.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use common::{eventually, init_logs, start_nodes};
+use hashgrad::api::TrainingStatus;
+use hashgrad::config::{NodeConfig, TrainSection};
+use hashgrad::net::NodeId;
+use hashgrad::node::consensus::ReadConsistency;
+use hashgrad::node::{Node, NodeHandle};
+
+fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
+    NodeConfig {
+        train: Some(train),
+        ..NodeConfig::loopback(dir, peers)
+    }
+}
+
+fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
+    TrainSection {
+        voters: voters.iter().map(ToString::to_string).collect(),
+        tick_ms: 20,
+        seed: 9,
+        consistency: "quorum".into(),
+        round_deadline_ms: 1000,
+        rounds: Some(rounds),
+        snapshot_every: 16,
+        accept_joins: true,
+        ..TrainSection::default()
+    }
+}
+
+fn training(node: &NodeHandle) -> Option<TrainingStatus> {
+    node.status().training
+}
+
+async fn round_log(node: &NodeHandle) -> Vec<(u64, String)> {
+    node.consensus()
+        .expect("consensus")
+        .read(ReadConsistency::Local, |machine| {
+            machine
+                .state()
+                .rounds()
+                .map(|r| (r.round, r.params_hash.to_string()))
+                .collect()
+        })
+        .await
+        .expect("read")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_node_joins_a_running_cluster_and_gets_its_params() {
+    init_logs();
+    const ROUNDS: u64 = 200;
+    let (_dirs, nodes) = start_nodes(3, |dir, peers, keys| {
+        config(dir, peers, train_section(keys, ROUNDS))
+    })
+    .await;
+    let voters: Vec<NodeId> = nodes.iter().map(NodeHandle::id).collect();
+    // Training is under way and the log already compacted: the newcomer cannot replay it.
+    eventually(60, "a compacted log", || async {
+        nodes
+            .iter()
+            .all(|n| n.status().consensus.is_some_and(|c| c.snapshot_index > 0))
+            .then_some(())
+    })
+    .await;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let newcomer = Node::start(config(
+        dir.path(),
+        &[nodes[0].listen_addr()],
+        TrainSection {
+            join: true,
+            ..train_section(&voters, ROUNDS)
+        },
+    ))
+    .await
+    .expect("start the newcomer");
+    let me = newcomer.id().to_string();
+    let mut all: Vec<&NodeHandle> = nodes.iter().collect();
+    all.push(&newcomer);
+
+    // The membership change commits everywhere.
+    eventually(60, "four voters on every node", || async {
+        all.iter()
+            .all(|n| {
+                n.status()
+                    .consensus
+                    .is_some_and(|c| c.voters.len() == 4 && c.voters.contains(&me))
+            })
+            .then_some(())
+    })
+    .await;
+    let finals: Vec<TrainingStatus> = eventually(120, "all four at the last round", || async {
+        let all: Vec<TrainingStatus> = all.iter().map(|n| training(n)).collect::<Option<_>>()?;
+        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
+    })
+    .await;
+    for t in &finals {
+        assert_eq!(t.params_hash, finals[0].params_hash, "{finals:?}");
+    }
+    let status = newcomer.status().consensus.expect("consensus");
+    assert!(status.snapshots_installed >= 1, "{status:?}");
+    assert!(finals[3].restored_round > 0, "{:?}", finals[3]);
+    let log = round_log(&newcomer).await;
+    assert_eq!(log.len() as u64, ROUNDS);
+    assert_eq!(log, round_log(&nodes[0]).await);
+
+    newcomer.shutdown().await.expect("shutdown");
+    for node in nodes {
+        node.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_does_not_accept_joins_refuses_with_a_reason() {
+    use hashgrad::cluster::{TrainingMessage, WireLimits};
+    use hashgrad::net::frame::ServiceFrame;
+    use hashgrad::net::{Identity, Message, NetConfig, Network};
+    init_logs();
+    // A cluster of one that leads itself, joins off (the default).
+    let (_dirs, nodes) = start_nodes(1, |dir, peers, _| {
+        config(
+            dir,
+            peers,
+            TrainSection {
+                accept_joins: false,
+                ..train_section(&[], 5)
+            },
+        )
+    })
+    .await;
+    let node = &nodes[0];
+    eventually(30, "the node to lead", || async {
+        training(node).filter(|t| t.role == "leader")
+    })
+    .await;
+    let genesis = hashgrad::pow::NetworkParams::by_name("regtest")
+        .expect("regtest")
+        .genesis_hash();
+    let net_config = NetConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), "regtest", genesis.0);
+    let (stranger, _chain) =
+        Network::bind(Identity::generate().expect("key"), net_config).expect("bind");
+    let leader = stranger.dial(node.listen_addr(), None).await.expect("dial");
+    let join = TrainingMessage::Join;
+    let frame = Message::Service(ServiceFrame {
+        code: join.frame_type(),
+        payload: join.encode(),
+    });
+    let answer = stranger.request(leader, frame).await.expect("an answer");
+    let refusal = answer
+        .iter()
+        .find_map(|m| match m {
+            Message::Service(f) => {
+                match TrainingMessage::decode(f.code, &f.payload, &WireLimits::for_params(0)) {
+                    Ok(TrainingMessage::ForwardResult { result }) => Some(result),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .expect("a join result");
+    let reason = refusal.expect_err("the join is refused");
+    assert!(reason.contains("accept_joins"), "{reason}");
+    let voters = node.status().consensus.expect("consensus").voters;
+    assert_eq!(voters, vec![node.id().to_string()]);
+    stranger.shutdown();
+    for node in nodes {
+        node.shutdown().await.expect("shutdown");
+    }
+}
