@@ -626,9 +626,40 @@ mod tests {
 
     #[test]
     fn unknown_and_reserved_types_are_errors() {
-        for code in [0x00u8, 0x03, 0x15, 0x70, 0xff] {
+        for code in [0x00u8, 0x04, 0x15, 0x70, 0xff] {
             let bytes = [code, 0, 0, 0, 0];
             assert_eq!(decode(&bytes), Err(FrameError::UnknownType(code)));
+        }
+    }
+
+    #[test]
+    fn stamps_refuse_bad_node_names_and_repeats() {
+        let stamp = |entries: &[(&[u8], u64)]| {
+            let mut payload = Writer::new();
+            payload.u16(entries.len() as u16);
+            for (name, value) in entries {
+                payload.u8(name.len() as u8).raw(name).u64(*value);
+            }
+            let payload = payload.into_bytes();
+            let mut frame = vec![0x03];
+            frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            frame.extend_from_slice(&payload);
+            decode(&frame).map(|m| m.map(|(message, _)| message))
+        };
+        let Ok(Some(Message::Stamp(clock))) = stamp(&[(b"n0", 3), (b"n1", 1)]) else {
+            panic!("a valid stamp");
+        };
+        assert_eq!((clock.get("n0"), clock.get("n1")), (3, 1));
+        for bad in [
+            &[(&b"a b"[..], 1)][..],
+            &[(&b""[..], 1)][..],
+            &[(&b"\xff"[..], 1)][..],
+            &[(&b"n0"[..], 1), (&b"n0"[..], 2)][..],
+        ] {
+            assert!(
+                matches!(stamp(bad), Err(FrameError::Malformed { .. })),
+                "{bad:?}"
+            );
         }
     }
 
