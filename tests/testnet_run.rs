@@ -54,8 +54,18 @@ fn three_nodes_mine_and_train_to_the_round_goal_on_one_tip() {
         .expect("voters");
     assert_eq!(voters.matches(',').count(), 2, "{config}");
     assert_all_gone(dir.path());
-    // Data dirs are removed without --keep; logs and configs stay.
-    assert!(!dir.path().join("n0/data").exists());
+    // Data dirs are emptied without --keep but for the nodes' event logs; logs and configs
+    // stay.
+    let data = dir.path().join("n0/data");
+    let left: Vec<String> = std::fs::read_dir(&data)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.iter().all(|name| name == "events"), "{left:?}");
     assert!(dir.path().join("n0/node.log").exists());
 }
 
@@ -148,9 +158,26 @@ fn killing_the_training_leader_loses_no_committed_round() {
             "1.5",
             "--restart-after",
             "0.5",
+            "--report",
         ],
     );
     let why = describe(&output, &summary);
+    // `--report` wrote the page and said where (on stderr: stdout is the JSON summary).
+    let page = dir.path().join("report.html");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("wrote {}", page.display())),
+        "{stderr}"
+    );
+    let html = std::fs::read_to_string(&page).expect("report.html");
+    assert!(
+        html.contains("<section id=\"raft\">") && html.contains("kill -9 n"),
+        "{why}"
+    );
+    assert!(
+        summary["events_epoch_ms"].as_u64() > Some(1_700_000_000_000),
+        "{why}"
+    );
     assert!(output.status.success(), "{why}");
     assert_eq!(summary["agreed"], true, "{why}");
     assert!(summary["kills"].as_u64() >= Some(2), "{why}");

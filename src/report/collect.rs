@@ -171,14 +171,12 @@ impl Collector {
         self.lane_first_ms[lane].get_or_insert(at);
         let raft_room = self.limits.raft_events;
         match &event.kind {
-            EventKind::NodeStarted | EventKind::NodeStopped => {
-                if self.lifecycle.len() < raft_room {
-                    self.lifecycle.push(Lifecycle {
-                        lane,
-                        at_ms: at,
-                        started: matches!(event.kind, EventKind::NodeStarted),
-                    });
-                }
+            EventKind::NodeStarted | EventKind::NodeStopped if self.lifecycle.len() < raft_room => {
+                self.lifecycle.push(Lifecycle {
+                    lane,
+                    at_ms: at,
+                    started: matches!(event.kind, EventKind::NodeStarted),
+                });
             }
             EventKind::Sent { msg, id, .. } => self.messages.sent(lane, at, msg, id),
             EventKind::Received { msg, id, .. } => self.messages.received(lane, at, msg, id),

@@ -264,3 +264,221 @@ pub(super) fn render(events: Collector, context: &Context<'_>) -> Result<String,
          <script>{SCRIPT}</script>\n</body></html>\n"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{CheckOptions, Format, check_linearizable};
+    use crate::events::{Event, EventKind, VectorClock};
+    use crate::report::{CheckedHistory, Limits};
+
+    fn event(node: &str, time_ms: u64, kind: EventKind) -> Event {
+        let mut clock = VectorClock::new();
+        clock.set(node, 1);
+        Event {
+            node: node.into(),
+            time_ms,
+            clock,
+            kind,
+        }
+    }
+
+    fn context<'a>(summary: Option<&'a str>, events: Option<&'a str>) -> Context<'a> {
+        Context {
+            title: "t",
+            summary_json: summary,
+            testnet_events: events,
+            consistency: Consistency::NotRecorded,
+        }
+    }
+
+    /// The JSON in the page's data element.
+    fn data(page: &str) -> Value {
+        let open = "<script type=\"application/json\" id=\"report-data\">";
+        let start = page.find(open).unwrap() + open.len();
+        let end = start + page[start..].find("</script>").unwrap();
+        serde_json::from_str(&page[start..end]).unwrap()
+    }
+
+    #[test]
+    fn every_section_is_in_the_page_with_its_data() {
+        let mut events = Collector::new(Limits::default());
+        let lane = events.node("n0");
+        events.add(lane, &event("n0", 5_000, EventKind::NodeStarted));
+        let page = render(
+            events,
+            &context(
+                Some(r#"{"nodes":1,"events_epoch_ms":6000}"#),
+                Some("   1.500s kill -9 n0 (pid 1, leader)\n"),
+            ),
+        )
+        .unwrap();
+        for id in SECTIONS {
+            assert_eq!(
+                page.matches(&format!("<section id=\"{id}\">")).count(),
+                1,
+                "{id}"
+            );
+        }
+        assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
+        let data = data(&page);
+        // The axis starts at the first event (5 s); the testnet's time 0 is 1 s later and
+        // the kill 1.5 s after that.
+        assert_eq!(data["testnet_zero_ms"], 1_000);
+        assert_eq!(data["epoch_known"], true);
+        assert_eq!(data["faults"][0]["at_ms"], 2_500);
+        assert_eq!(data["consistency"]["recorded"], false);
+    }
+
+    #[test]
+    fn strings_from_logs_cannot_become_markup() {
+        let hostile = "</script><script>alert(1)</script><!--";
+        let mut events = Collector::new(Limits::default());
+        let lane = events.node("<b>n0</b>");
+        events.add(
+            lane,
+            &event(
+                hostile,
+                1,
+                EventKind::RoundAbandoned {
+                    round: 1,
+                    reason: hostile.into(),
+                },
+            ),
+        );
+        let summary = format!(
+            r#"{{"reason":{}}}"#,
+            serde_json::to_string(hostile).unwrap()
+        );
+        let events_log = format!("   1.000s kill -9 n0 {hostile}\n");
+        let mut ctx = context(Some(&summary), Some(&events_log));
+        ctx.title = hostile;
+        let page = render(events, &ctx).unwrap();
+        assert!(!page.contains("alert(1)</script>"));
+        assert!(!page.contains("<b>n0"));
+        assert!(!page.contains("<!--"));
+        assert_eq!(
+            page.matches("<script").count(),
+            2,
+            "only the page's own scripts"
+        );
+        assert_eq!(page.matches("</script>").count(), 2);
+        // The strings survive intact as data.
+        let data = data(&page);
+        assert_eq!(data["events"]["lanes"][0]["name"], hostile);
+        assert_eq!(data["events"]["rounds"]["abandoned"][0]["reason"], hostile);
+        assert_eq!(data["title"], hostile);
+    }
+
+    #[test]
+    fn a_big_log_gives_a_bounded_page() {
+        let limits = Limits {
+            messages: 400,
+            ..Limits::default()
+        };
+        let mut events = Collector::new(limits);
+        let (a, b) = (events.node("n0"), events.node("n1"));
+        for i in 0..100_000u64 {
+            let id = format!("n0:{i}");
+            let sent = event(
+                "n0",
+                i,
+                EventKind::Sent {
+                    to: "n1".into(),
+                    msg: "raft_append".into(),
+                    bytes: 1,
+                    id: id.clone(),
+                },
+            );
+            events.add(a, &sent);
+            let received = event(
+                "n1",
+                i + 1,
+                EventKind::Received {
+                    from: "n0".into(),
+                    msg: "raft_append".into(),
+                    bytes: 1,
+                    id,
+                },
+            );
+            events.add(b, &received);
+        }
+        let page = render(events, &context(None, None)).unwrap();
+        assert!(page.len() < 200_000, "{} bytes", page.len());
+        let data = data(&page);
+        let drawn = data["events"]["messages"]["list"].as_array().unwrap().len();
+        assert!(
+            (1..=100).contains(&drawn),
+            "{drawn} drawn of a 100-per-class budget"
+        );
+        assert_eq!(data["events"]["messages"]["counts"][0]["sent"], 100_000);
+    }
+
+    #[test]
+    fn the_consistency_section_carries_the_verdict_and_the_checkers_view() {
+        let history = "{\"client\":1,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"x\",\"value\":1}\n\
+                       {\"client\":1,\"type\":\"ok\",\"f\":\"write\",\"key\":\"x\",\"value\":1}\n\
+                       {\"client\":2,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"x\"}\n\
+                       {\"client\":2,\"type\":\"ok\",\"f\":\"read\",\"key\":\"x\",\"value\":null}\n";
+        let (history, model, report) =
+            check_linearizable(history, Some(Format::Jsonl), None, &CheckOptions::default())
+                .unwrap();
+        let mut events = Collector::new(Limits::default());
+        let lane = events.node("n0");
+        events.add(lane, &event("n0", 1, EventKind::NodeStarted));
+        let mut ctx = context(None, None);
+        ctx.consistency = Consistency::Recorded {
+            verdict_json: Some(r#"{"verdict":"not linearizable"}"#),
+            checked: Ok(CheckedHistory {
+                history: &history,
+                report: &report,
+                model: model.name(),
+            }),
+        };
+        let data = data(&render(events, &ctx).unwrap());
+        let c = &data["consistency"];
+        assert_eq!(c["recorded"], true);
+        assert_eq!(c["verdict"][0][1], "not linearizable");
+        assert_eq!(c["checked"]["verdict"], "not linearizable");
+        let explanation = c["checked"]["keys"][0]["explanation"].as_str().unwrap();
+        assert!(
+            explanation.contains("none of these can come next"),
+            "{explanation}"
+        );
+        assert!(c["checked"]["page"].as_str().unwrap().contains("<svg"));
+        let mut bad = context(None, None);
+        bad.consistency = Consistency::Recorded {
+            verdict_json: Some("[1]"),
+            checked: Err("no history"),
+        };
+        let mut events = Collector::new(Limits::default());
+        let lane = events.node("n0");
+        events.add(lane, &event("n0", 1, EventKind::NodeStarted));
+        assert!(matches!(
+            render(events, &bad),
+            Err(ReportError::Verdict { .. })
+        ));
+    }
+
+    #[test]
+    fn nothing_to_report_and_bad_inputs_are_named() {
+        assert!(matches!(
+            render(Collector::new(Limits::default()), &context(None, None)),
+            Err(ReportError::Empty)
+        ));
+        assert!(matches!(
+            render(
+                Collector::new(Limits::default()),
+                &context(Some("[]"), None)
+            ),
+            Err(ReportError::Summary { .. })
+        ));
+        assert!(matches!(
+            render(
+                Collector::new(Limits::default()),
+                &context(Some("{}"), Some("nonsense\n"))
+            ),
+            Err(ReportError::FaultLine { line: 1, .. })
+        ));
+    }
+}

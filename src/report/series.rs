@@ -1,13 +1,16 @@
 //! Bounding a series for drawing: consecutive points are merged into buckets (their mean),
 //! so a chart of a long run keeps its shape with at most a given number of points. Pure.
 
+/// A point: x and N values (`None`: not known there).
+pub(super) type Point<const N: usize> = (f64, [Option<f64>; N]);
+
 /// Merges `points` (x, values…) into at most `max` points, each the mean of up to
 /// `ceil(len / max)` consecutive points (a missing value, `None`, is left out of its mean).
 /// Returns the points and the bucket size.
 pub(super) fn bucket_means<const N: usize>(
-    points: &[(f64, [Option<f64>; N])],
+    points: &[Point<N>],
     max: usize,
-) -> (Vec<(f64, [Option<f64>; N])>, usize) {
+) -> (Vec<Point<N>>, usize) {
     let max = max.max(1);
     let size = points.len().div_ceil(max).max(1);
     if size == 1 {

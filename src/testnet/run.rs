@@ -43,7 +43,8 @@ pub struct Setup {
     /// The config every node starts from (its addresses, peers and pins are replaced; with a
     /// `[train]` section, every node votes and works).
     pub base_config: NodeConfig,
-    /// Keep the nodes' data dirs after the run.
+    /// Keep the nodes' data dirs after the run (without it only their event logs,
+    /// `nI/data/events/`, stay).
     pub keep_data: bool,
 }
 
@@ -123,6 +124,7 @@ pub async fn run(
         events: std::fs::File::create(&events).map_err(io(&events))?,
         began,
         t0: Instant::now(),
+        t0_unix_ms: 0,
         views: vec![None; plan.nodes],
         restart_at: vec![None; plan.nodes],
         rng: ChaCha8Rng::seed_from_u64(plan.seed),
@@ -149,7 +151,7 @@ pub async fn run(
     let summary = driver.summary(setup, began.elapsed(), reason);
     if !setup.keep_data {
         for index in 0..plan.nodes {
-            let _ = std::fs::remove_dir_all(data_dir(setup, index));
+            remove_data_but_events(&data_dir(setup, index));
         }
     }
     let path = setup.dir.join("summary.json");
@@ -157,6 +159,27 @@ pub async fn run(
         std::fs::write(&path, json + "\n").map_err(io(&path))?;
     }
     Ok(summary)
+}
+
+/// Empties a node's data dir except its event log (`events/`), which `hashgrad trace` and
+/// `hashgrad report` read after the run.
+fn remove_data_but_events(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name() == crate::events::EVENTS_DIR {
+            continue;
+        }
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
+    // Nothing logged: no empty dir either.
+    let _ = std::fs::remove_dir(dir);
 }
 
 fn data_dir(setup: &Setup, index: usize) -> PathBuf {
@@ -216,6 +239,8 @@ pub(super) struct Driver<'a> {
     began: Instant,
     /// When every node first became ready; chaos times count from here.
     t0: Instant,
+    /// `t0` on the wall clock (ms since the Unix epoch), as the nodes' event logs count time.
+    pub(super) t0_unix_ms: u64,
     pub(super) views: Vec<Option<NodeView>>,
     pub(super) restart_at: Vec<Option<Instant>>,
     pub(super) rng: ChaCha8Rng,
@@ -250,6 +275,9 @@ impl Driver<'_> {
         }
         self.wait_ready().await?;
         self.t0 = Instant::now();
+        self.t0_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let pids: Vec<String> = self
             .nodes
             .iter()
