@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
                 log.record(EventKind::BlockFound {
                     hash: "00ab".repeat(16),
                     height: 7,
+                    parent: "00cd".repeat(16),
                 })
             })
         });

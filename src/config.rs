@@ -42,6 +42,41 @@ pub struct NodeConfig {
     pub mining: MiningSection,
     /// Present: this node takes part in the training cluster's consensus.
     pub train: Option<TrainSection>,
+    pub events: EventsSection,
+}
+
+/// `[events]`: the node's event log (`DATA_DIR/events/events.jsonl`, rotated): every message
+/// sent and received with a vector clock, Raft role, vote and commit changes, blocks, rounds
+/// and config reads and writes; `hashgrad trace` and `hashgrad report` read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    pub enabled: bool,
+    /// Rotate the live file at this many MiB.
+    pub file_mib: u64,
+    /// Files kept, the live one included.
+    pub files: usize,
+}
+
+impl Default for EventsSection {
+    fn default() -> EventsSection {
+        EventsSection {
+            enabled: true,
+            file_mib: 16,
+            files: 4,
+        }
+    }
+}
+
+impl EventsSection {
+    /// The writer's limits for this section.
+    pub fn limits(&self) -> crate::events::LogLimits {
+        crate::events::LogLimits {
+            file_bytes: self.file_mib << 20,
+            files: self.files,
+            ..crate::events::LogLimits::default()
+        }
+    }
 }
 
 /// `[net]`: the QUIC endpoint and peers.
@@ -388,12 +423,13 @@ impl NodeConfig {
                 ..MiningSection::default()
             },
             train: None,
+            events: EventsSection::default(),
         }
     }
 
     /// A regtest node for in-process clusters (tests, examples, benches): QUIC on a free
     /// loopback port, dialing `peers`, redialling within 0.1 s, not mining, no HTTP, no
-    /// training; set the sections a caller needs on top.
+    /// training, no event log; set the sections a caller needs on top.
     pub fn loopback(data_dir: &Path, peers: &[SocketAddr]) -> NodeConfig {
         NodeConfig {
             data_dir: data_dir.to_path_buf(),
@@ -406,6 +442,10 @@ impl NodeConfig {
             mining: MiningSection {
                 enabled: false,
                 ..MiningSection::default()
+            },
+            events: EventsSection {
+                enabled: false,
+                ..EventsSection::default()
             },
             ..NodeConfig::for_network("regtest")
         }
@@ -467,6 +507,12 @@ impl NodeConfig {
         }
         if self.net.ban_secs == 0 {
             return Err(invalid("net.ban_secs", "must be at least 1"));
+        }
+        if !(1..=4096).contains(&self.events.file_mib) {
+            return Err(invalid("events.file_mib", "must be between 1 and 4096"));
+        }
+        if !(1..=100).contains(&self.events.files) {
+            return Err(invalid("events.files", "must be between 1 and 100"));
         }
         if !(self.net.redial_secs.is_finite() && self.net.redial_secs >= 0.05) {
             return Err(invalid("net.redial_secs", "must be at least 0.05"));

@@ -52,6 +52,7 @@ fn write_exchange(testnet: &Path) -> usize {
         logs[from].record(EventKind::BlockFound {
             hash: hash.clone(),
             height: round,
+            parent: String::new(),
         });
         for to in (0..3).filter(|&to| to != from) {
             let stamp = logs[from].sent(&format!("n{to}"), "block", 300).unwrap();
@@ -60,6 +61,7 @@ fn write_exchange(testnet: &Path) -> usize {
                 hash: hash.clone(),
                 height: round,
                 from: format!("n{from}"),
+                parent: String::new(),
             });
         }
     }
@@ -208,7 +210,12 @@ fn the_writer_keeps_only_the_configured_number_of_files() {
     };
     let log = EventLog::open(dir.path(), "n0", small).unwrap();
     for round in 0..500 {
-        log.record(EventKind::RoundCommitted { round });
+        log.record(EventKind::RoundCommitted {
+            round,
+            loss: None,
+            contributors: 0,
+            timings: None,
+        });
     }
     log.flush();
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
@@ -263,4 +270,31 @@ fn a_failing_disk_counts_drops_and_never_blocks_the_caller() {
     assert_eq!(stats.written, 0);
     assert_eq!(stats.dropped, 100);
     assert!(EventLog::open(dir.path(), "has space", limits()).is_err());
+}
+
+#[test]
+fn a_reopened_log_cuts_a_torn_line_and_its_clock_goes_on_rising() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join(EVENTS_DIR);
+    {
+        let log = EventLog::open(&events, "n0", limits()).unwrap();
+        for _ in 0..3 {
+            log.record(EventKind::NodeStarted);
+        }
+        log.flush();
+    }
+    // A crash in the middle of a line.
+    let live = events.join(LOG_FILE);
+    let mut text = std::fs::read_to_string(&live).unwrap();
+    text.push_str(r#"{"node":"n0","time_ms":1,"clo"#);
+    std::fs::write(&live, text).unwrap();
+
+    let log = EventLog::open(&events, "n0", limits()).unwrap();
+    log.record(EventKind::NodeStopped);
+    log.flush();
+    let text = std::fs::read_to_string(&live).unwrap();
+    let parsed = hashgrad::events::parse_log(&text, "events.jsonl").expect("no torn line left");
+    let own: Vec<u64> = parsed.iter().map(|at| at.event.clock.get("n0")).collect();
+    assert_eq!(own, [1, 2, 3, 4]);
+    assert!(hashgrad::events::check(&[parsed]).is_empty());
 }

@@ -141,6 +141,7 @@ impl EventLog {
             source,
         };
         fs::create_dir_all(dir).map_err(open_error)?;
+        let clock = recover(dir).map_err(open_error)?;
         let file = LogFile::open(dir, limits).map_err(open_error)?;
         let (queue, items) = mpsc::sync_channel(limits.queue.max(1));
         let counters = Arc::new(Counters::default());
@@ -152,7 +153,7 @@ impl EventLog {
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 node: node.to_owned(),
-                clock: Mutex::new(VectorClock::new()),
+                clock: Mutex::new(clock),
                 queue: Some(queue),
                 counters,
                 writer: Some(writer),
@@ -264,6 +265,53 @@ fn lock(clock: &Mutex<VectorClock>) -> std::sync::MutexGuard<'_, VectorClock> {
     clock
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Makes an existing log ready for appending after a restart or a crash: cuts a torn last
+/// line (a crash mid-write) off the live file, and returns the clock of the last event logged
+/// (live file, else the newest rotated one), so a restarted node's clock goes on rising.
+fn recover(dir: &Path) -> std::io::Result<VectorClock> {
+    let live = dir.join(LOG_FILE);
+    let (tail, tail_start) = read_tail(&live)?;
+    let whole = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < tail.len() && (whole > 0 || tail_start == 0) {
+        OpenOptions::new()
+            .write(true)
+            .open(&live)?
+            .set_len(tail_start + whole as u64)?;
+    }
+    let last_clock = |bytes: &[u8]| {
+        bytes
+            .split(|&b| b == b'\n')
+            .rev()
+            .filter(|line| !line.is_empty())
+            .find_map(|line| serde_json::from_slice::<super::record::Event>(line).ok())
+            .map(|event| event.clock)
+    };
+    if let Some(clock) = last_clock(&tail[..whole]) {
+        return Ok(clock);
+    }
+    let (rotated, _) = read_tail(&dir.join(format!("{LOG_FILE}.1"))).unwrap_or_default();
+    Ok(last_clock(&rotated).unwrap_or_default())
+}
+
+/// The last `RECOVER_TAIL` bytes of a regular file and where they start; nothing for a missing
+/// file or anything that is not a regular file (a device never gets read).
+fn read_tail(path: &Path) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const RECOVER_TAIL: u64 = 1 << 20;
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => metadata,
+        Ok(_) => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let start = metadata.len().saturating_sub(RECOVER_TAIL);
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.take(RECOVER_TAIL).read_to_end(&mut tail)?;
+    Ok((tail, start))
 }
 
 /// The live file with its rotation state.

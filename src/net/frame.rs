@@ -6,7 +6,7 @@
 //! meaning: block bytes are opaque here and decoded by the chain.
 //!
 //! Type byte ranges (keep new messages inside their range so old nodes can name them):
-//! - `0x01..=0x0f` session (hello, reject)
+//! - `0x01..=0x0f` session (hello, reject, the event-log stamp that may precede any frame)
 //! - `0x10..=0x2f` chain (blocks, headers, sync)
 //! - `0x30..=0x4f` Raft messages, opaque here (`Message::Service`, decoded by the consensus
 //!   service)
@@ -16,6 +16,7 @@
 use std::fmt;
 
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::events::VectorClock;
 
 /// Bytes in a frame header: the type byte and the u32 payload length.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -32,6 +33,11 @@ pub const MAX_GET_BLOCKS: usize = 500;
 pub const MAX_NETWORK_NAME: usize = 32;
 /// Longest reject reason.
 pub const MAX_REASON: usize = 512;
+
+/// Most entries in a stamp's vector clock (one per node the sender has heard of).
+pub const MAX_CLOCK_ENTRIES: usize = 256;
+/// Longest node name in a stamp's vector clock.
+pub const MAX_CLOCK_NAME: usize = 64;
 
 /// A 32-byte block hash in the byte order sha256d produced it.
 pub type HashBytes = [u8; 32];
@@ -78,6 +84,8 @@ impl Service {
 pub enum FrameType {
     Hello,
     Reject,
+    /// The sender's vector clock for its event log, sent just before the frame it stamps.
+    Stamp,
     Block,
     GetHeaders,
     Headers,
@@ -95,6 +103,7 @@ impl FrameType {
         Some(match code {
             0x01 => FrameType::Hello,
             0x02 => FrameType::Reject,
+            0x03 => FrameType::Stamp,
             0x10 => FrameType::Block,
             0x11 => FrameType::GetHeaders,
             0x12 => FrameType::Headers,
@@ -111,6 +120,7 @@ impl FrameType {
         match self {
             FrameType::Hello => 0x01,
             FrameType::Reject => 0x02,
+            FrameType::Stamp => 0x03,
             FrameType::Block => 0x10,
             FrameType::GetHeaders => 0x11,
             FrameType::Headers => 0x12,
@@ -134,6 +144,7 @@ impl FrameType {
         match self {
             FrameType::Hello => 4 + 1 + MAX_NETWORK_NAME + 32 + 2,
             FrameType::Reject => 2 + MAX_REASON,
+            FrameType::Stamp => 2 + MAX_CLOCK_ENTRIES * (1 + MAX_CLOCK_NAME + 8),
             FrameType::Block => MAX_BLOCK_BYTES,
             FrameType::GetHeaders => 4 + 2 + 32 * MAX_LOCATOR,
             FrameType::Headers => 2 + 80 * MAX_HEADERS,
@@ -141,6 +152,22 @@ impl FrameType {
             FrameType::NotFound => 32,
             FrameType::Raft(_) => MAX_RAFT_FRAME,
             FrameType::Training(_) => MAX_TRAINING_FRAME,
+        }
+    }
+
+    /// The message name event logs use: `block`, `get_headers`, …, `raft_31`, `training_52`.
+    pub fn event_name(self) -> String {
+        match self {
+            FrameType::Hello => "hello".into(),
+            FrameType::Reject => "reject".into(),
+            FrameType::Stamp => "stamp".into(),
+            FrameType::Block => "block".into(),
+            FrameType::GetHeaders => "get_headers".into(),
+            FrameType::Headers => "headers".into(),
+            FrameType::GetBlocks => "get_blocks".into(),
+            FrameType::NotFound => "not_found".into(),
+            FrameType::Raft(code) => format!("raft_{code:02x}"),
+            FrameType::Training(code) => format!("training_{code:02x}"),
         }
     }
 }
@@ -180,6 +207,9 @@ pub enum Message {
     Reject {
         reason: String,
     },
+    /// The sender's vector clock after logging the send of the frame that follows on the same
+    /// stream (only nodes that keep an event log send it).
+    Stamp(VectorClock),
     /// An encoded block (`pow::Block::encode`), on the gossip stream or answering `GetBlocks`.
     Block(Vec<u8>),
     /// Asks for up to `max` headers of the sender's best chain after the locator's fork point.
@@ -201,6 +231,7 @@ impl Message {
         match self {
             Message::Hello(_) => FrameType::Hello,
             Message::Reject { .. } => FrameType::Reject,
+            Message::Stamp(_) => FrameType::Stamp,
             Message::Block(_) => FrameType::Block,
             Message::GetHeaders { .. } => FrameType::GetHeaders,
             Message::Headers(_) => FrameType::Headers,
@@ -321,6 +352,19 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
             }
             out.u16(end as u16).raw(&reason.as_bytes()[..end]);
         }
+        Message::Stamp(clock) => {
+            let count = clock.entries().count();
+            if count > MAX_CLOCK_ENTRIES {
+                return Err(FrameError::TooLargeToEncode(count));
+            }
+            out.u16(count as u16);
+            for (node, value) in clock.entries() {
+                if node.is_empty() || node.len() > MAX_CLOCK_NAME {
+                    return Err(FrameError::TooLargeToEncode(node.len()));
+                }
+                out.u8(node.len() as u8).raw(node.as_bytes()).u64(value);
+            }
+        }
         Message::Block(bytes) => {
             out.raw(bytes);
         }
@@ -404,6 +448,7 @@ fn decode_fields(kind: FrameType, payload: &[u8]) -> Result<Message, DecodeError
             let reason = String::from_utf8_lossy(r.take(len, "reason")?).into_owned();
             Message::Reject { reason }
         }
+        FrameType::Stamp => Message::Stamp(stamp_clock(&mut r)?),
         FrameType::Block => {
             if payload.is_empty() {
                 return Err(r.invalid("block", "empty"));
@@ -425,6 +470,44 @@ fn decode_fields(kind: FrameType, payload: &[u8]) -> Result<Message, DecodeError
     };
     r.finish()?;
     Ok(message)
+}
+
+/// A stamp's clock: a u16 count (≤ `MAX_CLOCK_ENTRIES`) of (u8 name length, name, u64).
+/// Names are non-empty UTF-8 without whitespace, each at most once.
+fn stamp_clock(r: &mut Reader<'_>) -> Result<VectorClock, DecodeError> {
+    let offset = r.offset();
+    let count = r.u16("clock entries")?;
+    let count = r.check_count(
+        "clock entries",
+        u64::from(count),
+        MAX_CLOCK_ENTRIES,
+        1 + 1 + 8,
+        offset,
+    )?;
+    let mut clock = VectorClock::new();
+    for _ in 0..count {
+        let offset = r.offset();
+        let len = r.u8("node name length")?;
+        let len = r.check_count("node name", u64::from(len), MAX_CLOCK_NAME, 1, offset)?;
+        let name = std::str::from_utf8(r.take(len, "node name")?)
+            .ok()
+            .filter(|name| !name.is_empty() && !name.chars().any(char::is_whitespace))
+            .ok_or(DecodeError::Invalid {
+                what: "node name",
+                reason: "empty, not UTF-8 or with whitespace",
+                offset: offset + 1,
+            })?;
+        if clock.get(name) != 0 {
+            return Err(DecodeError::Invalid {
+                what: "clock entries",
+                reason: "a node named twice",
+                offset,
+            });
+        }
+        let value = r.u64("clock value")?;
+        clock.set(name, value);
+    }
+    Ok(clock)
 }
 
 /// Takes a u16 count (≤ `max`, backed by the payload) of fixed-size items.
@@ -461,6 +544,15 @@ mod tests {
                 })
             ),
             ".{0,100}".prop_map(|reason| Message::Reject { reason }),
+            proptest::collection::btree_map("[a-z0-9]{1,12}", 1..u64::MAX, 0..6).prop_map(
+                |entries| {
+                    let mut clock = VectorClock::new();
+                    for (node, value) in entries {
+                        clock.set(&node, value);
+                    }
+                    Message::Stamp(clock)
+                }
+            ),
             proptest::collection::vec(any::<u8>(), 1..300).prop_map(Message::Block),
             (
                 proptest::collection::vec(any::<[u8; 32]>(), 0..10),

@@ -8,6 +8,7 @@
 pub mod frame;
 pub mod handshake;
 pub mod identity;
+mod stamp;
 pub mod tls;
 pub mod transport;
 mod wire;
@@ -56,6 +57,9 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     /// The one key-exchange group this node offers and accepts (default X25519MLKEM768).
     pub key_exchange: tls::KeyExchange,
+    /// The node's event log: every frame sent and received is logged with a vector clock, and
+    /// frames carry a stamp (disabled: nothing is logged or stamped).
+    pub events: crate::events::EventLog,
 }
 
 impl NetConfig {
@@ -70,6 +74,7 @@ impl NetConfig {
             idle_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             key_exchange: tls::KeyExchange::default(),
+            events: crate::events::EventLog::disabled(),
         }
     }
 }

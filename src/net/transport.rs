@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use super::frame::{FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
+use crate::events::EventLog;
+
+use super::frame::{self, FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
 use super::handshake::check_hello;
 use super::identity::{Identity, NodeId};
 use super::tls::KeyExchange;
 use super::wire::{ReadFailure, read_frame, write_message};
-use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, tls};
+use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, stamp, tls};
 
 /// Something a peer did that the node must handle.
 #[derive(Debug)]
@@ -254,6 +256,11 @@ impl Network {
         self.inner.identity.id()
     }
 
+    /// The node's event log (the one frames are stamped with), for the services' own events.
+    pub fn event_log(&self) -> EventLog {
+        self.inner.config.events.clone()
+    }
+
     /// A receiver for `service`'s frames and requests, plus every connection event (replacing
     /// an earlier subscriber of that service). Until a service subscribes, its frames are
     /// dropped and its requests answered with an empty stream.
@@ -363,12 +370,20 @@ impl Network {
             return 0;
         };
         let bytes: Arc<[u8]> = bytes.into();
+        let kind = message.frame_type();
+        let len = stamp::payload_len(&bytes);
+        let events = &self.inner.config.events;
         let state = self.inner.lock();
         state
             .peers
             .iter()
             .filter(|(id, _)| Some(**id) != except && !state.cut.contains(*id))
-            .filter(|(_, peer)| peer.gossip.send(bytes.clone()).is_ok())
+            .filter(|(id, peer)| {
+                if let Some(stamp) = stamp::stamp_for(events, id, kind, len) {
+                    let _ = peer.gossip.send(stamp);
+                }
+                peer.gossip.send(bytes.clone()).is_ok()
+            })
             .count()
     }
 
@@ -382,6 +397,11 @@ impl Network {
             return Err(NetError::NotConnected(peer));
         }
         let connected = state.peers.get(&peer).ok_or(NetError::NotConnected(peer))?;
+        let events = &self.inner.config.events;
+        let len = stamp::payload_len(&bytes);
+        if let Some(stamp) = stamp::stamp_for(events, &peer, message.frame_type(), len) {
+            let _ = connected.gossip.send(stamp);
+        }
         connected
             .gossip
             .send(bytes)
@@ -402,17 +422,24 @@ impl Network {
                 .ok_or(NetError::NotConnected(peer))?
         };
         let timeout = self.inner.config.request_timeout;
+        let events = &self.inner.config.events;
         let exchange = async {
             let (mut send, mut recv) = connection
                 .open_bi()
                 .await
                 .map_err(|e| NetError::Stream(peer, e.into()))?;
+            write_stamp(&mut send, events, &peer, &message)
+                .await
+                .map_err(|e| failure(peer, e))?;
             write_message(&mut send, &message)
                 .await
                 .map_err(|e| failure(peer, e))?;
             let _ = send.finish();
             let mut answer = Vec::new();
-            while let Some(frame) = read_frame(&mut recv).await.map_err(|e| failure(peer, e))? {
+            while let Some(frame) = stamp::read_logged(&mut recv, events, &peer)
+                .await
+                .map_err(|e| failure(peer, e))?
+            {
                 answer.push(frame);
                 if answer.len() > MAX_GET_BLOCKS + 1 {
                     return Err(NetError::TooManyFrames(peer, MAX_GET_BLOCKS + 1));
@@ -658,9 +685,10 @@ async fn register(
 
     // Gossip reader: lives as long as the connection; cleans up the peer table at the end.
     let reading = Arc::downgrade(inner);
+    let events = inner.config.events.clone();
     tokio::spawn(async move {
         let reason = loop {
-            let frame = read_frame(&mut recv).await;
+            let frame = stamp::read_logged(&mut recv, &events, &peer).await;
             let Some(inner) = reading.upgrade() else {
                 return;
             };
@@ -733,7 +761,10 @@ async fn serve_request(
     mut recv: quinn::RecvStream,
 ) {
     let timeout = inner.config.request_timeout;
-    let request = match tokio::time::timeout(timeout, read_frame(&mut recv)).await {
+    let events = &inner.config.events;
+    let request = match tokio::time::timeout(timeout, stamp::read_logged(&mut recv, events, &peer))
+        .await
+    {
         Ok(Ok(Some(
             request @ (Message::GetHeaders { .. } | Message::GetBlocks(_) | Message::Service(_)),
         ))) => request,
@@ -768,11 +799,37 @@ async fn serve_request(
         return;
     };
     for frame in &frames {
-        if write_message(&mut send, frame).await.is_err() {
+        if write_stamp(&mut send, events, &peer, frame).await.is_err()
+            || write_message(&mut send, frame).await.is_err()
+        {
             return;
         }
     }
     let _ = send.finish();
+}
+
+/// Logs the send of `message` to `peer` and writes its stamp (nothing when the log is off).
+async fn write_stamp(
+    send: &mut quinn::SendStream,
+    events: &EventLog,
+    peer: &NodeId,
+    message: &Message,
+) -> Result<(), ReadFailure> {
+    if !events.is_enabled() {
+        return Ok(());
+    }
+    let len = match message {
+        Message::Service(frame) => frame.payload.len(),
+        other => frame::encode(other)
+            .map(|bytes| stamp::payload_len(&bytes))
+            .unwrap_or(0),
+    };
+    let Some(stamp) = stamp::stamp_for(events, peer, message.frame_type(), len) else {
+        return Ok(());
+    };
+    send.write_all(&stamp)
+        .await
+        .map_err(|e| ReadFailure::Stream(e.into()))
 }
 
 fn ban(inner: &Inner, peer: NodeId, reason: &str) {

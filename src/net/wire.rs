@@ -33,6 +33,13 @@ async fn read_full(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<usize
 pub(crate) async fn read_frame(
     recv: &mut quinn::RecvStream,
 ) -> Result<Option<Message>, ReadFailure> {
+    Ok(read_sized_frame(recv).await?.map(|(message, _)| message))
+}
+
+/// Reads the next frame and its payload length (for event logs).
+pub(crate) async fn read_sized_frame(
+    recv: &mut quinn::RecvStream,
+) -> Result<Option<(Message, usize)>, ReadFailure> {
     let mut header = [0u8; FRAME_HEADER_LEN];
     match read_full(recv, &mut header).await? {
         0 => return Ok(None),
@@ -48,10 +55,13 @@ pub(crate) async fn read_frame(
     }
     if let FrameType::Raft(code) | FrameType::Training(code) = kind {
         // Opaque to the transport: the service decodes it (no copy of a large payload).
-        return Ok(Some(Message::Service(ServiceFrame { code, payload })));
+        return Ok(Some((
+            Message::Service(ServiceFrame { code, payload }),
+            len,
+        )));
     }
     frame::decode_payload(kind, &payload)
-        .map(Some)
+        .map(|message| Some((message, len)))
         .map_err(ReadFailure::Frame)
 }
 

@@ -23,6 +23,7 @@ use super::sync::{self, SyncReport};
 use super::{ChainEvent, Command, NodeError, backend};
 use crate::api::{Metrics, NodeStatus, PeerStatus};
 use crate::config::NodeConfig;
+use crate::events::{EventKind, EventLog};
 use crate::hash::reference::sha256d;
 use crate::net::{Message, NetEvent, Network, NodeId};
 use crate::pow::{
@@ -55,6 +56,7 @@ struct ChainService {
     metrics: Metrics,
     status: watch::Sender<NodeStatus>,
     events: broadcast::Sender<ChainEvent>,
+    event_log: EventLog,
     sync_reports: mpsc::Sender<SyncReport>,
     syncing: HashSet<NodeId>,
     resync: HashSet<NodeId>,
@@ -78,6 +80,8 @@ pub(super) struct ChainParts {
     pub metrics: Metrics,
     pub status: watch::Sender<NodeStatus>,
     pub events: broadcast::Sender<ChainEvent>,
+    /// The node's event log (blocks found, received and reorganised; hash rate).
+    pub event_log: EventLog,
 }
 
 /// The chain service's task; it ends when the service stops.
@@ -94,6 +98,7 @@ pub(super) fn spawn(parts: ChainParts) -> Result<(mpsc::Sender<Command>, ChainTa
         metrics,
         status,
         events,
+        event_log,
     } = parts;
     let (found, found_rx) = mpsc::unbounded_channel();
     let (sync_reports, sync_rx) = mpsc::channel(64);
@@ -126,6 +131,7 @@ pub(super) fn spawn(parts: ChainParts) -> Result<(mpsc::Sender<Command>, ChainTa
         metrics,
         status,
         events,
+        event_log,
         sync_reports,
         syncing: HashSet::new(),
         resync: HashSet::new(),
@@ -343,6 +349,25 @@ impl ChainService {
             self.metrics.blocks_received.inc();
         }
         let tip = matches!(accepted, Accepted::NewTip { .. });
+        let height = self.chain.height_of(&hash).unwrap_or(0);
+        let parent = self
+            .chain
+            .block(&hash)
+            .map(|block| block.header.prev.to_string())
+            .unwrap_or_default();
+        self.event_log.record(match from {
+            Some(peer) => EventKind::BlockReceived {
+                hash: hash.to_string(),
+                height,
+                from: peer.short(),
+                parent,
+            },
+            None => EventKind::BlockFound {
+                hash: hash.to_string(),
+                height,
+                parent,
+            },
+        });
         if let Accepted::NewTip { reorg: Some(reorg) } = accepted {
             self.metrics.reorgs.inc();
             info!(
@@ -350,10 +375,19 @@ impl ChainService {
                 returned_receipts = reorg.returned_receipts.len(),
                 tip = %hash, "reorganised to a branch with more work"
             );
+            self.event_log.record(EventKind::BlockReorged {
+                old_tip: reorg
+                    .disconnected
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                new_tip: hash.to_string(),
+                depth: reorg.disconnected.len() as u64,
+            });
         }
         let event = ChainEvent {
             hash,
-            height: self.chain.height_of(&hash).unwrap_or(0),
+            height,
             tip,
             from,
             at: Instant::now(),
@@ -542,6 +576,11 @@ impl ChainService {
             self.hash_rate = (hashes - before) as f64 / elapsed.as_secs_f64();
             self.rate_sample = (Instant::now(), hashes);
             self.metrics.hashes.inc_by(hashes - before);
+            if self.miner.is_some() {
+                self.event_log.record(EventKind::HashRate {
+                    hashes_per_sec: self.hash_rate,
+                });
+            }
         }
         let peers = self.net.peers();
         self.metrics.height.set(self.chain.height() as i64);

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 pub use crate::api::ConsensusStatus;
+use crate::events::{EventKind, EventLog};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message as Frame, NetEvent, Network};
 use crate::node_id::{NodeId, NodeIdError, RaftIds};
@@ -200,6 +201,9 @@ struct Service<M, S> {
     /// Confirmed reads waiting for this node to apply their index.
     applying: Vec<(u64, PendingRead<M>)>,
     next_read: u64,
+    /// The event log, and the role, term and commit index it last recorded.
+    event_log: EventLog,
+    logged: (Role, u64, u64),
 }
 
 /// The consensus service's task; it ends when the service stops or fails.
@@ -243,6 +247,7 @@ where
     );
     let (status, status_rx) = watch::channel(ConsensusStatus::default());
     let (requests, requests_rx) = mpsc::channel(1024);
+    let event_log = net.event_log();
     let mut service = Service {
         raft,
         storage,
@@ -254,6 +259,8 @@ where
         confirming: BTreeMap::new(),
         applying: Vec::new(),
         next_read: 1,
+        event_log,
+        logged: (Role::Follower, 0, 0),
     };
     service.publish();
     let tick = config.tick;
@@ -394,7 +401,11 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
             ids,
             ..
         } = self;
-        let reads = raft::process_ready(raft, storage, machine, |message| send(net, ids, message))?;
+        let event_log = &self.event_log;
+        let reads = raft::process_ready(raft, storage, machine, |message| {
+            send(net, ids, event_log, message)
+        })?;
+        self.log_changes();
         for confirmed in reads {
             if let Some(pending) = self.confirming.remove(&confirmed.request) {
                 self.applying.push((confirmed.index, pending));
@@ -470,15 +481,28 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
         }
     }
 
+    /// Records role or term changes and commit advances in the event log.
+    fn log_changes(&mut self) {
+        let (role, term, commit) = (self.raft.role(), self.raft.term(), self.raft.commit_index());
+        let (logged_role, logged_term, logged_commit) = self.logged;
+        if role != logged_role || term != logged_term {
+            self.event_log.record(EventKind::RaftRole {
+                role: role_name(role).replace('-', "_"),
+                term,
+            });
+        }
+        if commit > logged_commit {
+            self.event_log.record(EventKind::RaftCommit {
+                index: commit,
+                term: self.raft.entry_term(commit).unwrap_or(term),
+            });
+        }
+        self.logged = (role, term, commit.max(logged_commit));
+    }
+
     fn publish(&mut self) {
-        let role = match self.raft.role() {
-            Role::Follower => "follower",
-            Role::PreCandidate => "pre-candidate",
-            Role::Candidate => "candidate",
-            Role::Leader => "leader",
-        };
         let status = ConsensusStatus {
-            role: role.to_string(),
+            role: role_name(self.raft.role()).to_string(),
             term: self.raft.term(),
             leader: self
                 .raft
@@ -503,9 +527,19 @@ impl<M: StateMachine, S: Storage> Service<M, S> {
     }
 }
 
+/// How `/status` names a Raft role.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Follower => "follower",
+        Role::PreCandidate => "pre-candidate",
+        Role::Candidate => "candidate",
+        Role::Leader => "leader",
+    }
+}
+
 /// Sends one Raft message to the peer its `to` names; a peer that is not connected misses it
-/// (Raft retransmits).
-fn send(net: &Network, ids: &RaftIds, message: raft::Message) {
+/// (Raft retransmits). A vote answer is recorded in the event log.
+fn send(net: &Network, ids: &RaftIds, event_log: &EventLog, message: raft::Message) {
     let Some(peer) = ids.node(message.to) else {
         debug!(
             to = format_args!("{:#018x}", message.to),
@@ -513,6 +547,13 @@ fn send(net: &Network, ids: &RaftIds, message: raft::Message) {
         );
         return;
     };
+    if let raft::MessageBody::VoteResponse { reject } = message.body {
+        event_log.record(EventKind::RaftVote {
+            candidate: peer.short(),
+            term: message.term,
+            granted: !reject,
+        });
+    }
     let frame = Frame::Service(ServiceFrame {
         code: RAFT_MESSAGE_FRAME,
         payload: message.encode(),

@@ -32,6 +32,7 @@ use crate::api::{self, ApiParts, Metrics, NodeStatus, ReceiptEntry, ReceiptsRequ
 use crate::cluster::ClusterState;
 use crate::config::TrainSection;
 use crate::config::{ConfigError, NodeConfig};
+use crate::events::{EventKind, EventLog};
 use crate::net::{Identity, NetConfig, NetError, Network, NodeId, PartitionControl, Service};
 use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
@@ -58,6 +59,8 @@ pub enum NodeError {
     Net(#[from] NetError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot open the event log: {0}")]
+    EventLog(#[from] crate::events::EventLogError),
     #[error("cannot create data dir {0}: {1}")]
     DataDir(PathBuf, #[source] std::io::Error),
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
@@ -154,8 +157,17 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
     let chain = store.load_chain()?;
 
+    let event_log = if config.events.enabled {
+        let dir = config.data_dir.join(crate::events::EVENTS_DIR);
+        EventLog::open(&dir, &id.short(), config.events.limits())?
+    } else {
+        EventLog::disabled()
+    };
+    event_log.record(EventKind::NodeStarted);
+
     let mut net_config =
         NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
+    net_config.events = event_log.clone();
     net_config.pins = config.pins()?;
     net_config.ban = config.ban();
     net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
@@ -213,6 +225,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         metrics: metrics.clone(),
         status: status.clone(),
         events: events.clone(),
+        event_log: event_log.clone(),
     })?;
 
     let (stop_training, stop_training_rx) = watch::channel(false);
@@ -265,6 +278,9 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let task = tokio::spawn(async move {
         let result = supervise(chain_task, consensus_task, training_task, stoppers).await;
         supervised.shutdown();
+        event_log.record(EventKind::NodeStopped);
+        let flushing = event_log.clone();
+        let _ = tokio::task::spawn_blocking(move || flushing.flush()).await;
         let _ = stopped_tx.send(true);
         match &result {
             Ok(()) => info!("node stopped"),

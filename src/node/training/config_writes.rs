@@ -13,6 +13,7 @@ use crate::cluster::{
     WireLimits,
 };
 use crate::codec::{Decode, Encode};
+use crate::events::EventKind;
 use crate::net::{Message, Network, NodeId, Responder};
 
 use super::super::consensus::{ConsensusError, ConsensusHandle};
@@ -59,6 +60,8 @@ impl Service {
                     let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
                     return;
                 }
+                self.event_log
+                    .record(EventKind::ConfigRead { key: key.clone() });
                 let consensus = self.consensus.clone();
                 tokio::spawn(async move {
                     let read = consensus
@@ -101,6 +104,8 @@ impl Service {
                         value: value.clone(),
                     },
                 };
+                self.event_log
+                    .record(EventKind::ConfigWrite { key: key.clone() });
                 let (waiter, outcome) = oneshot::channel();
                 self.waiters.insert(request, waiter);
                 let consensus = self.consensus.clone();

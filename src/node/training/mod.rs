@@ -30,6 +30,7 @@ use crate::cluster::{
     RoundSettings, TrainingMessage, WireLimits, Worker,
 };
 use crate::codec::Encode;
+use crate::events::{EventKind, EventLog, RoundTimings};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
@@ -118,6 +119,49 @@ struct Service {
     committed_round: u64,
     trainer_round: u64,
     started: Instant,
+    event_log: EventLog,
+    /// Where the round this node leads spends its time (for the event log).
+    timer: RoundTimer,
+}
+
+/// When the round this node leads was announced, reduced and proposed.
+#[derive(Debug, Default)]
+struct RoundTimer {
+    round: u64,
+    announced: Option<Instant>,
+    reducing: Option<Instant>,
+    proposed: Option<Instant>,
+}
+
+impl RoundTimer {
+    fn announced(&mut self, round: u64) {
+        *self = RoundTimer {
+            round,
+            announced: Some(Instant::now()),
+            ..RoundTimer::default()
+        };
+    }
+
+    fn mark(&mut self, round: u64, at: fn(&mut RoundTimer) -> &mut Option<Instant>) {
+        if self.round == round {
+            *at(self) = Some(Instant::now());
+        }
+    }
+
+    /// The split of `round`, committed now, when this node timed all of it.
+    fn timings(&self, round: u64) -> Option<RoundTimings> {
+        let (announced, reducing, proposed) = (self.announced?, self.reducing?, self.proposed?);
+        if self.round != round {
+            return None;
+        }
+        let ms =
+            |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+        Some(RoundTimings {
+            gradient_wait_ms: ms(announced, reducing),
+            reduce_ms: ms(reducing, proposed),
+            commit_ms: ms(proposed, Instant::now()),
+        })
+    }
 }
 
 /// Spawns the service; the task ends when `stop` turns true, or with an error that stops the
@@ -143,6 +187,7 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
     } = parts;
     let (inbox, inbox_rx) = mpsc::unbounded_channel();
     let worker = workers.contains(&own).then(|| Worker::new(own));
+    let event_log = net.event_log();
     let mut service = Service {
         own,
         limits: WireLimits::for_params(gradient_len),
@@ -171,6 +216,8 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         committed_round: 0,
         trainer_round: 0,
         started: Instant::now(),
+        event_log,
+        timer: RoundTimer::default(),
     };
     tokio::spawn(async move {
         service
@@ -297,6 +344,12 @@ impl Service {
     fn on_applied(&mut self, event: Applied) {
         match &event {
             Applied::Round { round, .. } => {
+                self.event_log.record(EventKind::RoundCommitted {
+                    round: round.round,
+                    loss: Some(f64::from(round.loss)).filter(|loss| loss.is_finite()),
+                    contributors: round.contributors.len() as u32,
+                    timings: self.timer.timings(round.round),
+                });
                 self.committed_round = round.round;
                 self.view.round = round.round;
                 self.view.rounds_committed = round.round;
@@ -369,6 +422,10 @@ impl Service {
                 accuracy,
                 loss,
             } => {
+                self.event_log.record(EventKind::RoundEvaluated {
+                    round,
+                    accuracy: f64::from(accuracy),
+                });
                 self.view.accuracy = Some(accuracy);
                 self.view.test_loss = Some(loss);
                 self.view.evaluated_round = round;
@@ -432,6 +489,10 @@ impl Service {
         while let Some(action) = self.coordinator.poll_action() {
             match action {
                 Action::Announce(announce) => {
+                    self.timer.announced(announce.round);
+                    self.event_log.record(EventKind::RoundAnnounced {
+                        round: announce.round,
+                    });
                     let message = TrainingMessage::RoundAnnounce(announce.clone());
                     for worker in &announce.workers {
                         if *worker == self.own {
@@ -456,8 +517,15 @@ impl Service {
                         attempt, received, required, "round abandoned at its deadline"
                     );
                     self.metrics.training_rounds_abandoned.inc();
+                    self.event_log.record(EventKind::RoundAbandoned {
+                        round,
+                        reason: format!(
+                            "deadline passed with {received} of {required} gradients (attempt {attempt})"
+                        ),
+                    });
                 }
                 Action::Reduce(reduction) => {
+                    self.timer.mark(reduction.round, |t| &mut t.reducing);
                     let _ = self.jobs.send(Job::Reduce(reduction));
                 }
                 Action::Propose(command) => {
@@ -465,6 +533,7 @@ impl Service {
                         ClusterCommand::RoundCommitted(r) => r.round,
                         _ => 0,
                     };
+                    self.timer.mark(round, |t| &mut t.proposed);
                     let consensus = self.consensus.clone();
                     let inbox = self.inbox.clone();
                     tokio::spawn(async move {
