@@ -40,7 +40,16 @@ impl MessageClass {
             "forward",
         ]) {
             MessageClass::Raft
-        } else if has(&["block", "header", "chain", "tip", "inv", "locator", "sync"]) {
+        } else if has(&[
+            "block",
+            "header",
+            "chain",
+            "tip",
+            "inv",
+            "locator",
+            "sync",
+            "not_found",
+        ]) {
             MessageClass::Chain
         } else if has(&[
             "grad", "round", "announce", "blob", "param", "train", "reduce",
@@ -292,7 +301,7 @@ mod tests {
             .iter()
             .filter(|d| d.class == MessageClass::Chain)
             .count();
-        assert!(raft <= 100 && raft >= 25, "{raft} heartbeats drawn");
+        assert!((25..=100).contains(&raft), "{raft} heartbeats drawn");
         assert_eq!(chain, 30, "every block message stays");
         assert!(out.drawn.windows(2).all(|w| w[0].sent_ms <= w[1].sent_ms));
     }
