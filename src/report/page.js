@@ -200,8 +200,10 @@ draw('summary', ({note, body}) => {
     (D.epoch_known ? '' : ' (estimated: the summary does not record it)') + '.';
   body.appendChild(table(E.lanes.map((l, i) => [laneName(i), l.events]), ['node', 'events logged']));
   if (D.summary) {
-    body.appendChild(el('h3', {}, 'Testnet summary'));
-    body.appendChild(table(D.summary, ['field', 'value']));
+    const details = el('details');
+    details.appendChild(el('summary', {}, 'the testnet\'s summary (' + D.summary.length + ' fields)'));
+    details.appendChild(table(D.summary, ['field', 'value']));
+    body.appendChild(details);
   } else {
     body.appendChild(el('p', {class: 'note'}, 'no testnet summary (summary.json) in this dir'));
   }
