@@ -661,6 +661,10 @@ mod tests {
         assert!(error.to_string().contains("net.peers"), "{error}");
         let error = parse("[mining]\nthreads = 0\n").expect_err("threads");
         assert!(error.to_string().contains("mining.threads"), "{error}");
+        let error = parse("[events]\nfile_mib = 0\n").expect_err("file size");
+        assert!(error.to_string().contains("events.file_mib"), "{error}");
+        let error = parse("[events]\nfiles = 0\n").expect_err("files");
+        assert!(error.to_string().contains("events.files"), "{error}");
         let error = parse("[mining]\nbackend = \"quantum\"\n").expect_err("backend");
         assert!(error.to_string().contains("quantum"), "{error}");
         let error = parse("[net]\nkey_exchange = \"ffdhe2048\"\n").expect_err("group");

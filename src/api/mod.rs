@@ -123,8 +123,12 @@ pub enum ConfigFailure {
     BadRequest(String),
     /// A compare-and-set found another value (409).
     CasFailed { current: Option<String> },
-    /// No leader, a timeout, a stopped service (503); retry.
+    /// Not done: no leader, the leader unreachable, the entry dropped by a new leader (503);
+    /// retry.
     Unavailable(String),
+    /// A write whose outcome is unknown: it was proposed but no answer came in time, so it may
+    /// or may not take effect (504); read before retrying a compare-and-set.
+    Unknown(String),
 }
 
 /// A committed round's receipt as `GET /receipts` lists it.
@@ -208,6 +212,7 @@ fn failure(failure: ConfigFailure) -> Response {
             (StatusCode::CONFLICT, Json(body)).into_response()
         }
         ConfigFailure::Unavailable(reason) => error(StatusCode::SERVICE_UNAVAILABLE, reason),
+        ConfigFailure::Unknown(reason) => error(StatusCode::GATEWAY_TIMEOUT, reason),
     }
 }
 
@@ -310,8 +315,8 @@ async fn put_config(
         Ok(Ok(written)) => Json(written).into_response(),
         Ok(Err(reason)) => failure(reason),
         Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the training service stopped",
+            StatusCode::GATEWAY_TIMEOUT,
+            "the training service stopped while the write was in flight; it may have been applied",
         ),
     }
 }

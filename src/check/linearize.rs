@@ -98,6 +98,39 @@ pub struct LinearizabilityReport {
     pub partitions: Vec<PartitionReport>,
 }
 
+impl LinearizabilityReport {
+    /// One sentence per refuted key: how far a linearization got and which operations could
+    /// not come next (for summaries; `hashgrad check` prints the long form).
+    pub fn explain(&self, history: &History) -> Vec<String> {
+        self.partitions
+            .iter()
+            .filter(|p| p.verdict == Verdict::NotLinearizable)
+            .filter_map(|p| {
+                let e = p.explanation.as_ref()?;
+                let key = p
+                    .key
+                    .as_ref()
+                    .map_or_else(|| "the object".to_string(), |k| format!("key {k:?}"));
+                let stuck: Vec<String> = e
+                    .stuck
+                    .iter()
+                    .map(|s| {
+                        let op = &history.operations[s.operation];
+                        format!("{} by client {}", op.describe(), op.client)
+                    })
+                    .collect();
+                Some(format!(
+                    "{key}: {} of {} operations linearize (state {}), then none of [{}] can come next",
+                    e.prefix,
+                    p.operations.len(),
+                    e.state,
+                    stuck.join("; ")
+                ))
+            })
+            .collect()
+    }
+}
+
 /// Checks `history` against `model`.
 pub fn check<M: Model>(
     history: &History,

@@ -102,8 +102,7 @@ pub struct TestnetArgs {
     /// Testnet dir (default: ./hashgrad-testnet-YYYYMMDD-HHMMSS).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Keep the nodes' data dirs (logs, events, the nodes' event logs and summary are always
-    /// kept).
+    /// Keep the nodes' data dirs (node logs, event logs and the summary are always kept).
     #[arg(long)]
     pub keep: bool,
     /// At the end, write DIR/report.html (as `hashgrad report DIR` does) and print its path.
@@ -118,6 +117,12 @@ pub struct TestnetArgs {
     /// Print one JSON summary on stdout instead of the table and text summary.
     #[arg(long)]
     pub json: bool,
+    /// Run a Jepsen-style workload for SECS seconds: clients write, compare-and-set and read
+    /// config keys on every node while the faults given (or, with none, a partition and leader
+    /// kills) hit the cluster; the history is checked (writes and linearizable reads must be
+    /// linearizable, local reads causally consistent) and written to DIR/jepsen/.
+    #[arg(long, value_name = "SECS")]
+    pub jepsen: Option<f64>,
 }
 
 fn secs(value: f64, what: &str) -> anyhow::Result<Duration> {
@@ -173,7 +178,7 @@ impl TestnetArgs {
                 goals.blocks = Some(20);
             }
         }
-        let plan = Plan {
+        let mut plan = Plan {
             nodes: self.nodes,
             goals,
             timeout: secs(self.timeout, "--timeout")?,
@@ -188,7 +193,19 @@ impl TestnetArgs {
             base_port: self.base_port,
             poll: Duration::from_millis(self.poll_ms.clamp(10, 10_000)),
             seed: self.seed,
+            jepsen: self.jepsen.map(|s| secs(s, "--jepsen")).transpose()?,
         };
+        if plan.jepsen.is_some() && !training {
+            return Err(super::usage(
+                "--jepsen tests the training cluster's config store: the node config has no \
+                 [train] section (or --no-train was given)",
+            ));
+        }
+        if let Some(nemesis) = plan.add_jepsen_nemesis(secs(self.restart_after, "--restart-after")?)
+            && !self.json
+        {
+            eprintln!("jepsen nemesis (no fault flags given): {nemesis}");
+        }
         plan.validate().map_err(usage)?;
         Ok(plan)
     }

@@ -13,8 +13,10 @@
 //! - `node`: the logging node's name (no whitespace);
 //! - `time_ms`: wall-clock milliseconds since the Unix epoch, for people only;
 //! - `clock`: the node's vector clock *after* the event; its own entry rises by exactly one per
-//!   event, starting at 1;
+//!   event, starting at 1, except at `node_recovered`;
 //! - `type` and the fields of that kind (see [`EventKind`]): `node_started`, `node_stopped`,
+//!   `node_recovered {lost_at_most}` (the log reopened after a crash: the own component jumps
+//!   past every event the crash may have lost, so ids are never reused),
 //!   `sent {to,msg,bytes,id}`, `received {from,msg,bytes,id}`, `raft_role {role,term}`,
 //!   `raft_vote {candidate,term,granted}`, `raft_commit {index,term}`,
 //!   `block_found {hash,height,parent}`, `block_received {hash,height,from,parent}`,

@@ -29,6 +29,10 @@ pub enum EventKind {
     NodeStarted,
     /// The node is stopping.
     NodeStopped,
+    /// The log was reopened after its node died without `node_stopped` (a crash or `kill -9`):
+    /// up to `lost_at_most` events queued or buffered then may be lost, so the node's own clock
+    /// component jumps by that much here and no message id is ever reused.
+    NodeRecovered { lost_at_most: u64 },
     /// A message left for `to`; `id` is `"<sender>:<sender's own clock component>"`.
     Sent {
         to: String,
@@ -105,6 +109,9 @@ impl EventKind {
         match self {
             EventKind::NodeStarted => "node started".into(),
             EventKind::NodeStopped => "node stopped".into(),
+            EventKind::NodeRecovered { lost_at_most } => {
+                format!("node recovered from a crash (up to {lost_at_most} events lost)")
+            }
             EventKind::Sent { to, msg, bytes, id } => {
                 format!("send {msg} to {to} ({bytes} B) id={id}")
             }

@@ -141,8 +141,15 @@ impl EventLog {
             source,
         };
         fs::create_dir_all(dir).map_err(open_error)?;
-        let clock = recover(dir).map_err(open_error)?;
+        let (mut clock, clean) = recover(dir).map_err(open_error)?;
         let file = LogFile::open(dir, limits).map_err(open_error)?;
+        // Events the crash may have lost: the queue, and the writer's buffer.
+        let lost_at_most = (limits.queue as u64).saturating_add(BUFFERED_LINES_AT_MOST);
+        let recovered = !clean;
+        if recovered {
+            let own = clock.get(node);
+            clock.set(node, own.saturating_add(lost_at_most));
+        }
         let (queue, items) = mpsc::sync_channel(limits.queue.max(1));
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
@@ -150,7 +157,7 @@ impl EventLog {
             .name(format!("event-log-{node}"))
             .spawn(move || write_loop(items, file, limits.flush_every, &thread_counters))
             .map_err(EventLogError::Thread)?;
-        Ok(Self {
+        let log = Self {
             inner: Some(Arc::new(Inner {
                 node: node.to_owned(),
                 clock: Mutex::new(clock),
@@ -158,7 +165,11 @@ impl EventLog {
                 counters,
                 writer: Some(writer),
             })),
-        })
+        };
+        if recovered {
+            log.record(EventKind::NodeRecovered { lost_at_most });
+        }
+        Ok(log)
     }
 
     /// Whether this handle records anything.
@@ -169,23 +180,18 @@ impl EventLog {
     /// Records a local event (anything but a send or receive).
     pub fn record(&self, kind: EventKind) {
         let Some(inner) = &self.inner else { return };
-        let clock = {
-            let mut clock = lock(&inner.clock);
-            clock.tick(&inner.node);
-            clock.clone()
-        };
-        inner.push(clock, kind);
+        // Queued under the clock's lock, so the file holds events in clock order.
+        let mut clock = lock(&inner.clock);
+        clock.tick(&inner.node);
+        inner.push(clock.clone(), kind);
     }
 
     /// Records a message of type `msg` and `bytes` bytes leaving for `to`; returns the stamp the
     /// message should carry to its receiver (`None` when disabled).
     pub fn sent(&self, to: &str, msg: &str, bytes: u64) -> Option<Stamp> {
         let inner = self.inner.as_ref()?;
-        let clock = {
-            let mut clock = lock(&inner.clock);
-            clock.tick(&inner.node);
-            clock.clone()
-        };
+        let mut clock = lock(&inner.clock);
+        clock.tick(&inner.node);
         let id = message_id(&inner.node, clock.get(&inner.node));
         let kind = EventKind::Sent {
             to: to.to_owned(),
@@ -194,26 +200,26 @@ impl EventLog {
             id: id.clone(),
         };
         inner.push(clock.clone(), kind);
-        Some(Stamp { id, clock })
+        Some(Stamp {
+            id,
+            clock: clock.clone(),
+        })
     }
 
     /// Records a message from `from` whose send stamped it with `stamp`: merges the sender's
     /// clock into this node's, then counts the receive.
     pub fn received(&self, from: &str, msg: &str, bytes: u64, stamp: &Stamp) {
         let Some(inner) = &self.inner else { return };
-        let clock = {
-            let mut clock = lock(&inner.clock);
-            clock.merge(&stamp.clock);
-            clock.tick(&inner.node);
-            clock.clone()
-        };
+        let mut clock = lock(&inner.clock);
+        clock.merge(&stamp.clock);
+        clock.tick(&inner.node);
         let kind = EventKind::Received {
             from: from.to_owned(),
             msg: msg.to_owned(),
             bytes,
             id: stamp.id.clone(),
         };
-        inner.push(clock, kind);
+        inner.push(clock.clone(), kind);
     }
 
     /// What the log has written and dropped so far.
@@ -270,7 +276,11 @@ fn lock(clock: &Mutex<VectorClock>) -> std::sync::MutexGuard<'_, VectorClock> {
 /// Makes an existing log ready for appending after a restart or a crash: cuts a torn last
 /// line (a crash mid-write) off the live file, and returns the clock of the last event logged
 /// (live file, else the newest rotated one), so a restarted node's clock goes on rising.
-fn recover(dir: &Path) -> std::io::Result<VectorClock> {
+/// Log lines the writer's 64 KiB buffer can hold (each line is well over 32 bytes).
+const BUFFERED_LINES_AT_MOST: u64 = 2048;
+
+/// Also says whether the log ended cleanly (`node_stopped`, or no event at all).
+fn recover(dir: &Path) -> std::io::Result<(VectorClock, bool)> {
     let live = dir.join(LOG_FILE);
     let (tail, tail_start) = read_tail(&live)?;
     let whole = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -280,19 +290,27 @@ fn recover(dir: &Path) -> std::io::Result<VectorClock> {
             .open(&live)?
             .set_len(tail_start + whole as u64)?;
     }
-    let last_clock = |bytes: &[u8]| {
+    let last_event = |bytes: &[u8]| {
         bytes
             .split(|&b| b == b'\n')
             .rev()
             .filter(|line| !line.is_empty())
             .find_map(|line| serde_json::from_slice::<super::record::Event>(line).ok())
-            .map(|event| event.clock)
     };
-    if let Some(clock) = last_clock(&tail[..whole]) {
-        return Ok(clock);
-    }
-    let (rotated, _) = read_tail(&dir.join(format!("{LOG_FILE}.1"))).unwrap_or_default();
-    Ok(last_clock(&rotated).unwrap_or_default())
+    let last = match last_event(&tail[..whole]) {
+        Some(event) => Some(event),
+        None => {
+            let (rotated, _) = read_tail(&dir.join(format!("{LOG_FILE}.1"))).unwrap_or_default();
+            last_event(&rotated)
+        }
+    };
+    Ok(match last {
+        Some(event) => {
+            let clean = matches!(event.kind, EventKind::NodeStopped) && whole == tail.len();
+            (event.clock, clean)
+        }
+        None => (VectorClock::new(), true),
+    })
 }
 
 /// The last `RECOVER_TAIL` bytes of a regular file and where they start; nothing for a missing

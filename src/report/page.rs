@@ -84,20 +84,27 @@ fn clip(text: &str, most: usize) -> String {
     }
 }
 
-/// An object's fields as (key, value) text: scalars as they are, others as compact JSON.
+/// An object's fields as (key, value) text: scalars as they are, an object's own fields as
+/// `key.field` rows, anything deeper as compact JSON.
 fn fields(object: &serde_json::Map<String, Value>) -> Vec<(String, String)> {
-    object
-        .iter()
-        .take(MAX_FIELDS)
-        .map(|(key, value)| {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Null => "-".to_owned(),
-                other => other.to_string(),
-            };
-            (clip(key, 100), clip(&text, MAX_VALUE))
-        })
-        .collect()
+    let text = |value: &Value| match value {
+        Value::String(s) => clip(s, MAX_VALUE),
+        Value::Null => "-".to_owned(),
+        other => clip(&other.to_string(), MAX_VALUE),
+    };
+    let mut rows = Vec::new();
+    for (key, value) in object {
+        match value {
+            Value::Object(inner) if !inner.is_empty() => {
+                for (field, value) in inner {
+                    rows.push((clip(&format!("{key}.{field}"), 100), text(value)));
+                }
+            }
+            value => rows.push((clip(key, 100), text(value))),
+        }
+    }
+    rows.truncate(MAX_FIELDS);
+    rows
 }
 
 fn object(text: &str) -> Result<serde_json::Map<String, Value>, String> {

@@ -5,13 +5,15 @@
 //! section in their config every node is a training voter and worker. The orchestrator polls
 //! each node's `/status` over HTTP, shows a table, checks the goals (blocks, rounds on one
 //! params hash, accuracy), checks the committed rounds' receipts on every chain
-//! (`/receipts`) and ends with a summary.
+//! (`/receipts`) and ends with a summary. With `--jepsen` it also runs a client workload on the
+//! config store and checks the history (`jepsen.rs`).
 //!
 //! Owns child processes, relay sockets and the run's clock; must not reach into a node other
 //! than through its command line, its config file, its stdin lifeline, `/status` and
 //! `/receipts`.
 
 mod chaos;
+pub mod jepsen;
 pub mod layout;
 pub mod plan;
 pub mod process;

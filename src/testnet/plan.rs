@@ -184,6 +184,8 @@ pub struct Plan {
     /// Seconds between status polls.
     pub poll: Duration,
     pub seed: u64,
+    /// Run the Jepsen-style config-store workload (`jepsen.rs`) this long.
+    pub jepsen: Option<Duration>,
 }
 
 impl Plan {
@@ -231,7 +233,46 @@ impl Plan {
         {
             return Err(invalid("kill period", "must be above 0 s".into()));
         }
+        if self.jepsen.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(invalid("jepsen workload", "must run at least 1 s".into()));
+        }
         Ok(())
+    }
+
+    /// With `--jepsen` and no fault given, the nemesis a Jepsen test needs: the last node cut
+    /// off from 20% to 50% of the workload, and the training leader killed at 60% (restarted
+    /// after `pause`). Returns what was added, for the user; `None` when faults were given.
+    pub fn add_jepsen_nemesis(&mut self, pause: Duration) -> Option<String> {
+        let secs = self.jepsen?;
+        if !self.partitions.is_empty() || self.kills.is_some() {
+            return None;
+        }
+        let mut added = Vec::new();
+        if self.nodes >= 2 {
+            let partition = Partition {
+                at: secs.mul_f64(0.2),
+                lasting: secs.mul_f64(0.3),
+                groups: vec![(0..self.nodes - 1).collect(), vec![self.nodes - 1]],
+            };
+            added.push(format!(
+                "node n{} cut off at {:.1} s for {:.1} s",
+                self.nodes - 1,
+                partition.at.as_secs_f64(),
+                partition.lasting.as_secs_f64()
+            ));
+            self.partitions.push(partition);
+        }
+        let every = secs.mul_f64(0.6);
+        self.kills = Some(Kills {
+            target: KillTarget::Leader,
+            every,
+            pause,
+        });
+        added.push(format!(
+            "the training leader killed every {:.1} s",
+            every.as_secs_f64()
+        ));
+        Some(added.join(", "))
     }
 }
 

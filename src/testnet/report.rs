@@ -201,6 +201,9 @@ pub struct Summary {
     pub goals_met: bool,
     /// Why the run failed (or was stopped); `None` on success.
     pub reason: Option<String>,
+    /// The `--jepsen` workload's verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jepsen: Option<super::jepsen::JepsenReport>,
 }
 
 impl Summary {
@@ -271,6 +274,9 @@ impl Summary {
                 self.relay.lost,
                 self.relay.cut
             );
+        }
+        if let Some(jepsen) = &self.jepsen {
+            let _ = write!(text, "\n{}", jepsen.text());
         }
         match &self.reason {
             None => text.push_str("\ngoals met"),

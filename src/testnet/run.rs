@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::jepsen::{self, Targets, Workload};
 use super::layout::{node_config, relay_back_ip, relay_front};
 use super::plan::Plan;
 use super::process::NodeProcess;
@@ -141,17 +142,40 @@ pub async fn run(
         accuracy_reached: None,
         round_goal_at: None,
         receipts: None,
+        jepsen: None,
+        targets: Targets::default(),
     };
     let outcome = tokio::select! {
         outcome = driver.drive() => outcome,
         reason = stop => Ok(Some(reason)),
     };
+    let histories = match driver.jepsen.take() {
+        Some(workload) => Some(workload.finish().await),
+        None => None,
+    };
     driver.stop_all().await;
     let reason = outcome?;
-    let summary = driver.summary(setup, began.elapsed(), reason);
+    let mut summary = driver.summary(setup, began.elapsed(), reason);
+    if let Some(histories) = histories {
+        let dir = setup.dir.clone();
+        let report = tokio::task::spawn_blocking(move || jepsen::judge(&dir, &histories))
+            .await
+            .map_err(|e| TestnetError::Invalid {
+                what: "jepsen check",
+                reason: e.to_string(),
+            })??;
+        if !report.holds() && summary.reason.is_none() {
+            summary.reason = Some(format!(
+                "the config store broke its guarantees: {}",
+                report.text()
+            ));
+            summary.goals_met = false;
+        }
+        summary.jepsen = Some(report);
+    }
     if !setup.keep_data {
         for index in 0..plan.nodes {
-            remove_data_but_events(&data_dir(setup, index));
+            remove_all_but_events(&data_dir(setup, index));
         }
     }
     let path = setup.dir.join("summary.json");
@@ -161,10 +185,9 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Empties a node's data dir except its event log (`events/`), which `hashgrad trace` and
-/// `hashgrad report` read after the run.
-fn remove_data_but_events(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+/// Removes a node's data dir except its event log (`hashgrad trace` and the report read it).
+fn remove_all_but_events(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
         return;
     };
     for entry in entries.flatten() {
@@ -178,8 +201,6 @@ fn remove_data_but_events(dir: &Path) {
             std::fs::remove_file(&path)
         };
     }
-    // Nothing logged: no empty dir either.
-    let _ = std::fs::remove_dir(dir);
 }
 
 fn data_dir(setup: &Setup, index: usize) -> PathBuf {
@@ -264,6 +285,9 @@ pub(super) struct Driver<'a> {
     pub(super) round_goal_at: Option<Duration>,
     /// What the chains held of the committed rounds when the goals were met.
     pub(super) receipts: Option<ReceiptReport>,
+    /// The `--jepsen` clients, and the node addresses they send to.
+    jepsen: Option<Workload>,
+    targets: Targets,
 }
 
 impl Driver<'_> {
@@ -284,6 +308,23 @@ impl Driver<'_> {
             .map(|n| format!("n{} pid {}", n.index, n.pid().unwrap_or(0)))
             .collect();
         self.event(Duration::ZERO, &format!("nodes up: {}", pids.join(", ")));
+        if let Some(duration) = self.plan.jepsen {
+            self.targets
+                .update(self.nodes.iter().map(|n| n.http).collect());
+            self.jepsen = Some(Workload::start(
+                &self.targets,
+                self.nodes.len(),
+                duration,
+                self.plan.seed,
+            ));
+            self.event(
+                Duration::ZERO,
+                &format!(
+                    "jepsen workload started for {:.1} s",
+                    duration.as_secs_f64()
+                ),
+            );
+        }
         let mut next_kill = self.plan.kills.map(|k| self.t0 + k.every);
         let mut ticker = tokio::time::interval(self.plan.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -304,6 +345,8 @@ impl Driver<'_> {
             }
             self.restart_due(now, elapsed)?;
             self.poll().await;
+            self.targets
+                .update(self.nodes.iter().map(|n| n.http).collect());
             self.record_partition_start(elapsed);
             self.observe_training(elapsed);
             let rows = self.rows();
@@ -344,7 +387,10 @@ impl Driver<'_> {
                 .iter()
                 .all(|p| elapsed >= p.at + p.lasting);
             self.note_round_goal(elapsed);
-            if let Some(outcome) = self.judge(elapsed, all_up && chaos_over) {
+            let workload_due = self.jepsen.as_ref().is_none_or(Workload::is_due);
+            if let Some(outcome) = self.judge(elapsed, all_up && chaos_over)
+                && (outcome.is_some() || workload_due)
+            {
                 if outcome.is_none() && self.views.iter().flatten().any(|v| v.training.is_some()) {
                     self.receipts = Some(self.settle_receipts().await);
                     // The summary shows the chains with the receipts mined in, if the nodes

@@ -100,29 +100,67 @@ pub async fn fetch_receipts(
 }
 
 async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, String> {
-    let mut stream = TcpStream::connect(addr)
+    let (code, body) = request(addr, "GET", path, "", max_bytes)
         .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        .map_err(|e| e.message)?;
+    if code != 200 {
+        return Err(format!("{addr}: HTTP {code}"));
+    }
+    Ok(body)
+}
+
+/// Why an HTTP request got no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// False when the connection failed, so the server never saw the request.
+    pub sent: bool,
+    pub message: String,
+}
+
+/// One HTTP/1.1 request on its own connection: the status code and at most `max_bytes` of the
+/// reply (headers included), or why there is none.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    max_bytes: usize,
+) -> Result<(u16, String), RequestError> {
+    let failed = |sent: bool| {
+        move |e: std::io::Error| RequestError {
+            sent,
+            message: format!("{addr}: {e}"),
+        }
+    };
+    let mut stream = TcpStream::connect(addr).await.map_err(failed(false))?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+        .map_err(failed(true))?;
     let mut reply = Vec::new();
     (&mut stream)
         .take(max_bytes as u64)
         .read_to_end(&mut reply)
         .await
-        .map_err(|e| format!("{addr}: {e}"))?;
+        .map_err(failed(true))?;
     let reply = String::from_utf8_lossy(&reply);
-    let (head, body) = reply
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("{addr}: reply without headers"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        let line = head.lines().next().unwrap_or_default();
-        return Err(format!("{addr}: {line}"));
-    }
-    Ok(body.to_string())
+    let (head, body) = reply.split_once("\r\n\r\n").ok_or_else(|| RequestError {
+        sent: true,
+        message: format!("{addr}: reply without headers"),
+    })?;
+    let code = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| RequestError {
+            sent: true,
+            message: format!("{addr}: not an HTTP/1.1 reply"),
+        })?;
+    Ok((code, body.to_string()))
 }
 
 #[cfg(test)]

@@ -253,6 +253,7 @@ impl Driver<'_> {
             events_epoch_ms: self.t0_unix_ms,
             goals_met: reason.is_none(),
             reason,
+            jepsen: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::cluster::{
 };
 use crate::codec::{Decode, Encode};
 use crate::events::EventKind;
-use crate::net::{Message, Network, NodeId, Responder};
+use crate::net::{Message, NetError, Network, NodeId, Responder};
 
 use super::super::consensus::{ConsensusError, ConsensusHandle};
 use super::super::replicated::Replicated;
@@ -133,7 +133,10 @@ async fn write_config(
         Err(ConsensusError::NotLeader {
             leader: Some(leader),
         }) => forward(&net, leader, bytes).await?,
-        Err(error) => return Err(ConfigFailure::Unavailable(error.to_string())),
+        Err(error @ (ConsensusError::NotLeader { .. } | ConsensusError::Dropped { .. })) => {
+            return Err(ConfigFailure::Unavailable(error.to_string()));
+        }
+        Err(error) => return Err(ConfigFailure::Unknown(error.to_string())),
     };
     match tokio::time::timeout(CONFIG_TIMEOUT, outcome).await {
         Ok(Ok(ConfigOutcome::Written)) => Ok(index),
@@ -142,20 +145,23 @@ async fn write_config(
         Ok(Ok(ConfigOutcome::Superseded)) => Err(ConfigFailure::Unavailable(
             "a newer request of the same client was applied first".into(),
         )),
-        Ok(Err(_)) | Err(_) => Err(ConfigFailure::Unavailable(format!(
+        Ok(Err(_)) | Err(_) => Err(ConfigFailure::Unknown(format!(
             "committed at index {index} but not applied here within {CONFIG_TIMEOUT:?}"
         ))),
     }
 }
 
-/// Sends a config write to the leader and returns the log index it committed at.
+/// Sends a config write to the leader and returns the log index it committed at. Not
+/// connected to the leader: not done; anything after the request left: unknown.
 async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64, ConfigFailure> {
-    let unavailable = |reason: String| ConfigFailure::Unavailable(reason);
+    let unknown = |reason: String| ConfigFailure::Unknown(reason);
     let request = to_frame(&TrainingMessage::Forward { command });
-    let answer = net
-        .request(leader, request)
-        .await
-        .map_err(|e| unavailable(format!("cannot reach the leader: {e}")))?;
+    let answer = net.request(leader, request).await.map_err(|e| match e {
+        NetError::NotConnected(_) => {
+            ConfigFailure::Unavailable(format!("cannot reach the leader: {e}"))
+        }
+        e => unknown(format!("the forwarded write got no answer: {e}")),
+    })?;
     for message in answer {
         let Message::Service(frame) = message else {
             continue;
@@ -163,10 +169,10 @@ async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64,
         if let Ok(TrainingMessage::ForwardResult { result }) =
             TrainingMessage::decode(frame.code, &frame.payload, &WireLimits::for_params(0))
         {
-            return result.map_err(|e| unavailable(format!("the leader: {e}")));
+            return result.map_err(|e| unknown(format!("the leader: {e}")));
         }
     }
-    Err(unavailable(
+    Err(unknown(
         "the leader did not answer the forwarded write".into(),
     ))
 }

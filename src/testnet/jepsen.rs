@@ -1,0 +1,446 @@
+//! `hashgrad testnet --jepsen SECS`: a Jepsen-style workload on the testnet's replicated config
+//! store while the plan's nemesis kills leaders and partitions nodes, and the verdict of
+//! `crate::check` on what the clients saw.
+//!
+//! Two histories, on separate `user.*` keys, recorded with every operation's invoke and
+//! completion. A write the node says it did not make (503: no leader, leader unreachable) or
+//! that never reached a node fails; one whose outcome is unknown (504, a timeout, a dropped
+//! connection) is `info` and stays open to the end; a read without an answer fails (no
+//! effect). As in Jepsen's independent keys, the keys change every `KEY_EPOCH`, so each key's
+//! history stays short and the few open writes in it keep the search tractable.
+//! - **linearizable** (`history.jsonl`, keys `a<epoch>` and `b<epoch>`): clients write,
+//!   compare-and-set and
+//!   read at `consistency=linearizable` on random nodes. The design guarantees linearizability
+//!   (writes through the Raft log, ReadIndex reads); the run fails if the checker refutes it.
+//! - **local** (`local-history.jsonl`, key `x<epoch>`): one client writes distinct values on
+//!   random
+//!   nodes, and one reader per node reads at `consistency=local` on that node only. Local reads
+//!   see a node's applied prefix of the log: they may be stale, so the history need not be
+//!   linearizable (reported, and expected to fail when a partition leaves a reader behind), but
+//!   each reader's reads follow the log order, so it must stay causally consistent; the run
+//!   fails if the causal check refutes it.
+//!
+//! Owns the clients (tokio tasks, HTTP/1.1 over TCP), the recorders and the verdict files in
+//! `DIR/jepsen/`; the checking is `crate::check`'s.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::TestnetError;
+use super::status;
+use crate::check::linearize::{self, Verdict};
+use crate::check::{CheckOptions, History, causal, format, model};
+
+/// Clients on the linearizable keys.
+const LINEARIZABLE_CLIENTS: u64 = 4;
+/// Client ids of the local workload: its writer, then one reader per node.
+const LOCAL_WRITER: u64 = 100;
+const LOCAL_READERS: u64 = 200;
+/// How long one operation may wait for its answer before it counts as unknown.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest reply a client reads.
+const MAX_REPLY_BYTES: usize = 64 << 10;
+/// Time budget of each check.
+const CHECK_BUDGET: Duration = Duration::from_secs(60);
+/// How long the clients use one set of keys.
+const KEY_EPOCH: Duration = Duration::from_millis(1000);
+
+/// Each node's HTTP address while it is up, kept current by the testnet's poll loop.
+#[derive(Debug, Clone, Default)]
+pub struct Targets(Arc<Mutex<Vec<Option<SocketAddr>>>>);
+
+impl Targets {
+    /// Sets every node's address (`None` while it is down).
+    pub fn update(&self, addrs: Vec<Option<SocketAddr>>) {
+        *self.lock() = addrs;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<SocketAddr>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn node(&self, index: usize) -> Option<SocketAddr> {
+        self.lock().get(index).copied().flatten()
+    }
+
+    fn any(&self, rng: &mut ChaCha8Rng) -> Option<SocketAddr> {
+        let up: Vec<SocketAddr> = self.lock().iter().flatten().copied().collect();
+        (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+    }
+}
+
+/// A history being recorded: JSONL lines in `crate::check::format::jsonl`'s format, times in
+/// nanoseconds since the workload began.
+struct Recorder {
+    start: Instant,
+    lines: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn new(start: Instant) -> Recorder {
+        Recorder {
+            start,
+            lines: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, client: u64, kind: &str, f: &str, key: &str, value: Value) {
+        let time = self.start.elapsed().as_nanos() as u64;
+        let line = json!({
+            "client": client, "type": kind, "f": f, "key": key, "value": value, "time": time,
+        });
+        self.lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(line.to_string());
+    }
+
+    fn text(&self) -> String {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+}
+
+/// The running workload.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    clients: tokio::task::JoinSet<()>,
+    linearizable: Arc<Recorder>,
+    local: Arc<Recorder>,
+    ends: Instant,
+}
+
+impl Workload {
+    /// Starts the clients against `targets` (`nodes` of them) for `duration`.
+    pub fn start(targets: &Targets, nodes: usize, duration: Duration, seed: u64) -> Workload {
+        let now = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let linearizable = Arc::new(Recorder::new(now));
+        let local = Arc::new(Recorder::new(now));
+        let ends = now + duration;
+        let mut clients = tokio::task::JoinSet::new();
+        let running =
+            move |stop: &AtomicBool| !stop.load(Ordering::Relaxed) && Instant::now() < ends;
+        let epoch = move || (now.elapsed().as_millis() / KEY_EPOCH.as_millis()) as u64;
+        for client in 0..LINEARIZABLE_CLIENTS {
+            let (targets, stop, history) = (targets.clone(), stop.clone(), linearizable.clone());
+            clients.spawn(async move {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ client);
+                // The last value this client wrote or read, per key.
+                let mut seen: HashMap<String, String> = HashMap::new();
+                let mut seq = 0;
+                while running(&stop) {
+                    let Some(node) = targets.any(&mut rng) else {
+                        pause(&mut rng).await;
+                        continue;
+                    };
+                    let key = format!("{}{}", ["a", "b"][rng.random_range(0..2)], epoch());
+                    seq += 1;
+                    let value = format!("c{client}s{seq}");
+                    match (rng.random_range(0..3), seen.get(&key)) {
+                        (0, _) => {
+                            if let Some(Value::String(read)) =
+                                read(&history, client, node, &key, "linearizable").await
+                            {
+                                seen.insert(key, read);
+                            }
+                        }
+                        (1, Some(old)) => {
+                            let old = old.clone();
+                            write(&history, client, node, &key, &value, Some(&old)).await;
+                            seen.insert(key, value);
+                        }
+                        _ => {
+                            write(&history, client, node, &key, &value, None).await;
+                            seen.insert(key, value);
+                        }
+                    }
+                    pause(&mut rng).await;
+                }
+            });
+        }
+        {
+            let (targets, stop, history) = (targets.clone(), stop.clone(), local.clone());
+            clients.spawn(async move {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ LOCAL_WRITER);
+                let mut seq = 0;
+                while running(&stop) {
+                    if let Some(node) = targets.any(&mut rng) {
+                        seq += 1;
+                        let value = format!("v{seq}");
+                        let key = format!("x{}", epoch());
+                        write(&history, LOCAL_WRITER, node, &key, &value, None).await;
+                    }
+                    pause(&mut rng).await;
+                }
+            });
+        }
+        for index in 0..nodes {
+            let (targets, stop, history) = (targets.clone(), stop.clone(), local.clone());
+            let client = LOCAL_READERS + index as u64;
+            clients.spawn(async move {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ client);
+                while running(&stop) {
+                    if let Some(node) = targets.node(index) {
+                        let key = format!("x{}", epoch());
+                        read(&history, client, node, &key, "local").await;
+                    }
+                    pause(&mut rng).await;
+                }
+            });
+        }
+        Workload {
+            stop,
+            clients,
+            linearizable,
+            local,
+            ends,
+        }
+    }
+
+    /// Whether the workload's time is up.
+    pub fn is_due(&self) -> bool {
+        Instant::now() >= self.ends
+    }
+
+    /// Stops the clients (each finishes or times out its operation) and returns the histories.
+    pub async fn finish(mut self) -> Histories {
+        self.stop.store(true, Ordering::Relaxed);
+        while self.clients.join_next().await.is_some() {}
+        Histories {
+            linearizable: self.linearizable.text(),
+            local: self.local.text(),
+        }
+    }
+}
+
+/// The two recorded histories, as JSONL text.
+pub struct Histories {
+    pub linearizable: String,
+    pub local: String,
+}
+
+async fn pause(rng: &mut ChaCha8Rng) {
+    tokio::time::sleep(Duration::from_millis(rng.random_range(5..40))).await;
+}
+
+/// What became of one request.
+enum Answer {
+    Reply(u16, String),
+    /// The connection failed: the node never saw the request.
+    NotSent,
+    /// No reply in time, or the connection broke after the request left.
+    Lost,
+}
+
+async fn call(node: SocketAddr, method: &str, path: &str, body: &str) -> Answer {
+    let answer = status::request(node, method, path, body, MAX_REPLY_BYTES);
+    match tokio::time::timeout(OPERATION_TIMEOUT, answer).await {
+        Ok(Ok((code, body))) => Answer::Reply(code, body),
+        Ok(Err(error)) if !error.sent => Answer::NotSent,
+        _ => Answer::Lost,
+    }
+}
+
+/// A read at `consistency`: ok with the value (null when unset), else fail (no effect).
+/// Returns the value read.
+async fn read(
+    history: &Recorder,
+    client: u64,
+    node: SocketAddr,
+    key: &str,
+    consistency: &str,
+) -> Option<Value> {
+    history.record(client, "invoke", "read", key, Value::Null);
+    let path = format!("/config/user.{key}?consistency={consistency}");
+    let value = match call(node, "GET", &path, "").await {
+        Answer::Reply(200 | 404, body) => serde_json::from_str::<Value>(&body)
+            .ok()
+            .map(|answer| answer["value"].clone()),
+        _ => None,
+    };
+    match &value {
+        Some(value) => history.record(client, "ok", "read", key, value.clone()),
+        None => history.record(client, "fail", "read", key, Value::Null),
+    }
+    value
+}
+
+/// A write, or with `expect` a compare-and-set: ok, fail (refused: no effect) or info (no
+/// answer: it may or may not have happened).
+async fn write(
+    history: &Recorder,
+    client: u64,
+    node: SocketAddr,
+    key: &str,
+    value: &str,
+    expect: Option<&str>,
+) {
+    let (f, invoke, path) = match expect {
+        None => ("write", json!(value), format!("/config/user.{key}")),
+        Some(old) => (
+            "cas",
+            json!([old, value]),
+            format!("/config/user.{key}?expect={old}"),
+        ),
+    };
+    history.record(client, "invoke", f, key, invoke);
+    let kind = match call(node, "PUT", &path, value).await {
+        Answer::Reply(200, _) => "ok",
+        Answer::Reply(400 | 409 | 503, _) | Answer::NotSent => "fail",
+        Answer::Reply(..) | Answer::Lost => "info",
+    };
+    history.record(client, kind, f, key, Value::Null);
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// `linearizable`, `not linearizable`, `causally consistent`, `not causally consistent`
+    /// or `unknown` (the time budget ran out).
+    pub verdict: String,
+    /// Why it fails, one sentence per violation.
+    pub explanation: Vec<String>,
+}
+
+/// The verdict of a `--jepsen` run (also `DIR/jepsen/verdict.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JepsenReport {
+    /// Operations recorded on the linearizable keys and on the local key.
+    pub operations: usize,
+    pub local_operations: usize,
+    /// Writes, CAS and linearizable reads: must be linearizable.
+    pub linearizable: CheckOutcome,
+    /// Local reads with their writes: may be stale (not linearizable) ...
+    pub local_linearizable: CheckOutcome,
+    /// ... but must be causally consistent.
+    pub local_causal: CheckOutcome,
+}
+
+impl JepsenReport {
+    /// Whether the design's guarantees held.
+    pub fn holds(&self) -> bool {
+        self.linearizable.verdict == Verdict::Linearizable.name()
+            && self.local_causal.verdict == "causally consistent"
+    }
+
+    /// The summary's line.
+    pub fn text(&self) -> String {
+        format!(
+            "jepsen: {} operations at consistency=linearizable: {}; {} with local reads: {} \
+             (stale reads are allowed), {}",
+            self.operations,
+            self.linearizable.verdict,
+            self.local_operations,
+            self.local_linearizable.verdict,
+            self.local_causal.verdict
+        )
+    }
+}
+
+/// Writes the histories into `dir/jepsen/`, checks them and writes `verdict.json` there.
+pub fn judge(dir: &Path, histories: &Histories) -> Result<JepsenReport, TestnetError> {
+    let out = dir.join("jepsen");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e| TestnetError::Io(path, e)
+    };
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    for (name, text) in [
+        ("history.jsonl", &histories.linearizable),
+        ("local-history.jsonl", &histories.local),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    let parse = |text: &str| {
+        format::parse(text, Some(format::Format::Jsonl))
+            .map(|(_, history)| history)
+            .map_err(|e| TestnetError::Invalid {
+                what: "recorded history",
+                reason: e.to_string(),
+            })
+    };
+    let linear = parse(&histories.linearizable)?;
+    let local = parse(&histories.local)?;
+    let report = JepsenReport {
+        operations: linear.operations.len(),
+        local_operations: local.operations.len(),
+        linearizable: linearizability(&linear, true),
+        local_linearizable: linearizability(&local, false),
+        local_causal: causality(&local),
+    };
+    let path = out.join("verdict.json");
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(&path, json + "\n").map_err(io(&path))?;
+    Ok(report)
+}
+
+fn linearizability(history: &History, with_cas: bool) -> CheckOutcome {
+    let stop = AtomicBool::new(false);
+    let options = CheckOptions {
+        stop: Some(&stop),
+        ..CheckOptions::default()
+    };
+    let result = std::thread::scope(|scope| {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let stop = &stop;
+        scope.spawn(move || {
+            if wait.recv_timeout(CHECK_BUDGET).is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        });
+        let result = if with_cas {
+            linearize::check(history, &model::CasRegister, &options)
+        } else {
+            linearize::check(history, &model::Register, &options)
+        };
+        let _ = done.send(());
+        result
+    });
+    match result {
+        Ok(report) => CheckOutcome {
+            verdict: report.verdict.name().to_string(),
+            explanation: report.explain(history),
+        },
+        Err(error) => CheckOutcome {
+            verdict: "unknown".into(),
+            explanation: vec![error.to_string()],
+        },
+    }
+}
+
+fn causality(history: &History) -> CheckOutcome {
+    match causal::check(history) {
+        Ok(report) => match report.violation {
+            None => CheckOutcome {
+                verdict: "causally consistent".into(),
+                explanation: Vec::new(),
+            },
+            Some(violation) => CheckOutcome {
+                verdict: "not causally consistent".into(),
+                explanation: vec![violation.explanation],
+            },
+        },
+        Err(error) => CheckOutcome {
+            verdict: "unknown".into(),
+            explanation: vec![error.to_string()],
+        },
+    }
+}
