@@ -1,6 +1,6 @@
 //! `hashgrad report DIR -o report.html`: reads a testnet dir (the nodes' event logs one event
-//! at a time, `events.log`, `summary.json`, and `jepsen/history.jsonl` + `verdict.json` when a
-//! client workload ran), checks the client history under a time budget, and writes the page
+//! at a time, `events.log`, `summary.json`, and `jepsen/` — the client histories and their verdict — when a
+//! client workload ran), checks each history under a time budget, and writes the page
 //! `crate::report` builds. Also called by `hashgrad testnet --report`.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,9 @@ use clap::Args;
 
 use crate::check::{CheckOptions, Format, History, LinearizabilityReport, check_linearizable};
 use crate::events;
-use crate::report::{self, CheckedHistory, Collector, Consistency, Context, Limits};
+use crate::report::{
+    self, CheckedHistory, Collector, Consistency, Context, Limits, RecordedHistory,
+};
 
 /// Arguments of `hashgrad report`.
 #[derive(Debug, Args)]
@@ -41,8 +43,9 @@ pub struct Written {
     pub seconds: f64,
 }
 
-/// The client history's files inside a testnet dir.
-pub const HISTORY: &str = "jepsen/history.jsonl";
+/// The client histories inside a testnet dir (`testnet --jepsen`): linearizable reads, then
+/// local reads (which may be stale), and the testnet's verdict on them.
+pub const HISTORIES: [&str; 2] = ["jepsen/history.jsonl", "jepsen/local-history.jsonl"];
 pub const VERDICT: &str = "jepsen/verdict.json";
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
@@ -112,19 +115,17 @@ pub fn write(
     }
     let summary = optional_text(&dir.join("summary.json"))?;
     let testnet_events = optional_text(&dir.join("events.log"))?;
-    let history_text = optional_text(&dir.join(HISTORY))?;
     let verdict = optional_text(&dir.join(VERDICT))?;
-    let checked = history_text
-        .as_deref()
-        .map(|text| check(text, check_budget));
-    let consistency = match (&checked, &verdict) {
-        (None, None) => Consistency::NotRecorded,
-        (None, Some(_)) => Consistency::Recorded {
-            verdict_json: verdict.as_deref(),
-            checked: Err("the verdict has no history beside it (jepsen/history.jsonl)"),
-        },
-        (Some(result), _) => Consistency::Recorded {
-            verdict_json: verdict.as_deref(),
+    let mut checked = Vec::new();
+    for file in HISTORIES {
+        if let Some(text) = optional_text(&dir.join(file))? {
+            checked.push((file, check(file, &text, check_budget)));
+        }
+    }
+    let histories: Vec<RecordedHistory<'_>> = checked
+        .iter()
+        .map(|(file, result)| RecordedHistory {
+            file,
             checked: match result {
                 Ok((history, model, report)) => Ok(CheckedHistory {
                     history,
@@ -133,7 +134,15 @@ pub fn write(
                 }),
                 Err(reason) => Err(reason.as_str()),
             },
-        },
+        })
+        .collect();
+    let consistency = if histories.is_empty() && verdict.is_none() {
+        Consistency::NotRecorded
+    } else {
+        Consistency::Recorded {
+            verdict_json: verdict.as_deref(),
+            histories: &histories,
+        }
     };
     let title = format!(
         "hashgrad testnet {}",
@@ -162,6 +171,7 @@ pub fn write(
 
 /// Checks the history for linearizability within `budget` (past it the verdict is unknown).
 fn check(
+    file: &str,
     text: &str,
     budget: Duration,
 ) -> Result<(History, &'static str, LinearizabilityReport), String> {
@@ -180,7 +190,7 @@ fn check(
         };
         let result = check_linearizable(text, Some(Format::Jsonl), None, &options)
             .map(|(history, model, report)| (history, model.name(), report))
-            .map_err(|e| format!("{HISTORY}: {e}"));
+            .map_err(|e| format!("{file}: {e}"));
         drop(done);
         result
     })

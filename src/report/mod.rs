@@ -2,7 +2,7 @@
 //! data; canvas and SVG drawn in the browser; nothing fetched at view time) from a testnet
 //! dir's parts — the nodes' event logs (folded one event at a time by [`Collector`]), the
 //! testnet's `events.log` (faults), `summary.json` and, when a client workload ran, its
-//! history checked by `crate::check`. Pure: texts and events in, a string out; finding and
+//! histories checked by `crate::check`. Pure: texts and events in, a string out; finding and
 //! reading the files is the caller's (`cli::report`).
 //!
 //! Sections (each a `<section id=…>`): `summary`, `messages` (space-time diagram), `raft`,
@@ -56,6 +56,15 @@ pub struct CheckedHistory<'a> {
     pub model: &'a str,
 }
 
+/// One recorded client history file and what became of checking it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedHistory<'a> {
+    /// Its path in the testnet dir (`jepsen/history.jsonl`).
+    pub file: &'a str,
+    /// The history checked here, or why it could not be.
+    pub checked: Result<CheckedHistory<'a>, &'a str>,
+}
+
 /// What the consistency section shows.
 #[derive(Debug, Clone, Copy)]
 pub enum Consistency<'a> {
@@ -64,8 +73,8 @@ pub enum Consistency<'a> {
     Recorded {
         /// The testnet's `verdict.json`, as written.
         verdict_json: Option<&'a str>,
-        /// The history checked here, or why it could not be.
-        checked: Result<CheckedHistory<'a>, &'a str>,
+        /// Each history file beside it.
+        histories: &'a [RecordedHistory<'a>],
     },
 }
 

@@ -539,24 +539,27 @@ draw('consistency', ({note, body}) => {
     note.textContent = 'no client history recorded (run the testnet with --jepsen SECS to record one)';
     return;
   }
-  note.textContent = 'The clients\' history (every read, write and CAS with its invocation and completion) as the testnet recorded it, checked for linearizability.';
+  note.textContent = 'The clients\' histories (every read, write and CAS with its invocation and completion) as the testnet recorded them, with the testnet\'s verdict. Linearizable reads must linearize; local reads may be stale (not linearizable) but must stay causally consistent.';
   if (C.verdict) {
     body.appendChild(el('h3', {}, 'Verdict recorded by the testnet'));
     body.appendChild(table(C.verdict, ['field', 'value']));
   }
-  if (C.error) body.appendChild(el('p', {class: 'verdict-bad'}, 'the history could not be checked here: ' + C.error));
-  if (C.checked) {
-    const k = C.checked;
+  if (!C.histories.length) body.appendChild(el('p', {class: 'note'}, 'no history file beside the verdict'));
+  for (const h of C.histories) {
+    body.appendChild(el('h3', {}, h.file));
+    if (h.error) body.appendChild(el('p', {class: 'verdict-bad'}, 'the history could not be checked here: ' + h.error));
+    if (!h.checked) continue;
+    const k = h.checked;
     const cls = k.verdict === 'linearizable' ? 'verdict-ok' : k.verdict === 'not linearizable' ? 'verdict-bad' : 'verdict-unknown';
     const p = el('p');
-    p.appendChild(document.createTextNode('Checked here: '));
+    p.appendChild(document.createTextNode('Checked here for linearizability: '));
     p.appendChild(el('span', {class: cls}, k.verdict));
     p.appendChild(document.createTextNode(' (' + k.model + ' model, ' + k.operations + ' operations by ' + k.clients + ' clients, ' + k.keys.length + ' keys)'));
     body.appendChild(p);
     const bad = k.keys.filter(x => x.verdict !== 'linearizable');
     if (bad.length) body.appendChild(table(bad.slice(0, 50).map(x => [x.key, x.verdict, x.operations, x.explanation || '']), ['key', 'verdict', 'operations', 'explanation']));
     if (k.page) {
-      const frame = el('iframe', {sandbox: 'allow-scripts', title: 'the checker\'s view of the history'});
+      const frame = el('iframe', {sandbox: 'allow-scripts', title: 'the checker\'s view of ' + h.file});
       frame.srcdoc = k.page;
       body.appendChild(frame);
     } else {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::collect::{Collected, Collector};
 use super::faults::{Fault, parse_faults};
-use super::{Consistency, Context, ReportError};
+use super::{CheckedHistory, Consistency, Context, ReportError};
 use crate::check::html;
 
 /// The sections' ids, in page order; the script lists those it drew in `data-drawn`.
@@ -53,6 +53,12 @@ struct ConsistencyData {
     recorded: bool,
     verdict: Option<Vec<(String, String)>>,
     verdict_raw: Option<String>,
+    histories: Vec<HistoryData>,
+}
+
+#[derive(Serialize)]
+struct HistoryData {
+    file: String,
     checked: Option<CheckData>,
     error: Option<String>,
 }
@@ -115,10 +121,50 @@ fn object(text: &str) -> Result<serde_json::Map<String, Value>, String> {
     }
 }
 
+fn check_data(file: &str, checked: &CheckedHistory<'_>) -> CheckData {
+    let ops = &checked.history.operations;
+    let keys = checked
+        .report
+        .partitions
+        .iter()
+        .map(|p| KeyData {
+            key: clip(p.key.as_deref().unwrap_or("(single object)"), 200),
+            verdict: p.verdict.name(),
+            operations: p.operations.len(),
+            explanation: p.explanation.as_ref().map(|e| {
+                let stuck: Vec<String> = e
+                    .stuck
+                    .iter()
+                    .take(20)
+                    .filter_map(|s| ops.get(s.operation).map(|op| op.describe()))
+                    .collect();
+                clip(
+                    &format!(
+                        "the longest linearizable prefix has {} operations and ends in state {}; none of these can come next: {}",
+                        e.prefix,
+                        e.state,
+                        stuck.join(", ")
+                    ),
+                    4_000,
+                )
+            }),
+        })
+        .collect();
+    let page = html::render(file, checked.history, checked.report);
+    CheckData {
+        verdict: checked.report.verdict.name(),
+        model: clip(checked.model, 40),
+        operations: ops.len(),
+        clients: checked.history.clients(),
+        keys,
+        page: (page.len() <= MAX_CHECK_PAGE).then_some(page),
+    }
+}
+
 fn consistency(consistency: &Consistency<'_>) -> Result<ConsistencyData, ReportError> {
     let Consistency::Recorded {
         verdict_json,
-        checked,
+        histories,
     } = consistency
     else {
         return Ok(ConsistencyData::default());
@@ -135,47 +181,16 @@ fn consistency(consistency: &Consistency<'_>) -> Result<ConsistencyData, ReportE
             MAX_RAW,
         ));
     }
-    match checked {
-        Err(reason) => data.error = Some(clip(reason, 2_000)),
-        Ok(checked) => {
-            let ops = &checked.history.operations;
-            let keys = checked
-                .report
-                .partitions
-                .iter()
-                .map(|p| KeyData {
-                    key: clip(p.key.as_deref().unwrap_or("(single object)"), 200),
-                    verdict: p.verdict.name(),
-                    operations: p.operations.len(),
-                    explanation: p.explanation.as_ref().map(|e| {
-                        let stuck: Vec<String> = e
-                            .stuck
-                            .iter()
-                            .take(20)
-                            .filter_map(|s| ops.get(s.operation).map(|op| op.describe()))
-                            .collect();
-                        clip(
-                            &format!(
-                                "the longest linearizable prefix has {} operations and ends in state {}; none of these can come next: {}",
-                                e.prefix,
-                                e.state,
-                                stuck.join(", ")
-                            ),
-                            4_000,
-                        )
-                    }),
-                })
-                .collect();
-            let page = html::render("client history", checked.history, checked.report);
-            data.checked = Some(CheckData {
-                verdict: checked.report.verdict.name(),
-                model: clip(checked.model, 40),
-                operations: ops.len(),
-                clients: checked.history.clients(),
-                keys,
-                page: (page.len() <= MAX_CHECK_PAGE).then_some(page),
-            });
-        }
+    for recorded in histories.iter() {
+        let (checked, error) = match &recorded.checked {
+            Err(reason) => (None, Some(clip(reason, 2_000))),
+            Ok(checked) => (Some(check_data(recorded.file, checked)), None),
+        };
+        data.histories.push(HistoryData {
+            file: clip(recorded.file, 200),
+            checked,
+            error,
+        });
     }
     Ok(data)
 }
@@ -277,7 +292,7 @@ mod tests {
     use super::*;
     use crate::check::{CheckOptions, Format, check_linearizable};
     use crate::events::{Event, EventKind, VectorClock};
-    use crate::report::{CheckedHistory, Limits};
+    use crate::report::{CheckedHistory, Limits, RecordedHistory};
 
     fn event(node: &str, time_ms: u64, kind: EventKind) -> Event {
         let mut clock = VectorClock::new();
@@ -434,29 +449,42 @@ mod tests {
         let lane = events.node("n0");
         events.add(lane, &event("n0", 1, EventKind::NodeStarted));
         let mut ctx = context(None, None);
+        let histories = [
+            RecordedHistory {
+                file: "jepsen/history.jsonl",
+                checked: Ok(CheckedHistory {
+                    history: &history,
+                    report: &report,
+                    model: model.name(),
+                }),
+            },
+            RecordedHistory {
+                file: "jepsen/local-history.jsonl",
+                checked: Err("line 1: expected a JSON object"),
+            },
+        ];
         ctx.consistency = Consistency::Recorded {
             verdict_json: Some(r#"{"verdict":"not linearizable"}"#),
-            checked: Ok(CheckedHistory {
-                history: &history,
-                report: &report,
-                model: model.name(),
-            }),
+            histories: &histories,
         };
         let data = data(&render(events, &ctx).unwrap());
         let c = &data["consistency"];
         assert_eq!(c["recorded"], true);
         assert_eq!(c["verdict"][0][1], "not linearizable");
-        assert_eq!(c["checked"]["verdict"], "not linearizable");
-        let explanation = c["checked"]["keys"][0]["explanation"].as_str().unwrap();
+        let checked = &c["histories"][0]["checked"];
+        assert_eq!(checked["verdict"], "not linearizable");
+        let explanation = checked["keys"][0]["explanation"].as_str().unwrap();
         assert!(
             explanation.contains("none of these can come next"),
             "{explanation}"
         );
-        assert!(c["checked"]["page"].as_str().unwrap().contains("<svg"));
+        assert!(checked["page"].as_str().unwrap().contains("<svg"));
+        assert_eq!(c["histories"][1]["file"], "jepsen/local-history.jsonl");
+        assert_eq!(c["histories"][1]["error"], "line 1: expected a JSON object");
         let mut bad = context(None, None);
         bad.consistency = Consistency::Recorded {
             verdict_json: Some("[1]"),
-            checked: Err("no history"),
+            histories: &[],
         };
         let mut events = Collector::new(Limits::default());
         let lane = events.node("n0");
