@@ -21,5 +21,6 @@ pub mod node;
 pub mod node_id;
 pub mod pow;
 pub mod raft;
+pub mod report;
 pub mod testnet;
 pub mod train;

@@ -149,9 +149,26 @@ fn killing_the_training_leader_loses_no_committed_round() {
             "1.5",
             "--restart-after",
             "0.5",
+            "--report",
         ],
     );
     let why = describe(&output, &summary);
+    // `--report` wrote the page and said where (on stderr: stdout is the JSON summary).
+    let page = dir.path().join("report.html");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("wrote {}", page.display())),
+        "{stderr}"
+    );
+    let html = std::fs::read_to_string(&page).expect("report.html");
+    assert!(
+        html.contains("<section id=\"raft\">") && html.contains("kill -9 n"),
+        "{why}"
+    );
+    assert!(
+        summary["events_epoch_ms"].as_u64() > Some(1_700_000_000_000),
+        "{why}"
+    );
     assert!(output.status.success(), "{why}");
     assert_eq!(summary["agreed"], true, "{why}");
     assert!(summary["kills"].as_u64() >= Some(2), "{why}");

@@ -13,6 +13,7 @@ pub mod id;
 pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
+pub mod report;
 pub mod testnet;
 pub mod trace;
 pub mod train;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Merge the event logs of a testnet dir: `--check` verifies happened-before (exit 1 on a
     /// violation, naming the event), `--shiviz OUT.log` writes a log ShiViz loads.
     Trace(trace::TraceArgs),
+    /// Write one self-contained HTML page of a testnet dir: messages between nodes, Raft
+    /// roles, the block tree, loss and accuracy, hash rate, round latency, consistency verdict.
+    Report(report::ReportArgs),
 }
 
 /// Whether log lines may carry ANSI colour: only on a terminal, and never with `NO_COLOR` set
@@ -148,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => return check::run(args),
         Command::Testnet(args) => testnet::run(args),
         Command::Trace(args) => return trace::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,8 @@ const DEFAULT_CONFIG: &str = include_str!("../../configs/testnet.toml");
 /// The goals of a training testnet run with none given.
 const DEFAULT_ROUNDS: u64 = 300;
 const DEFAULT_ACCURACY: f64 = 0.95;
+/// How long `--report` may spend checking a recorded client history.
+const REPORT_CHECK_BUDGET: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Args)]
 pub struct TestnetArgs {
@@ -103,6 +105,9 @@ pub struct TestnetArgs {
     /// Keep the nodes' data dirs (node logs, event logs and the summary are always kept).
     #[arg(long)]
     pub keep: bool,
+    /// At the end, write DIR/report.html (as `hashgrad report DIR` does) and print its path.
+    #[arg(long)]
+    pub report: bool,
     /// Seed for loss, jitter and kill choices.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -279,6 +284,22 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
     } else {
         observer.clear();
         println!("{}", summary.text());
+    }
+    if args.report {
+        let out = setup.dir.join("report.html");
+        let written = super::report::write(
+            &setup.dir,
+            &out,
+            crate::report::Limits::default(),
+            REPORT_CHECK_BUDGET,
+        )?;
+        let line = super::report::describe(&written);
+        // `--json` keeps stdout one JSON document.
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     match &summary.reason {
         None => Ok(()),

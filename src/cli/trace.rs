@@ -2,12 +2,12 @@
 //! `DIR/<node>/events/`, or `DIR/events/` for one node), checks happened-before (`--check`)
 //! and writes a ShiViz log (`--shiviz OUT`). Exit 0 holds, 1 a violation, 2 bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::events::{self, EVENTS_DIR, EventAt, LOG_FILE};
+use crate::events;
 
 /// Arguments of `hashgrad trace`.
 #[derive(Debug, Args)]
@@ -28,10 +28,10 @@ pub fn run(args: TraceArgs) -> ExitCode {
         eprintln!("error: nothing to do: give --check, --shiviz OUT.log or both");
         return ExitCode::from(2);
     }
-    let nodes = match read_nodes(&args.dir) {
+    let nodes = match events::read_all(&args.dir) {
         Ok(nodes) => nodes,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
@@ -65,85 +65,4 @@ pub fn run(args: TraceArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
-}
-
-/// Each node's events in log order (oldest rotated file first).
-fn read_nodes(dir: &Path) -> Result<Vec<Vec<EventAt>>, String> {
-    let log_dirs = find_log_dirs(dir)?;
-    if log_dirs.is_empty() {
-        return Err(format!(
-            "{}: no event logs found (expected {EVENTS_DIR}/{LOG_FILE} in DIR, DIR/<node>/ or DIR/<node>/data/)",
-            dir.display()
-        ));
-    }
-    let mut nodes = Vec::new();
-    for log_dir in log_dirs {
-        let mut events = Vec::new();
-        for file in log_files(&log_dir)? {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let name = file.display().to_string();
-            events.extend(events::parse_log(&text, &name).map_err(|e| e.to_string())?);
-        }
-        if let Some(first) = events.first() {
-            let node = first.event.node.clone();
-            if let Some(other) = events.iter().find(|at| at.event.node != node) {
-                return Err(format!(
-                    "{}: expected events of node {node} only (as earlier in {}), found node {}",
-                    other.origin,
-                    log_dir.display(),
-                    other.event.node
-                ));
-            }
-            nodes.push(events);
-        }
-    }
-    Ok(nodes)
-}
-
-fn find_log_dirs(dir: &Path) -> Result<Vec<PathBuf>, String> {
-    if !dir.is_dir() {
-        return Err(format!("{}: not a directory", dir.display()));
-    }
-    let own = dir.join(EVENTS_DIR);
-    if own.join(LOG_FILE).is_file() {
-        return Ok(vec![own]);
-    }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-    let mut subdirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    subdirs.sort();
-    let mut found = Vec::new();
-    for sub in subdirs {
-        for candidate in [sub.join("data").join(EVENTS_DIR), sub.join(EVENTS_DIR)] {
-            if candidate.join(LOG_FILE).is_file() {
-                found.push(candidate);
-                break;
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// `events.jsonl.<k>` from the oldest (highest k) down, then the live `events.jsonl`.
-fn log_files(log_dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(log_dir)
-        .map_err(|e| format!("cannot list {}: {e}", log_dir.display()))?;
-    let prefix = format!("{LOG_FILE}.");
-    let mut rotated: Vec<(u64, PathBuf)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let k = name.strip_prefix(&prefix)?.parse().ok()?;
-            Some((k, e.path()))
-        })
-        .collect();
-    rotated.sort_by_key(|&(k, _)| std::cmp::Reverse(k));
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    files.push(log_dir.join(LOG_FILE));
-    Ok(files)
 }

@@ -1,7 +1,7 @@
 //! Per-node event logs with vector clocks, and what `hashgrad trace` does with them: merge,
 //! check happened-before, export for ShiViz. Owns the clock, the record format, the writer
-//! (`writer.rs`, the only file I/O here) and the pure checker; it must not know about sockets,
-//! Raft or chains beyond the names it records.
+//! (`writer.rs`) and its reading counterpart (`files.rs`) — the only file I/O here — and the
+//! pure checker; it must not know about sockets, Raft or chains beyond the names it records.
 //!
 //! # The JSONL format
 //! A node's log lives in `<data dir>/events/`: the live file `events.jsonl`, and rotated ones
@@ -36,6 +36,7 @@
 
 mod check;
 mod clock;
+mod files;
 mod parse;
 mod record;
 mod shiviz;
@@ -43,7 +44,8 @@ mod writer;
 
 pub use check::{EventAt, Violation, check};
 pub use clock::{ClockOrder, VectorClock};
-pub use parse::{ParseError, parse_log};
+pub use files::{LogReadError, NodeLogFiles, find_logs, read_all, read_events};
+pub use parse::{ParseError, parse_line, parse_log};
 pub use record::{Event, EventKind, RoundTimings, message_id};
 pub use shiviz::{SHIVIZ_REGEX, shiviz_log};
 pub use writer::{EventLog, EventLogError, EventLogStats, LOG_FILE, LogLimits, Stamp};

@@ -21,18 +21,25 @@ pub struct ParseError {
 pub fn parse_log(text: &str, file: &str) -> Result<Vec<EventAt>, ParseError> {
     let mut events = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+        if let Some(at) = parse_line(line, file, index + 1)? {
+            events.push(at);
         }
-        let event: Event = serde_json::from_str(line).map_err(|e| ParseError {
-            file: file.to_owned(),
-            line: index + 1,
-            reason: e.to_string(),
-        })?;
-        events.push(EventAt {
-            event,
-            origin: format!("{file}:{}", index + 1),
-        });
     }
     Ok(events)
+}
+
+/// Parses line number `line` (1-based) of `file`; `None` for a blank line.
+pub fn parse_line(text: &str, file: &str, line: usize) -> Result<Option<EventAt>, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let event: Event = serde_json::from_str(text).map_err(|e| ParseError {
+        file: file.to_owned(),
+        line,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(EventAt {
+        event,
+        origin: format!("{file}:{line}"),
+    }))
 }

@@ -195,6 +195,9 @@ pub struct Summary {
     pub propagation: Option<Percentiles>,
     pub relay: RelayTotals,
     pub duration_secs: f64,
+    /// When `events.log`'s time 0 (every node up) was, in ms since the Unix epoch: the clock
+    /// of the nodes' event logs, so a report can place the testnet's faults among them.
+    pub events_epoch_ms: u64,
     pub goals_met: bool,
     /// Why the run failed (or was stopped); `None` on success.
     pub reason: Option<String>,

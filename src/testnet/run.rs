@@ -44,7 +44,8 @@ pub struct Setup {
     /// The config every node starts from (its addresses, peers and pins are replaced; with a
     /// `[train]` section, every node votes and works).
     pub base_config: NodeConfig,
-    /// Keep the nodes' data dirs after the run.
+    /// Keep the nodes' data dirs after the run (without it only their event logs,
+    /// `nI/data/events/`, stay).
     pub keep_data: bool,
 }
 
@@ -124,6 +125,7 @@ pub async fn run(
         events: std::fs::File::create(&events).map_err(io(&events))?,
         began,
         t0: Instant::now(),
+        t0_unix_ms: 0,
         views: vec![None; plan.nodes],
         restart_at: vec![None; plan.nodes],
         rng: ChaCha8Rng::seed_from_u64(plan.seed),
@@ -258,6 +260,8 @@ pub(super) struct Driver<'a> {
     began: Instant,
     /// When every node first became ready; chaos times count from here.
     t0: Instant,
+    /// `t0` on the wall clock (ms since the Unix epoch), as the nodes' event logs count time.
+    pub(super) t0_unix_ms: u64,
     pub(super) views: Vec<Option<NodeView>>,
     pub(super) restart_at: Vec<Option<Instant>>,
     pub(super) rng: ChaCha8Rng,
@@ -295,6 +299,9 @@ impl Driver<'_> {
         }
         self.wait_ready().await?;
         self.t0 = Instant::now();
+        self.t0_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let pids: Vec<String> = self
             .nodes
             .iter()

@@ -250,6 +250,7 @@ impl Driver<'_> {
             propagation: self.propagation.percentiles(),
             relay,
             duration_secs: duration.as_secs_f64(),
+            events_epoch_ms: self.t0_unix_ms,
             goals_met: reason.is_none(),
             reason,
             jepsen: None,
