@@ -140,6 +140,16 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    if matches!(
+        cli.command,
+        Command::Hash(_)
+            | Command::Adapters(_)
+            | Command::Id(_)
+            | Command::Check(_)
+            | Command::Trace(_)
+    ) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
@@ -164,6 +174,17 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// For commands that only print (no sockets): a closed stdout pipe (`| head`) ends the process
+/// quietly, as Unix tools do, instead of a panic on the next print. Rust ignores SIGPIPE, which
+/// commands with sockets rely on, so this is not done for them.
+fn quiet_on_closed_pipe() {
+    // SAFETY: `signal` with `SIG_DFL` installs the default action and touches no Rust state;
+    // it runs before these commands start any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

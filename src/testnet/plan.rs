@@ -229,9 +229,18 @@ impl Plan {
             ));
         }
         if let Some(kills) = &self.kills
-            && kills.every.is_zero()
+            && kills.every <= kills.pause
         {
-            return Err(invalid("kill period", "must be above 0 s".into()));
+            return Err(invalid(
+                "kill period",
+                format!(
+                    "{:.1} s is not longer than the {:.1} s a killed node stays down \
+                     (--restart-after): some node would always be down and the run would never \
+                     settle",
+                    kills.every.as_secs_f64(),
+                    kills.pause.as_secs_f64()
+                ),
+            ));
         }
         if self.jepsen.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err(invalid("jepsen workload", "must run at least 1 s".into()));
@@ -241,7 +250,7 @@ impl Plan {
 
     /// With `--jepsen` and no fault given, the nemesis a Jepsen test needs: the last node cut
     /// off from 20% to 50% of the workload, and the training leader killed at 60% (restarted
-    /// after `pause`). Returns what was added, for the user; `None` when faults were given.
+    /// after `pause`; never more often than a second past `pause`). Returns what was added, for the user; `None` when faults were given.
     pub fn add_jepsen_nemesis(&mut self, pause: Duration) -> Option<String> {
         let secs = self.jepsen?;
         if !self.partitions.is_empty() || self.kills.is_some() {
@@ -262,7 +271,7 @@ impl Plan {
             ));
             self.partitions.push(partition);
         }
-        let every = secs.mul_f64(0.6);
+        let every = secs.mul_f64(0.6).max(pause + Duration::from_secs(1));
         self.kills = Some(Kills {
             target: KillTarget::Leader,
             every,
@@ -322,6 +331,39 @@ mod tests {
             ..byzantine
         };
         assert!((0..3).all(|i| !none.attacks(i, 3)));
+    }
+
+    #[test]
+    fn a_kill_period_within_the_restart_pause_is_refused() {
+        let plan = |every: u64, pause: u64| Plan {
+            nodes: 3,
+            goals: Goals::default(),
+            timeout: Duration::from_secs(60),
+            latency: Latency::default(),
+            loss_pct: 0.0,
+            partitions: Vec::new(),
+            kills: Some(Kills {
+                target: KillTarget::Leader,
+                every: Duration::from_millis(every),
+                pause: Duration::from_millis(pause),
+            }),
+            byzantine: None,
+            base_port: None,
+            poll: Duration::from_millis(100),
+            seed: 1,
+            jepsen: None,
+        };
+        let error = plan(1500, 2000).validate().expect_err("never settles");
+        assert!(error.to_string().contains("restart-after"), "{error}");
+        assert!(plan(1500, 2000 - 1500).validate().is_ok());
+        // The Jepsen nemesis never picks a period it would refuse.
+        let mut short = plan(1, 0);
+        short.kills = None;
+        short.jepsen = Some(Duration::from_secs(2));
+        short
+            .add_jepsen_nemesis(Duration::from_secs(2))
+            .expect("added");
+        assert!(short.validate().is_ok());
     }
 
     #[test]
