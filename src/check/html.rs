@@ -13,7 +13,8 @@ const ROW: usize = 28;
 const STEP: usize = 14;
 const LEFT: usize = 90;
 
-fn escape(text: &str) -> String {
+/// `text` made safe inside HTML text and quoted attributes (the report uses it too).
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -375,17 +375,20 @@ impl<M: Compactable, S: Storage> Service<M, S> {
         }
     }
 
+    /// Answers `reply` once the entry proposed at `index` in this term is applied (or lost).
+    fn await_commit(&mut self, index: u64, reply: oneshot::Sender<Result<u64, ConsensusError>>) {
+        let pending = PendingProposal {
+            term: self.raft.term(),
+            reply,
+            since: Instant::now(),
+        };
+        self.proposals.insert(index, pending);
+    }
+
     fn on_request(&mut self, request: Request<M>) {
         match request {
             Request::Propose(command, reply) => match self.raft.propose(command) {
-                Ok(index) => {
-                    let pending = PendingProposal {
-                        term: self.raft.term(),
-                        reply,
-                        since: Instant::now(),
-                    };
-                    self.proposals.insert(index, pending);
-                }
+                Ok(index) => self.await_commit(index, reply),
                 Err(error) => {
                     let _ = reply.send(Err(self.propose_error(error)));
                 }
@@ -401,12 +404,7 @@ impl<M: Compactable, S: Storage> Service<M, S> {
                 match proposed {
                     Ok(index) => {
                         info!(node = %node.short(), index, "adding a voter");
-                        let pending = PendingProposal {
-                            term: self.raft.term(),
-                            reply,
-                            since: Instant::now(),
-                        };
-                        self.proposals.insert(index, pending);
+                        self.await_commit(index, reply);
                     }
                     Err(error) => {
                         let _ = reply.send(Err(error));

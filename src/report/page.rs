@@ -205,21 +205,6 @@ fn script_json(data: &impl Serialize) -> Result<String, ReportError> {
         .replace('&', "\\u0026"))
 }
 
-pub(super) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 pub(super) fn render(events: Collector, context: &Context<'_>) -> Result<String, ReportError> {
     let summary = context
         .summary_json
@@ -261,7 +246,7 @@ pub(super) fn render(events: Collector, context: &Context<'_>) -> Result<String,
         consistency: consistency(&context.consistency)?,
     };
     let json = script_json(&data)?;
-    let title = escape_html(&title);
+    let title = crate::check::html::escape(&title);
     let mut sections = String::new();
     for (id, heading) in SECTIONS.iter().zip([
         "Summary",
