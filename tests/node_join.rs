@@ -7,21 +7,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 
-use common::{eventually, init_logs, start_nodes};
+use common::{eventually, init_logs, start_nodes, training_node};
 use hashgrad::api::TrainingStatus;
-use hashgrad::config::{NodeConfig, TrainSection};
+use hashgrad::config::TrainSection;
 use hashgrad::net::NodeId;
-use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
-
-fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
-    NodeConfig {
-        train: Some(train),
-        ..NodeConfig::loopback(dir, peers)
-    }
-}
 
 fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
     TrainSection {
@@ -41,18 +32,13 @@ fn training(node: &NodeHandle) -> Option<TrainingStatus> {
     node.status().training
 }
 
+/// The node's round log as (round, params hash) pairs.
 async fn round_log(node: &NodeHandle) -> Vec<(u64, String)> {
-    node.consensus()
-        .expect("consensus")
-        .read(ReadConsistency::Local, |machine| {
-            machine
-                .state()
-                .rounds()
-                .map(|r| (r.round, r.params_hash.to_string()))
-                .collect()
-        })
+    common::round_log(node)
         .await
-        .expect("read")
+        .into_iter()
+        .map(|(round, _, params, _)| (round, params))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +46,7 @@ async fn a_fourth_node_joins_a_running_cluster_and_gets_its_params() {
     init_logs();
     const ROUNDS: u64 = 200;
     let (_dirs, nodes) = start_nodes(3, |dir, peers, keys| {
-        config(dir, peers, train_section(keys, ROUNDS))
+        training_node(dir, peers, train_section(keys, ROUNDS))
     })
     .await;
     let voters: Vec<NodeId> = nodes.iter().map(NodeHandle::id).collect();
@@ -74,7 +60,7 @@ async fn a_fourth_node_joins_a_running_cluster_and_gets_its_params() {
     .await;
 
     let dir = tempfile::tempdir().expect("dir");
-    let newcomer = Node::start(config(
+    let newcomer = Node::start(training_node(
         dir.path(),
         &[nodes[0].listen_addr()],
         TrainSection {
@@ -128,7 +114,7 @@ async fn a_cluster_that_does_not_accept_joins_refuses_with_a_reason() {
     init_logs();
     // A cluster of one that leads itself, joins off (the default).
     let (_dirs, nodes) = start_nodes(1, |dir, peers, _| {
-        config(
+        training_node(
             dir,
             peers,
             TrainSection {

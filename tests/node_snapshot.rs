@@ -9,11 +9,11 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use common::{eventually, init_logs, start_nodes};
+use common::{eventually, init_logs, round_log, start_nodes, training_node};
 use hashgrad::api::{ConsensusStatus, TrainingStatus};
-use hashgrad::config::{NodeConfig, TrainSection};
+use hashgrad::config::TrainSection;
 use hashgrad::net::NodeId;
-use hashgrad::node::consensus::{RAFT_FILE, ReadConsistency};
+use hashgrad::node::consensus::RAFT_FILE;
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::raft::{RedbStorage, Storage};
 
@@ -21,13 +21,6 @@ const SNAPSHOT_EVERY: u64 = 16;
 /// Entries the log may hold: a snapshot is staged `SNAPSHOT_EVERY` entries after the last one
 /// and taken a quarter of that later; a few more while the params blob is stored.
 const LOG_BOUND: u64 = SNAPSHOT_EVERY + SNAPSHOT_EVERY / 4 + 8;
-
-fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
-    NodeConfig {
-        train: Some(train),
-        ..NodeConfig::loopback(dir, peers)
-    }
-}
 
 fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
     TrainSection {
@@ -51,28 +44,6 @@ fn consensus(node: &NodeHandle) -> Option<ConsensusStatus> {
     node.status().consensus
 }
 
-/// The node's round log as (round, parent, params, reduced gradient) hashes.
-async fn round_log(node: &NodeHandle) -> Vec<(u64, String, String, String)> {
-    node.consensus()
-        .expect("consensus")
-        .read(ReadConsistency::Local, |machine| {
-            machine
-                .state()
-                .rounds()
-                .map(|r| {
-                    (
-                        r.round,
-                        r.parent_hash.to_string(),
-                        r.params_hash.to_string(),
-                        r.reduced_hash.to_string(),
-                    )
-                })
-                .collect()
-        })
-        .await
-        .expect("read")
-}
-
 fn blob_count(dir: &Path) -> usize {
     std::fs::read_dir(dir.join("blobs"))
         .map(|entries| entries.count())
@@ -85,7 +56,7 @@ async fn the_log_stays_bounded_and_a_restarted_node_restores_its_own_snapshot() 
     const ROUNDS: u64 = 120;
     // A cluster of one: no voters listed, the node is its own only worker.
     let make = || train_section(&[], ROUNDS);
-    let (dirs, nodes) = start_nodes(1, |dir, peers, _| config(dir, peers, make())).await;
+    let (dirs, nodes) = start_nodes(1, |dir, peers, _| training_node(dir, peers, make())).await;
     let node = nodes.into_iter().next().expect("node");
 
     // Sample the log while training runs: it never holds more than a snapshot's worth.
@@ -144,7 +115,7 @@ async fn the_log_stays_bounded_and_a_restarted_node_restores_its_own_snapshot() 
 
     // Restarted from its data dir, the node restores the stored snapshot: the trainer jumps
     // to the params it names (from the node's own blob) and replays only the tail.
-    let node = Node::start(config(dirs[0].path(), &[], make()))
+    let node = Node::start(training_node(dirs[0].path(), &[], make()))
         .await
         .expect("restart");
     let again = eventually(60, "the restarted node back at the last round", || async {
@@ -165,7 +136,7 @@ async fn a_node_stopped_past_a_compaction_catches_up_from_the_leaders_snapshot()
     init_logs();
     const ROUNDS: u64 = 100;
     let (dirs, nodes) = start_nodes(3, |dir, peers, keys| {
-        config(dir, peers, train_section(keys, ROUNDS))
+        training_node(dir, peers, train_section(keys, ROUNDS))
     })
     .await;
     let voters: Vec<NodeId> = nodes.iter().map(NodeHandle::id).collect();
@@ -203,7 +174,7 @@ async fn a_node_stopped_past_a_compaction_catches_up_from_the_leaders_snapshot()
     .await;
     let peers: Vec<SocketAddr> = rest.iter().map(|n| n.listen_addr()).collect();
     drop(rest);
-    let restarted = Node::start(config(
+    let restarted = Node::start(training_node(
         dirs[victim].path(),
         &peers,
         train_section(&voters, ROUNDS),
@@ -258,7 +229,7 @@ async fn a_node_stopped_past_a_compaction_catches_up_from_the_leaders_snapshot()
 /// its snapshot's params and replaying the tail), best of three each.
 /// `cargo test --test node_snapshot -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement for docs/perf.md"]
+#[ignore = "a measurement for docs/perf.md, not a check: scripts/measurements.sh snapshot runs it"]
 async fn restart_catch_up_time_with_and_without_snapshots() {
     const ROUNDS: u64 = 600;
     let mut best = [f64::MAX; 2];
@@ -269,7 +240,8 @@ async fn restart_catch_up_time_with_and_without_snapshots() {
                 eval_every: ROUNDS,
                 ..train_section(&[], ROUNDS)
             };
-            let (dirs, nodes) = start_nodes(1, |dir, peers, _| config(dir, peers, make())).await;
+            let (dirs, nodes) =
+                start_nodes(1, |dir, peers, _| training_node(dir, peers, make())).await;
             let node = nodes.into_iter().next().expect("node");
             eventually(300, "every round trained", || async {
                 training(&node).filter(|t| t.trained_round == ROUNDS)
@@ -277,7 +249,7 @@ async fn restart_catch_up_time_with_and_without_snapshots() {
             .await;
             node.shutdown().await.expect("shutdown");
             let started = std::time::Instant::now();
-            let node = Node::start(config(dirs[0].path(), &[], make()))
+            let node = Node::start(training_node(dirs[0].path(), &[], make()))
                 .await
                 .expect("restart");
             eventually(300, "back at the last round", || async {

@@ -248,23 +248,11 @@ async fn assert_same_logs(nodes: &[&NodeHandle]) -> usize {
 
 /// Every node's committed round log as (round, parent, params) triples.
 async fn round_log(node: &NodeHandle) -> Vec<(u64, String, String)> {
-    node.consensus()
-        .expect("consensus")
-        .read(ReadConsistency::Local, |machine| {
-            machine
-                .state()
-                .rounds()
-                .map(|r| {
-                    (
-                        r.round,
-                        r.parent_hash.to_string(),
-                        r.params_hash.to_string(),
-                    )
-                })
-                .collect()
-        })
+    common::round_log(node)
         .await
-        .expect("read")
+        .into_iter()
+        .map(|(round, parent, params, _)| (round, parent, params))
+        .collect()
 }
 
 fn leader_of(nodes: &[&NodeHandle]) -> Option<usize> {

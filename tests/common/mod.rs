@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests that run in-process clusters: polling until a
-//! condition holds, one blocking HTTP exchange, test logging, and starting nodes that all
-//! know each other's keys.
+//! condition holds, one blocking HTTP exchange, test logging, starting nodes that all know
+//! each other's keys, a loopback training node's config and its committed round log.
 
 #![allow(dead_code)]
 
@@ -8,8 +8,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use hashgrad::config::NodeConfig;
+use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
+use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
 
 /// Polls `check` every 20 ms until it returns `Some` or `secs` pass (then panics naming `what`).
@@ -79,4 +80,42 @@ pub async fn start_nodes(
         );
     }
     (dirs, nodes)
+}
+
+/// A loopback node (`NodeConfig::loopback`) that trains with `train`.
+pub fn training_node(
+    dir: &std::path::Path,
+    peers: &[SocketAddr],
+    train: TrainSection,
+) -> NodeConfig {
+    NodeConfig {
+        train: Some(train),
+        ..NodeConfig::loopback(dir, peers)
+    }
+}
+
+/// One committed round as the tests compare them: round, parent, params and reduced-gradient
+/// hashes.
+pub type LoggedRound = (u64, String, String, String);
+
+/// The node's committed round log, read from its applied state.
+pub async fn round_log(node: &NodeHandle) -> Vec<LoggedRound> {
+    node.consensus()
+        .expect("consensus")
+        .read(ReadConsistency::Local, |machine| {
+            machine
+                .state()
+                .rounds()
+                .map(|r| {
+                    (
+                        r.round,
+                        r.parent_hash.to_string(),
+                        r.params_hash.to_string(),
+                        r.reduced_hash.to_string(),
+                    )
+                })
+                .collect()
+        })
+        .await
+        .expect("read")
 }
