@@ -817,8 +817,11 @@ async fn write_stamp(
     if !events.is_enabled() {
         return Ok(());
     }
+    // Blocks and service frames carry their payload as is (an answer of up to 500 blocks is
+    // not encoded twice); the small session and sync messages are encoded to measure them.
     let len = match message {
         Message::Service(frame) => frame.payload.len(),
+        Message::Block(bytes) => bytes.len(),
         other => frame::encode(other)
             .map(|bytes| stamp::payload_len(&bytes))
             .unwrap_or(0),
