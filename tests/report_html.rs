@@ -199,7 +199,7 @@ fn a_dir_with_nothing_to_report_is_refused() {
 /// Writes a generated dir for screenshots and timing, e.g.
 /// `REPORT_DIR=/tmp/gen REPORT_NODES=5 REPORT_SECS=300 cargo test --test report_html -- --ignored`.
 #[test]
-#[ignore = "a tool, not a test: writes REPORT_DIR"]
+#[ignore = "a tool, not a test: writes REPORT_DIR; scripts/measurements.sh report-dir runs it"]
 fn generate_a_testnet_dir() {
     let Some(dir) = std::env::var_os("REPORT_DIR") else {
         eprintln!("set REPORT_DIR");
