@@ -42,6 +42,13 @@ impl Model for CasRegister {
         }
     }
 
+    fn read_only(&self, op: &Operation) -> bool {
+        matches!(
+            (&op.call, &op.outcome),
+            (Call::Read, _) | (Call::Cas { .. }, Outcome::Swapped(false))
+        )
+    }
+
     fn describe(&self, state: &Value) -> String {
         state.to_string()
     }

@@ -54,6 +54,10 @@ impl Model for Kv {
         }
     }
 
+    fn read_only(&self, op: &Operation) -> bool {
+        matches!(op.call, Call::Get)
+    }
+
     fn describe(&self, state: &String) -> String {
         format!("{state:?}")
     }

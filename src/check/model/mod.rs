@@ -29,6 +29,14 @@ pub trait Model: Sync {
     /// Applies one operation with its recorded outcome: the next state, or `None` when the
     /// outcome is impossible from `state`.
     fn step(&self, state: &Self::State, op: &Operation) -> Option<Self::State>;
+    /// True when `op` leaves every state it is legal in unchanged (a read, a failed CAS). The
+    /// search linearizes such an operation as soon as it is legal and tries nothing else at
+    /// that point, so a wrong `true` makes the checker refute linearizable histories; `false`
+    /// is always safe (only slower).
+    fn read_only(&self, op: &Operation) -> bool {
+        let _ = op;
+        false
+    }
     /// A short human form of a state for explanations and the HTML view.
     fn describe(&self, state: &Self::State) -> String {
         format!("{state:?}")

@@ -32,6 +32,10 @@ impl Model for Register {
         }
     }
 
+    fn read_only(&self, op: &Operation) -> bool {
+        matches!(op.call, Call::Read)
+    }
+
     fn describe(&self, state: &Value) -> String {
         state.to_string()
     }
