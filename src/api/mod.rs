@@ -118,7 +118,7 @@ pub enum ConfigRequest {
     Put {
         /// The config key to write.
         key: String,
-        /// The new value, trimmed of surrounding whitespace.
+        /// The new value (`PUT /config/{key}` trims surrounding whitespace from the body).
         value: String,
         /// `Some`: compare-and-set against this value (`Some(None)`: only if unset).
         expected: Option<Option<String>>,

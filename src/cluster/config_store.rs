@@ -175,8 +175,8 @@ pub struct TrainingConfig {
     pub rule: RuleSpec,
     /// How many announced workers the leader waits for (default: all).
     pub consistency: ConsistencyLevel,
-    /// Milliseconds a round waits for gradients before the leader acts on what it has;
-    /// 1..=3600000 (default 10000).
+    /// Milliseconds each attempt of a round collects gradients before the leader abandons it
+    /// and announces it again; 1..=3600000 (default 10000).
     pub round_deadline_ms: u64,
     /// Rows in each worker's mini-batch; 1..=65536 (default 32).
     pub batch_size: usize,

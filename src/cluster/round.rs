@@ -234,7 +234,7 @@ pub enum Action {
         attempt: u32,
         /// Gradients accepted before the deadline.
         received: usize,
-        /// Gradients the level needed.
+        /// Gradients the attempt needed (the level, at least the rule's minimum inputs).
         required: usize,
     },
     /// Leader: reduce and step, then call `Coordinator::on_stepped`.

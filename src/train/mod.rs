@@ -2,8 +2,8 @@
 //! serialisable training state, Byzantine attacks for simulations, the aggregation rules
 //! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters
 //! and the in-process `simulation` of K workers. Nothing here opens sockets, reads files or
-//! clocks; today only the CLI's `train` drives it (through `simulation`); the node does not
-//! train yet (step 5).
+//! clocks; the CLI's `train` drives it through `simulation`, and a training node through
+//! `Trainer` on its trainer thread (`node/trainer_thread.rs`).
 
 pub mod aggregate;
 pub mod attack;
@@ -119,8 +119,9 @@ pub enum TrainError {
         /// The input's name, as the caller gave it.
         file: String,
     },
-    /// A data set is inconsistent or unusable: features that do not form whole rows, a label
-    /// outside its classes, fewer than two classes, a split that leaves a side empty.
+    /// A data set is unusable: features that do not form whole rows, a label outside its
+    /// classes, fewer than two classes, or a split asked of too few rows or with a test
+    /// fraction outside 0..1.
     #[error("bad data set: {0}")]
     BadDataset(String),
     /// Layer sizes out of range, or parameters, rows, labels, gradients or optimizer state

@@ -57,7 +57,7 @@ pub enum Optimizer {
         beta1: f32,
         /// Decay of the second-moment estimate (0.999 for a fresh optimizer).
         beta2: f32,
-        /// Added to the denominator's square root to avoid dividing by zero (1e-8).
+        /// Added to the denominator's square root to avoid dividing by zero (1e-8 for a fresh optimizer).
         epsilon: f32,
         /// Updates applied so far (0 for a fresh optimizer); drives the bias correction.
         step: u64,

@@ -111,7 +111,7 @@ pub enum Rule {
     Krum {
         /// f: the number of Byzantine inputs assumed.
         byzantine: usize,
-        /// m: how many of the best-scored inputs are averaged (at least 1).
+        /// m: how many of the best-scored inputs are averaged (1 is plain Krum).
         select: usize,
     },
 }
