@@ -29,21 +29,27 @@ pub use metrics::Metrics;
 /// What `GET /status` returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
+    /// The network profile this node runs (`regtest`, …), from its config.
     pub network: String,
     /// This node's key fingerprint (hex).
     pub node_id: String,
+    /// Height of the best chain's tip (genesis = 0).
     pub height: u64,
     /// Tip hash in display order (byte-reversed hex).
     pub tip: String,
     /// Cumulative work of the best chain, as a decimal number.
     pub total_work: String,
+    /// The peers connected now, inbound and outbound.
     pub peers: Vec<PeerStatus>,
     /// The miner's recent rate in hashes per second (0 when not mining).
     pub hash_rate: f64,
     /// The mining backend (`cpu: sha-ni-2x, 2 threads`…), or `none`.
     pub backend: String,
+    /// Whether the miner is running (mining enabled and a backend started).
     pub mining: bool,
+    /// Blocks this node has mined since it started (not all of them stay on the best chain).
     pub blocks_mined: u64,
+    /// Training receipts waiting in the pool for a block to include them.
     pub receipts_pooled: usize,
     /// QUIC address peers connect to.
     pub listen: String,
@@ -60,6 +66,7 @@ pub struct NodeStatus {
 pub struct TrainingStatus {
     /// Raft role: `leader`, `follower`, `pre-candidate` or `candidate`.
     pub role: String,
+    /// The Raft term the training service last saw.
     pub term: u64,
     /// The leader's fingerprint (hex), when known.
     pub leader: Option<String>,
@@ -73,6 +80,7 @@ pub struct TrainingStatus {
     pub accuracy: Option<f32>,
     /// Held-out test loss after `evaluated_round`.
     pub test_loss: Option<f32>,
+    /// The round after which `accuracy` and `test_loss` were measured (0: not yet evaluated).
     pub evaluated_round: u64,
     /// Rounds this node abandoned as leader.
     pub rounds_abandoned: u64,
@@ -97,16 +105,24 @@ pub struct TrainingStatus {
 /// A config request from the API to the training service.
 #[derive(Debug)]
 pub enum ConfigRequest {
+    /// Reads a key from the replicated config store.
     Get {
+        /// The config key to read.
         key: String,
+        /// How the read is confirmed before it sees the store.
         consistency: ReadConsistency,
+        /// Gets the value (`None`: the key is unset) or why the read failed.
         reply: oneshot::Sender<Result<Option<String>, ConfigFailure>>,
     },
+    /// Writes a key through Raft, optionally as a compare-and-set.
     Put {
+        /// The config key to write.
         key: String,
+        /// The new value (`PUT /config/{key}` trims surrounding whitespace from the body).
         value: String,
         /// `Some`: compare-and-set against this value (`Some(None)`: only if unset).
         expected: Option<Option<String>>,
+        /// Gets the committed write or why it did not apply.
         reply: oneshot::Sender<Result<ConfigWritten, ConfigFailure>>,
     },
 }
@@ -114,7 +130,9 @@ pub enum ConfigRequest {
 /// A config write that applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigWritten {
+    /// The key written.
     pub key: String,
+    /// The value it now holds.
     pub value: String,
     /// The Raft log index it committed at.
     pub index: u64,
@@ -126,7 +144,10 @@ pub enum ConfigFailure {
     /// A bad key or value (400).
     BadRequest(String),
     /// A compare-and-set found another value (409).
-    CasFailed { current: Option<String> },
+    CasFailed {
+        /// The value the key holds now (`None`: unset).
+        current: Option<String>,
+    },
     /// Not done: no leader, the leader unreachable, the entry dropped by a new leader (503);
     /// retry.
     Unavailable(String),
@@ -138,10 +159,13 @@ pub enum ConfigFailure {
 /// A committed round's receipt as `GET /receipts` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptEntry {
+    /// The training round the receipt records.
     pub round: u64,
     /// The best-chain block holding it (display hex) and its height.
     pub block: String,
+    /// Height of that block on the best chain.
     pub height: u64,
+    /// Hash of the params after the round, as the receipt records it.
     pub params_hash: String,
     /// Fingerprints (hex) of the workers whose gradients the round reduced.
     pub contributors: Vec<String>,
@@ -152,7 +176,9 @@ pub type ReceiptsRequest = oneshot::Sender<Vec<ReceiptEntry>>;
 
 /// What the API serves from.
 pub struct ApiParts {
+    /// The latest status the chain, consensus and training services publish.
     pub status: watch::Receiver<NodeStatus>,
+    /// The node's Prometheus registry, served at `GET /metrics`.
     pub metrics: Metrics,
     /// The training service's config requests (`None`: the node does not train).
     pub config: Option<mpsc::Sender<ConfigRequest>>,
@@ -165,10 +191,13 @@ pub struct ApiParts {
 pub struct ConsensusStatus {
     /// `follower`, `pre-candidate`, `candidate` or `leader`.
     pub role: String,
+    /// The current Raft term.
     pub term: u64,
     /// The leader's fingerprint (hex), when known.
     pub leader: Option<String>,
+    /// Highest log index known committed.
     pub commit_index: u64,
+    /// Highest log index applied to the state machine (at most `commit_index`).
     pub applied_index: u64,
     /// Fingerprints (hex) of the current voters.
     pub voters: Vec<String>,
@@ -189,8 +218,11 @@ pub struct ConsensusStatus {
 /// One connected peer in `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
+    /// The peer's key fingerprint (hex).
     pub id: String,
+    /// The peer's QUIC listen address, or the connection's remote address when it did not give one.
     pub addr: String,
+    /// True when this node dialed the connection.
     pub outbound: bool,
     /// The connection's TLS key-exchange group, e.g. `X25519MLKEM768`.
     #[serde(default)]

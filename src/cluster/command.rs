@@ -131,15 +131,22 @@ pub enum Command {
     RoundCommitted(RoundCommitted),
     /// Set a config key.
     ConfigPut {
+        /// The client request, so a retried write applies once.
         request: RequestId,
+        /// The config key (at most `MAX_KEY_BYTES`).
         key: String,
+        /// The new value (at most `MAX_VALUE_BYTES`).
         value: String,
     },
     /// Set a config key only if its current value is `expected` (`None`: only if unset).
     ConfigCas {
+        /// The client request, so a retried write applies once.
         request: RequestId,
+        /// The config key (at most `MAX_KEY_BYTES`).
         key: String,
+        /// The value the key must hold for the write to apply (`None`: the key must be unset).
         expected: Option<String>,
+        /// The new value (at most `MAX_VALUE_BYTES`).
         value: String,
     },
 }

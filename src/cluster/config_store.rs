@@ -93,15 +93,19 @@ impl ConfigKey {
 /// number of gradients reduced (K − F, as `hashgrad train` does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuleSpec {
+    /// `mean`: the coordinate-wise mean of the gradients (the default).
     #[default]
     Mean,
+    /// `median`: the coordinate-wise median of the gradients.
     Median,
     /// `trimmed-mean:B`: drop B values at each end per coordinate.
     TrimmedMean {
+        /// Values dropped at each end of every coordinate (0..=`MAX_WORKERS`).
         trim: usize,
     },
     /// `krum:F`: multi-Krum assuming F Byzantine workers.
     Krum {
+        /// Workers assumed Byzantine (0..=`MAX_WORKERS`).
         byzantine: usize,
     },
 }
@@ -165,10 +169,16 @@ impl FromStr for RuleSpec {
 /// The typed training settings a round reads (changes take effect from the next round).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingConfig {
+    /// Step size of the optimizer; positive and finite (default: Adam's default rate).
     pub learning_rate: f32,
+    /// How the leader reduces the gradients it gathers (default: mean).
     pub rule: RuleSpec,
+    /// How many announced workers the leader waits for (default: all).
     pub consistency: ConsistencyLevel,
+    /// Milliseconds each attempt of a round collects gradients before the leader abandons it
+    /// and announces it again; 1..=3600000 (default 10000).
     pub round_deadline_ms: u64,
+    /// Rows in each worker's mini-batch; 1..=65536 (default 32).
     pub batch_size: usize,
 }
 

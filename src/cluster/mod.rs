@@ -28,15 +28,26 @@ pub enum ClusterError {
     #[error(
         "unknown config key '{key}'; known keys are learning_rate, rule, consistency, round_deadline_ms, batch_size and user.<name>"
     )]
-    UnknownKey { key: String },
+    UnknownKey {
+        /// The key as sent (cut to `MAX_KEY_BYTES` characters).
+        key: String,
+    },
     /// The key's name breaks the rules for `user.*` keys.
     #[error("bad config key '{key}': {reason}")]
-    BadKey { key: String, reason: String },
+    BadKey {
+        /// The key as sent (cut to `MAX_KEY_BYTES` characters).
+        key: String,
+        /// Which rule the name breaks.
+        reason: String,
+    },
     /// The value does not parse or is out of range for its key.
     #[error("bad value '{value}' for config key '{key}': {reason}")]
     BadValue {
+        /// The key the value was for.
         key: String,
+        /// The value as sent (cut to its first 64 characters).
         value: String,
+        /// What the key accepts.
         reason: String,
     },
 }

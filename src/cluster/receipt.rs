@@ -54,8 +54,11 @@ pub fn from_receipt(receipt: &Receipt) -> Result<RoundCommitted, DecodeError> {
 /// A training receipt found on the best chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnChain {
+    /// Height of the block on the best chain (genesis = 0).
     pub height: u64,
+    /// The block whose coinbase carries the receipt.
     pub block: crate::pow::BlockHash,
+    /// The committed round the receipt records.
     pub round: RoundCommitted,
 }
 

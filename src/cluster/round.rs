@@ -46,10 +46,15 @@ use super::wire::{Gradient, RoundAnnounce};
 /// What a round needs from the config store (read when the round is announced).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoundSettings {
+    /// How many of the announced workers the round waits for before it reduces.
     pub consistency: ConsistencyLevel,
+    /// The aggregation rule; Krum's selection count follows the gradients actually reduced.
     pub rule: RuleSpec,
+    /// Milliseconds each attempt collects gradients before it is abandoned and re-announced.
     pub deadline_ms: u64,
+    /// Rows in each worker's mini-batch.
     pub batch_size: usize,
+    /// Step size the reduced gradient is applied with.
     pub learning_rate: f32,
     /// Values every gradient must have (the model's parameter count).
     pub gradient_len: usize,
@@ -73,22 +78,50 @@ impl RoundSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
+    /// The gradient is for a round already past: before the open one, or at or before the one
+    /// being reduced or proposed.
     #[error("gradient for round {round}, but round {current} is open")]
-    StaleRound { round: u64, current: u64 },
+    StaleRound {
+        /// The round the gradient names.
+        round: u64,
+        /// The round in progress.
+        current: u64,
+    },
+    /// The gradient is for a round after the one in progress.
     #[error("gradient for round {round}, ahead of the open round {current}")]
-    FutureRound { round: u64, current: u64 },
+    FutureRound {
+        /// The round the gradient names.
+        round: u64,
+        /// The round in progress.
+        current: u64,
+    },
+    /// The gradient came while the coordinator was idle (no round in progress).
     #[error("no round is collecting gradients")]
     NotCollecting,
+    /// The sender is not in the round's announced worker list.
     #[error("the sender is not a worker of this round")]
     NotAWorker,
+    /// The gradient was computed at params other than the round's `params_hash`.
     #[error("gradient computed at other params than the round's")]
     WrongParams,
+    /// The gradient's length differs from the model's parameter count.
     #[error("gradient has {found} values, the model {expected}")]
-    WrongLength { expected: usize, found: usize },
+    WrongLength {
+        /// The model's parameter count.
+        expected: usize,
+        /// Values the gradient holds.
+        found: usize,
+    },
+    /// A gradient value is NaN or infinite.
     #[error("gradient holds a non-finite value at coordinate {coordinate}")]
-    NonFinite { coordinate: usize },
+    NonFinite {
+        /// Index of the first non-finite value.
+        coordinate: usize,
+    },
+    /// The gradient's loss is NaN or infinite.
     #[error("gradient reports a non-finite loss")]
     NonFiniteLoss,
+    /// This worker's gradient for the round was already accepted.
     #[error("the worker already sent a gradient for this round")]
     Duplicate,
 }
@@ -96,16 +129,27 @@ pub enum Refusal {
 /// The leader's counters (for `/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoundCounters {
+    /// Gradients taken into a round.
     pub gradients_accepted: u64,
+    /// Gradients refused with `Refusal::StaleRound`.
     pub refused_stale: u64,
+    /// Gradients refused with `Refusal::FutureRound`.
     pub refused_future: u64,
+    /// Gradients refused with `Refusal::NotCollecting`.
     pub refused_not_collecting: u64,
+    /// Gradients refused with `Refusal::NotAWorker`.
     pub refused_not_worker: u64,
+    /// Gradients refused with `Refusal::WrongParams`.
     pub refused_wrong_params: u64,
+    /// Gradients refused with `Refusal::WrongLength`.
     pub refused_wrong_length: u64,
+    /// Gradients refused with `Refusal::NonFinite` or `Refusal::NonFiniteLoss`.
     pub refused_non_finite: u64,
+    /// Gradients refused with `Refusal::Duplicate`.
     pub refused_duplicate: u64,
+    /// Attempts whose deadline passed before the consistency level was reached.
     pub rounds_abandoned: u64,
+    /// Rounds that reached their level and were handed over for reduction.
     pub rounds_reduced: u64,
     /// Gradient bytes accepted.
     pub bytes_received: u64,
@@ -142,14 +186,18 @@ impl RoundCounters {
 /// One worker's accepted gradient.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contribution {
+    /// The worker that sent it.
     pub worker: NodeId,
+    /// Its batch loss before the step.
     pub loss: f32,
+    /// The gradient, laid out like the parameters.
     pub values: Vec<f32>,
 }
 
 /// Gradients to reduce, in the announced workers' order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reduction {
+    /// The round being reduced.
     pub round: u64,
     /// The params the gradients were computed at (the trainer must hold them).
     pub params_hash: StateHash,
@@ -157,6 +205,7 @@ pub struct Reduction {
     pub rule: Rule,
     /// The learning rate to step with.
     pub learning_rate: f32,
+    /// The accepted gradients, ordered by the workers' positions in the announcement.
     pub contributions: Vec<Contribution>,
 }
 
@@ -179,9 +228,13 @@ pub enum Action {
     /// Leader: the deadline passed before the level was reached; an `Announce` of the next
     /// attempt follows.
     Abandoned {
+        /// The round whose attempt was given up.
         round: u64,
+        /// The attempt given up (0 for the first announcement).
         attempt: u32,
+        /// Gradients accepted before the deadline.
         received: usize,
+        /// Gradients the attempt needed (the level, at least the rule's minimum inputs).
         required: usize,
     },
     /// Leader: reduce and step, then call `Coordinator::on_stepped`.
@@ -191,13 +244,22 @@ pub enum Action {
     /// Worker: compute the gradient of shard `worker_index` at `params_hash`, then call
     /// `Worker::on_computed`.
     ComputeGradient {
+        /// The round the gradient is for.
         round: u64,
+        /// The params to compute the gradient at.
         params_hash: StateHash,
+        /// This worker's shard: its position in the announced worker list.
         worker_index: usize,
+        /// Rows in the mini-batch.
         batch_size: usize,
     },
     /// Worker: send the gradient to the leader `to`.
-    SendGradient { to: NodeId, gradient: Gradient },
+    SendGradient {
+        /// The leader that announced the round.
+        to: NodeId,
+        /// The computed gradient.
+        gradient: Gradient,
+    },
 }
 
 #[derive(Debug)]

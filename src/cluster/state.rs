@@ -35,7 +35,10 @@ pub enum RoundRefusal {
     /// The round is already in the log (a re-proposal by a new leader, a duplicate).
     AlreadyApplied,
     /// The round is past the next one: the log would have a gap.
-    Gap { expected: u64 },
+    Gap {
+        /// The round the log needs next (the last committed round + 1).
+        expected: u64,
+    },
     /// The round did not start from the last committed params hash.
     ParentMismatch,
 }
@@ -46,9 +49,15 @@ pub enum ConfigOutcome {
     /// The value was written.
     Written,
     /// A compare-and-set found another value (`None`: the key was unset).
-    CasFailed { current: Option<String> },
+    CasFailed {
+        /// The value the key held.
+        current: Option<String>,
+    },
     /// The key or value did not validate (the message names the key and the reason).
-    Refused { reason: String },
+    Refused {
+        /// The validation error's message.
+        reason: String,
+    },
     /// The request is older than the client's latest applied one; nothing was done.
     Superseded,
 }
@@ -59,27 +68,47 @@ pub enum ConfigOutcome {
 pub enum Applied {
     /// A round joined the log: step to `round.params_hash` (fetch the reduced gradient or the
     /// params by hash if needed) before computing the next round.
-    Round { index: u64, round: RoundCommitted },
+    Round {
+        /// The log index of the command.
+        index: u64,
+        /// The committed round as the log keeps it.
+        round: RoundCommitted,
+    },
     /// A round command was refused (and counted); nothing changed.
     RoundRefused {
+        /// The log index of the command.
         index: u64,
+        /// The round number the command named.
         round: u64,
+        /// Why it was refused.
         reason: RoundRefusal,
     },
     /// A config command: answer the client that sent `request`. `retry` when it was applied
     /// before (the outcome is the first application's).
     Config {
+        /// The log index of the command.
         index: u64,
+        /// The client request the command carried.
         request: RequestId,
+        /// What the write did (for a retry: what its first application did).
         outcome: ConfigOutcome,
+        /// Whether the request had been applied before (or superseded by a later one).
         retry: bool,
     },
     /// A log entry that is not a command this version knows (counted, skipped).
-    Undecodable { index: u64, error: DecodeError },
+    Undecodable {
+        /// The log index of the entry.
+        index: u64,
+        /// Why the entry did not decode.
+        error: DecodeError,
+    },
     /// A snapshot replaced the state: load the params named by `params_hash`.
     Restored {
+        /// The last log index the snapshot covers; applying resumes after it.
         index: u64,
+        /// The last committed round in the snapshot (0: none).
         round: u64,
+        /// Hash of the params after that round (the initial params' when `round` is 0).
         params_hash: StateHash,
     },
 }
@@ -87,12 +116,20 @@ pub enum Applied {
 /// Counts of what was refused or skipped (for `/metrics`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StateCounters {
+    /// Round commands refused with `RoundRefusal::AlreadyApplied`.
     pub rounds_already_applied: u64,
+    /// Round commands refused with `RoundRefusal::Gap`.
     pub rounds_with_gap: u64,
+    /// Round commands refused with `RoundRefusal::ParentMismatch`.
     pub rounds_parent_mismatch: u64,
+    /// Log entries that did not decode as a command and were skipped.
     pub undecodable_entries: u64,
+    /// Config requests at or below their client's last applied `seq` (retries and superseded
+    /// requests), answered without applying.
     pub retried_requests: u64,
+    /// Entries handed to `apply` at or below the last applied index, skipped.
     pub stale_entries: u64,
+    /// `Applied` events dropped because `MAX_PENDING_APPLIED` were waiting undrained.
     pub applied_events_dropped: u64,
 }
 

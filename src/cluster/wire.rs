@@ -124,29 +124,37 @@ pub struct Gradient {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum TrainingMessage {
+    /// The leader opens (or re-opens) a round for the workers it names.
     RoundAnnounce(RoundAnnounce),
+    /// A worker sends its gradient to the leader that announced the round.
     Gradient(Gradient),
     /// Asks a peer for the blob named `hash`.
     BlobRequest {
+        /// SHA-256 of the wanted bytes.
         hash: BlobHash,
     },
     /// The blob's bytes, or `None` when the peer does not hold it. The decoder refuses bytes
     /// that do not hash to `hash`.
     BlobResponse {
+        /// The blob asked for.
         hash: BlobHash,
+        /// Its bytes (at most `WireLimits::blob_bytes`), or `None` when the peer lacks it.
         data: Option<Vec<u8>>,
     },
     /// A follower asks the leader to propose a client's config write (an encoded
     /// `cluster::Command`; the leader refuses anything else).
     Forward {
+        /// The encoded command, at most `MAX_FORWARD_BYTES`.
         command: Vec<u8>,
     },
     /// The leader's answer: the log index the write committed at, or why not.
     ForwardResult {
+        /// The committed log index, or the reason (cut to `MAX_FORWARD_ERROR` bytes).
         result: Result<u64, String>,
     },
     /// A node stored the blob a leader pushed (a `BlobResponse` sent as a request).
     BlobStored {
+        /// The blob now held.
         hash: BlobHash,
     },
     /// The sending node (named by its connection's key) asks the leader to add it as a Raft
@@ -154,6 +162,7 @@ pub enum TrainingMessage {
     Join,
     /// Cluster members by key and listen address (part of the answer to a `Join`).
     Peers {
+        /// Each member's key fingerprint and QUIC listen address (at most `MAX_PEERS`).
         peers: Vec<(NodeId, SocketAddr)>,
     },
 }

@@ -24,29 +24,47 @@ pub enum Violation {
         "{origin}: {node}'s own clock goes from {previous} to {found} (expected {expected}); events are missing, reordered or from another run"
     )]
     OwnClockNotNext {
+        /// The node whose log holds the event.
         node: String,
+        /// Where the event was read (`file:line`).
         origin: String,
+        /// The node's own component at its previous event.
         previous: u64,
+        /// The node's own component at this event.
         found: u64,
+        /// The component this event should carry (`previous` + 1).
         expected: u64,
     },
     /// A node's event has a clock not after its previous event's.
     #[error("{origin}: {node}'s clock {found} is not after its previous event's {previous}")]
     ClockWentBack {
+        /// The node whose log holds the event.
         node: String,
+        /// Where the event was read (`file:line`).
         origin: String,
+        /// The previous event's vector clock, as JSON.
         previous: String,
+        /// This event's vector clock, as JSON.
         found: String,
     },
     /// An event logged under one node's name carries no entry for that node.
     #[error("{origin}: {node}'s event has no clock entry for {node}")]
-    NoOwnEntry { node: String, origin: String },
+    NoOwnEntry {
+        /// The node whose log holds the event.
+        node: String,
+        /// Where the event was read (`file:line`).
+        origin: String,
+    },
     /// A receive names a message id no send in the logs has.
     #[error("{origin}: {node} receives message {id} from {from}, but no node logged its send")]
     ReceiveWithoutSend {
+        /// The receiving node.
         node: String,
+        /// Where the receive was read (`file:line`).
         origin: String,
+        /// The message id the receive names.
         id: String,
+        /// The sender the receive names.
         from: String,
     },
     /// A receive's clock is not after its send's.
@@ -54,18 +72,27 @@ pub enum Violation {
         "{origin}: {node} receives message {id} with clock {receive}, not after its send's {send} ({send_origin})"
     )]
     ReceiveNotAfterSend {
+        /// The receiving node.
         node: String,
+        /// Where the receive was read (`file:line`).
         origin: String,
+        /// The message id.
         id: String,
+        /// The receive's vector clock, as JSON.
         receive: String,
+        /// The send's vector clock, as JSON.
         send: String,
+        /// Where the send was read (`file:line`).
         send_origin: String,
     },
     /// Two sends share one message id.
     #[error("{origin}: message id {id} was already sent at {first}")]
     DuplicateSend {
+        /// Where the second send was read (`file:line`).
         origin: String,
+        /// The shared message id.
         id: String,
+        /// Where the first send with that id was read (`file:line`).
         first: String,
     },
 }

@@ -16,6 +16,7 @@ pub struct NodeLogFiles {
     pub label: String,
     /// The `events/` dir.
     pub dir: PathBuf,
+    /// The log files to read, oldest first.
     pub files: Vec<PathBuf>,
 }
 
@@ -23,31 +24,45 @@ pub struct NodeLogFiles {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogReadError {
+    /// The path given does not exist or is not a directory.
     #[error("{0}: not a directory")]
     NotADirectory(PathBuf),
+    /// Neither the dir nor any node dir under it holds an `events/events.jsonl`.
     #[error(
         "{0}: no event logs found (expected {EVENTS_DIR}/{LOG_FILE} in DIR, DIR/<node>/ or DIR/<node>/data/)"
     )]
     NoLogs(PathBuf),
+    /// A dir could not be listed (permissions, removed meanwhile).
     #[error("cannot list {dir}: {source}")]
     List {
+        /// The dir being listed.
         dir: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A log file could not be read (permissions, removed meanwhile, not UTF-8).
     #[error("cannot read {file}: {source}")]
     Read {
+        /// The log file.
         file: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A line of a log file is not a valid event.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// One node's log dir holds events logged under another node's name.
     #[error(
         "{origin}: expected events of node {expected} only (as earlier in {dir}), found node {found}"
     )]
     MixedNodes {
+        /// Where the stray event was read (`file:line`).
         origin: String,
+        /// The `events/` dir holding the files.
         dir: PathBuf,
+        /// The node the dir's first event named.
         expected: String,
+        /// The node this event names.
         found: String,
     },
 }

@@ -32,75 +32,135 @@ pub enum EventKind {
     /// The log was reopened after its node died without `node_stopped` (a crash or `kill -9`):
     /// up to `lost_at_most` events queued or buffered then may be lost, so the node's own clock
     /// component jumps by that much here and no message id is ever reused.
-    NodeRecovered { lost_at_most: u64 },
+    NodeRecovered {
+        /// Most events the crash may have lost: the queue's capacity plus the writer's buffer.
+        lost_at_most: u64,
+    },
     /// A message left for `to`; `id` is `"<sender>:<sender's own clock component>"`.
     Sent {
+        /// The receiving node's name (its short key fingerprint).
         to: String,
+        /// The message type (`block`, `raft_append`, …).
         msg: String,
+        /// The message's size in bytes.
         bytes: u64,
+        /// The message id the receiver logs too.
         id: String,
     },
     /// A message from `from` arrived; `id` is the one its send logged.
     Received {
+        /// The sending node's name (its short key fingerprint).
         from: String,
+        /// The message type (`block`, `raft_append`, …).
         msg: String,
+        /// The message's size in bytes.
         bytes: u64,
+        /// The id the sender logged at its `sent` event.
         id: String,
     },
     /// The node's Raft role (`follower`, `pre_candidate`, `candidate`, `leader`) or term changed.
-    RaftRole { role: String, term: u64 },
+    RaftRole {
+        /// The new role.
+        role: String,
+        /// The Raft term it holds in.
+        term: u64,
+    },
     /// The node gave (or refused) its vote.
     RaftVote {
+        /// The candidate's name (its short key fingerprint).
         candidate: String,
+        /// The term of the election.
         term: u64,
+        /// True when the vote was given, false when refused.
         granted: bool,
     },
     /// The Raft commit index advanced.
-    RaftCommit { index: u64, term: u64 },
+    RaftCommit {
+        /// The new commit index.
+        index: u64,
+        /// The term of the entry at that index.
+        term: u64,
+    },
     /// This node mined a block (`hash` and `parent` in display hex).
     BlockFound {
+        /// The block's hash.
         hash: String,
+        /// Its height (genesis = 0).
         height: u64,
+        /// Its parent's hash (empty when unknown, as in logs written before the field existed).
         #[serde(default)]
         parent: String,
     },
     /// A block from a peer was accepted.
     BlockReceived {
+        /// The block's hash.
         hash: String,
+        /// Its height (genesis = 0).
         height: u64,
+        /// The peer that sent it (its short key fingerprint).
         from: String,
+        /// Its parent's hash (empty when unknown, as in logs written before the field existed).
         #[serde(default)]
         parent: String,
     },
     /// The best chain switched branches.
     BlockReorged {
+        /// The tip before the switch (display hex).
         old_tip: String,
+        /// The tip after it (display hex).
         new_tip: String,
+        /// Blocks removed from the best chain.
         depth: u64,
     },
     /// A training round was announced.
-    RoundAnnounced { round: u64 },
+    RoundAnnounced {
+        /// The round announced.
+        round: u64,
+    },
     /// A training round committed (logged by every node as it applies the round). `loss` is the
     /// contributors' mean training loss; `timings` only on the leader that reduced it.
     RoundCommitted {
+        /// The round committed.
         round: u64,
+        /// The contributors' mean loss (`None` when not finite).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         loss: Option<f64>,
+        /// Workers whose gradients the round reduced.
         #[serde(default)]
         contributors: u32,
+        /// Where the round's time went (only on the leader that reduced it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timings: Option<RoundTimings>,
     },
     /// The node evaluated its params on the held-out rows after applying `round`.
-    RoundEvaluated { round: u64, accuracy: f64 },
+    RoundEvaluated {
+        /// The round whose params were evaluated.
+        round: u64,
+        /// Fraction of held-out rows classified correctly (0..=1).
+        accuracy: f64,
+    },
     /// The miner's hash rate over the last report period.
-    HashRate { hashes_per_sec: f64 },
+    HashRate {
+        /// Hashes per second.
+        hashes_per_sec: f64,
+    },
     /// A training round was given up.
-    RoundAbandoned { round: u64, reason: String },
+    RoundAbandoned {
+        /// The round given up.
+        round: u64,
+        /// Why, for a person (e.g. the deadline passed with too few gradients).
+        reason: String,
+    },
     /// A config key was read.
-    ConfigRead { key: String },
+    ConfigRead {
+        /// The key read.
+        key: String,
+    },
     /// A config key was written.
-    ConfigWrite { key: String },
+    ConfigWrite {
+        /// The key written.
+        key: String,
+    },
 }
 
 impl EventKind {
@@ -173,8 +233,11 @@ impl EventKind {
 /// proposing until Raft applied it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RoundTimings {
+    /// From the announcement until enough gradients arrived.
     pub gradient_wait_ms: f64,
+    /// Reducing the gradients and stepping the params.
     pub reduce_ms: f64,
+    /// From proposing the round until Raft applied it.
     pub commit_ms: f64,
 }
 

@@ -54,7 +54,9 @@ pub enum EventLogError {
     /// The directory or file could not be created.
     #[error("cannot open the event log in {dir}: {source}; check that the data dir is writable")]
     Open {
+        /// The event log dir.
         dir: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The writer thread could not be started.

@@ -2,8 +2,8 @@
 //! serialisable training state, Byzantine attacks for simulations, the aggregation rules
 //! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters
 //! and the in-process `simulation` of K workers. Nothing here opens sockets, reads files or
-//! clocks; today only the CLI's `train` drives it (through `simulation`); the node does not
-//! train yet (step 5).
+//! clocks; the CLI's `train` drives it through `simulation`, and a training node through
+//! `Trainer` on its trainer thread (`node/trainer_thread.rs`).
 
 pub mod aggregate;
 pub mod attack;
@@ -27,10 +27,15 @@ pub use trainer::Trainer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Setting {
+    /// The number of simulated workers (1..=`MAX_WORKERS`).
     Workers,
+    /// How many workers attack; at least one worker must stay honest.
     Byzantine,
+    /// The aggregation rule, when it needs more inputs than there are workers.
     Trim,
+    /// Rows in each worker's mini-batch (at least 1).
     Batch,
+    /// The optimizer's step size (positive and finite).
     LearningRate,
 }
 
@@ -50,53 +55,99 @@ impl std::fmt::Display for Setting {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
+    /// A CSV row has another number of fields than the first data row.
     #[error(
         "{file}: line {line} has {found} fields but the first data row has {expected}; every row needs the same number of columns"
     )]
     CsvRagged {
+        /// The input's name, as the caller gave it.
         file: String,
+        /// Line number in the file, counted from 1.
         line: usize,
+        /// Fields in the first data row.
         expected: usize,
+        /// Fields in this row.
         found: usize,
     },
+    /// A CSV feature field does not parse as a finite number.
     #[error("{file}: line {line}, column {column}: '{text}' is not a finite number")]
     CsvNotANumber {
+        /// The input's name, as the caller gave it.
         file: String,
+        /// Line number in the file, counted from 1.
         line: usize,
+        /// Column number, counted from 1.
         column: usize,
+        /// The field's text, trimmed.
         text: String,
     },
+    /// A CSV label field is not an integer class id below `csv::MAX_CLASSES`.
     #[error("{file}: line {line}, column {column}: label '{text}' {reason}")]
     CsvBadLabel {
+        /// The input's name, as the caller gave it.
         file: String,
+        /// Line number in the file, counted from 1.
         line: usize,
+        /// Column number, counted from 1.
         column: usize,
+        /// The field's text, trimmed.
         text: String,
+        /// What is wrong with it (not a number, not an integer, out of range).
         reason: &'static str,
     },
+    /// The chosen label column is past the last column of the rows.
     #[error("{file}: --label-column {column} is past the last of its {columns} columns")]
     CsvLabelColumn {
+        /// The input's name, as the caller gave it.
         file: String,
+        /// The label column asked for, counted from 1.
         column: usize,
+        /// Columns each row has.
         columns: usize,
     },
+    /// The CSV rows have fewer than two columns, leaving no room for a feature and a label.
     #[error("{file}: rows have {columns} column(s); at least one feature and a label are needed")]
-    CsvTooNarrow { file: String, columns: usize },
+    CsvTooNarrow {
+        /// The input's name, as the caller gave it.
+        file: String,
+        /// Columns each row has.
+        columns: usize,
+    },
+    /// The CSV text holds no data rows (empty, blank lines or only a header).
     #[error("{file}: no data rows found (empty file?)")]
-    CsvEmpty { file: String },
+    CsvEmpty {
+        /// The input's name, as the caller gave it.
+        file: String,
+    },
+    /// A data set is unusable: features that do not form whole rows, a label outside its
+    /// classes, fewer than two classes, or a split asked of too few rows or with a test
+    /// fraction outside 0..1.
     #[error("bad data set: {0}")]
     BadDataset(String),
+    /// Layer sizes out of range, or parameters, rows, labels, gradients or optimizer state
+    /// whose sizes do not fit the model.
     #[error("bad model: {0}")]
     BadModel(String),
+    /// Training-state or vector bytes decoded but break the format's rules (magic, version,
+    /// layer count or width, optimizer tag, lengths).
     #[error("bad training state: {0}")]
     BadState(String),
     /// A training state or vector blob is cut short or its bytes break the format.
     #[error("malformed training state: {0}")]
     StateCodec(#[from] crate::codec::DecodeError),
+    /// Settings that are each valid do not fit the data (too few training rows for the
+    /// workers).
     #[error("bad training configuration: {0}")]
     BadConfig(String),
+    /// One training setting is out of range.
     #[error("{setting} {reason}")]
-    BadSetting { setting: Setting, reason: String },
+    BadSetting {
+        /// The setting at fault.
+        setting: Setting,
+        /// What it must be, and the value given.
+        reason: String,
+    },
+    /// Aggregating the gradients failed.
     #[error(transparent)]
     Aggregate(#[from] AggregateError),
 }

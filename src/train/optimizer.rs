@@ -42,18 +42,28 @@ impl FromStr for OptimizerKind {
 pub enum Optimizer {
     /// v ← μ·v + g; θ ← θ − lr·v.
     Sgd {
+        /// Learning rate.
         lr: f32,
+        /// Momentum coefficient μ (0.9 for a fresh optimizer).
         momentum: f32,
+        /// Velocity v, one value per parameter.
         velocity: Vec<f32>,
     },
     /// Adam with bias correction (Kingma & Ba 2015).
     Adam {
+        /// Learning rate.
         lr: f32,
+        /// Decay of the first-moment estimate (0.9 for a fresh optimizer).
         beta1: f32,
+        /// Decay of the second-moment estimate (0.999 for a fresh optimizer).
         beta2: f32,
+        /// Added to the denominator's square root to avoid dividing by zero (1e-8 for a fresh optimizer).
         epsilon: f32,
+        /// Updates applied so far (0 for a fresh optimizer); drives the bias correction.
         step: u64,
+        /// First-moment (mean) estimate, one value per parameter.
         m: Vec<f32>,
+        /// Second-moment (uncentred variance) estimate, one value per parameter.
         v: Vec<f32>,
     },
 }

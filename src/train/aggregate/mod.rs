@@ -22,44 +22,73 @@ pub const GPU_MAX_SORTED_INPUTS: usize = 256;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AggregateError {
+    /// The reduction was given no gradients at all.
     #[error("no gradients to aggregate: the rule needs at least one input")]
     NoInputs,
+    /// A gradient's length differs from the first one's.
     #[error(
         "gradient {index} has {found} values but gradient 0 has {expected}; all inputs must have the same length"
     )]
     LengthMismatch {
+        /// Position of the offending gradient among the inputs.
         index: usize,
+        /// Length of gradient 0.
         expected: usize,
+        /// Length of this gradient.
         found: usize,
     },
+    /// A gradient holds NaN or ±Inf.
     #[error(
         "gradient {index} holds a non-finite value ({value}) at coordinate {coordinate}; NaN and Inf are rejected before aggregation"
     )]
     NonFinite {
+        /// Position of the first offending gradient among the inputs.
         index: usize,
+        /// Index of its first non-finite value.
         coordinate: usize,
+        /// That value (NaN, +Inf or -Inf).
         value: f32,
     },
+    /// Fewer gradients than the rule's `min_inputs`.
     #[error("{rule} needs {needed} inputs but got {got}; trim fewer values or add inputs")]
     TooFewInputs {
+        /// The rule with its parameters, as `Rule`'s `Display` writes it.
         rule: String,
+        /// The rule's minimum number of inputs.
         needed: usize,
+        /// Gradients given.
         got: usize,
     },
+    /// The GPU median or trimmed-mean kernel was given more gradients than it sorts (the
+    /// `auto` reducer then runs them on the CPU twin).
     #[error(
         "the GPU {rule} kernel sorts at most {max} inputs per coordinate, got {got}; reduce this many on the CPU"
     )]
     TooManyInputsForGpu {
+        /// The rule's name (`median`, `trimmed-mean`).
         rule: String,
+        /// Most inputs the kernel sorts (`GPU_MAX_SORTED_INPUTS`).
         max: usize,
+        /// Gradients given.
         got: usize,
     },
+    /// The caller's output buffer is not as long as the gradients.
     #[error("the output buffer holds {found} values but the inputs have {expected}")]
-    OutputLength { expected: usize, found: usize },
+    OutputLength {
+        /// Length of the gradients.
+        expected: usize,
+        /// Length of the buffer.
+        found: usize,
+    },
+    /// Finite gradients reduced to a non-finite value: their sum is too large for f32.
     #[error(
         "the mean overflowed f32 at coordinate {coordinate} although every input is finite; gradients this large mean the model diverged (lower the learning rate)"
     )]
-    Overflow { coordinate: usize },
+    Overflow {
+        /// Index of the first coordinate that overflowed.
+        coordinate: usize,
+    },
+    /// The GPU work failed (a lost device, a buffer or pipeline error).
     #[error("GPU reduction failed: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
 }
@@ -73,10 +102,18 @@ pub enum Rule {
     /// Coordinate-wise median; for even K the mean of the two middle values.
     Median,
     /// Coordinate-wise mean after dropping the `trim` largest and `trim` smallest values.
-    TrimmedMean { trim: usize },
+    TrimmedMean {
+        /// Values dropped at each end of every coordinate.
+        trim: usize,
+    },
     /// Multi-Krum (Blanchard et al. 2017): score each input by the summed squared distance to
     /// its K−f−2 nearest others and average the `select` best (`select = 1` is Krum).
-    Krum { byzantine: usize, select: usize },
+    Krum {
+        /// f: the number of Byzantine inputs assumed.
+        byzantine: usize,
+        /// m: how many of the best-scored inputs are averaged (1 is plain Krum).
+        select: usize,
+    },
 }
 
 impl Rule {
@@ -130,9 +167,13 @@ impl fmt::Display for Rule {
 /// The rule family the CLI names (`--rule`); parameters come from other flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleName {
+    /// `mean`: `Rule::Mean`.
     Mean,
+    /// `median`: `Rule::Median`.
     Median,
+    /// `trimmed-mean` (also `trimmed`, `trimmed_mean`): `Rule::TrimmedMean`.
     TrimmedMean,
+    /// `krum` (also `multi-krum`): `Rule::Krum`.
     Krum,
 }
 
@@ -206,7 +247,9 @@ pub enum Reducer {
     /// `auto` choice) a column too tall for the GPU sort, or a GPU failure such as a lost
     /// device, runs on the CPU twin instead of failing.
     Gpu {
+        /// The GPU pipelines and buffers.
         reducer: Box<GpuReducer>,
+        /// Whether to reduce on the CPU twin when the GPU cannot (the `auto` choice).
         fallback: bool,
     },
 }
