@@ -144,5 +144,8 @@ fn train_command_reports_csv_mistakes_with_exit_code_2() {
         .output()
         .expect("run hashgrad");
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--label-column 7"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--label-column: ")
+            && String::from_utf8_lossy(&output.stderr).contains("label column 7 is past")
+    );
 }

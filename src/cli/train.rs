@@ -81,8 +81,10 @@ fn load_data(args: &TrainArgs) -> anyhow::Result<Dataset> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_DATA_BYTES), &mut text)
         .map_err(|e| super::usage(format!("cannot read --data {}: {e}", path.display())))?;
-    csv::parse(&text, args.label_column, &path.display().to_string())
-        .map_err(|e| super::usage(e.to_string()))
+    csv::parse(&text, args.label_column, &path.display().to_string()).map_err(|e| match e {
+        TrainError::CsvLabelColumn { .. } => super::usage(format!("--label-column: {e}")),
+        _ => super::usage(e.to_string()),
+    })
 }
 
 /// The flag that sets a training setting the library refused.

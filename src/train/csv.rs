@@ -10,7 +10,7 @@ use super::dataset::Dataset;
 /// Largest class id accepted (labels are 0..MAX_CLASSES).
 pub const MAX_CLASSES: usize = 1000;
 
-/// Which column holds the label (`--label-column N|last`, N counted from 1).
+/// Which column holds the label (N counted from 1, or the last column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LabelColumn {
     /// The last column.

@@ -96,7 +96,7 @@ pub enum TrainError {
         reason: &'static str,
     },
     /// The chosen label column is past the last column of the rows.
-    #[error("{file}: --label-column {column} is past the last of its {columns} columns")]
+    #[error("{file}: label column {column} is past the last of its {columns} columns")]
     CsvLabelColumn {
         /// The input's name, as the caller gave it.
         file: String,
