@@ -17,16 +17,31 @@ use crate::net::NodeId;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The config file could not be read (missing, no permission, not UTF-8).
     #[error("cannot read config {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The text is not valid TOML, or has an unknown key or a value of the wrong type.
     #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file (or origin name) the text came from.
+        path: PathBuf,
+        /// The TOML parser's message, with line and column.
+        message: String,
+    },
+    /// A value parsed but cannot work (out of range, unknown name, malformed peer address).
     #[error("config key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid {
+        /// The offending key, dotted (`net.ban_secs`, `mining.threads`, ...).
+        key: &'static str,
+        /// What is wrong and which values are allowed.
+        reason: String,
+    },
 }
 
 /// Everything a node needs to start.
@@ -37,11 +52,15 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Network profile name (`regtest`, …); peers on another network are refused.
     pub network: String,
+    /// `[net]`: the QUIC endpoint and peers.
     pub net: NetSection,
+    /// `[http]`: the status and metrics server.
     pub http: HttpSection,
+    /// `[mining]`: whether and how this node mines.
     pub mining: MiningSection,
     /// Present: this node takes part in the training cluster's consensus.
     pub train: Option<TrainSection>,
+    /// `[events]`: the node's event log.
     pub events: EventsSection,
 }
 
@@ -51,6 +70,7 @@ pub struct NodeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsSection {
+    /// Whether the node keeps the log (default true).
     pub enabled: bool,
     /// Rotate the live file at this many MiB.
     pub file_mib: u64,
@@ -112,6 +132,7 @@ pub struct HttpSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MiningSection {
+    /// Whether the node mines at all (default true).
     pub enabled: bool,
     /// `auto`, `cpu` or `gpu`.
     pub backend: String,
@@ -424,7 +445,9 @@ impl Default for MiningSection {
 /// A peer to dial, optionally pinned to a key fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerAddr {
+    /// The peer's UDP address.
     pub addr: SocketAddr,
+    /// The fingerprint the peer's key must have (the part before `@`); `None` accepts any.
     pub pin: Option<NodeId>,
 }
 

@@ -52,20 +52,37 @@ impl fmt::Debug for NodeId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeIdError {
+    /// The text (trimmed) is not valid hex: a non-hex character or an odd number of digits.
     #[error("`{text}` is not hex ({reason}); a fingerprint is 64 hex digits")]
-    NotHex { text: String, reason: String },
+    NotHex {
+        /// The text as given.
+        text: String,
+        /// The hex decoder's message.
+        reason: String,
+    },
+    /// The text is hex but does not decode to exactly 32 bytes.
     #[error("`{text}` has {len} bytes; a fingerprint is 32 bytes (64 hex digits)")]
-    WrongLength { text: String, len: usize },
+    WrongLength {
+        /// The text as given.
+        text: String,
+        /// How many bytes it decodes to.
+        len: usize,
+    },
+    /// The node's Raft id would be 0, which Raft reserves for "nobody"; holds the node.
     #[error(
         "node {0} has a fingerprint whose first 8 bytes are zero, which Raft reserves; give it a new key"
     )]
     ZeroRaftId(NodeId),
+    /// Two different nodes of one set map to the same Raft id.
     #[error(
         "nodes {first} and {second} share the Raft id {id:#018x} (the first 8 bytes of their fingerprints); give one of them a new key"
     )]
     RaftIdCollision {
+        /// The node already in the set.
         first: NodeId,
+        /// The node being added.
         second: NodeId,
+        /// The Raft id both map to.
         id: u64,
     },
 }

@@ -35,10 +35,15 @@ impl std::str::FromStr for AdapterChoice {
 /// One adapter as a user sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterSummary {
+    /// Position in the sorted adapter list (what `AdapterChoice::Index` selects).
     pub index: usize,
+    /// The adapter's name as the driver reports it.
     pub name: String,
+    /// The wgpu backend, e.g. `Vulkan`.
     pub backend: String,
+    /// The device kind, e.g. `DiscreteGpu` or `Cpu`.
     pub device_type: String,
+    /// The driver's name and version info, space-joined.
     pub driver: String,
 }
 
@@ -55,9 +60,13 @@ impl std::fmt::Display for AdapterSummary {
 /// An open device and queue, shared by every kernel of the process.
 #[derive(Clone)]
 pub struct GpuContext {
+    /// The logical device kernels create buffers and pipelines on.
     pub device: wgpu::Device,
+    /// The device's queue, for submissions and buffer writes.
     pub queue: wgpu::Queue,
+    /// Name, backend, device type and driver of the opened adapter.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with: the adapter's own, not wgpu's defaults.
     pub limits: wgpu::Limits,
     lost: Arc<AtomicBool>,
     lost_reason: Arc<Mutex<Option<String>>>,

@@ -17,18 +17,38 @@ pub const REQUIRE_GPU_ENV: &str = "HASHGRAD_REQUIRE_GPU";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GpuError {
+    /// wgpu enumerates no adapter at all (no Vulkan, Metal or DX12 driver).
     #[error("no GPU adapter found (install a Vulkan driver, e.g. mesa-vulkan-drivers)")]
     NoAdapter,
+    /// Adapters exist but none has the requested index or a name containing the requested text.
     #[error("no GPU adapter matches {choice:?}; available: {available}")]
-    NoMatchingAdapter { choice: String, available: String },
+    NoMatchingAdapter {
+        /// The requested adapter, as `AdapterChoice`'s debug form.
+        choice: String,
+        /// Every adapter found, one summary each, joined by `; `.
+        available: String,
+    },
+    /// The chosen adapter refused to open a device with its own limits.
     #[error("could not open a device on adapter {adapter}: {reason}")]
-    RequestDevice { adapter: String, reason: String },
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's message.
+        reason: String,
+    },
+    /// The driver reported the device lost (reset, removed, out of memory); holds its reason.
+    /// Callers fall back to the CPU.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
+    /// Mapping a buffer for reading back to the host failed; holds wgpu's message.
     #[error("GPU buffer mapping failed: {0}")]
     Map(String),
+    /// Waiting for submitted work to finish failed; holds wgpu's message.
     #[error("GPU poll failed: {0}")]
     Poll(String),
+    /// wgpu rejected a resource, pipeline or dispatch (an error scope or an uncaptured error),
+    /// a size exceeds the device's limits, or a kernel's settings are out of range; holds the
+    /// message.
     #[error("GPU validation error: {0}")]
     Validation(String),
 }

@@ -23,7 +23,9 @@ pub const NONCE_OFFSET: usize = 76;
 /// One unit of search work: a header template (its nonce field is ignored) and a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The 80-byte header to hash; bytes 76..80 are replaced by each nonce tried.
     pub header: [u8; HEADER_LEN],
+    /// A nonce qualifies when the header's sha256d, read little-endian, is ≤ this.
     pub target: Target,
 }
 
@@ -39,7 +41,9 @@ impl Job {
 /// A contiguous run of nonces, `start, start+1, …` taken modulo 2^32, `count` ≤ 2^32 of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonceRange {
+    /// The first nonce.
     pub start: u32,
+    /// How many nonces, 0 to 2^32.
     pub count: u64,
 }
 
@@ -83,6 +87,7 @@ impl NonceRange {
 /// A nonce whose header hash meets the job's target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found {
+    /// The nonce that, written into the header, meets the target.
     pub nonce: u32,
     /// sha256d of the header, in the byte order SHA-256 produced (reverse it for display).
     pub hash: [u8; 32],
@@ -91,6 +96,7 @@ pub struct Found {
 /// What a search returns: every qualifying nonce in range order, and how much was hashed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchOutcome {
+    /// Every qualifying nonce among those hashed, in range order.
     pub found: Vec<Found>,
     /// Nonces actually hashed (less than the range's count if the search was stopped).
     pub hashes: u64,
@@ -103,15 +109,19 @@ pub struct SearchOutcome {
 pub struct StopFlag(Arc<AtomicBool>);
 
 impl StopFlag {
+    /// A flag that is not raised; clones share it.
     pub fn new() -> StopFlag {
         StopFlag::default()
     }
+    /// Raises the flag: searches holding a clone return at their next check.
     pub fn stop(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
+    /// True once `stop` was called (and `reset` not since).
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+    /// Lowers the flag so it can serve the next search.
     pub fn reset(&self) {
         self.0.store(false, Ordering::Relaxed);
     }
@@ -120,13 +130,16 @@ impl StopFlag {
 /// Which family of backend runs a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
+    /// Host threads (`hash::cpu`).
     Cpu,
+    /// The wgpu compute kernel (`hash::gpu`).
     Gpu,
 }
 
 /// What a backend tells users and `bench` about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendInfo {
+    /// CPU or GPU.
     pub kind: BackendKind,
     /// The device: CPU model or GPU adapter name.
     pub device: String,
@@ -140,16 +153,25 @@ pub struct BackendInfo {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashError {
+    /// The GPU backend found no adapter, or none matching the requested one; holds the rest of
+    /// the message (what was asked, what is available, what to install).
     #[error("no GPU adapter found{0}")]
     NoAdapter(String),
+    /// The GPU was lost during or before a search; holds the driver's reason.
+    /// `select::CpuFallback` reruns the search on the CPU.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
+    /// Any other GPU failure (device creation, validation, mapping, polling).
     #[error("GPU error: {0}")]
     Gpu(#[from] crate::gpu::GpuError),
+    /// A hex header decodes to other than 80 bytes; holds the decoded length.
     #[error("header must be {HEADER_LEN} bytes, got {0}")]
     HeaderLength(usize),
+    /// A header's text is not valid hex; holds the decoder's message.
     #[error("header is not valid hex: {0}")]
     HeaderHex(String),
+    /// A CPU path was asked for that this processor lacks the instructions for (e.g. SHA-NI,
+    /// AVX2); holds the path's name.
     #[error("this processor cannot run the CPU path {0} (see `CpuPath::available`)")]
     CpuPathUnsupported(String),
 }
@@ -157,6 +179,7 @@ pub enum HashError {
 /// A nonce-search implementation. Every backend returns identical results for the same job
 /// and range: the qualifying nonces in range order, none missing, none extra.
 pub trait Backend: Send {
+    /// The device, code path and thread count this backend searches with.
     fn info(&self) -> BackendInfo;
     /// Hashes every nonce of `range` (until `stop` is raised) and returns those that qualify.
     fn search(

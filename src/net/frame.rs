@@ -82,14 +82,21 @@ impl Service {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FrameType {
+    /// `0x01`: the opening handshake message.
     Hello,
+    /// `0x02`: the sender refuses the connection, with a reason.
     Reject,
     /// The sender's vector clock for its event log, sent just before the frame it stamps.
     Stamp,
+    /// `0x10`: one encoded block.
     Block,
+    /// `0x11`: a locator asking for the headers after the fork point.
     GetHeaders,
+    /// `0x12`: up to `MAX_HEADERS` 80-byte headers answering `GetHeaders`.
     Headers,
+    /// `0x13`: block hashes whose bodies the sender wants.
     GetBlocks,
+    /// `0x14`: a requested block the answerer does not have.
     NotFound,
     /// A Raft-range frame (`0x30..=0x4f`).
     Raft(u8),
@@ -178,6 +185,7 @@ impl FrameType {
 pub struct ServiceFrame {
     /// The type byte, in `0x30..=0x6f`.
     pub code: u8,
+    /// The service's own encoding, at most `MAX_RAFT_FRAME` or `MAX_TRAINING_FRAME` bytes.
     pub payload: Vec<u8>,
 }
 
@@ -191,8 +199,11 @@ impl ServiceFrame {
 /// What a node says first on a connection; both sides must agree on all but `listen_port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// The sender's wire protocol version (`PROTOCOL_VERSION`).
     pub version: u32,
+    /// The sender's network name, at most `MAX_NETWORK_NAME` bytes.
     pub network: String,
+    /// Hash of the sender's genesis block.
     pub genesis: HashBytes,
     /// The UDP port the sender accepts connections on (0: it does not listen).
     pub listen_port: u16,
@@ -202,9 +213,11 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
+    /// The handshake's first message on a connection.
     Hello(Hello),
     /// The sender refuses the connection; the reason is shown to the user on both sides.
     Reject {
+        /// Why, for a person; cut to `MAX_REASON` bytes when encoded.
         reason: String,
     },
     /// The sender's vector clock after logging the send of the frame that follows on the same
@@ -214,10 +227,16 @@ pub enum Message {
     Block(Vec<u8>),
     /// Asks for up to `max` headers of the sender's best chain after the locator's fork point.
     GetHeaders {
+        /// Hashes of the asker's best chain, newest first and ever sparser back to the
+        /// genesis; at most `MAX_LOCATOR`.
         locator: Vec<HashBytes>,
+        /// Most headers wanted; the answerer sends no more than `MAX_HEADERS` whatever it says.
         max: u32,
     },
+    /// Headers of the answerer's best chain after the locator's fork point, oldest first.
     Headers(Vec<HeaderBytes>),
+    /// Asks for the blocks with these hashes (at most `MAX_GET_BLOCKS`); each is answered by a
+    /// `Block` or a `NotFound`.
     GetBlocks(Vec<HashBytes>),
     /// The answerer does not have this block.
     NotFound(HashBytes),
@@ -251,22 +270,34 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
+    /// The header's type byte is reserved or unknown to this version; holds the byte.
     #[error("unknown frame type {0:#04x}; the peer speaks another protocol version")]
     UnknownType(u8),
+    /// The header announces a payload longer than its type's limit; refused before reading it.
     #[error("{kind:?} frame of {len} bytes exceeds its limit of {limit} bytes")]
     Oversized {
+        /// The frame's type.
         kind: FrameType,
+        /// The payload length the header announces, in bytes.
         len: usize,
+        /// The type's limit (`FrameType::limit`), in bytes.
         limit: usize,
     },
+    /// The payload does not decode as its type's fields (cut short, a count over its limit,
+    /// bad UTF-8, trailing bytes).
     #[error("malformed {kind:?} frame: {source}")]
     Malformed {
+        /// The frame's type.
         kind: FrameType,
+        /// Which field failed and how.
         #[source]
         source: DecodeError,
     },
+    /// A message to send breaks its type's limit; holds the offending size (bytes, or for a
+    /// stamp the entry count or node-name length).
     #[error("message too large to encode: {0} bytes")]
     TooLargeToEncode(usize),
+    /// A `ServiceFrame` to send has a type byte outside `0x30..=0x6f`; holds the byte.
     #[error("frame type {0:#04x} is outside the Raft and training ranges (0x30..=0x6f)")]
     NotAServiceType(u8),
 }

@@ -98,8 +98,10 @@ pub enum StreamFailure {
     /// The connection under the stream failed or closed.
     #[error(transparent)]
     Connection(#[from] quinn::ConnectionError),
+    /// Reading from the stream failed (reset by the peer, connection lost).
     #[error(transparent)]
     Read(#[from] quinn::ReadError),
+    /// Writing to the stream failed (stopped by the peer, connection lost).
     #[error(transparent)]
     Write(#[from] quinn::WriteError),
     /// The stream ended in the middle of a frame.
@@ -111,38 +113,70 @@ pub enum StreamFailure {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
+    /// Reading or writing the identity key/certificate file (or creating its directory) failed.
     #[error("cannot access {0}: {1}")]
     Io(PathBuf, #[source] std::io::Error),
+    /// A key pair or certificate could not be generated, parsed or self-signed (a stored key
+    /// that is not valid PEM, a peer certificate that does not parse).
     #[error("certificate error: {0}")]
     Certificate(String),
+    /// The rustls/quinn client or server configuration could not be built, or a key-exchange
+    /// name is unknown.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The UDP socket for the listen address could not be bound (port taken, no permission).
     #[error("cannot listen on {0}: {1}; is another node using this port?")]
     Bind(SocketAddr, #[source] std::io::Error),
+    /// QUIC could not set up a connection with this address (either direction).
     #[error("cannot connect to {0}: {1}")]
     Connect(SocketAddr, #[source] ConnectFailure),
+    /// The QUIC handshake with this address did not finish within the request timeout.
     #[error("cannot connect to {0}: no answer within {1:?}; is a node listening there?")]
     ConnectTimeout(SocketAddr, Duration),
+    /// The dialled peer answered the hello with a reject, or closed without a hello.
     #[error("peer {addr} refused the connection: {reason}")]
-    Refused { addr: SocketAddr, reason: String },
+    Refused {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// The peer's reason, as it sent it.
+        reason: String,
+    },
+    /// This node refused the connection: the peer is itself, banned, not pinned, a duplicate,
+    /// or its hello disagrees on version, network or genesis.
     #[error("connection to {addr} refused here: {reason}")]
-    RefusedHere { addr: SocketAddr, reason: String },
+    RefusedHere {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why this node refused it.
+        reason: String,
+    },
+    /// The peer sent bytes that are not a valid frame; it is banned.
     #[error("peer {0:?} sent a bad frame: {1}")]
     Frame(NodeId, #[source] FrameError),
+    /// A message for this peer could not be encoded (it breaks its frame type's limit).
     #[error("cannot send to peer {0:?}: {1}")]
     Encode(NodeId, #[source] FrameError),
+    /// A stream to this peer could not be opened, read or written.
     #[error("stream to peer {0:?} failed: {1}")]
     Stream(NodeId, #[source] StreamFailure),
+    /// An answer to a request had more frames than any request may get (`MAX_GET_BLOCKS` + 1).
     #[error("peer {0:?} answered with more than {1} frames")]
     TooManyFrames(NodeId, usize),
+    /// An inbound peer's first frame was not a `Hello`.
     #[error("peer {0:?} did not open with a hello frame")]
     NoHello(NodeId),
+    /// No connection to this peer is open (never connected, dropped, or cut by a test
+    /// partition).
     #[error("peer {0:?} is not connected")]
     NotConnected(NodeId),
+    /// The peer did not finish a handshake or a request/response exchange within the request
+    /// timeout.
     #[error("peer {0:?} did not answer within {1:?}")]
     Timeout(NodeId, Duration),
+    /// The peer answered a request with a frame type that request does not allow.
     #[error("peer {0:?} answered with an unexpected {1} frame")]
     Unexpected(NodeId, FrameType),
+    /// The network layer has been shut down, so the call cannot be served.
     #[error("the network layer has shut down")]
     Closed,
 }

@@ -31,29 +31,52 @@ use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, stamp, tls};
 pub enum NetEvent {
     /// A handshake completed; the peer can be gossiped to and asked.
     Connected {
+        /// The peer's certificate fingerprint.
         peer: NodeId,
+        /// The address the connection comes from (or was dialled to).
         remote: SocketAddr,
         /// Where the peer accepts connections (its address with its announced port).
         listen_addr: Option<SocketAddr>,
     },
     /// The connection to a peer ended.
-    Disconnected { peer: NodeId, reason: String },
+    Disconnected {
+        /// The peer whose connection ended.
+        peer: NodeId,
+        /// Why, for logs (stream closed, bad frame, the peer's close reason).
+        reason: String,
+    },
     /// A handshake was refused, by this node or by the peer; `reason` is what the user sees.
     Refused {
+        /// The other side's address.
         remote: SocketAddr,
+        /// The other side's fingerprint, when the TLS handshake revealed it.
         peer: Option<NodeId>,
+        /// Why the handshake was refused.
         reason: String,
     },
     /// A block arrived on a peer's gossip stream.
-    Block { peer: NodeId, bytes: Vec<u8> },
+    Block {
+        /// The peer that sent it.
+        peer: NodeId,
+        /// The encoded block, not yet decoded or validated.
+        bytes: Vec<u8>,
+    },
     /// A Raft- or training-range frame arrived on a peer's gossip stream (`send_to` or
     /// `broadcast` on its side).
-    Frame { peer: NodeId, frame: ServiceFrame },
+    Frame {
+        /// The peer that sent it.
+        peer: NodeId,
+        /// The frame's type byte and opaque payload.
+        frame: ServiceFrame,
+    },
     /// A peer asks something (`GetHeaders`, `GetBlocks`, or a service-range frame on its own
     /// stream); answer through `reply`.
     Request {
+        /// The peer asking.
         peer: NodeId,
+        /// What it asks.
         request: Message,
+        /// Where the answer's frames go.
         reply: Responder,
     },
 }
@@ -64,8 +87,11 @@ pub type Responder = oneshot::Sender<Vec<Message>>;
 /// A connected peer, for status pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSummary {
+    /// The peer's certificate fingerprint.
     pub id: NodeId,
+    /// The address the connection comes from (or was dialled to).
     pub remote: SocketAddr,
+    /// Where the peer accepts connections (`None` when it announced port 0).
     pub listen_addr: Option<SocketAddr>,
     /// True when this node dialed the connection.
     pub outbound: bool,

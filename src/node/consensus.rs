@@ -110,20 +110,36 @@ impl Default for ConsensusConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConsensusError {
+    /// A voter's fingerprint has a zero Raft id or shares one with another voter.
     #[error(transparent)]
     Ids(#[from] NodeIdError),
+    /// The Raft log store could not be opened, read or written.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The Raft core refused its config or found its recovered state inconsistent.
     #[error(transparent)]
     Raft(#[from] RaftError),
+    /// A proposal or read went to a node that is not the leader.
     #[error("this node is not the leader (leader: {leader:?}); send the request to the leader")]
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        /// The node this one believes leads, if it knows one.
+        leader: Option<NodeId>,
+    },
+    /// The leader refused the proposal (transfer in progress, membership change pending,
+    /// invalid change, command too large); holds Raft's reason.
     #[error("proposal refused: {0}")]
     Refused(ProposeError),
+    /// The proposed entry was overwritten by another leader's entry at the same index before it
+    /// committed.
     #[error("the entry proposed at index {index} was replaced by a new leader; propose it again")]
-    Dropped { index: u64 },
+    Dropped {
+        /// The log index the entry had been given.
+        index: u64,
+    },
+    /// A proposal did not commit, or a read was not confirmed, within this long.
     #[error("no answer within {0:?} (no leader, or leadership changed); retry")]
     Timeout(Duration),
+    /// The consensus service has shut down, so the request cannot be served.
     #[error("the consensus service has stopped")]
     Stopped,
 }

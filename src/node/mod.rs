@@ -51,49 +51,76 @@ pub use crate::pow::store::STORE_FILE;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
+    /// The node's config holds a value that cannot work.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The configured network profile is unknown or invalid.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// The identity, the QUIC endpoint or a peer exchange failed.
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The chain store could not be opened, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The event log directory or file could not be opened.
     #[error("cannot open the event log: {0}")]
     EventLog(#[from] crate::events::EventLogError),
+    /// The data dir (or its blob directory) could not be created.
     #[error("cannot create data dir {0}: {1}")]
     DataDir(PathBuf, #[source] std::io::Error),
+    /// The HTTP status server could not bind its address.
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
+    /// `mining.backend` names no known backend.
     #[error("mining backend: {0}")]
     UnknownBackend(#[from] crate::gpu::UnknownDevice),
+    /// The mining backend was recognised but could not be opened (no GPU, unsupported CPU
+    /// path).
     #[error("cannot open the `{name}` mining backend: {source}")]
     Backend {
+        /// The backend as configured (`auto`, `cpu`, `gpu`).
         name: String,
+        /// Why it could not be opened.
         #[source]
         source: crate::hash::HashError,
     },
+    /// A peer's headers or blocks broke a chain rule during sync.
     #[error("block refused: {0}")]
     Refused(#[from] ChainError),
+    /// The consensus service failed or refused a request.
     #[error("consensus: {0}")]
     Consensus(#[from] ConsensusError),
+    /// Setting up or running the training protocol failed.
     #[error("training: {0}")]
     Training(#[from] crate::train::TrainError),
+    /// The training data file could not be opened or read.
     #[error("cannot read the training data {path}: {source}")]
     TrainingData {
+        /// The data file from the `[train]` section.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The OS refused to spawn the trainer thread.
     #[error("cannot start the trainer: {0}")]
     TrainerThread(#[source] std::io::Error),
+    /// This node's params do not hash to what the round log committed (applying a round or
+    /// loading a snapshot's state); the node stops rather than train on them.
     #[error(
         "this node's params after round {round} differ from the committed params hash; it \
          stopped rather than train on diverged params (restart it to replay the round log)"
     )]
-    Diverged { round: u64 },
+    Diverged {
+        /// The committed round whose params hash this node's params do not match.
+        round: u64,
+    },
+    /// The trainer thread reported a failure it cannot recover from; holds its reason.
     #[error("the trainer failed: {0}")]
     Trainer(String),
+    /// The node (or the service a request was for) has shut down, so the request cannot be
+    /// served.
     #[error("the node has stopped")]
     Stopped,
 }
@@ -101,7 +128,9 @@ pub enum NodeError {
 /// A block the node accepted into its tree, as tests and benchmarks observe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainEvent {
+    /// The block's hash.
     pub hash: BlockHash,
+    /// The block's height, genesis = 0.
     pub height: u64,
     /// True when the block became the best tip.
     pub tip: bool,

@@ -31,7 +31,12 @@ pub enum StateEvent {
     Applied(Applied),
     /// A snapshot names the training state after `round`: store it as a blob once the
     /// trainer holds it.
-    Checkpoint { round: u64, params_hash: StateHash },
+    Checkpoint {
+        /// The last round the snapshot covers.
+        round: u64,
+        /// Hash of the training state (params) after that round; the blob's name.
+        params_hash: StateHash,
+    },
     /// Blobs no kept snapshot or later round needs, each with its round: remove those of
     /// rounds the trainer has applied.
     Collect(Vec<(u64, BlobHash)>),

@@ -24,21 +24,30 @@ pub enum SyncReport {
     /// The peer's headers, to be checked by the chain before any body is fetched; the service
     /// answers the verdict (and bans the peer for invalid headers).
     Headers {
+        /// The peer being synced from.
         peer: NodeId,
+        /// Its best chain after the fork point, oldest first, at most `MAX_HEADERS`.
         headers: Vec<BlockHeader>,
+        /// Where the service answers: `Ok` to fetch the bodies, else the rule broken.
         verdict: oneshot::Sender<Result<(), ChainError>>,
     },
     /// Blocks in chain order, each matching its checked header; the service accepts and
     /// stores them in one transaction and answers whether the round may go on.
     Blocks {
+        /// The peer they came from.
         peer: NodeId,
+        /// One batch (at most `BATCH`), oldest first.
         blocks: Vec<Block>,
+        /// Where the service answers `true` when all were accepted and the round may go on.
         stored: oneshot::Sender<bool>,
     },
     /// The round ended; `more` when the peer may have further headers (a full answer).
     Done {
+        /// The peer the round was with.
         peer: NodeId,
+        /// How many headers the peer sent, or why the round failed.
         result: Result<usize, NodeError>,
+        /// True when the peer sent a full `MAX_HEADERS` answer, so another round should follow.
         more: bool,
     },
 }

@@ -37,8 +37,11 @@ pub use crate::node_id::NodeId;
 /// rolls when the 32-bit header nonce runs out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Coinbase {
+    /// The node that mined the block.
     pub miner: NodeId,
+    /// Height of the block, genesis = 0; must be the parent's height + 1.
     pub height: u64,
+    /// Rolled by the miner to change the merkle root once all 2^32 header nonces are tried.
     pub extra_nonce: u64,
 }
 
@@ -94,7 +97,9 @@ impl Receipt {
 /// Everything in a block after the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockBody {
+    /// The first item: miner, height and extra-nonce.
     pub coinbase: Coinbase,
+    /// The opaque items after the coinbase, in merkle order; at most `MAX_RECEIPTS`.
     pub receipts: Vec<Receipt>,
 }
 
@@ -111,7 +116,9 @@ impl BlockBody {
 /// A block: header + body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// The 80-byte header that is hashed and mined.
     pub header: BlockHeader,
+    /// The items the header's merkle root commits to.
     pub body: BlockBody,
 }
 
@@ -119,8 +126,14 @@ pub struct Block {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BlockDecodeError {
+    /// The bytes are longer than `MAX_BLOCK_BYTES`; refused before decoding.
     #[error("block is {len} bytes, more than the limit of {max}")]
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        /// Length of the bytes handed in.
+        len: usize,
+        /// The limit it broke (`MAX_BLOCK_BYTES`).
+        max: usize,
+    },
     /// A field is cut short, a count or length breaks its limit, or bytes trail the block.
     #[error("malformed block: {0}")]
     Codec(#[from] DecodeError),

@@ -23,13 +23,19 @@ use super::validate::{self, MEDIAN_TIME_SPAN, ParentContext};
 #[non_exhaustive]
 pub enum Accepted {
     /// The block is the new best tip; `reorg` is `None` when it simply extends the old tip.
-    NewTip { reorg: Option<Reorg> },
+    NewTip {
+        /// The switch of branches, if the new tip is not a child of the old one.
+        reorg: Option<Reorg>,
+    },
     /// Valid and stored in the tree, but its branch has no more work than the best one.
     SideBranch,
     /// Already known; nothing changed.
     Duplicate,
     /// Its parent is unknown; nothing was stored. Fetch `missing_parent` and retry.
-    Orphan { missing_parent: BlockHash },
+    Orphan {
+        /// Hash of the parent the block names and the chain lacks.
+        missing_parent: BlockHash,
+    },
 }
 
 /// A switch of the best chain to another branch.

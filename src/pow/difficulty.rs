@@ -11,7 +11,9 @@ use super::target::{CompactBits, Target, U256};
 /// What the retarget rule reads of one ancestor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
+    /// The ancestor's header time, Unix seconds.
     pub time: u32,
+    /// The ancestor's compact target.
     pub bits: CompactBits,
 }
 

@@ -36,8 +36,10 @@ impl fmt::Debug for BlockHash {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HashParseError {
+    /// The trimmed text is not 64 bytes long; holds its length.
     #[error("a block hash is 64 hex digits, got {0} characters")]
     Length(usize),
+    /// The text is 64 long but not all hex digits; holds the decoder's message.
     #[error("a block hash is hex: {0}")]
     Hex(String),
 }
@@ -73,6 +75,7 @@ impl<'de> serde::Deserialize<'de> for BlockHash {
 /// A Bitcoin-layout block header: every field little-endian, 80 bytes in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BlockHeader {
+    /// Block format version; blocks below 1 are refused.
     pub version: i32,
     /// Hash of the parent block (`BlockHash::ZERO` for a genesis block).
     pub prev: BlockHash,
@@ -80,7 +83,9 @@ pub struct BlockHeader {
     pub merkle_root: [u8; 32],
     /// Unix seconds.
     pub time: u32,
+    /// The target this header's hash must meet, in compact form.
     pub bits: CompactBits,
+    /// The value a miner varies to search for a hash that meets `bits`.
     pub nonce: u32,
 }
 

@@ -28,7 +28,12 @@ pub enum RetargetRule {
     /// Every block retargets from the mean target and the time span of the last `window`
     /// blocks toward the target block time; the span is clamped to within `max_factor` of
     /// the expected one, so one step changes difficulty by at most that factor.
-    PerBlock { window: u32, max_factor: u32 },
+    PerBlock {
+        /// Number of past blocks averaged, 1 to 1000.
+        window: u32,
+        /// Most the difficulty may change in one block, as a factor, 2 to 64.
+        max_factor: u32,
+    },
 }
 
 /// The genesis block's parameters as a config holds them.
@@ -49,25 +54,34 @@ pub struct GenesisSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSpec {
+    /// Seconds the retarget rule aims for between blocks, 1 to 86400.
     pub target_block_time_secs: u64,
     /// Compact bits of the easiest target any block may have.
     pub pow_limit: u32,
+    /// How each block's target is chosen.
     pub retarget: RetargetRule,
     /// Default mining pace in milliseconds: a miner waits a random 0..=2×pace after each new
     /// tip. Non-zero for fixed easy targets (regtest), where blocks would otherwise come as
     /// fast as a CPU hashes; a node's config may set its own (`mining.pace_ms`, 0 allowed).
     #[serde(default)]
     pub pace_ms: u64,
+    /// The parameters of the network's first block.
     pub genesis: GenesisSpec,
 }
 
 /// Everything the chain rules need to know about one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkParams {
+    /// The profile's name in `networks.toml` (`regtest`, `devnet`, `testnet`, ...).
     pub name: String,
+    /// The block at height 0, built from the spec; its hash must match a peer's in the
+    /// handshake.
     pub genesis: Block,
+    /// Seconds the retarget rule aims for between blocks, 1 to 86400.
     pub target_block_time_secs: u64,
+    /// The easiest target any block may have.
     pub pow_limit: Target,
+    /// How each block's target is chosen.
     pub retarget: RetargetRule,
     /// The mining pace a node uses unless its config sets one (see `NetworkSpec::pace_ms`).
     pub pace_ms: u64,
@@ -77,14 +91,26 @@ pub struct NetworkParams {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetworkError {
+    /// No profile of that name exists.
     #[error("unknown network `{name}`; known networks: {}", known.join(", "))]
-    Unknown { name: String, known: Vec<String> },
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names of the profiles that do exist.
+        known: Vec<String>,
+    },
+    /// The networks text is not TOML of the expected shape (syntax, unknown key, wrong
+    /// type); holds the parser's message.
     #[error("networks file is not valid: {0}")]
     Parse(String),
+    /// A profile parsed but one of its values is out of range or inconsistent.
     #[error("network `{network}`: key `{key}` {reason}")]
     Invalid {
+        /// The profile's name.
         network: String,
+        /// The offending key, dotted (`retarget.window`, `genesis.nonce`, ...).
         key: &'static str,
+        /// What is wrong with the value and what range to use.
         reason: String,
     },
 }

@@ -38,39 +38,78 @@ const KEY_TIP: &str = "tip";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// redb could not open the file (not a redb database, or it failed its integrity check).
     #[error(
         "{path} is not a readable hashgrad store ({reason}); move it away to start a fresh chain"
     )]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// redb's message.
+        reason: String,
+    },
+    /// The file is a redb database but its tables are not this store's (missing meta table,
+    /// wrong table types, malformed meta values).
     #[error(
         "{path} is a database of another program or schema ({reason}); keep the chain in another data dir"
     )]
-    Foreign { path: PathBuf, reason: String },
+    Foreign {
+        /// The store file.
+        path: PathBuf,
+        /// Which table or value does not fit.
+        reason: String,
+    },
+    /// Another process (or another handle in this one) holds the database open.
     #[error("{path} is in use by another process; stop the other node or use another data dir")]
-    Locked { path: PathBuf },
+    Locked {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// The store was written with a different table layout version than `STORE_FORMAT`.
     #[error("{path} has store format {found}; this build reads format {supported}")]
     Format {
+        /// The store file.
         path: PathBuf,
+        /// The format version recorded in the file.
         found: u32,
+        /// The format this build reads (`STORE_FORMAT`).
         supported: u32,
     },
+    /// The store holds another network's chain (name or genesis hash differ).
     #[error("{path} holds network {stored}, not {ours}; use one data dir per network")]
     WrongNetwork {
+        /// The store file.
         path: PathBuf,
         /// The stored network's name and genesis hash.
         stored: String,
         /// This node's network name and genesis hash.
         ours: String,
     },
+    /// A block read back from the store does not decode or fails the chain rules.
     #[error("stored block {hash} is invalid: {source}")]
     InvalidBlock {
+        /// The hash the block is stored under (or its own hash, when it was replayed).
         hash: BlockHash,
+        /// Which rule it breaks.
         source: Box<ChainError>,
     },
+    /// The tables disagree with each other (a best-chain height names a missing block, no tip
+    /// is recorded, ...).
     #[error("store {path} is inconsistent: {reason}")]
-    Inconsistent { path: PathBuf, reason: String },
+    Inconsistent {
+        /// The store file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// redb failed a transaction, table open, read or write (I/O error, disk full, ...).
     #[error("store {path}: database error: {reason}")]
-    Database { path: PathBuf, reason: String },
+    Database {
+        /// The store file.
+        path: PathBuf,
+        /// redb's message.
+        reason: String,
+    },
 }
 
 /// The open store of one network's chain.

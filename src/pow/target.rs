@@ -11,10 +11,13 @@ pub type U256 = ruint::aliases::U256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompactError {
+    /// The mantissa's sign bit (0x0080_0000) is set on a non-zero value; holds the raw bits.
     #[error("compact bits {0:#010x} has the sign bit set (negative target)")]
     Negative(u32),
+    /// The exponent shifts the mantissa past 256 bits; holds the raw bits.
     #[error("compact bits {0:#010x} overflows 256 bits")]
     Overflow(u32),
+    /// The mantissa is zero, or is shifted out entirely by a small exponent; holds the raw bits.
     #[error("compact bits {0:#010x} encodes a zero target")]
     Zero(u32),
 }

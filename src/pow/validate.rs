@@ -20,6 +20,7 @@ pub const MEDIAN_TIME_SPAN: usize = 11;
 /// What the chain knows about a block's parent that the rules need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParentContext {
+    /// The parent's height, genesis = 0; the child's coinbase must claim one more.
     pub height: u64,
     /// The bits the retarget rule demands for the child.
     pub next_bits: CompactBits,
