@@ -6,6 +6,7 @@
 // A `pub` item must be reachable from outside the crate; anything else says `pub(crate)`.
 // (`unsafe_op_in_unsafe_fn` warns by default in edition 2024; CI denies warnings.)
 #![warn(unreachable_pub)]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod check;
