@@ -41,7 +41,7 @@ pub struct CheckArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write the HTML view to this file (with several histories: OUT-<name>.html each).
+    /// Write the HTML view to this file (with several histories: `OUT-<name>.html` each).
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
 }
