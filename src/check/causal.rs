@@ -28,9 +28,13 @@ use super::history::{Call, History, Outcome, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BadPattern {
+    /// A read returns a value that no write wrote to its key.
     ThinAirRead,
+    /// The causal order (program order plus read-from, transitively) has a cycle.
     CyclicCO,
+    /// A read returns the initial value although a write to its key precedes it causally.
     WriteCOInitRead,
+    /// A read returns w1's value although another write w2 to the key lies causally between them.
     WriteCORead,
 }
 
@@ -49,6 +53,7 @@ impl BadPattern {
 /// A witness of a bad pattern.
 #[derive(Debug, Clone)]
 pub struct Violation {
+    /// Which bad pattern the witness shows.
     pub pattern: BadPattern,
     /// The operations involved (indices into `History::operations`), in the pattern's order.
     pub operations: Vec<usize>,
@@ -59,6 +64,7 @@ pub struct Violation {
 /// The result of a causal check: `None` when causally consistent.
 #[derive(Debug, Clone)]
 pub struct CausalReport {
+    /// The first bad pattern found; `None` when the history is causally consistent.
     pub violation: Option<Violation>,
 }
 

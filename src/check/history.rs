@@ -10,8 +10,11 @@ use super::CheckError;
 /// A value read or written. `Nil` is a register's initial state ("never written").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Value {
+    /// A register's initial state: never written.
     Nil,
+    /// A signed 64-bit integer, as register histories write them.
     Int(i64),
+    /// A string, as key/value histories write them (a key's whole contents).
     Str(String),
 }
 
@@ -28,11 +31,22 @@ impl fmt::Display for Value {
 /// The operation a client asked for (`f` in Jepsen's terms), with its argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
+    /// Read a register.
     Read,
+    /// Write the value to a register.
     Write(Value),
-    Cas { expect: Value, new: Value },
+    /// Compare-and-set a register: if it holds `expect`, replace it with `new`.
+    Cas {
+        /// The value the register must hold for the swap.
+        expect: Value,
+        /// The value swapped in.
+        new: Value,
+    },
+    /// Get a key's value.
     Get,
+    /// Put (overwrite) a key's value.
     Put(Value),
+    /// Append the string to a key's value.
     Append(Value),
 }
 
@@ -66,7 +80,9 @@ pub enum Outcome {
 /// How an event moves an operation along (Jepsen's `:type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// The client starts an operation.
     Invoke,
+    /// The operation completed and took effect; the event carries its result.
     Ok,
     /// The operation did not take effect; the pairing drops it (see `Completion::Dropped`).
     Fail,
@@ -79,7 +95,9 @@ pub enum EventKind {
 pub struct Event {
     /// 1-based source line, for error messages.
     pub line: usize,
+    /// The client (Jepsen process) that issued the event; one operation at a time per client.
     pub client: u64,
+    /// Whether the line starts, completes, fails or leaves open an operation.
     pub kind: EventKind,
     /// The key of a key/value operation; `None` for a single register.
     pub key: Option<String>,
@@ -95,9 +113,13 @@ pub struct Event {
 /// One operation: an invocation paired with its completion.
 #[derive(Debug, Clone)]
 pub struct Operation {
+    /// The client (Jepsen process) that ran it.
     pub client: u64,
+    /// The key of a key/value operation; `None` for a single register.
     pub key: Option<String>,
+    /// What the client asked for, with its argument.
     pub call: Call,
+    /// The result: a value read, a CAS answer, `Done`, or `Unknown` when it never completed.
     pub outcome: Outcome,
     /// Invocation time (line index, or the event's own time).
     pub invoked: u64,
@@ -140,6 +162,8 @@ impl Operation {
 /// A complete history: operations in invocation order.
 #[derive(Debug, Clone, Default)]
 pub struct History {
+    /// Operations sorted by invocation time; failed writes (and failed CAS outside etcd logs)
+    /// are dropped.
     pub operations: Vec<Operation>,
 }
 

@@ -37,7 +37,10 @@ impl Default for CheckOptions<'_> {
 /// The answer for a history or a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Some order of the operations, each taking effect between its invocation and completion,
+    /// satisfies the model.
     Linearizable,
+    /// The search proved that no such order exists.
     NotLinearizable,
     /// Stopped (time budget, or another partition was refuted first) before an answer.
     Unknown,
@@ -78,14 +81,17 @@ pub struct Explanation {
 /// One key's result.
 #[derive(Debug, Clone)]
 pub struct PartitionReport {
+    /// The key the partition holds; `None` for a single register.
     pub key: Option<String>,
     /// Indices into `History::operations`, in invocation order.
     pub operations: Vec<usize>,
+    /// Whether the partition's operations are linearizable.
     pub verdict: Verdict,
     /// A full linearization when linearizable, else the longest partial one found.
     pub linearization: Vec<usize>,
     /// The model state after each operation of `linearization`.
     pub states: Vec<String>,
+    /// Why the partition is not linearizable; `None` unless the verdict is `NotLinearizable`.
     pub explanation: Option<Explanation>,
     /// Search effort: (linearized set, state) pairs explored.
     pub explored: usize,
@@ -94,7 +100,10 @@ pub struct PartitionReport {
 /// A history's result.
 #[derive(Debug, Clone)]
 pub struct LinearizabilityReport {
+    /// `NotLinearizable` if any partition is, else `Unknown` if any partition stopped, else
+    /// `Linearizable`.
     pub verdict: Verdict,
+    /// One result per key, in key order (the keyless register, if any, first).
     pub partitions: Vec<PartitionReport>,
 }
 

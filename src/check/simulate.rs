@@ -20,10 +20,15 @@ pub enum Workload {
 /// Shape of a generated history.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
+    /// Which operations the clients run.
     pub workload: Workload,
+    /// Number of clients, each with at most one operation in flight; 0 counts as 1.
     pub clients: usize,
+    /// Number of registers or keys the operations spread over; 0 counts as 1.
     pub keys: usize,
+    /// Total operations across all clients.
     pub operations: usize,
+    /// Seed of the random schedule; the same shape always yields the same history.
     pub seed: u64,
 }
 

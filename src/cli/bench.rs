@@ -38,6 +38,7 @@ const GENESIS: [u8; 80] = {
     header
 };
 
+/// Arguments of `hashgrad bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// cpu (every CPU path this processor runs), gpu, or all (both).
@@ -60,12 +61,19 @@ pub struct BenchArgs {
 /// One measured backend configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRow {
+    /// `cpu` or `gpu`.
     pub kind: &'static str,
+    /// The CPU model or GPU adapter name.
     pub device: String,
+    /// The code path measured, e.g. `avx2-8way`, `sha-ni-2x`, `portable`, `wgsl`.
     pub path: String,
+    /// Worker threads (CPU) or 1 (GPU).
     pub threads: usize,
+    /// Nonces hashed during the measurement.
     pub hashes: u64,
+    /// Wall-clock seconds the measurement took.
     pub seconds: f64,
+    /// Millions of sha256d hashes per wall-clock second.
     pub mhs: f64,
     /// CPU seconds the process used during the measurement (Linux only).
     pub cpu_seconds: Option<f64>,
@@ -81,18 +89,24 @@ pub struct BenchRow {
 /// The plain `sha2` two-call rate on some threads.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sha2Rate {
+    /// Worker threads the reference ran on.
     pub threads: usize,
+    /// Millions of double-SHA-256 hashes per wall-clock second.
     pub mhs: f64,
+    /// Millions of hashes per CPU-second of the process; `None` off Linux.
     pub mhs_per_cpu_second: Option<f64>,
 }
 
 /// The JSON document `--json` prints.
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
+    /// The CPU model name.
     pub cpu: String,
+    /// Seconds each backend was measured for (`--seconds`).
     pub seconds_per_measurement: f64,
     /// `sha2` two-call rate by thread count.
     pub sha2_reference: Vec<Sha2Rate>,
+    /// One row per measured backend configuration: every CPU path per thread count, then the GPU.
     pub results: Vec<BenchRow>,
     /// Backends that could not be measured, and why.
     pub skipped: Vec<String>,
@@ -191,6 +205,8 @@ fn mhs_per_cpu((hashes, _, cpu): Measured) -> Option<f64> {
     cpu.map(|cpu| hashes as f64 / cpu.max(1e-9) / 1e6)
 }
 
+/// Measures every requested backend and the `sha2` reference, then prints a table or the `--json`
+/// document; bad arguments or an unopenable GPU (with `--backend gpu`) are usage errors.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (want_cpu, want_gpu) = match args.backend.trim().to_ascii_lowercase().as_str() {
         "cpu" => (true, false),

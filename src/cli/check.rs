@@ -41,29 +41,41 @@ pub struct CheckArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write the HTML view to this file (with several histories: OUT-<name>.html each).
+    /// Write the HTML view to this file (with several histories: `OUT-<name>.html` each).
     #[arg(long, value_name = "OUT.html")]
     pub html: Option<PathBuf>,
 }
 
+/// A history file format, as `--format` takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
+    /// Detect the format from the first non-blank line.
     Auto,
+    /// Jepsen's etcd register logs.
     Etcd,
+    /// Jepsen's key/value histories, one EDN map per line.
     JepsenKv,
+    /// hashgrad's JSON Lines, one event object per line.
     Jsonl,
 }
 
+/// A sequential specification, as `--model` takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelArg {
+    /// A read/write register, initially nil.
     Register,
+    /// A register with compare-and-set, initially nil.
     CasRegister,
+    /// A string per key with get, put and append, initially empty.
     Kv,
 }
 
+/// The consistency model, as `--consistency` takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ConsistencyArg {
+    /// Linearizability against the sequential specification.
     Linearizable,
+    /// Causal consistency; needs every write to write a distinct value per key.
     Causal,
 }
 

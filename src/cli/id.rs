@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::net::Identity;
 
+/// Arguments of `hashgrad id`.
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// The node's data dir (created with a new key if it has none).
@@ -15,6 +16,7 @@ pub struct IdArgs {
     pub data_dir: PathBuf,
 }
 
+/// Prints the fingerprint of the data dir's node key, creating the dir and key when missing.
 pub fn run(args: IdArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).map_err(|e| {
         super::usage(format!(

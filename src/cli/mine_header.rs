@@ -14,6 +14,7 @@ use crate::pow::{CompactBits, Target};
 /// Byte offset of the little-endian `bits` field in a header.
 const BITS_OFFSET: usize = 72;
 
+/// Arguments of `hashgrad mine-header`.
 #[derive(Debug, Args)]
 pub struct MineHeaderArgs {
     /// The 80-byte header as 160 hex characters (its nonce field is ignored).
@@ -35,6 +36,8 @@ pub struct MineHeaderArgs {
     pub adapter: String,
 }
 
+/// Searches the nonce range for the header's own target, printing each nonce found and then the
+/// hash rate; bad arguments, unusable bits or an unavailable backend are usage errors.
 pub fn run(args: MineHeaderArgs) -> anyhow::Result<()> {
     let header = parse_header_hex(&args.header_hex).map_err(|e| super::usage(e.to_string()))?;
     let choice: DeviceChoice = args

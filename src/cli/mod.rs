@@ -28,6 +28,7 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
+/// The `hashgrad` command line: global flags and one subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "hashgrad",
@@ -41,10 +42,12 @@ pub struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands of `hashgrad`, one per module of `cli`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the block hash (display order) of an 80-byte header given in hex.

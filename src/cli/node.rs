@@ -9,6 +9,7 @@ use clap::Args;
 use crate::config::{ConfigError, NodeConfig};
 use crate::node::{Node, NodeError};
 
+/// Arguments of `hashgrad node`: a config file and flags that override it.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// TOML config file (see configs/node.toml); flags below override its keys.
@@ -112,6 +113,8 @@ impl NodeArgs {
     }
 }
 
+/// Runs a node until Ctrl-C (or, with `--stop-on-stdin-eof`, until stdin closes); a bad config or
+/// a failed start (unusable data dir, taken port) is a usage error.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = args.resolve().map_err(|e| super::usage(e.to_string()))?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -36,18 +36,26 @@ pub struct ReportArgs {
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Written {
+    /// The page written.
     pub path: PathBuf,
+    /// Size of the page in bytes.
     pub bytes: usize,
+    /// Events read from the nodes' event logs.
     pub events: usize,
+    /// Nodes whose event logs were found.
     pub nodes: usize,
+    /// Wall-clock seconds to read, check and write.
     pub seconds: f64,
 }
 
 /// The client histories inside a testnet dir (`testnet --jepsen`): linearizable reads, then
 /// local reads (which may be stale), and the testnet's verdict on them.
 pub const HISTORIES: [&str; 2] = ["jepsen/history.jsonl", "jepsen/local-history.jsonl"];
+/// The testnet's verdict on the client histories, inside a testnet dir.
 pub const VERDICT: &str = "jepsen/verdict.json";
 
+/// Writes the report of a testnet dir (to DIR/report.html unless `-o`) and prints one line about
+/// it; a missing dir or a bad time budget is a usage error.
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         return Err(super::usage(format!(

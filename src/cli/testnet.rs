@@ -21,6 +21,7 @@ const DEFAULT_ACCURACY: f64 = 0.95;
 /// How long `--report` may spend checking a recorded client history.
 const REPORT_CHECK_BUDGET: Duration = Duration::from_secs(30);
 
+/// Arguments of `hashgrad testnet`.
 #[derive(Debug, Args)]
 pub struct TestnetArgs {
     /// Number of nodes (1-16).
@@ -257,6 +258,8 @@ impl TestnetArgs {
     }
 }
 
+/// Runs the local network to its end, prints the summary (and with `--report` writes
+/// `report.html`); an error (exit 1) when the goals are not met or a signal stopped it.
 pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
     let training = args.base_config(None)?.train.is_some();
     let plan = args.plan(training)?;

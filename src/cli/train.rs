@@ -20,6 +20,7 @@ use crate::train::{Dataset, Setting, Simulation, SimulationConfig, TrainError};
 /// Largest CSV file `--data` reads.
 const MAX_DATA_BYTES: u64 = 1 << 30;
 
+/// Arguments of `hashgrad train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Number of simulated workers K (each trains on its own shard).
@@ -111,6 +112,7 @@ fn progress_bar(rounds: u64, json: bool) -> ProgressBar {
     bar
 }
 
+/// Trains the model for the given rounds and prints the test accuracy (or the `--json` summary).
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Zero rounds would only evaluate the untrained model and report its chance accuracy as a
     // result; like `--workers 0`, it is a mistake in the command, not a run.

@@ -18,10 +18,15 @@ struct Seen {
 /// One reorg a node logged.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reorg {
+    /// Lane of the node that logged the reorg.
     pub lane: usize,
+    /// When it was logged, in ms since the report's time origin.
     pub at_ms: u64,
+    /// Blocks the node's best chain gave up.
     pub depth: u64,
+    /// Hash of the tip before the reorg (at most 64 characters).
     pub old_tip: String,
+    /// Hash of the tip after the reorg (at most 64 characters).
     pub new_tip: String,
 }
 
@@ -36,13 +41,17 @@ pub(super) struct BlockTree {
 /// A block placed for drawing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlacedBlock {
+    /// The block's hash as logged (at most 64 characters).
     pub hash: String,
+    /// Height of the block as logged.
     pub height: u64,
     /// Index of the parent in the placed list (`None`: not drawn, e.g. genesis).
     pub parent: Option<usize>,
+    /// Row it is drawn on: 0 for the best chain, one row per side branch.
     pub row: usize,
     /// The lane of the node that mined it, when its log says so.
     pub miner: Option<usize>,
+    /// When a node first logged it, in ms since the report's time origin.
     pub first_ms: u64,
     /// How many nodes logged it (found or received).
     pub nodes: u64,
@@ -53,11 +62,15 @@ pub struct PlacedBlock {
 /// The tree as drawn.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChainView {
+    /// The placed blocks, lowest height first, so a parent comes before its children.
     pub blocks: Vec<PlacedBlock>,
+    /// Rows used: the best chain plus one per side branch that needed its own.
     pub rows: usize,
     /// Blocks logged; `blocks` holds the highest `max` of them.
     pub total: usize,
+    /// Reorgs kept for drawing, at most 2000.
     pub reorgs: Vec<Reorg>,
+    /// Reorgs logged, counting those not kept.
     pub reorgs_total: u64,
 }
 

@@ -122,6 +122,7 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// An empty collector that keeps at most `limits` of each kind.
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
@@ -451,12 +452,19 @@ impl Collector {
 /// What the events give the page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Collected {
+    /// One lane per node, in the order `node` added them.
     pub lanes: Vec<Lane>,
+    /// Milliseconds from the time origin to the last event.
     pub span_ms: u64,
+    /// The sampled messages and every class's counts.
     pub messages: MessagesView,
+    /// Raft role changes, votes and node starts and stops.
     pub raft: RaftView,
+    /// The block tree laid out for drawing.
     pub chain: ChainView,
+    /// Loss, accuracy, contributors and leader timings per round.
     pub rounds: RoundsView,
+    /// Hash-rate points per lane, in lane order.
     pub hash_rate: Vec<HashSeries>,
 }
 

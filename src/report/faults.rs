@@ -9,9 +9,13 @@ use super::ReportError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
+    /// The testnet killed a node's process (`kill ...`).
     Kill,
+    /// The testnet restarted a killed node (`restart ...`).
     Restart,
+    /// The testnet cut the network into groups (`partition ...`).
     Partition,
+    /// The testnet ended a partition (`partition healed`).
     Heal,
     /// Any other line (nodes up, …): shown as a note.
     Note,
@@ -22,9 +26,11 @@ pub enum FaultKind {
 pub struct Fault {
     /// Milliseconds since the testnet's time 0 (every node up).
     pub at_ms: u64,
+    /// What kind of fault the line records, from its first words.
     pub kind: FaultKind,
     /// The node dir labels the line names (`n2`), for kills and restarts.
     pub nodes: Vec<String>,
+    /// The line after its time, at most 300 characters.
     pub text: String,
 }
 

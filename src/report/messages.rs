@@ -11,13 +11,18 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageClass {
+    /// Raft traffic: votes, appends, heartbeats, snapshots, read-index and forwarded proposals.
     Raft,
+    /// Chain traffic: blocks, headers, tips, inventories, locators and sync.
     Chain,
+    /// Training traffic: gradients, rounds, announcements, blobs and parameters.
     Training,
+    /// Any message type no other class matches.
     Other,
 }
 
 impl MessageClass {
+    /// Every class, in the order the page lists them.
     pub const ALL: [MessageClass; 4] = [
         MessageClass::Raft,
         MessageClass::Chain,

@@ -33,16 +33,32 @@ use crate::check::{History, LinearizabilityReport};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReportError {
+    /// No node logged an event and the testnet wrote no summary, so there is nothing to draw.
     #[error(
         "nothing to report: no node logged an event and there is no testnet summary; run a testnet with event logs first"
     )]
     Empty,
+    /// A line of the testnet's `events.log` does not start with `<seconds>s` (finite, 0 to 1e9).
     #[error("testnet events line {line}: expected `<seconds>s <what happened>`, found `{found}`")]
-    FaultLine { line: usize, found: String },
+    FaultLine {
+        /// 1-based line of `events.log`.
+        line: usize,
+        /// The line's text, at most 80 characters.
+        found: String,
+    },
+    /// The testnet's `summary.json` is not valid JSON or not an object.
     #[error("testnet summary is not a JSON object: {reason}")]
-    Summary { reason: String },
+    Summary {
+        /// The JSON parser's message, or `expected an object`.
+        reason: String,
+    },
+    /// The testnet's `verdict.json` is not valid JSON or not an object.
     #[error("consistency verdict is not a JSON object: {reason}")]
-    Verdict { reason: String },
+    Verdict {
+        /// The JSON parser's message, or `expected an object`.
+        reason: String,
+    },
+    /// The page's data could not be serialised to JSON.
     #[error("cannot encode the report's data: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -50,7 +66,9 @@ pub enum ReportError {
 /// A client history and what the checker found in it.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckedHistory<'a> {
+    /// The parsed client history.
     pub history: &'a History,
+    /// The linearizability checker's result for it.
     pub report: &'a LinearizabilityReport,
     /// The model it was checked against (`cas-register`, …).
     pub model: &'a str,
@@ -70,6 +88,7 @@ pub struct RecordedHistory<'a> {
 pub enum Consistency<'a> {
     /// No client workload ran.
     NotRecorded,
+    /// A client workload ran: its verdict and history files, as far as they exist.
     Recorded {
         /// The testnet's `verdict.json`, as written.
         verdict_json: Option<&'a str>,
@@ -81,11 +100,13 @@ pub enum Consistency<'a> {
 /// Everything besides the nodes' events.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
+    /// The page's `<title>` and heading (at most 200 characters shown).
     pub title: &'a str,
     /// `summary.json`, when the run got that far.
     pub summary_json: Option<&'a str>,
     /// `events.log`: what the testnet did (kills, restarts, partitions, heals).
     pub testnet_events: Option<&'a str>,
+    /// Whether a client workload ran and, if so, its verdict and checked histories.
     pub consistency: Consistency<'a>,
 }
 

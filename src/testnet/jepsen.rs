@@ -232,7 +232,11 @@ impl Workload {
 
 /// The two recorded histories, as JSONL text.
 pub struct Histories {
+    /// The linearizable workload's history (writes, CAS and linearizable reads), written to
+    /// `jepsen/history.jsonl`.
     pub linearizable: String,
+    /// The local-read workload's history (one writer, one local reader per node), written to
+    /// `jepsen/local-history.jsonl`.
     pub local: String,
 }
 
@@ -322,8 +326,9 @@ pub struct CheckOutcome {
 /// The verdict of a `--jepsen` run (also `DIR/jepsen/verdict.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JepsenReport {
-    /// Operations recorded on the linearizable keys and on the local key.
+    /// Operations recorded on the linearizable keys.
     pub operations: usize,
+    /// Operations recorded on the local key.
     pub local_operations: usize,
     /// Writes, CAS and linearizable reads: must be linearizable.
     pub linearizable: CheckOutcome,

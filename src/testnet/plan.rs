@@ -12,7 +12,10 @@ pub const MAX_NODES: usize = 16;
 /// Delay added to every datagram on every link: `ms` plus a uniform ±`jitter_ms`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Latency {
+    /// Mean delay in milliseconds, at most 10000; 0 adds none.
     pub ms: u64,
+    /// Half-width of the uniform jitter in milliseconds; at most ten times `ms` (or 10 when `ms` is
+    /// 0).
     pub jitter_ms: u64,
 }
 
@@ -44,7 +47,9 @@ impl Latency {
 /// different groups are dropped; then the network heals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
+    /// Time from the start of the run until the partition begins.
     pub at: Duration,
+    /// How long the partition lasts before it heals.
     pub lasting: Duration,
     /// Node indexes per group; a node in no group forms a group of its own.
     pub groups: Vec<Vec<usize>>,
@@ -117,14 +122,18 @@ impl Partition {
 pub enum KillTarget {
     /// The training leader; a random node while no node reports a role.
     Leader,
+    /// A node chosen at random from those running.
     Random,
 }
 
 /// `kill -9` one node every `every`, restart it from its data dir after `pause`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kills {
+    /// Which node each kill picks.
     pub target: KillTarget,
+    /// Time between kills; must be longer than `pause`.
     pub every: Duration,
+    /// How long a killed node stays down before it is restarted.
     pub pause: Duration,
 }
 
@@ -132,6 +141,7 @@ pub struct Kills {
 /// `train.attack`), to watch a robust rule at work.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Byzantine {
+    /// How many nodes attack, counted from the last node back.
     pub nodes: usize,
     /// `sign-flip`, `scale` or `noise`.
     pub attack: String,
@@ -169,20 +179,28 @@ impl Goals {
 /// Everything one run needs.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Number of nodes started, 1 to `MAX_NODES`.
     pub nodes: usize,
+    /// What counts as success.
     pub goals: Goals,
     /// Give up (failure) after this long when goals are not met.
     pub timeout: Duration,
+    /// Delay added on every link.
     pub latency: Latency,
     /// Datagram loss per link, 0..100 percent.
     pub loss_pct: f64,
+    /// Network partitions to apply, each with its start, length and groups.
     pub partitions: Vec<Partition>,
+    /// Periodic `kill -9` of one node, with its restart; `None` kills nothing.
     pub kills: Option<Kills>,
+    /// Nodes that corrupt their gradients; `None` when every node is honest.
     pub byzantine: Option<Byzantine>,
     /// First QUIC port; node i listens on `base_port + i`. `None`: free ports are picked.
     pub base_port: Option<u16>,
     /// Seconds between status polls.
     pub poll: Duration,
+    /// Seed of the run's randomness: relay jitter and loss per link, random kill targets and the
+    /// Jepsen workload.
     pub seed: u64,
     /// Run the Jepsen-style config-store workload (`jepsen.rs`) this long.
     pub jepsen: Option<Duration>,

@@ -15,6 +15,7 @@ use super::TestnetError;
 
 /// A node child process (or the slot of one that is down).
 pub struct NodeProcess {
+    /// Index of the node in the testnet (`n0` is 0).
     pub index: usize,
     binary: PathBuf,
     config: PathBuf,
@@ -27,6 +28,8 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
+    /// A slot for node `index`, not yet started; `config` is its config file and `log` the file its
+    /// output is appended to.
     pub fn new(index: usize, binary: &Path, config: &Path, log: &Path) -> NodeProcess {
         NodeProcess {
             index,
@@ -72,6 +75,7 @@ impl NodeProcess {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Whether a child is held: started and not since killed, stopped or found exited.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

@@ -29,25 +29,33 @@ const MAX_SESSIONS: usize = 64;
 /// The faults of one link, shared by both directions; `cut` is flipped by partitions.
 #[derive(Debug, Default)]
 pub struct LinkFaults {
+    /// Delay added to each datagram in either direction.
     pub latency: Latency,
     /// Probability in 0..1 that a datagram is dropped.
     pub loss: f64,
+    /// While set, every datagram is dropped (an active partition separates the two nodes).
     pub cut: AtomicBool,
 }
 
 /// Datagram counts of one link, both directions together.
 #[derive(Debug, Default)]
 pub struct LinkStats {
+    /// Datagrams passed on.
     pub forwarded: AtomicU64,
+    /// Bytes of the datagrams passed on.
     pub bytes: AtomicU64,
+    /// Datagrams dropped by random loss.
     pub lost: AtomicU64,
+    /// Datagrams dropped because the link was cut.
     pub cut: AtomicU64,
 }
 
 /// A running relay; its tasks stop when it is dropped.
 pub struct Relay {
     front: SocketAddr,
+    /// The link's faults, which the testnet changes while it runs (partitions set `cut`).
     pub faults: Arc<LinkFaults>,
+    /// What the relay has passed and dropped so far.
     pub stats: Arc<LinkStats>,
     task: tokio::task::JoinHandle<()>,
 }

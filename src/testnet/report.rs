@@ -13,14 +13,20 @@ use super::status::NodeView;
 /// A node's row: its state and its last status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// Index of the node (`n0` is 0).
     pub index: usize,
+    /// Whether the node is starting, serving or down.
     pub state: NodeState,
+    /// The node's last polled `/status`; `None` until one arrives.
     pub view: Option<NodeView>,
 }
 
+/// Where a node's process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeState {
+    /// Started but not yet serving HTTP.
     Starting,
+    /// Serving `/status`.
     Up,
     /// Killed; restarts later.
     Down,
@@ -105,6 +111,8 @@ impl PropagationLog {
         self.done_below = heights.iter().max().map_or(0, |m| m + 1);
     }
 
+    /// Median and 99th-percentile propagation times (nearest rank); `None` before any height
+    /// reached every node.
     pub fn percentiles(&self) -> Option<Percentiles> {
         if self.samples.is_empty() {
             return None;
@@ -124,17 +132,24 @@ impl PropagationLog {
 /// Block propagation times, first node to every node.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Percentiles {
+    /// Median time, in ms, for a height to reach every node after the first.
     pub p50_ms: f64,
+    /// 99th-percentile time, in ms, for a height to reach every node after the first.
     pub p99_ms: f64,
+    /// Heights timed.
     pub samples: usize,
 }
 
 /// Datagrams through every relay, both directions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RelayTotals {
+    /// Datagrams passed on.
     pub forwarded: u64,
+    /// Bytes of the datagrams passed on.
     pub bytes: u64,
+    /// Datagrams dropped by random loss.
     pub lost: u64,
+    /// Datagrams dropped because a partition cut the link.
     pub cut: u64,
 }
 
@@ -142,29 +157,40 @@ pub struct RelayTotals {
 /// round around it (0 for a node that reported none).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionReport {
+    /// Node indexes per group, as the plan gave them.
     pub groups: Vec<Vec<usize>>,
-    /// At the first poll after the cut.
+    /// Each node's height at the first poll once the cut has lasted 300 ms.
     pub heights_at_start: Vec<u64>,
+    /// Each node's last committed training round at that poll.
     pub rounds_at_start: Vec<u64>,
     /// At the last poll before healing (empty if the run ended first).
     pub heights_at_heal: Vec<u64>,
+    /// Each node's last committed training round at that poll.
     pub rounds_at_heal: Vec<u64>,
+    /// Each node's tip hash at that poll.
     pub tips_at_heal: Vec<String>,
 }
 
 /// The end of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The testnet dir (node data, logs, `events.log`, `summary.json`).
     pub dir: String,
+    /// Number of nodes in the run.
     pub nodes: usize,
     /// The height every node agrees on (the highest when they do not agree).
     pub blocks: u64,
+    /// Each node's last reported height (0 for a node that never reported).
     pub heights: Vec<u64>,
     /// Whether every node reported the same tip at the end.
     pub agreed: bool,
+    /// The tip every node reported, when they agree.
     pub tip: Option<String>,
+    /// `kill -9`s the testnet sent.
     pub kills: u64,
+    /// Nodes it restarted after a kill.
     pub restarts: u64,
+    /// Partitions that healed during the run.
     pub partitions: u64,
     /// Each partition: who was cut off, and every node's height when it began and healed.
     pub partition_reports: Vec<PartitionReport>,
@@ -180,7 +206,9 @@ pub struct Summary {
     pub rounds_abandoned: Option<u64>,
     /// Whether every node ended at the same round with the same params hash.
     pub training_agreed: Option<bool>,
+    /// The params hash every node holds, when all end at the same round.
     pub params_hash: Option<String>,
+    /// The lowest test accuracy the nodes report (0..1).
     pub accuracy: Option<f64>,
     /// Seconds from the testnet's start (node start-up included) until every node reported
     /// the target accuracy.
@@ -189,15 +217,20 @@ pub struct Summary {
     pub accuracy_reached_round: Option<u64>,
     /// Rounds committed per second once training ran.
     pub rounds_per_sec: Option<f64>,
+    /// Times the training leader changed, as seen in the polls.
     pub leader_changes: Option<u64>,
     /// The committed rounds' receipts on the nodes' chains.
     pub receipts: Option<ReceiptReport>,
+    /// Block propagation times; `None` when no height was timed.
     pub propagation: Option<Percentiles>,
+    /// Datagrams through every relay.
     pub relay: RelayTotals,
+    /// Wall-clock seconds of the whole run, node start-up included.
     pub duration_secs: f64,
     /// When `events.log`'s time 0 (every node up) was, in ms since the Unix epoch: the clock
     /// of the nodes' event logs, so a report can place the testnet's faults among them.
     pub events_epoch_ms: u64,
+    /// Whether every goal was met (and, with `--jepsen`, the store kept its guarantees).
     pub goals_met: bool,
     /// Why the run failed (or was stopped); `None` on success.
     pub reason: Option<String>,

@@ -21,10 +21,15 @@ const MAX_RECEIPTS_BYTES: usize = 16 << 20;
 /// One node's status as the testnet sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
+    /// Height of the node's best chain.
     pub height: u64,
+    /// The node's tip hash in display order (hex); empty when the status has none.
     pub tip: String,
+    /// The miner's recent rate in hashes per second (0 when not mining).
     pub hash_rate: f64,
+    /// Number of connected peers.
     pub peers: usize,
+    /// Blocks this node mined that were accepted.
     pub blocks_mined: u64,
     /// `None` when the node does not report training.
     pub training: Option<TrainingView>,
@@ -36,12 +41,15 @@ pub struct NodeView {
 pub struct TrainingView {
     /// `leader`, `follower` or `candidate`.
     pub role: Option<String>,
+    /// The node's Raft term.
     pub term: Option<u64>,
     /// The last committed round.
     pub round: Option<u64>,
+    /// The last committed round's mean worker loss.
     pub loss: Option<f64>,
     /// Test accuracy, a fraction in 0..1.
     pub accuracy: Option<f64>,
+    /// Rounds committed (equal to `round`: the round log is gap-free).
     pub rounds_committed: Option<u64>,
     /// Rounds started but abandoned (leader change, missing gradients).
     pub rounds_abandoned: Option<u64>,
@@ -114,6 +122,7 @@ async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, S
 pub struct RequestError {
     /// False when the connection failed, so the server never saw the request.
     pub sent: bool,
+    /// The I/O error or the malformed reply, prefixed with the server's address.
     pub message: String,
 }
 

@@ -13,8 +13,11 @@ use super::history::History;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
+    /// Jepsen's etcd register log (`INFO jepsen.util - ...` lines); command-line name `etcd`.
     Etcd,
+    /// Jepsen's key/value EDN maps, one per line; command-line name `jepsen-kv`.
     JepsenKv,
+    /// hashgrad's JSON Lines history, one object per line; command-line name `jsonl`.
     Jsonl,
 }
 

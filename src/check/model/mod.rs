@@ -47,8 +47,11 @@ pub trait Model: Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ModelKind {
+    /// A read/write register, initially nil (`register`).
     Register,
+    /// A register with compare-and-set, initially nil (`cas-register`).
     CasRegister,
+    /// One string value per key with get, put and append, initially empty (`kv`).
     Kv,
 }
 
