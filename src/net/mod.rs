@@ -176,7 +176,4 @@ pub enum NetError {
     /// The peer answered a request with a frame type that request does not allow.
     #[error("peer {0:?} answered with an unexpected {1} frame")]
     Unexpected(NodeId, FrameType),
-    /// The network layer has been shut down, so the call cannot be served.
-    #[error("the network layer has shut down")]
-    Closed,
 }

@@ -197,7 +197,7 @@ pub struct Plan {
     pub byzantine: Option<Byzantine>,
     /// First QUIC port; node i listens on `base_port + i`. `None`: free ports are picked.
     pub base_port: Option<u16>,
-    /// Seconds between status polls.
+    /// Time between status polls.
     pub poll: Duration,
     /// Seed of the run's randomness: relay jitter and loss per link, random kill targets and the
     /// Jepsen workload.

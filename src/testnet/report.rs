@@ -204,7 +204,8 @@ pub struct Summary {
     pub rounds_lost: Option<u64>,
     /// Rounds the leaders abandoned at their deadline (summed over nodes; retried, not lost).
     pub rounds_abandoned: Option<u64>,
-    /// Whether every node ended at the same round with the same params hash.
+    /// Whether no committed round was lost and no round committed two different params
+    /// hashes (receipts collected from every node).
     pub training_agreed: Option<bool>,
     /// The params hash every node holds, when all end at the same round.
     pub params_hash: Option<String>,
