@@ -24,9 +24,9 @@
 //!    effect. Every candidate of passes 2 and 3 is tried before backtracking, so the search
 //!    stays complete.
 
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::history::Operation;
 use super::model::Model;
@@ -61,10 +61,14 @@ fn lane_term(lane: u32, count: u32) -> u64 {
     mix((u64::from(lane) << 32) | u64::from(count))
 }
 
-/// Interned model states.
+/// Interned model states. Each state is stored once (a kv state is a string that grows with
+/// every append, so a second copy as a map key would double the search's memory): the index
+/// maps a state's hash to the newest id with that hash, and ids sharing a hash are chained.
 pub(crate) struct States<S> {
     pub(crate) values: Vec<S>,
-    index: FxHashMap<S, u32>,
+    index: FxHashMap<u64, u32>,
+    /// Id → the previous id with the same hash, or `NONE`.
+    same_hash: Vec<u32>,
 }
 
 impl<S: Clone + Eq + Hash> States<S> {
@@ -72,42 +76,72 @@ impl<S: Clone + Eq + Hash> States<S> {
         States {
             values: Vec::new(),
             index: FxHashMap::default(),
+            same_hash: Vec::new(),
         }
     }
 
     fn intern(&mut self, state: S) -> u32 {
-        if let Some(&id) = self.index.get(&state) {
-            return id;
+        let hash = FxBuildHasher.hash_one(&state);
+        let newest = self.index.get(&hash).copied().unwrap_or(NONE);
+        let mut id = newest;
+        while id != NONE {
+            if self.values[id as usize] == state {
+                return id;
+            }
+            id = self.same_hash[id as usize];
         }
         let id = self.values.len() as u32;
-        self.values.push(state.clone());
-        self.index.insert(state, id);
+        self.values.push(state);
+        self.same_hash.push(newest);
+        self.index.insert(hash, id);
         id
     }
 }
 
 /// The set of (per-lane counts, state) pairs already explored: open addressing over an arena.
+/// Counts are stored in the fewest bytes that hold the longest lane (1, 2 or 4), so a pair
+/// over 50 short lanes costs 50 bytes, not 200: the arena is most of the search's memory.
 struct Cache {
     slots: Vec<u32>,
     hashes: Vec<u64>,
     states: Vec<u32>,
-    counts: Vec<u32>,
-    lanes: usize,
+    counts: Vec<u8>,
+    /// Bytes per stored count.
+    width: usize,
+    /// The counts being inserted, packed like the arena's.
+    packed: Vec<u8>,
 }
 
 impl Cache {
-    fn new(lanes: usize) -> Self {
+    fn new(lanes: usize, longest_lane: usize) -> Self {
+        let width = match longest_lane {
+            0..=0xff => 1,
+            0x100..=0xffff => 2,
+            _ => 4,
+        };
         Cache {
             slots: vec![0; 1024],
             hashes: Vec::new(),
             states: Vec::new(),
             counts: Vec::new(),
-            lanes,
+            width,
+            packed: Vec::with_capacity(lanes * width),
         }
     }
 
     /// Inserts the pair; false when it was already there.
     fn insert(&mut self, hash: u64, state: u32, counts: &[u32]) -> bool {
+        self.packed.clear();
+        match self.width {
+            1 => self.packed.extend(counts.iter().map(|&c| c as u8)),
+            2 => counts
+                .iter()
+                .for_each(|&c| self.packed.extend_from_slice(&(c as u16).to_le_bytes())),
+            _ => counts
+                .iter()
+                .for_each(|&c| self.packed.extend_from_slice(&c.to_le_bytes())),
+        }
+        let size = self.packed.len();
         let mask = self.slots.len() - 1;
         let mut slot = (hash as usize) & mask;
         loop {
@@ -118,7 +152,7 @@ impl Cache {
             let e = (entry - 1) as usize;
             if self.hashes[e] == hash
                 && self.states[e] == state
-                && self.counts[e * self.lanes..(e + 1) * self.lanes] == *counts
+                && self.counts[e * size..(e + 1) * size] == self.packed[..]
             {
                 return false;
             }
@@ -126,7 +160,7 @@ impl Cache {
         }
         self.hashes.push(hash);
         self.states.push(state);
-        self.counts.extend_from_slice(counts);
+        self.counts.extend_from_slice(&self.packed);
         self.slots[slot] = self.hashes.len() as u32;
         if self.hashes.len() * 2 > self.slots.len() {
             self.grow();
@@ -241,6 +275,11 @@ impl<'a, M: Model> Search<'a, M> {
         let first_pass = pass_of.iter().copied().min().unwrap_or(COMPLETED);
         let last_pass = pass_of.iter().copied().max().unwrap_or(COMPLETED);
         let counts = vec![0u32; lanes as usize];
+        let mut lane_lengths = vec![0usize; lanes as usize];
+        for &l in &lane {
+            lane_lengths[l as usize] += 1;
+        }
+        let longest_lane = lane_lengths.iter().copied().max().unwrap_or(0);
         let counts_hash = (0..lanes).fold(0u64, |h, l| h.wrapping_add(lane_term(l, 0)));
         let mut states = States::new();
         let state = states.intern(model.init());
@@ -262,7 +301,7 @@ impl<'a, M: Model> Search<'a, M> {
             state,
             stack: Vec::new(),
             cursor: if n == 0 { tail } else { 1 },
-            cache: Cache::new(lanes as usize),
+            cache: Cache::new(lanes as usize, longest_lane),
             states,
             memo: FxHashMap::default(),
             best: Vec::new(),
@@ -453,7 +492,7 @@ impl<'a, M: Model> Search<'a, M> {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{Progress, Search};
+    use super::{Cache, Progress, Search};
     use crate::check::history::{Call, Operation, Outcome, Value};
     use crate::check::model::{CasRegister, Model};
 
@@ -519,6 +558,29 @@ mod tests {
                 line: 0,
             },
         )
+    }
+
+    /// Whatever width the counts are packed in, a pair is found again exactly and a pair
+    /// differing in one count (even only above the low byte) is new.
+    #[test]
+    fn the_cache_tells_pairs_apart_at_every_count_width() {
+        for longest in [200, 60_000, 100_000] {
+            let mut cache = Cache::new(3, longest);
+            let counts = [longest as u32, 1, 0];
+            assert!(cache.insert(7, 0, &counts));
+            assert!(!cache.insert(7, 0, &counts));
+            assert!(cache.insert(7, 1, &counts), "another state");
+            let high = if longest > 0xff { 0x100 } else { 1 };
+            assert!(
+                cache.insert(7, 0, &[longest as u32 - high, 1, 0]),
+                "another count"
+            );
+            for i in 0..5_000u32 {
+                assert!(cache.insert(u64::from(i) * 31, 2, &[i % 97, i / 97, 2]));
+            }
+            assert!(!cache.insert(31 * 4_999, 2, &[4_999 % 97, 4_999 / 97, 2]));
+            assert_eq!(cache.len(), 5_003);
+        }
     }
 
     proptest! {
