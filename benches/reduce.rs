@@ -1,6 +1,7 @@
 //! Reduction throughput in GB/s of bytes moved, (K + 1)·N·4 (K inputs read, one output
 //! written), per rule and backend, against a plain copy of the same number of bytes measured
-//! in the same run: CPU `copy_from_slice` over the same threads, GPU the WGSL copy kernel.
+//! in the same run: CPU `copy_from_slice` over the same threads, GPU the WGSL copy kernel. On
+//! the CPU also a read-only pass over the inputs (`cpu/read`: the mean's reads, no writes).
 //! Also the default model's mini-batch gradient and one training round with K = 4.
 //!
 //! K = 4, 16, 64, 256. N = 1M floats by default; `HASHGRAD_BENCH_BIG=1` adds N = 32M (K = 64
@@ -60,6 +61,34 @@ fn parallel_copy(source: &[f32], target: &mut [f32]) {
     });
 }
 
+/// The read-only baseline: every input's coordinates read once (XOR-folded so nothing is
+/// optimised away), split over the reduction's threads by coordinate ranges as the mean is.
+/// It moves K·N·4 bytes, the mean's reads without its N·4 written, so mean / read near 1 says
+/// the mean runs at the machine's read rate for this access pattern.
+fn parallel_read(inputs: &[&[f32]]) -> u32 {
+    let n = inputs.first().map_or(0, |input| input.len());
+    let threads = cpu::threads();
+    let chunk = n.div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|lo| {
+                scope.spawn(move || {
+                    inputs.iter().fold(0u32, |acc, input| {
+                        input[lo..(lo + chunk).min(n)]
+                            .iter()
+                            .fold(acc, |a, x| a ^ x.to_bits())
+                    })
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .map(|part| part.join().unwrap_or(0))
+            .fold(0, |a, b| a ^ b)
+    })
+}
+
 fn gpu() -> Option<GpuContext> {
     if std::env::var("HASHGRAD_BENCH_GPU").is_ok_and(|v| v == "0") {
         eprintln!("skipped GPU: HASHGRAD_BENCH_GPU=0");
@@ -113,6 +142,9 @@ fn reduce_benches(c: &mut Criterion) {
                 b.iter(|| parallel_copy(black_box(&source), black_box(&mut target)))
             });
             drop((source, target));
+            group.bench_function(BenchmarkId::new("cpu", "read"), |b| {
+                b.iter(|| parallel_read(black_box(&refs)))
+            });
             // The output buffer is reused, as an aggregator does round after round (a fresh
             // allocation would add page faults the copy baseline does not pay).
             let mut out = vec![0.0f32; n];

@@ -463,28 +463,41 @@ mod tests {
         assert_eq!(parallel, serial);
     }
 
-    #[test]
-    fn vector_and_streaming_paths_match_the_portable_kernel() {
-        let k = 7;
-        let n = 3 * MEAN_BLOCK + 37;
-        let inputs: Vec<Vec<f32>> = (0..k)
+    fn inputs_for_paths(k: usize, n: usize) -> Vec<Vec<f32>> {
+        (0..k)
             .map(|i| {
                 (0..n)
                     .map(|j| ((i * 97 + j * 13) % 777) as f32 * 0.37 - 140.0)
                     .collect()
             })
-            .collect();
-        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
-        let mut expected = vec![0.0; n];
-        assert!(mean_range_portable(&refs, 0, &mut expected));
-        for stream in [false, true] {
-            // Odd offsets put the output off 32-byte alignment and inputs off the block grid.
-            for skip in [0, 1, 5] {
-                let mut out = vec![0.0; n - skip];
-                assert!(mean_range(&refs, skip, &mut out[..], stream));
-                assert_eq!(out[..], expected[skip..], "stream {stream}, skip {skip}");
+            .collect()
+    }
+
+    #[test]
+    fn vector_and_streaming_paths_match_the_portable_kernel() {
+        // K = 1 (x₀ alone), one group, exactly one full group, and several groups.
+        for k in [1, 2, 7, 9, 10, 20] {
+            let n = 3 * MEAN_BLOCK + 37;
+            let inputs = inputs_for_paths(k, n);
+            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            let mut expected = vec![0.0; n];
+            assert!(mean_range_portable(&refs, 0, &mut expected));
+            for stream in [false, true] {
+                // Odd offsets put the output off 32-byte alignment and inputs off the grid.
+                for skip in [0, 1, 5] {
+                    let mut out = vec![0.0; n - skip];
+                    assert!(mean_range(&refs, skip, &mut out[..], stream));
+                    assert_eq!(
+                        out[..],
+                        expected[skip..],
+                        "K {k}, stream {stream}, skip {skip}"
+                    );
+                }
             }
         }
+        let (k, n) = (7, 3 * MEAN_BLOCK + 37);
+        let inputs = inputs_for_paths(k, n);
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut poisoned = inputs[3].clone();
         poisoned[2 * MEAN_BLOCK + 9] = f32::INFINITY;
         let mut with_inf = refs.clone();
