@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::net::NodeId;
+use crate::node_id::NodeIdError;
 
 /// Errors in a config file or a flag.
 #[derive(Debug, thiserror::Error)]
@@ -451,19 +452,34 @@ pub struct PeerAddr {
     pub pin: Option<NodeId>,
 }
 
+/// Why a `net.peers` entry is not a peer address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerAddrError {
+    /// The part before `@` is not a node fingerprint.
+    #[error(transparent)]
+    Fingerprint(#[from] NodeIdError),
+    /// The address part is not `IP:PORT`.
+    #[error("`{text}` is not IP:PORT or FINGERPRINT@IP:PORT (e.g. 127.0.0.1:7100)")]
+    Address {
+        /// The whole entry as written.
+        text: String,
+    },
+}
+
 impl FromStr for PeerAddr {
-    type Err = String;
-    fn from_str(text: &str) -> Result<PeerAddr, String> {
+    type Err = PeerAddrError;
+    fn from_str(text: &str) -> Result<PeerAddr, PeerAddrError> {
         let (pin, addr) = match text.split_once('@') {
-            Some((pin, addr)) => (
-                Some(pin.parse::<NodeId>().map_err(|e| e.to_string())?),
-                addr,
-            ),
+            Some((pin, addr)) => (Some(pin.parse::<NodeId>()?), addr),
             None => (None, text),
         };
-        let addr = addr.trim().parse::<SocketAddr>().map_err(|_| {
-            format!("`{text}` is not IP:PORT or FINGERPRINT@IP:PORT (e.g. 127.0.0.1:7100)")
-        })?;
+        let addr = addr
+            .trim()
+            .parse::<SocketAddr>()
+            .map_err(|_| PeerAddrError::Address {
+                text: text.to_string(),
+            })?;
         Ok(PeerAddr { addr, pin })
     }
 }
@@ -601,7 +617,7 @@ impl NodeConfig {
             .iter()
             .map(|p| {
                 p.parse()
-                    .map_err(|reason: String| invalid("net.peers", &reason))
+                    .map_err(|e: PeerAddrError| invalid("net.peers", &e.to_string()))
             })
             .collect()
     }

@@ -295,7 +295,9 @@ pub enum FrameError {
     },
     /// A message to send breaks its type's limit; holds the offending size (bytes, or for a
     /// stamp the entry count or node-name length).
-    #[error("message too large to encode: {0} bytes")]
+    #[error(
+        "message too large to encode: {0} is over its limit (payload or name bytes, or clock entries)"
+    )]
     TooLargeToEncode(usize),
     /// A `ServiceFrame` to send has a type byte outside `0x30..=0x6f`; holds the byte.
     #[error("frame type {0:#04x} is outside the Raft and training ranges (0x30..=0x6f)")]

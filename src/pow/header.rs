@@ -37,7 +37,7 @@ impl fmt::Debug for BlockHash {
 #[non_exhaustive]
 pub enum HashParseError {
     /// The trimmed text is not 64 bytes long; holds its length.
-    #[error("a block hash is 64 hex digits, got {0} characters")]
+    #[error("a block hash is 64 hex digits, got {0} bytes")]
     Length(usize),
     /// The text is 64 long but not all hex digits; holds the decoder's message.
     #[error("a block hash is hex: {0}")]
