@@ -73,12 +73,14 @@ pub struct Vote {
     pub granted: bool,
 }
 
-/// A node started (`true`) or stopped.
+/// A node started (`true`) or stopped; a start after a crash carries how many events the
+/// crash may have lost (`node_recovered`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Lifecycle {
     pub lane: usize,
     pub at_ms: u64,
     pub started: bool,
+    pub lost_at_most: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +179,15 @@ impl Collector {
                     lane,
                     at_ms: at,
                     started: matches!(event.kind, EventKind::NodeStarted),
+                    lost_at_most: None,
+                });
+            }
+            EventKind::NodeRecovered { lost_at_most } if self.lifecycle.len() < raft_room => {
+                self.lifecycle.push(Lifecycle {
+                    lane,
+                    at_ms: at,
+                    started: true,
+                    lost_at_most: Some(*lost_at_most),
                 });
             }
             EventKind::Sent { msg, id, .. } => self.messages.sent(lane, at, msg, id),

@@ -171,3 +171,22 @@ fn non_finite_numbers_from_a_log_are_left_out() {
     // The page's JSON must encode (serde_json refuses NaN only as null, never as text).
     assert!(serde_json::to_string(&out).is_ok());
 }
+
+#[test]
+fn a_crash_recovery_is_a_start_that_names_what_may_be_lost() {
+    let mut c = Collector::new(Limits::default());
+    let a = c.node("n0");
+    c.add(a, &event("n0", 100, EventKind::NodeStarted));
+    c.add(
+        a,
+        &event("n0", 900, EventKind::NodeRecovered { lost_at_most: 4160 }),
+    );
+    let collected = c.finish(100);
+    let marks: Vec<(u64, bool, Option<u64>)> = collected
+        .raft
+        .lifecycle
+        .iter()
+        .map(|l| (l.at_ms, l.started, l.lost_at_most))
+        .collect();
+    assert_eq!(marks, vec![(0, true, None), (800, true, Some(4160))]);
+}

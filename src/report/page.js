@@ -393,8 +393,10 @@ draw('raft', ({note, body}) => {
     for (const b of downBands.filter(b => b.lane === i))
       svg.appendChild(sv('rect', {x: X(b.from), y: y + 2, width: Math.max(1, X(b.to) - X(b.from)), height: laneH - 4, fill: 'url(#down)', stroke: '#c0392b'}));
     for (const l of R.lifecycle.filter(l => l.lane === i)) {
-      const mark = sv('path', {d: 'M' + X(l.at_ms) + ' ' + (y + 4) + ' l4 -4 l-8 0 z', fill: l.started ? '#2471a3' : '#c0392b'});
-      mark.appendChild(sv('title', {}, laneName(i) + (l.started ? ' started' : ' stopped') + ' at ' + secs(l.at_ms)));
+      const crashed = l.lost_at_most !== null && l.lost_at_most !== undefined;
+      const mark = sv('path', {d: 'M' + X(l.at_ms) + ' ' + (y + 4) + ' l4 -4 l-8 0 z', fill: crashed ? '#d68910' : l.started ? '#2471a3' : '#c0392b'});
+      const what = crashed ? ' recovered from a crash (up to ' + l.lost_at_most + ' events lost)' : l.started ? ' started' : ' stopped';
+      mark.appendChild(sv('title', {}, laneName(i) + what + ' at ' + secs(l.at_ms)));
       svg.appendChild(mark);
     }
   }
