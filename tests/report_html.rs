@@ -165,6 +165,10 @@ fn the_report_draws_every_section_in_a_browser() {
         );
     }
     assert!(dom.contains("<canvas"), "the space-time diagram");
+    assert!(
+        dom.contains("recovered from a crash (up to 4160 events lost)"),
+        "the killed node's restart is marked"
+    );
     assert!(dom.contains("not linearizable"), "the stale read is caught");
     assert!(dom.contains("<iframe"), "the checker's view is embedded");
 }

@@ -163,7 +163,13 @@ pub fn generate(dir: &Path, nodes: usize, secs: u64, hostile: bool, jepsen: bool
     let mut tip = hash(0);
     let mut t = 400;
     let mut fork_done = false;
+    let mut recovered = false;
     while t < end {
+        if !recovered && t >= kill_at + 2000 {
+            // The killed node's log reopened after its restart.
+            sim.record(0, t, EventKind::NodeRecovered { lost_at_most: 4160 });
+            recovered = true;
+        }
         if leader == 0 && t >= kill_at + 600 {
             elect(&mut sim, 1, 3, t);
             leader = 1;
