@@ -8,8 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{eventually, init_logs, start_nodes, training_node};
-use hashgrad::api::TrainingStatus;
+use common::{all_trained, eventually, init_logs, start_nodes, training, training_node};
 use hashgrad::config::TrainSection;
 use hashgrad::net::NodeId;
 use hashgrad::node::{Node, NodeHandle};
@@ -26,10 +25,6 @@ fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
         accept_joins: true,
         ..TrainSection::default()
     }
-}
-
-fn training(node: &NodeHandle) -> Option<TrainingStatus> {
-    node.status().training
 }
 
 /// The node's round log as (round, params hash) pairs.
@@ -85,10 +80,12 @@ async fn a_fourth_node_joins_a_running_cluster_and_gets_its_params() {
             .then_some(())
     })
     .await;
-    let finals: Vec<TrainingStatus> = eventually(120, "all four at the last round", || async {
-        let all: Vec<TrainingStatus> = all.iter().map(|n| training(n)).collect::<Option<_>>()?;
-        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
-    })
+    let finals = all_trained(
+        all.iter().copied(),
+        ROUNDS,
+        120,
+        "all four at the last round",
+    )
     .await;
     for t in &finals {
         assert_eq!(t.params_hash, finals[0].params_hash, "{finals:?}");

@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use common::{eventually, init_logs, round_log, start_nodes, training_node};
+use common::{all_trained, eventually, init_logs, round_log, start_nodes, training, training_node};
 use hashgrad::api::{ConsensusStatus, TrainingStatus};
 use hashgrad::config::TrainSection;
 use hashgrad::net::NodeId;
@@ -34,10 +34,6 @@ fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
         snapshot_every: SNAPSHOT_EVERY,
         ..TrainSection::default()
     }
-}
-
-fn training(node: &NodeHandle) -> Option<TrainingStatus> {
-    node.status().training
 }
 
 fn consensus(node: &NodeHandle) -> Option<ConsensusStatus> {
@@ -184,10 +180,12 @@ async fn a_node_stopped_past_a_compaction_catches_up_from_the_leaders_snapshot()
     nodes[victim] = Some(restarted);
 
     let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
-    let finals: Vec<TrainingStatus> = eventually(120, "all three at the last round", || async {
-        let all: Vec<TrainingStatus> = all.iter().map(|n| training(n)).collect::<Option<_>>()?;
-        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
-    })
+    let finals = all_trained(
+        all.iter().copied(),
+        ROUNDS,
+        120,
+        "all three at the last round",
+    )
     .await;
     // It caught up through a snapshot from the leader: Raft installed one, the log starts
     // after the rounds it missed, and its trainer started from the snapshot's params.

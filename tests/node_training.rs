@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{eventually, init_logs, start_nodes};
+use common::{all_trained, eventually, init_logs, start_nodes, training};
 use hashgrad::api::TrainingStatus;
 use hashgrad::config::{HttpSection, MiningSection, NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
@@ -73,10 +73,6 @@ fn simulated(rounds: u64) -> Simulation {
     simulation
 }
 
-fn training(node: &NodeHandle) -> Option<TrainingStatus> {
-    node.status().training
-}
-
 async fn start_three(
     train: impl Fn(&[NodeId]) -> TrainSection,
 ) -> (Vec<tempfile::TempDir>, Vec<NodeHandle>) {
@@ -91,11 +87,7 @@ async fn three_mining_nodes_train_to_the_params_of_hashgrad_train() {
 
     // Every node's trainer reaches the last round (each step checked against the committed
     // params hash, or the node would have stopped).
-    let finals: Vec<TrainingStatus> = eventually(120, "every node to train 30 rounds", || async {
-        let all: Vec<TrainingStatus> = nodes.iter().map(training).collect::<Option<_>>()?;
-        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
-    })
-    .await;
+    let finals = all_trained(&nodes, ROUNDS, 120, "every node to train 30 rounds").await;
 
     // The same computation as `hashgrad train --workers 3 --seed 5`.
     let expected = simulated(ROUNDS).trainer().state_hash().to_string();
@@ -314,10 +306,12 @@ async fn killed_leaders_lose_no_round_and_restarted_nodes_catch_up() {
     }
 
     let all: Vec<&NodeHandle> = nodes.iter().flatten().collect();
-    let finals: Vec<TrainingStatus> = eventually(120, "all three at the last round", || async {
-        let all: Vec<TrainingStatus> = all.iter().map(|n| training(n)).collect::<Option<_>>()?;
-        all.iter().all(|t| t.trained_round == ROUNDS).then_some(all)
-    })
+    let finals = all_trained(
+        all.iter().copied(),
+        ROUNDS,
+        120,
+        "all three at the last round",
+    )
     .await;
     // One gap-free round log, identical on every node, each round starting from the last.
     let logs = [

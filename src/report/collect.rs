@@ -530,4 +530,4 @@ pub struct HashSeries {
 
 #[cfg(test)]
 #[path = "collect_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -1,7 +1,9 @@
 use super::*;
 use crate::events::{RoundTimings, VectorClock};
 
-fn event(node: &str, time_ms: u64, kind: EventKind) -> Event {
+/// An event of `node` at `time_ms` with its own clock component at 1 (shared with the page's
+/// tests).
+pub(in crate::report) fn event(node: &str, time_ms: u64, kind: EventKind) -> Event {
     let mut clock = VectorClock::new();
     clock.set(node, 1);
     Event {

@@ -276,19 +276,9 @@ pub(super) fn render(events: Collector, context: &Context<'_>) -> Result<String,
 mod tests {
     use super::*;
     use crate::check::{CheckOptions, Format, check_linearizable};
-    use crate::events::{Event, EventKind, VectorClock};
+    use crate::events::EventKind;
+    use crate::report::collect::tests::event;
     use crate::report::{CheckedHistory, Limits, RecordedHistory};
-
-    fn event(node: &str, time_ms: u64, kind: EventKind) -> Event {
-        let mut clock = VectorClock::new();
-        clock.set(node, 1);
-        Event {
-            node: node.into(),
-            time_ms,
-            clock,
-            kind,
-        }
-    }
 
     fn context<'a>(summary: Option<&'a str>, events: Option<&'a str>) -> Context<'a> {
         Context {

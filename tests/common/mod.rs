@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests that run in-process clusters: polling until a
 //! condition holds, one blocking HTTP exchange, test logging, starting nodes that all know
-//! each other's keys, a loopback training node's config and its committed round log.
+//! each other's keys, a loopback training node's config, its training status and committed
+//! round log, and waiting until every node has trained a round.
 
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use hashgrad::api::TrainingStatus;
 use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::consensus::ReadConsistency;
@@ -92,6 +94,26 @@ pub fn training_node(
         train: Some(train),
         ..NodeConfig::loopback(dir, peers)
     }
+}
+
+/// The node's training status (`None` while it does not train).
+pub fn training(node: &NodeHandle) -> Option<TrainingStatus> {
+    node.status().training
+}
+
+/// Waits until every one of `nodes` has trained `round`; their training statuses then.
+pub async fn all_trained<'a>(
+    nodes: impl IntoIterator<Item = &'a NodeHandle>,
+    round: u64,
+    secs: u64,
+    what: &str,
+) -> Vec<TrainingStatus> {
+    let nodes: Vec<&NodeHandle> = nodes.into_iter().collect();
+    eventually(secs, what, || async {
+        let all: Vec<TrainingStatus> = nodes.iter().map(|n| training(n)).collect::<Option<_>>()?;
+        all.iter().all(|t| t.trained_round == round).then_some(all)
+    })
+    .await
 }
 
 /// One committed round as the tests compare them: round, parent, params and reduced-gradient
