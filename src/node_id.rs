@@ -29,7 +29,7 @@ impl NodeId {
 
     /// This node's Raft id: the first 8 bytes big-endian. `None` for the (astronomically
     /// unlikely) fingerprint whose prefix is zero, which Raft reserves for "nobody".
-    pub fn raft_id(&self) -> Option<u64> {
+    pub fn raft_id(&self) -> Option<crate::raft::RaftId> {
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&self.0[..8]);
         Some(u64::from_be_bytes(prefix)).filter(|&id| id != 0)

@@ -12,7 +12,7 @@ use super::message::{MAX_ENTRY_BYTES, Message, MessageBody};
 use super::read_index::ReadQueue;
 use super::replication::Progress;
 use super::storage::{PersistBatch, RecoveredState};
-use super::types::{Entry, EntryKind, HardState, NodeId, Snapshot};
+use super::types::{Entry, EntryKind, HardState, RaftId, Snapshot};
 use super::{ProposeError, RaftError};
 
 /// How linearizable reads are confirmed.
@@ -29,9 +29,9 @@ pub enum ReadOnlyMode {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// This node.
-    pub id: NodeId,
+    pub id: RaftId,
     /// The voters when storage holds no snapshot (a new cluster); ignored otherwise.
-    pub initial_voters: Vec<NodeId>,
+    pub initial_voters: Vec<RaftId>,
     /// Base election timeout in ticks; each wait is drawn from `[t, 2t)`.
     pub election_ticks: u32,
     /// Leader heartbeat interval in ticks (less than `election_ticks`).
@@ -60,7 +60,7 @@ pub struct Config {
 impl Config {
     /// Defaults for node `id` in a cluster of `voters`: election 10 ticks, heartbeat 2, pre-vote
     /// and check-quorum on, ReadIndex reads.
-    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Self {
+    pub fn new(id: RaftId, voters: Vec<RaftId>) -> Self {
         Config {
             id,
             initial_voters: voters,
@@ -167,21 +167,21 @@ impl Ready {
 #[derive(Debug, Clone)]
 pub struct Raft {
     pub(crate) cfg: Config,
-    pub(crate) id: NodeId,
+    pub(crate) id: RaftId,
     pub(crate) term: u64,
-    pub(crate) vote: NodeId,
+    pub(crate) vote: RaftId,
     pub(crate) role: Role,
-    pub(crate) leader: Option<NodeId>,
+    pub(crate) leader: Option<RaftId>,
     pub(crate) log: RaftLog,
-    pub(crate) voters: BTreeSet<NodeId>,
+    pub(crate) voters: BTreeSet<RaftId>,
     /// Votes (or pre-votes) received in the current campaign: voter → granted.
-    pub(crate) votes: BTreeMap<NodeId, bool>,
-    pub(crate) progress: BTreeMap<NodeId, Progress>,
+    pub(crate) votes: BTreeMap<RaftId, bool>,
+    pub(crate) progress: BTreeMap<RaftId, Progress>,
     pub(crate) election_elapsed: u32,
     pub(crate) heartbeat_elapsed: u32,
     pub(crate) randomized_timeout: u32,
     pub(crate) rng: ChaCha8Rng,
-    pub(crate) transfer_target: Option<NodeId>,
+    pub(crate) transfer_target: Option<RaftId>,
     pub(crate) transfer_elapsed: u32,
     /// Index of the latest membership change in the log (0: none since the snapshot).
     pub(crate) pending_conf_index: u64,
@@ -225,7 +225,7 @@ impl Raft {
             )));
         }
         log.committed = hard_state.commit.max(log.snapshot_index());
-        let voters: BTreeSet<NodeId> =
+        let voters: BTreeSet<RaftId> =
             if snapshot.meta.index > 0 || !snapshot.meta.voters.is_empty() {
                 snapshot.meta.voters.iter().copied().collect()
             } else {
@@ -267,7 +267,7 @@ impl Raft {
     }
 
     /// This node's id.
-    pub fn id(&self) -> NodeId {
+    pub fn id(&self) -> RaftId {
         self.id
     }
     /// Current term.
@@ -279,7 +279,7 @@ impl Raft {
         self.role
     }
     /// The leader this node knows of in the current term.
-    pub fn leader(&self) -> Option<NodeId> {
+    pub fn leader(&self) -> Option<RaftId> {
         self.leader
     }
     /// Commit index.
@@ -299,7 +299,7 @@ impl Raft {
         self.log.snapshot_index()
     }
     /// The current voters, sorted.
-    pub fn voters(&self) -> Vec<NodeId> {
+    pub fn voters(&self) -> Vec<RaftId> {
         self.voters.iter().copied().collect()
     }
     /// The current hard state.
@@ -327,7 +327,7 @@ impl Raft {
         self.voters.len() / 2 + 1
     }
 
-    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody) {
+    pub(crate) fn send(&mut self, to: RaftId, body: MessageBody) {
         self.msgs.push(Message {
             from: self.id,
             to,
@@ -347,7 +347,7 @@ impl Raft {
     }
 
     /// Becomes a follower of `term` (a new term clears the vote).
-    pub(crate) fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
+    pub(crate) fn become_follower(&mut self, term: u64, leader: Option<RaftId>) {
         if term > self.term {
             self.term = term;
             self.vote = 0;
@@ -430,7 +430,7 @@ impl Raft {
         Ok(())
     }
 
-    fn follow(&mut self, leader: NodeId) {
+    fn follow(&mut self, leader: RaftId) {
         if self.role != Role::Follower || self.leader != Some(leader) {
             self.become_follower(self.term, Some(leader));
         } else {

@@ -5,7 +5,7 @@ use super::ProposeError;
 use super::core::{Raft, Role};
 use super::message::{Message, MessageBody};
 use super::replication::Progress;
-use super::types::{EntryKind, NodeId};
+use super::types::{EntryKind, RaftId};
 
 impl Raft {
     /// Applies the term rules to an incoming message; false when it must be dropped.
@@ -161,7 +161,7 @@ impl Raft {
     }
 
     /// The other voters.
-    pub(crate) fn peers(&self) -> Vec<NodeId> {
+    pub(crate) fn peers(&self) -> Vec<RaftId> {
         self.voters
             .iter()
             .copied()
@@ -170,7 +170,7 @@ impl Raft {
     }
 
     /// Records one (pre-)vote; each voter counts once however often it answers.
-    pub(crate) fn tally(&mut self, from: NodeId, granted: bool) {
+    pub(crate) fn tally(&mut self, from: RaftId, granted: bool) {
         if !self.voters.contains(&from) {
             return;
         }
@@ -248,7 +248,7 @@ impl Raft {
 
     /// Hands leadership to `target` once it has caught up; proposals are refused until the
     /// transfer completes or times out (one election timeout).
-    pub fn transfer_leadership(&mut self, target: NodeId) -> Result<(), ProposeError> {
+    pub fn transfer_leadership(&mut self, target: RaftId) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
@@ -265,7 +265,7 @@ impl Raft {
         Ok(())
     }
 
-    pub(crate) fn maybe_send_timeout_now(&mut self, target: NodeId) {
+    pub(crate) fn maybe_send_timeout_now(&mut self, target: RaftId) {
         let caught_up = self
             .progress
             .get(&target)

@@ -10,7 +10,7 @@
 use super::ProposeError;
 use super::core::{Raft, Role};
 use super::replication::Progress;
-use super::types::{ConfChange, EntryKind, NodeId};
+use super::types::{ConfChange, EntryKind, RaftId};
 
 impl Raft {
     /// Proposes adding or removing one voter; returns the entry's index.
@@ -116,8 +116,8 @@ impl Raft {
     }
 
     /// The voters in effect once `index` is committed (for a snapshot taken there).
-    pub(crate) fn voters_at(&self, index: u64) -> Vec<NodeId> {
-        let mut voters: std::collections::BTreeSet<NodeId> =
+    pub(crate) fn voters_at(&self, index: u64) -> Vec<RaftId> {
+        let mut voters: std::collections::BTreeSet<RaftId> =
             if self.log.snapshot_index() > 0 || !self.log.snapshot.meta.voters.is_empty() {
                 self.log.snapshot.meta.voters.iter().copied().collect()
             } else {

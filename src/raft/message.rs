@@ -3,7 +3,7 @@
 
 use crate::codec::{DecodeError, Reader, Writer};
 
-use super::types::{Entry, EntryKind, NodeId, Snapshot, SnapshotMeta};
+use super::types::{Entry, EntryKind, RaftId, Snapshot, SnapshotMeta};
 
 /// Wire format version; a different first byte is refused.
 pub const WIRE_VERSION: u8 = 1;
@@ -20,9 +20,9 @@ pub const MAX_VOTERS: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Message {
     /// Sender.
-    pub from: NodeId,
+    pub from: RaftId,
     /// Destination.
-    pub to: NodeId,
+    pub to: RaftId,
     /// The sender's term (for a pre-vote: the term it would campaign in).
     pub term: u64,
     /// What it says.

@@ -49,7 +49,7 @@ pub use core::{Config, Raft, ReadOnlyMode, ReadState, Ready, Role};
 pub use driver::{StateMachine, process_ready};
 pub use message::{Message, MessageBody, MessageError};
 pub use storage::{MemStorage, PersistBatch, RecoveredState, RedbStorage, Storage, StorageError};
-pub use types::{ConfChange, Entry, EntryKind, HardState, NodeId, Snapshot, SnapshotMeta};
+pub use types::{ConfChange, Entry, EntryKind, HardState, RaftId, Snapshot, SnapshotMeta};
 
 /// Errors of the Raft core.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ pub enum RaftError {
     #[error("message from node {from} rejected: {reason}")]
     BadMessage {
         /// The sender named in the message.
-        from: NodeId,
+        from: RaftId,
         /// What was wrong.
         reason: String,
     },
@@ -79,7 +79,7 @@ pub enum RaftError {
     )]
     CommittedConflict {
         /// The sender.
-        from: NodeId,
+        from: RaftId,
         /// The conflicting index.
         index: u64,
         /// This node's commit index.
@@ -108,11 +108,11 @@ pub enum ProposeError {
     #[error("this node is not the leader (leader: {leader:?}); send the request to the leader")]
     NotLeader {
         /// The known leader.
-        leader: Option<NodeId>,
+        leader: Option<RaftId>,
     },
     /// A leadership transfer is in progress; retry after it finishes.
     #[error("leadership transfer to node {0} in progress; retry shortly")]
-    TransferInProgress(NodeId),
+    TransferInProgress(RaftId),
     /// A configuration change is still uncommitted, or the leader has not committed an entry of
     /// its own term yet; retry after the next commit.
     #[error("a membership change is pending or the leader's term has no committed entry; retry")]

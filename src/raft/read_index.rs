@@ -4,14 +4,14 @@
 use super::ProposeError;
 use super::core::{Raft, ReadOnlyMode, ReadState, Role};
 use super::message::MessageBody;
-use super::types::NodeId;
+use super::types::RaftId;
 
 /// A read waiting for its heartbeat round to be acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct PendingRead {
     request: u64,
     /// `None` for a read asked on this node; otherwise the follower to answer.
-    from: Option<NodeId>,
+    from: Option<RaftId>,
     index: u64,
     round: u64,
 }
@@ -91,13 +91,13 @@ impl Raft {
         }
     }
 
-    pub(crate) fn handle_forwarded_read(&mut self, from: NodeId, request: u64) {
+    pub(crate) fn handle_forwarded_read(&mut self, from: RaftId, request: u64) {
         if self.role == Role::Leader {
             self.leader_read(request, Some(from), self.cfg.read_only);
         }
     }
 
-    fn leader_read(&mut self, request: u64, from: Option<NodeId>, mode: ReadOnlyMode) {
+    fn leader_read(&mut self, request: u64, from: Option<RaftId>, mode: ReadOnlyMode) {
         let own_term_committed = self.log.term(self.log.committed) == Some(self.term);
         if own_term_committed && mode == ReadOnlyMode::LeaseBased && self.lease_valid() {
             let index = self.log.committed;
@@ -138,7 +138,7 @@ impl Raft {
         active >= self.quorum()
     }
 
-    fn deliver_read(&mut self, request: u64, from: Option<NodeId>, index: u64) {
+    fn deliver_read(&mut self, request: u64, from: Option<RaftId>, index: u64) {
         match from {
             None => self.read_states.push(ReadState { request, index }),
             Some(to) => self.send(to, MessageBody::ReadIndexResponse { request, index }),

@@ -5,7 +5,7 @@
 use super::RaftError;
 use super::core::{Raft, Role};
 use super::message::{Message, MessageBody};
-use super::types::{EntryKind, NodeId};
+use super::types::{EntryKind, RaftId};
 
 /// What the leader knows about one follower.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,7 +52,7 @@ impl Raft {
         }
     }
 
-    fn replication_targets(&self) -> Vec<NodeId> {
+    fn replication_targets(&self) -> Vec<RaftId> {
         self.progress
             .keys()
             .copied()
@@ -60,7 +60,7 @@ impl Raft {
             .collect()
     }
 
-    fn send_empty_append(&mut self, to: NodeId) {
+    fn send_empty_append(&mut self, to: RaftId) {
         let Some(p) = self.progress.get(&to) else {
             return;
         };
@@ -85,7 +85,7 @@ impl Raft {
     }
 
     /// Sends entries from the follower's next index (or the snapshot if they were compacted).
-    pub(crate) fn send_append(&mut self, to: NodeId) {
+    pub(crate) fn send_append(&mut self, to: RaftId) {
         let Some(p) = self.progress.get(&to).cloned() else {
             return;
         };
@@ -228,7 +228,7 @@ impl Raft {
         Ok(())
     }
 
-    fn respond_append(&mut self, to: NodeId, reject: bool, index: u64, read_round: u64) {
+    fn respond_append(&mut self, to: RaftId, reject: bool, index: u64, read_round: u64) {
         self.send(
             to,
             MessageBody::AppendResponse {
@@ -241,7 +241,7 @@ impl Raft {
 
     pub(crate) fn handle_append_response(
         &mut self,
-        from: NodeId,
+        from: RaftId,
         reject: bool,
         index: u64,
         read_round: u64,

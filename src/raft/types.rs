@@ -5,7 +5,7 @@
 /// derived from the network fingerprint by `crate::node_id::NodeId::raft_id` (the first 8
 /// bytes big-endian), and `crate::node_id::RaftIds` maps it back; the core itself only sees
 /// the `u64`.
-pub type NodeId = u64;
+pub type RaftId = u64;
 
 /// What an entry carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,7 +55,7 @@ pub struct HardState {
     /// The latest term this node has seen.
     pub term: u64,
     /// Whom this node voted for in `term` (0: nobody).
-    pub vote: NodeId,
+    pub vote: RaftId,
     /// The highest index known committed.
     pub commit: u64,
 }
@@ -68,7 +68,7 @@ pub struct SnapshotMeta {
     /// Term of that entry.
     pub term: u64,
     /// The voters in effect at `index`, sorted.
-    pub voters: Vec<NodeId>,
+    pub voters: Vec<RaftId>,
 }
 
 /// A state machine snapshot: the application's bytes plus the log position they cover.
@@ -84,9 +84,9 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConfChange {
     /// Add a voter (it should first catch up as a follower; the leader replicates to it at once).
-    AddVoter(NodeId),
+    AddVoter(RaftId),
     /// Remove a voter (a removed leader steps down once the change commits).
-    RemoveVoter(NodeId),
+    RemoveVoter(RaftId),
 }
 
 impl ConfChange {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::raft::core::{Raft, Role};
-use crate::raft::types::NodeId;
+use crate::raft::types::RaftId;
 
 /// Which property broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl fmt::Display for Violation {
 /// Global knowledge accumulated over a run, against which each node is checked.
 #[derive(Debug, Default)]
 pub struct Checker {
-    leaders: HashMap<u64, NodeId>,
+    leaders: HashMap<u64, RaftId>,
     /// (index, term) → (term of index − 1, hash of the entry's payload).
     entries: HashMap<(u64, u64), (Option<u64>, u64)>,
     /// index → (term, payload hash) of committed entries.
@@ -66,9 +66,9 @@ pub struct Checker {
     /// index → state machine digest after applying it.
     applied: HashMap<u64, u64>,
     /// node → (commit, applied) last seen.
-    cursors: HashMap<NodeId, (u64, u64)>,
+    cursors: HashMap<RaftId, (u64, u64)>,
     /// leader → size of `committed` when its completeness was last checked.
-    leader_checked: HashMap<NodeId, usize>,
+    leader_checked: HashMap<RaftId, usize>,
     /// Leaders seen (for reports).
     pub elections: u64,
     tick: u64,
@@ -105,7 +105,7 @@ impl Checker {
     }
 
     /// Records that the node applied `index`, reaching state machine `digest`.
-    pub fn applied(&mut self, node: NodeId, index: u64, digest: u64) -> Result<(), Violation> {
+    pub fn applied(&mut self, node: RaftId, index: u64, digest: u64) -> Result<(), Violation> {
         match self.applied.get(&index) {
             Some(&d) if d != digest => Err(self.fail(
                 Property::StateMachineSafety,
@@ -123,7 +123,7 @@ impl Checker {
     /// highest committed index anywhere.
     pub fn read_confirmed(
         &self,
-        node: NodeId,
+        node: RaftId,
         index: u64,
         commit_at_request: u64,
     ) -> Result<(), Violation> {

@@ -14,7 +14,7 @@ use super::network::{Faults, Network};
 use crate::raft::core::{Config, Raft, ReadState, Role};
 use crate::raft::message::Message;
 use crate::raft::storage::{MemStorage, Storage};
-use crate::raft::types::{Entry, NodeId, Snapshot};
+use crate::raft::types::{Entry, RaftId, Snapshot};
 
 /// The simulated application: a running digest over every applied entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub struct SimNode {
 #[derive(Debug)]
 pub struct Cluster {
     /// The nodes by id (1..=n).
-    pub nodes: BTreeMap<NodeId, SimNode>,
+    pub nodes: BTreeMap<RaftId, SimNode>,
     /// The network.
     pub net: Network,
     /// The invariant checker.
@@ -79,7 +79,7 @@ pub struct Cluster {
     reads: HashMap<u64, u64>,
     next_request: u64,
     /// Every confirmed read: (node, state).
-    pub read_results: Vec<(NodeId, ReadState)>,
+    pub read_results: Vec<(RaftId, ReadState)>,
     /// Crashes so far.
     pub crashes: u64,
     /// Print every event to stderr (`HASHGRAD_RAFT_TRACE=1`), for debugging a failing seed.
@@ -88,8 +88,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// Nodes `1..=n`, each configured by `config(id, voters)`.
-    pub fn new(n: usize, seed: u64, config: impl Fn(NodeId, Vec<NodeId>) -> Config) -> Cluster {
-        let voters: Vec<NodeId> = (1..=n as u64).collect();
+    pub fn new(n: usize, seed: u64, config: impl Fn(RaftId, Vec<RaftId>) -> Config) -> Cluster {
+        let voters: Vec<RaftId> = (1..=n as u64).collect();
         let mut nodes = BTreeMap::new();
         for &id in &voters {
             let mut cfg = config(id, voters.clone());
@@ -122,17 +122,17 @@ impl Cluster {
     }
 
     /// All node ids.
-    pub fn ids(&self) -> Vec<NodeId> {
+    pub fn ids(&self) -> Vec<RaftId> {
         self.nodes.keys().copied().collect()
     }
 
     /// The running core of `id` (panics in tests if crashed).
-    pub fn raft(&self, id: NodeId) -> Option<&Raft> {
+    pub fn raft(&self, id: RaftId) -> Option<&Raft> {
         self.nodes.get(&id)?.raft.as_ref()
     }
 
     /// The leader with the highest term, if any node leads.
-    pub fn leader(&self) -> Option<NodeId> {
+    pub fn leader(&self) -> Option<RaftId> {
         self.nodes
             .values()
             .filter_map(|n| n.raft.as_ref())
@@ -144,7 +144,7 @@ impl Cluster {
     /// Runs `f` on node `id`'s core (if up), then handles its `Ready` and checks invariants.
     pub fn with_node<T>(
         &mut self,
-        id: NodeId,
+        id: RaftId,
         f: impl FnOnce(&mut Raft) -> T,
     ) -> Result<Option<T>, Violation> {
         let Some(raft) = self.nodes.get_mut(&id).and_then(|n| n.raft.as_mut()) else {
@@ -170,7 +170,7 @@ impl Cluster {
         Ok(())
     }
 
-    fn core_error(&self, node: NodeId, detail: String) -> Violation {
+    fn core_error(&self, node: RaftId, detail: String) -> Violation {
         Violation {
             property: Property::CoreError,
             tick: self.now,
@@ -223,7 +223,7 @@ impl Cluster {
     }
 
     /// Ticks until some node leads (at most `max` ticks); returns it.
-    pub fn elect(&mut self, max: u64) -> Result<Option<NodeId>, Violation> {
+    pub fn elect(&mut self, max: u64) -> Result<Option<RaftId>, Violation> {
         for _ in 0..max {
             if let Some(l) = self.leader() {
                 return Ok(Some(l));
@@ -234,12 +234,12 @@ impl Cluster {
     }
 
     /// Proposes at `id`.
-    pub fn propose(&mut self, id: NodeId, data: Vec<u8>) -> Result<Option<u64>, Violation> {
+    pub fn propose(&mut self, id: RaftId, data: Vec<u8>) -> Result<Option<u64>, Violation> {
         Ok(self.with_node(id, |r| r.propose(data).ok())?.flatten())
     }
 
     /// Asks node `id` for a linearizable read; returns the request id.
-    pub fn read(&mut self, id: NodeId) -> Result<u64, Violation> {
+    pub fn read(&mut self, id: RaftId) -> Result<u64, Violation> {
         let request = self.next_request;
         self.next_request += 1;
         self.reads.insert(request, self.checker.max_commit);
@@ -248,7 +248,7 @@ impl Cluster {
     }
 
     /// Crashes `id`: its core and state machine are lost; storage survives.
-    pub fn crash(&mut self, id: NodeId) {
+    pub fn crash(&mut self, id: RaftId) {
         if self.trace {
             eprintln!("t{} crash {id}", self.now);
         }
@@ -262,7 +262,7 @@ impl Cluster {
     }
 
     /// Restarts a crashed node from its storage.
-    pub fn restart(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub fn restart(&mut self, id: RaftId) -> Result<(), Violation> {
         let Some(node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
@@ -285,7 +285,7 @@ impl Cluster {
     }
 
     /// Wipes `id`'s storage (a lost disk) and restarts it empty.
-    pub fn wipe(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub fn wipe(&mut self, id: RaftId) -> Result<(), Violation> {
         self.crash(id);
         if let Some(node) = self.nodes.get_mut(&id) {
             node.storage = MemStorage::new();
@@ -294,7 +294,7 @@ impl Cluster {
     }
 
     /// The driver loop: persist, send, apply, advance; then check.
-    fn process_ready(&mut self, id: NodeId) -> Result<(), Violation> {
+    fn process_ready(&mut self, id: RaftId) -> Result<(), Violation> {
         loop {
             let crash_now = self.crash_in_ready > 0.0 && self.rng.random_bool(self.crash_in_ready);
             let Some(node) = self.nodes.get_mut(&id) else {
@@ -368,7 +368,7 @@ impl Cluster {
     }
 
     /// Compacts `id`'s log at its applied index.
-    pub fn compact(&mut self, id: NodeId) -> Result<(), Violation> {
+    pub fn compact(&mut self, id: RaftId) -> Result<(), Violation> {
         let Some(node) = self.nodes.get_mut(&id) else {
             return Ok(());
         };
@@ -381,8 +381,8 @@ impl Cluster {
     }
 
     /// A random running node, if any.
-    pub fn random_up(&mut self) -> Option<NodeId> {
-        let up: Vec<NodeId> = self
+    pub fn random_up(&mut self) -> Option<RaftId> {
+        let up: Vec<RaftId> = self
             .nodes
             .iter()
             .filter(|(_, n)| n.raft.is_some())

@@ -17,7 +17,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use crate::raft::core::Config;
-use crate::raft::types::NodeId;
+use crate::raft::types::RaftId;
 
 /// One simulator run's settings. Everything is derived from `seed`.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl SimConfig {
         )
     }
 
-    fn raft_config(&self, id: NodeId, voters: Vec<NodeId>) -> Config {
+    fn raft_config(&self, id: RaftId, voters: Vec<RaftId>) -> Config {
         let mut cfg = Config::new(id, voters);
         cfg.election_ticks = 8;
         cfg.heartbeat_ticks = 2;
@@ -188,7 +188,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, Box<SimFailure>> {
         cluster.restart(id).map_err(fail)?;
     }
     let healed_at = cluster.now;
-    let mut marker: Option<(NodeId, u64, Vec<u8>)> = None;
+    let mut marker: Option<(RaftId, u64, Vec<u8>)> = None;
     loop {
         if cluster.now - healed_at > config.liveness_ticks {
             let detail = format!(
@@ -254,7 +254,7 @@ fn chaos(
             }
             2 => {
                 let size = cluster.rng.random_range(1..=ids.len() / 2);
-                let group: Vec<NodeId> = ids
+                let group: Vec<RaftId> = ids
                     .choose_multiple(&mut cluster.rng, size)
                     .copied()
                     .collect();
@@ -289,7 +289,7 @@ fn chaos(
     }
     if cluster.rng.random_bool(config.propose_rate) {
         // Propose at whichever node believes it leads (possibly a stale leader).
-        let leaders: Vec<NodeId> = ids
+        let leaders: Vec<RaftId> = ids
             .iter()
             .copied()
             .filter(|&id| {

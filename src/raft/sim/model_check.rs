@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use super::checker::{Property, Violation};
 use crate::raft::core::{Config, Raft, Role};
 use crate::raft::message::Message;
-use crate::raft::types::NodeId;
+use crate::raft::types::RaftId;
 
 /// Bounds of the search.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ pub struct ModelReport {
 struct State {
     nodes: Vec<Raft>,
     net: Vec<Message>,
-    leaders: BTreeSet<(u64, NodeId)>,
+    leaders: BTreeSet<(u64, RaftId)>,
     /// index → (entry term, term when first seen committed).
     committed: BTreeMap<u64, (u64, u64)>,
     proposals: u8,

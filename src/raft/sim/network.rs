@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::raft::message::Message;
-use crate::raft::types::NodeId;
+use crate::raft::types::RaftId;
 
 /// Fault rates of the network (probabilities per message, delay in ticks).
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +41,7 @@ struct InFlight {
 #[derive(Debug, Clone, Default)]
 pub struct Network {
     in_flight: Vec<InFlight>,
-    cut: BTreeSet<(NodeId, NodeId)>,
+    cut: BTreeSet<(RaftId, RaftId)>,
     /// Messages handed to the network.
     pub sent: u64,
     /// Messages dropped by loss or partitions.
@@ -50,16 +50,16 @@ pub struct Network {
 
 impl Network {
     /// Cuts the directed link `from → to`.
-    pub fn cut(&mut self, from: NodeId, to: NodeId) {
+    pub fn cut(&mut self, from: RaftId, to: RaftId) {
         self.cut.insert((from, to));
     }
     /// Cuts both directions between `a` and `b`.
-    pub fn cut_both(&mut self, a: NodeId, b: NodeId) {
+    pub fn cut_both(&mut self, a: RaftId, b: RaftId) {
         self.cut(a, b);
         self.cut(b, a);
     }
     /// Cuts every link between `group` and the rest of `all`.
-    pub fn partition(&mut self, group: &[NodeId], all: &[NodeId]) {
+    pub fn partition(&mut self, group: &[RaftId], all: &[RaftId]) {
         for &a in group {
             for &b in all {
                 if !group.contains(&b) {
@@ -69,7 +69,7 @@ impl Network {
         }
     }
     /// Isolates `node` from everyone.
-    pub fn isolate(&mut self, node: NodeId, all: &[NodeId]) {
+    pub fn isolate(&mut self, node: RaftId, all: &[RaftId]) {
         self.partition(&[node], all);
     }
     /// Restores every link.
@@ -77,7 +77,7 @@ impl Network {
         self.cut.clear();
     }
     /// True when `from → to` is cut.
-    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+    pub fn is_cut(&self, from: RaftId, to: RaftId) -> bool {
         self.cut.contains(&(from, to))
     }
     /// How many messages are in flight.
@@ -124,7 +124,7 @@ impl Network {
     }
 
     /// Drops every message to or from `node` (it crashed: its sockets are gone).
-    pub fn drop_node(&mut self, node: NodeId) {
+    pub fn drop_node(&mut self, node: RaftId) {
         let before = self.in_flight.len();
         self.in_flight.retain(|m| m.msg.to != node);
         self.dropped += (before - self.in_flight.len()) as u64;

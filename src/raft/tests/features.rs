@@ -5,10 +5,10 @@ use crate::raft::core::{Config, Role};
 use crate::raft::message::MessageBody;
 use crate::raft::sim::{Cluster, DigestMachine, SimNode};
 use crate::raft::storage::MemStorage;
-use crate::raft::types::{ConfChange, NodeId};
+use crate::raft::types::{ConfChange, RaftId};
 use crate::raft::{ProposeError, Raft};
 
-fn config(id: NodeId, voters: Vec<NodeId>) -> Config {
+fn config(id: RaftId, voters: Vec<RaftId>) -> Config {
     let mut c = Config::new(id, voters);
     c.election_ticks = 10;
     c.heartbeat_ticks = 2;
@@ -21,7 +21,7 @@ fn ticks(c: &mut Cluster, n: usize) {
     }
 }
 
-fn leader(c: &mut Cluster) -> NodeId {
+fn leader(c: &mut Cluster) -> RaftId {
     c.elect(300)
         .unwrap_or_else(|v| panic!("{v}"))
         .expect("a leader")
@@ -52,7 +52,7 @@ fn lagging_follower_catches_up_through_install_snapshot() {
         f.commit_index(),
         c.raft(l).map(|r| r.commit_index()).unwrap_or(0)
     );
-    let machine = |c: &Cluster, id: NodeId| c.nodes.get(&id).map(|n| n.machine);
+    let machine = |c: &Cluster, id: RaftId| c.nodes.get(&id).map(|n| n.machine);
     assert_eq!(machine(&c, lagging), machine(&c, l), "same state machine");
     // And it survives a restart from storage (snapshot + log).
     c.crash(lagging);

@@ -5,9 +5,9 @@ use crate::raft::core::{Config, Raft, ReadOnlyMode, Role};
 use crate::raft::message::{Message, MessageBody};
 use crate::raft::sim::{Cluster, Property, Violation};
 use crate::raft::storage::RecoveredState;
-use crate::raft::types::{Entry, EntryKind, HardState, NodeId};
+use crate::raft::types::{Entry, EntryKind, HardState, RaftId};
 
-fn config(pre_vote: bool, check_quorum: bool) -> impl Fn(NodeId, Vec<NodeId>) -> Config {
+fn config(pre_vote: bool, check_quorum: bool) -> impl Fn(RaftId, Vec<RaftId>) -> Config {
     move |id, voters| {
         let mut c = Config::new(id, voters);
         c.election_ticks = 10;
@@ -36,7 +36,7 @@ fn carries_index_at_least(m: &Message, index: u64) -> bool {
 /// Campaigns at `id` (repeatedly: a term may be taken) with messages filtered by `keep`.
 fn elect(
     c: &mut Cluster,
-    id: NodeId,
+    id: RaftId,
     mut keep: impl FnMut(&Message) -> bool,
 ) -> Result<(), Violation> {
     for _ in 0..5 {
