@@ -23,5 +23,6 @@ pub mod node_id;
 pub mod pow;
 pub mod raft;
 pub mod report;
+pub mod target;
 pub mod testnet;
 pub mod train;

@@ -1,4 +1,5 @@
-//! Proof-of-work targets: the 256-bit `Target`, Bitcoin's compact `bits` encoding and `Work`.
+//! Proof-of-work arithmetic: the 256-bit `Target`, Bitcoin's compact `bits` encoding and `Work`.
+//! Below both `hash` (a search compares against a target) and `pow` (which re-exports it).
 //!
 //! Owns the arithmetic only; which target a block must meet is the chain's business.
 

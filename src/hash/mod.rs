@@ -13,7 +13,7 @@ mod sha256;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::pow::Target;
+use crate::target::Target;
 
 /// Bytes in a Bitcoin-layout block header.
 pub const HEADER_LEN: usize = 80;

@@ -131,7 +131,7 @@ impl<B: Backend> Backend for CpuFallback<B> {
 mod tests {
     use super::*;
     use crate::hash::{BackendKind, reference};
-    use crate::pow::Target;
+    use crate::target::Target;
 
     /// A GPU stand-in whose device is lost on the first search (a real device cannot be
     /// made to disappear in a test).
@@ -160,7 +160,7 @@ mod tests {
     fn a_lost_gpu_hands_the_same_search_to_the_cpu() {
         let job = Job {
             header: [7; 80],
-            target: Target(crate::pow::U256::MAX >> 3),
+            target: Target(crate::target::U256::MAX >> 3),
         };
         let range = NonceRange::new(u32::MAX - 20, 64);
         let mut backend = CpuFallback::new(LostGpu, Some(1));

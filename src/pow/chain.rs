@@ -15,8 +15,8 @@ use super::difficulty::{self, Sample};
 use super::error::ChainError;
 use super::header::{BlockHash, BlockHeader};
 use super::network::NetworkParams;
-use super::target::{CompactBits, Target, Work};
 use super::validate::{self, MEDIAN_TIME_SPAN, ParentContext};
+use crate::target::{CompactBits, Target, Work};
 
 /// What `accept_block` did with a valid (or already known) block.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 use ruint::aliases::U512;
 
 use super::network::{NetworkParams, RetargetRule};
-use super::target::{CompactBits, Target, U256};
+use crate::target::{CompactBits, Target, U256};
 
 /// What the retarget rule reads of one ancestor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

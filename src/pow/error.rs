@@ -2,7 +2,7 @@
 
 use super::block::{BlockDecodeError, ReceiptId};
 use super::header::BlockHash;
-use super::target::{CompactBits, CompactError};
+use crate::target::{CompactBits, CompactError};
 
 /// Why a block was refused. A peer that sends a block failing any of these (except
 /// `Decode` of a truncated transfer, at the network layer's discretion) sent an invalid block.

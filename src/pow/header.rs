@@ -8,7 +8,7 @@ use std::str::FromStr;
 use crate::hash::reference::sha256d;
 use crate::hash::{HEADER_LEN, NONCE_OFFSET};
 
-use super::target::CompactBits;
+use crate::target::CompactBits;
 
 /// sha256d of a block header, stored in the byte order SHA-256 produced. `Display` and
 /// `FromStr` use Bitcoin's byte-reversed hex.

@@ -10,10 +10,10 @@ pub mod merkle;
 pub mod network;
 pub mod pool;
 pub mod store;
-pub mod target;
 pub mod template;
 pub mod validate;
 
+pub use crate::target::{CompactBits, CompactError, Target, U256, Work};
 pub use block::{
     Block, BlockBody, BlockDecodeError, Coinbase, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES, MAX_RECEIPTS,
     NodeId, Receipt, ReceiptId,
@@ -24,5 +24,4 @@ pub use header::{BlockHash, BlockHeader};
 pub use network::{NetworkError, NetworkParams, RetargetRule};
 pub use pool::ReceiptPool;
 pub use store::{ChainStore, STORE_FILE, StoreError};
-pub use target::{CompactBits, CompactError, Target, U256, Work};
 pub use template::BlockTemplate;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::block::{Block, BlockBody, Coinbase, MAX_RECEIPT_BYTES, NodeId, Receipt};
 use super::header::{BlockHash, BlockHeader};
-use super::target::{CompactBits, Target};
+use crate::target::{CompactBits, Target};
 
 /// The networks built into the binary: `configs/networks.toml` as it was at build time.
 pub const BUILTIN_NETWORKS_TOML: &str = include_str!("../../configs/networks.toml");

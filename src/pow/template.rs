@@ -10,8 +10,8 @@ use super::block::{
 };
 use super::chain::Chain;
 use super::header::{BlockHash, BlockHeader};
-use super::target::Target;
 use super::validate::MAX_FUTURE_SECS;
+use crate::target::Target;
 
 /// How far a template's time may run ahead of the miner's clock. The median-time-past rule
 /// forces each block's time above the median of the last 11; a miner faster than about six

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use super::block::{Block, MAX_BLOCK_BYTES, MAX_RECEIPT_BYTES, MAX_RECEIPTS};
 use super::error::ChainError;
 use super::header::{BlockHash, BlockHeader};
-use super::target::{CompactBits, Target};
+use crate::target::{CompactBits, Target};
 
 /// How far ahead of the validating node's clock a block's time may be.
 pub const MAX_FUTURE_SECS: u64 = 2 * 60 * 60;

@@ -206,7 +206,7 @@ mod tests {
     use super::*;
     use crate::hash::cpu::midstate::sha256d_from_midstate;
     use crate::hash::{HEADER_LEN, Job};
-    use crate::pow::Target;
+    use crate::target::Target;
 
     #[test]
     fn scalar_kernel_h7_matches_the_midstate_path() {

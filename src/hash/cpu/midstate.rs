@@ -155,7 +155,7 @@ pub(crate) fn full_check(job: &Job, constants: &JobConstants, nonce: u32) -> Opt
 mod tests {
     use super::*;
     use crate::hash::reference::sha256d;
-    use crate::pow::Target;
+    use crate::target::Target;
 
     fn job(seed: u8, target: Target) -> Job {
         let mut header = [0u8; HEADER_LEN];
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn target_top_word_is_bits_224_to_256() {
-        let target = Target::from_compact(crate::pow::CompactBits(0x2000ffff)).expect("bits");
+        let target = Target::from_compact(crate::target::CompactBits(0x2000ffff)).expect("bits");
         let c = JobConstants::new(&job(0, target));
         assert_eq!(c.target_top, 0x00ff_ff00);
         assert!(c.may_meet(0x00ff_ff00_u32.swap_bytes()));

@@ -315,7 +315,7 @@ fn search_single_thread(
 mod tests {
     use super::*;
     use crate::hash::reference;
-    use crate::pow::Target;
+    use crate::target::Target;
 
     fn job(target: Target) -> Job {
         let mut header = [0u8; 80];
@@ -331,7 +331,7 @@ mod tests {
         // that pass the early reject and fail the full check.
         let mut limbs = [u64::MAX; 4];
         limbs[3] = 0x0fff_ffff_0000_0000;
-        let job = job(Target(crate::pow::U256::from_limbs(limbs)));
+        let job = job(Target(crate::target::U256::from_limbs(limbs)));
         let range = NonceRange::new(u32::MAX - 100, 700);
         let expected = reference::search(&job, range, &StopFlag::new()).found;
         assert!(expected.len() > 10);

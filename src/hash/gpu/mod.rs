@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::gpu::{AdapterChoice, GpuContext, GpuError};
-use crate::pow::Target;
+use crate::target::Target;
 
 use self::codegen::{Kernel, UNIFORM_HEADER_WORDS, WORKGROUP_SIZE, job_inputs};
 pub use self::variant::{JobLoads, KernelVariant, MajForm};
@@ -511,7 +511,7 @@ impl Backend for GpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pow::U256;
+    use crate::target::U256;
 
     #[test]
     fn reject_threshold_is_the_targets_top_word() {
