@@ -146,6 +146,8 @@ pub struct MiningSection {
     pub pace_ms: u64,
 }
 
+/// Default of `[train] snapshot_every`: committed entries between Raft snapshots.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
 /// Smallest non-zero `train.snapshot_every`: fewer entries between snapshots would snapshot
 /// the state (and write the params blob) nearly every round.
 pub const MIN_SNAPSHOT_EVERY: u64 = 4;
@@ -232,7 +234,7 @@ impl Default for TrainSection {
             batch_size: 32,
             rounds: None,
             eval_every: 10,
-            snapshot_every: crate::node::consensus::DEFAULT_SNAPSHOT_EVERY,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             join: false,
             accept_joins: false,
             backend: "cpu".into(),
@@ -282,10 +284,10 @@ impl TrainSection {
                 &format!("{twice} is listed twice"),
             ));
         }
-        if workers.len() > crate::train::simulation::MAX_WORKERS {
+        if workers.len() > crate::train::setup::MAX_WORKERS {
             return Err(invalid(
                 "train.workers",
-                &format!("at most {} workers", crate::train::simulation::MAX_WORKERS),
+                &format!("at most {} workers", crate::train::setup::MAX_WORKERS),
             ));
         }
         Ok(workers)

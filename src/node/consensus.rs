@@ -47,8 +47,7 @@ pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
 /// How long a read or proposal may wait inside the service before it is answered `Timeout`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Default of [`ConsensusConfig::snapshot_every`].
-pub const DEFAULT_SNAPSHOT_EVERY: u64 = 1000;
+pub use crate::config::DEFAULT_SNAPSHOT_EVERY;
 
 /// How a read is confirmed before it sees the state machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
