@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::miner::Miner;
 use super::seen::SeenCache;
 use super::sync::{self, SyncReport};
-use super::{ChainEvent, Command, NodeError, backend};
+use super::{ChainCommand, ChainEvent, NodeError, backend};
 use crate::api::{Metrics, NodeStatus, PeerStatus};
 use crate::config::NodeConfig;
 use crate::events::{EventKind, EventLog};
@@ -88,7 +88,9 @@ pub(super) struct ChainParts {
 pub(super) type ChainTask = tokio::task::JoinHandle<Result<(), NodeError>>;
 
 /// Starts the miner (when enabled) and spawns the service; returns its command channel.
-pub(super) fn spawn(parts: ChainParts) -> Result<(mpsc::Sender<Command>, ChainTask), NodeError> {
+pub(super) fn spawn(
+    parts: ChainParts,
+) -> Result<(mpsc::Sender<ChainCommand>, ChainTask), NodeError> {
     let ChainParts {
         config,
         chain,
@@ -162,7 +164,7 @@ struct Receivers {
     found: mpsc::UnboundedReceiver<Block>,
     sync: mpsc::Receiver<SyncReport>,
     dialed: mpsc::UnboundedReceiver<(SocketAddr, Result<NodeId, String>)>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<ChainCommand>,
 }
 
 impl ChainService {
@@ -181,7 +183,7 @@ impl ChainService {
                     Ok(())
                 }
                 command = rx.commands.recv() => match command {
-                    Some(Command::Shutdown) | None => break Ok(()),
+                    Some(ChainCommand::Shutdown) | None => break Ok(()),
                     Some(command) => self.on_command(command),
                 },
                 _ = redial.tick() => {
@@ -283,7 +285,7 @@ impl ChainService {
                 return Ok(false);
             }
         };
-        Ok(self.accept(block, Some(peer), true)?.is_ok())
+        Ok(self.accept(block, Some(peer))?.is_ok())
     }
 
     /// Validates, stores, relays; the outer error is fatal (the store failed).
@@ -291,7 +293,6 @@ impl ChainService {
         &mut self,
         block: Block,
         from: Option<NodeId>,
-        relay: bool,
     ) -> Result<Result<Accepted, ChainError>, NodeError> {
         let hash = block.hash();
         let accepted = match self.chain.accept_block(block, unix_now()) {
@@ -306,9 +307,7 @@ impl ChainService {
                 .store_block_and_tip(stored, &accepted, &self.chain)?;
         }
         if self.applied(hash, &accepted, from) {
-            if relay {
-                self.relay_tip(from);
-            }
+            self.relay_tip(from);
             self.new_job();
             self.publish();
         }
@@ -444,7 +443,7 @@ impl ChainService {
 
     fn on_mined(&mut self, block: Block) -> Result<(), NodeError> {
         let hash = block.hash();
-        match self.accept(block, None, true)? {
+        match self.accept(block, None)? {
             Ok(Accepted::NewTip { .. }) => {
                 self.blocks_mined += 1;
                 self.metrics.blocks_mined.inc();
@@ -538,13 +537,13 @@ impl ChainService {
         }
     }
 
-    fn on_command(&mut self, command: Command) -> Result<(), NodeError> {
+    fn on_command(&mut self, command: ChainCommand) -> Result<(), NodeError> {
         match command {
-            Command::SubmitBlock(block, reply) => {
-                let result = self.accept(block, None, true)?;
+            ChainCommand::SubmitBlock(block, reply) => {
+                let result = self.accept(block, None)?;
                 let _ = reply.send(result);
             }
-            Command::SubmitReceipt(receipt, reply) => {
+            ChainCommand::SubmitReceipt(receipt, reply) => {
                 let added = self.pool.insert(receipt);
                 let _ = reply.send(added);
                 if let Some(miner) = self.miner.as_ref().filter(|_| added && self.mining) {
@@ -552,8 +551,8 @@ impl ChainService {
                     miner.refresh(self.chain.template(self.miner_id, receipts, unix_now()));
                 }
             }
-            Command::Inspect(inspect) => inspect(&self.chain),
-            Command::SetMining(on) => {
+            ChainCommand::Inspect(inspect) => inspect(&self.chain),
+            ChainCommand::SetMining(on) => {
                 self.mining = on;
                 if on {
                     self.open_miner()?;
@@ -562,7 +561,7 @@ impl ChainService {
                     miner.pause();
                 }
             }
-            Command::Shutdown => {}
+            ChainCommand::Shutdown => {}
         }
         Ok(())
     }

@@ -143,7 +143,7 @@ pub struct ChainEvent {
 type Inspect = Box<dyn FnOnce(&Chain) + Send>;
 
 /// Requests from handles to the node loop.
-pub(crate) enum Command {
+pub(crate) enum ChainCommand {
     SubmitBlock(Block, oneshot::Sender<Result<Accepted, ChainError>>),
     SubmitReceipt(Receipt, oneshot::Sender<bool>),
     Inspect(Inspect),
@@ -153,7 +153,7 @@ pub(crate) enum Command {
 
 /// A running node.
 pub struct NodeHandle {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<ChainCommand>,
     status: watch::Receiver<NodeStatus>,
     events: broadcast::Sender<ChainEvent>,
     partition: PartitionControl,
@@ -399,7 +399,7 @@ fn start_consensus(
 /// Answers `GET /receipts` from the chain service's best chain.
 async fn serve_receipts(
     mut requests: mpsc::Receiver<ReceiptsRequest>,
-    chain: mpsc::Sender<Command>,
+    chain: mpsc::Sender<ChainCommand>,
 ) {
     while let Some(reply) = requests.recv().await {
         let inspect: Inspect = Box::new(move |chain| {
@@ -420,7 +420,7 @@ async fn serve_receipts(
                 .collect();
             let _ = reply.send(entries);
         });
-        if chain.send(Command::Inspect(inspect)).await.is_err() {
+        if chain.send(ChainCommand::Inspect(inspect)).await.is_err() {
             return;
         }
     }
@@ -438,7 +438,7 @@ fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> 
 
 /// How the supervisor asks each service to stop.
 struct Stoppers {
-    chain: mpsc::Sender<Command>,
+    chain: mpsc::Sender<ChainCommand>,
     consensus: Option<ConsensusHandle<Replicated>>,
     training: watch::Sender<bool>,
 }
@@ -478,7 +478,7 @@ async fn supervise(
     if let Some(consensus) = &stoppers.consensus {
         consensus.shutdown().await;
     }
-    let _ = stoppers.chain.send(Command::Shutdown).await;
+    let _ = stoppers.chain.send(ChainCommand::Shutdown).await;
     for _ in 1..running {
         let result = results.recv().await.unwrap_or(Err(NodeError::Stopped));
         if outcome.is_ok() {
@@ -557,14 +557,15 @@ impl NodeHandle {
     /// Hands a block to the node as if mined here: validated, stored and relayed.
     pub async fn submit_block(&self, block: Block) -> Result<Accepted, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::SubmitBlock(block, reply)).await?;
+        self.send(ChainCommand::SubmitBlock(block, reply)).await?;
         Ok(answer.await.map_err(|_| NodeError::Stopped)??)
     }
 
     /// Adds a receipt to the pool for the next blocks this node mines; false if already pooled.
     pub async fn submit_receipt(&self, receipt: Receipt) -> Result<bool, NodeError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::SubmitReceipt(receipt, reply)).await?;
+        self.send(ChainCommand::SubmitReceipt(receipt, reply))
+            .await?;
         answer.await.map_err(|_| NodeError::Stopped)
     }
 
@@ -577,18 +578,18 @@ impl NodeHandle {
         let inspect: Inspect = Box::new(move |chain| {
             let _ = reply.send(f(chain));
         });
-        self.send(Command::Inspect(inspect)).await?;
+        self.send(ChainCommand::Inspect(inspect)).await?;
         answer.await.map_err(|_| NodeError::Stopped)
     }
 
     /// Starts or stops mining.
     pub async fn set_mining(&self, on: bool) -> Result<(), NodeError> {
-        self.send(Command::SetMining(on)).await
+        self.send(ChainCommand::SetMining(on)).await
     }
 
     /// Stops the node and waits until its store is closed.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        let _ = self.commands.send(Command::Shutdown).await;
+        let _ = self.commands.send(ChainCommand::Shutdown).await;
         self.task.await.map_err(|_| NodeError::Stopped)?
     }
 
@@ -601,11 +602,11 @@ impl NodeHandle {
     pub fn stopper(&self) -> impl FnOnce() + Send + 'static {
         let commands = self.commands.clone();
         move || {
-            let _ = commands.try_send(Command::Shutdown);
+            let _ = commands.try_send(ChainCommand::Shutdown);
         }
     }
 
-    async fn send(&self, command: Command) -> Result<(), NodeError> {
+    async fn send(&self, command: ChainCommand) -> Result<(), NodeError> {
         self.commands
             .send(command)
             .await

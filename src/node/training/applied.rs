@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 use crate::cluster::Applied;
 use crate::cluster::receipt::to_receipt;
 
-use super::super::Command as ChainCommand;
+use super::super::ChainCommand;
 use super::super::replicated::StateEvent;
 use super::super::trainer_thread::Job;
 use super::Service;

@@ -40,7 +40,7 @@ mod blob_transfer;
 mod config_writes;
 mod join;
 
-use super::Command as ChainCommand;
+use super::ChainCommand;
 use super::NodeError;
 use super::blobs::BlobStore;
 use super::consensus::{ConsensusError, ConsensusHandle, ConsensusStatus, ReadConsistency};
