@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hashgrad::gpu::{AdapterChoice, GpuContext};
+use hashgrad::train::TrainConfig;
 use hashgrad::train::aggregate::{GpuReducer, Rule, cpu};
 use hashgrad::train::model::Workspace;
-use hashgrad::train::simulation::{Simulation, SimulationConfig};
+use hashgrad::train::simulation::Simulation;
 use hashgrad::train::{Dataset, Reducer};
 
 const MIB: usize = 1 << 20;
@@ -176,7 +177,7 @@ fn reduce_benches(c: &mut Criterion) {
 
 fn training_benches(c: &mut Criterion) {
     let data = Dataset::digits().expect("digits");
-    let config = SimulationConfig::default();
+    let config = TrainConfig::default();
     let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");
     let mut group = c.benchmark_group("train");
     group.bench_function("round/default-model/K=4/cpu", |b| {

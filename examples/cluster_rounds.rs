@@ -21,7 +21,7 @@ use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
-use hashgrad::train::{Dataset, Simulation, SimulationConfig};
+use hashgrad::train::{Dataset, Simulation, TrainConfig};
 
 /// Whether the clusters started next keep event logs.
 static EVENTS: AtomicBool = AtomicBool::new(false);
@@ -97,9 +97,9 @@ async fn stop(nodes: Vec<Option<NodeHandle>>) {
 
 /// Rounds per second of `hashgrad train` with `workers` workers in one process.
 fn single_process_rate(workers: usize, seconds: f64) -> f64 {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     let data = Dataset::digits().expect("digits");
     let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");

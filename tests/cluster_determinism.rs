@@ -17,8 +17,9 @@ use hashgrad::raft::StateMachine;
 use hashgrad::train::aggregate::{Reducer, Rule};
 use hashgrad::train::optimizer::OptimizerKind;
 use hashgrad::train::params::{vector_from_bytes, vector_to_bytes};
-use hashgrad::train::simulation::{Setup, ShardWorker, Simulation};
-use hashgrad::train::{Dataset, SimulationConfig, StateHash, Trainer};
+use hashgrad::train::setup::{Setup, ShardWorker};
+use hashgrad::train::simulation::Simulation;
+use hashgrad::train::{Dataset, StateHash, TrainConfig, Trainer};
 
 struct Node {
     id: NodeId,
@@ -59,7 +60,7 @@ fn rule_spec(rule: Rule) -> RuleSpec {
 }
 
 impl Cluster {
-    fn new(config: &SimulationConfig, data: &Dataset) -> Cluster {
+    fn new(config: &TrainConfig, data: &Dataset) -> Cluster {
         let setup = Setup::new(config, data).unwrap();
         let training = TrainingConfig {
             learning_rate: config.learning_rate,
@@ -308,7 +309,7 @@ impl Cluster {
     }
 }
 
-fn simulate(config: &SimulationConfig, data: &Dataset, rounds: u64) -> (StateHash, Vec<f32>) {
+fn simulate(config: &TrainConfig, data: &Dataset, rounds: u64) -> (StateHash, Vec<f32>) {
     let mut simulation = Simulation::new(config, data, Reducer::Cpu).unwrap();
     let losses = (0..rounds)
         .map(|_| simulation.run_round().unwrap().loss)
@@ -316,7 +317,7 @@ fn simulate(config: &SimulationConfig, data: &Dataset, rounds: u64) -> (StateHas
     (simulation.trainer().state_hash(), losses)
 }
 
-fn check_same_as_simulation(config: SimulationConfig, rounds: u64) {
+fn check_same_as_simulation(config: TrainConfig, rounds: u64) {
     let data = Dataset::digits().unwrap();
     let (expected, losses) = simulate(&config, &data, rounds);
     let mut cluster = Cluster::new(&config, &data);
@@ -348,17 +349,17 @@ fn check_same_as_simulation(config: SimulationConfig, rounds: u64) {
 
 #[test]
 fn three_nodes_at_level_all_end_with_the_simulations_params_hash() {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: 3,
         seed: 7,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     check_same_as_simulation(config, 12);
 }
 
 #[test]
 fn the_same_holds_for_sgd_and_a_robust_rule() {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: 3,
         seed: 3,
         rule: Rule::Median,
@@ -366,17 +367,17 @@ fn the_same_holds_for_sgd_and_a_robust_rule() {
         learning_rate: OptimizerKind::Sgd.default_learning_rate(),
         hidden: vec![16, 8],
         batch: 20,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     check_same_as_simulation(config, 8);
 }
 
 #[test]
 fn a_leader_change_mid_round_changes_nothing() {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: 3,
         seed: 11,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     let data = Dataset::digits().unwrap();
     let (expected, _) = simulate(&config, &data, 6);
@@ -413,10 +414,10 @@ fn a_leader_change_mid_round_changes_nothing() {
 
 #[test]
 fn a_config_write_takes_effect_from_the_next_round_on_every_node() {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: 3,
         seed: 5,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     let data = Dataset::digits().unwrap();
     let (undisturbed, _) = simulate(&config, &data, 4);

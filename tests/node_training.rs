@@ -17,7 +17,7 @@ use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
-use hashgrad::train::{Dataset, Simulation, SimulationConfig};
+use hashgrad::train::{Dataset, Simulation, TrainConfig};
 
 const SEED: u64 = 5;
 
@@ -60,10 +60,10 @@ async fn http_async(addr: SocketAddr, method: &str, path: &str, body: &str) -> (
 
 /// `hashgrad train --workers 3 --seed SEED` (its defaults otherwise) after `rounds` rounds.
 fn simulated(rounds: u64) -> Simulation {
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: 3,
         seed: SEED,
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     let data = Dataset::digits().expect("digits");
     let mut simulation = Simulation::new(&config, &data, Reducer::Cpu).expect("simulation");

@@ -5,13 +5,14 @@
 
 use std::process::Command;
 
+use hashgrad::train::TrainConfig;
 use hashgrad::train::attack::Attack;
-use hashgrad::train::simulation::{SimulationConfig, run};
+use hashgrad::train::simulation::run;
 use hashgrad::train::{Dataset, Reducer, Rule};
 
 const ROUNDS: u64 = 300;
 
-fn accuracy(config: &SimulationConfig) -> f32 {
+fn accuracy(config: &TrainConfig) -> f32 {
     let data = Dataset::digits().expect("digits");
     let (_, evaluation) = run(config, &data, Reducer::Cpu, ROUNDS).expect("training runs");
     evaluation.accuracy
@@ -19,19 +20,19 @@ fn accuracy(config: &SimulationConfig) -> f32 {
 
 #[test]
 fn four_honest_workers_with_the_mean_reach_95_percent() {
-    let acc = accuracy(&SimulationConfig::default());
+    let acc = accuracy(&TrainConfig::default());
     assert!(acc >= 0.95, "test accuracy {acc}");
 }
 
 #[test]
 fn robust_rules_survive_one_byzantine_worker_of_five_and_the_mean_does_not() {
     for attack in [Attack::SignFlip, Attack::Noise] {
-        let config = |rule| SimulationConfig {
+        let config = |rule| TrainConfig {
             workers: 5,
             byzantine: 1,
             attack,
             rule,
-            ..SimulationConfig::default()
+            ..TrainConfig::default()
         };
         let mean = accuracy(&config(Rule::Mean));
         let median = accuracy(&config(Rule::Median));

@@ -6,8 +6,9 @@
 //! for two orders. In practice lavapipe matches bit for bit.
 
 use hashgrad::gpu::DeviceChoice;
+use hashgrad::train::TrainConfig;
 use hashgrad::train::aggregate::{AggregateError, GpuReducer, Reducer, Rule, cpu};
-use hashgrad::train::simulation::{SimulationConfig, run};
+use hashgrad::train::simulation::run;
 use hashgrad::train::{Dataset, attack::Attack};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -174,12 +175,12 @@ fn auto_backend_uses_the_gpu_only_on_hardware_and_training_matches_the_cpu() {
     // same state (same hash) as on the CPU.
     let data = Dataset::digits().expect("digits");
     for rule in [Rule::Median, Rule::TrimmedMean { trim: 1 }] {
-        let config = SimulationConfig {
+        let config = TrainConfig {
             workers: 5,
             byzantine: 1,
             attack: Attack::Noise,
             rule,
-            ..SimulationConfig::default()
+            ..TrainConfig::default()
         };
         let gpu = Reducer::choose(DeviceChoice::Gpu, Some(context.clone())).expect("gpu");
         let (on_gpu, _) = run(&config, &data, gpu, 15).expect("gpu run");

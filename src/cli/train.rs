@@ -15,7 +15,7 @@ use crate::train::aggregate::{AggregateError, Reducer, Rule, RuleName};
 use crate::train::attack::Attack;
 use crate::train::csv::{self, LabelColumn};
 use crate::train::optimizer::OptimizerKind;
-use crate::train::{Dataset, Setting, Simulation, SimulationConfig, TrainError};
+use crate::train::{Dataset, Setting, Simulation, TrainConfig, TrainError};
 
 /// Largest CSV file `--data` reads.
 const MAX_DATA_BYTES: u64 = 1 << 30;
@@ -123,7 +123,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let data = load_data(&args)?;
     let rule = Rule::from_name(args.rule, args.trim, args.workers);
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: args.workers,
         byzantine: args.byzantine,
         attack: args.attack,

@@ -11,7 +11,7 @@ use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::net::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
-use crate::train::simulation::MAX_WORKERS;
+use crate::train::setup::MAX_WORKERS;
 
 use super::BlobHash;
 

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::train::aggregate::Rule;
-use crate::train::simulation::MAX_WORKERS;
+use crate::train::setup::MAX_WORKERS;
 
 use super::ClusterError;
 use super::command::{ConsistencyLevel, MAX_KEY_BYTES, MAX_VALUE_BYTES};

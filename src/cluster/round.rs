@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::net::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
-use crate::train::simulation::mean_loss;
+use crate::train::setup::mean_loss;
 
 use super::BlobHash;
 use super::command::{Command, ConsistencyLevel, RequestId, RoundCommitted};

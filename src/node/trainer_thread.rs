@@ -27,7 +27,7 @@ use crate::cluster::{BlobHash, RoundCommitted};
 use crate::gpu::{AdapterChoice, DeviceChoice};
 use crate::train::aggregate::{Reducer, Rule};
 use crate::train::params::{vector_from_bytes, vector_to_bytes};
-use crate::train::simulation::{Setup, ShardWorker};
+use crate::train::setup::{Setup, ShardWorker};
 use crate::train::{StateHash, TrainState, Trainer};
 
 use super::blobs::BlobStore;

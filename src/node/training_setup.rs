@@ -10,8 +10,8 @@ use crate::cluster::TrainingConfig;
 use crate::config::TrainSection;
 use crate::net::NodeId;
 use crate::train::csv::{self, LabelColumn};
-use crate::train::simulation::{Setup, ShardWorker};
-use crate::train::{Dataset, SimulationConfig, StateHash, Trainer};
+use crate::train::setup::{Setup, ShardWorker};
+use crate::train::{Dataset, StateHash, TrainConfig, Trainer};
 
 use super::NodeError;
 
@@ -41,7 +41,7 @@ pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, Nod
         Some(path) => load_csv(path)?,
         None => Dataset::digits()?,
     };
-    let config = SimulationConfig {
+    let config = TrainConfig {
         workers: workers.len(),
         byzantine: 0,
         rule: defaults.rule.to_rule(workers.len()),
@@ -50,7 +50,7 @@ pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, Nod
         batch: defaults.batch_size,
         seed: train.seed,
         hidden: train.hidden.clone(),
-        ..SimulationConfig::default()
+        ..TrainConfig::default()
     };
     let setup = Setup::new(&config, &data)?;
     let shard = match workers.iter().position(|w| *w == own) {

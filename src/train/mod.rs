@@ -1,7 +1,8 @@
 //! Data-parallel training: the model (an MLP on the CPU), data sets and shards, optimizers,
 //! serialisable training state, Byzantine attacks for simulations, the aggregation rules
-//! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters
-//! and the in-process `simulation` of K workers. Nothing here opens sockets, reads files or
+//! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters,
+//! what every participant derives from a config (`setup`) and the in-process `simulation` of K
+//! workers. Nothing here opens sockets, reads files or
 //! clocks; the CLI's `train` drives it through `simulation`, and a training node through
 //! `Trainer` on its trainer thread (`node/trainer_thread.rs`).
 
@@ -12,6 +13,7 @@ pub mod dataset;
 pub mod model;
 pub mod optimizer;
 pub mod params;
+pub mod setup;
 pub mod shard;
 pub mod simulation;
 pub mod trainer;
@@ -20,7 +22,8 @@ pub use aggregate::{AggregateError, Reducer, Rule};
 pub use dataset::Dataset;
 pub use model::Mlp;
 pub use params::{StateHash, TrainState};
-pub use simulation::{Simulation, SimulationConfig};
+pub use setup::{Setup, TrainConfig};
+pub use simulation::Simulation;
 pub use trainer::Trainer;
 
 /// A training setting a `BadSetting` error is about (the CLI names its flag).
