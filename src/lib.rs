@@ -26,3 +26,4 @@ pub mod report;
 pub mod target;
 pub mod testnet;
 pub mod train;
+pub mod views;

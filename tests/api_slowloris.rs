@@ -7,7 +7,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use hashgrad::api::{self, Metrics, NodeStatus};
+use hashgrad::api::{self, Metrics};
+use hashgrad::net::NodeId;
+use hashgrad::pow::{BlockHash, Work};
+use hashgrad::views::{ChainView, NodeViews};
 use tokio::sync::watch;
 
 const TIMEOUT: Duration = Duration::from_millis(400);
@@ -48,15 +51,29 @@ fn full_get(addr: SocketAddr) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_or_partial_request_headers_get_the_connection_closed() {
-    let (_status, status_rx) = watch::channel(NodeStatus {
+    let (_view, view_rx) = watch::channel(ChainView {
         network: "regtest".into(),
-        ..NodeStatus::default()
+        node: NodeId([1; 32]),
+        height: 0,
+        tip: BlockHash([0; 32]),
+        total_work: Work::default(),
+        peers: Vec::new(),
+        hash_rate: 0.0,
+        backend: "none".into(),
+        mining: false,
+        blocks_mined: 0,
+        receipts_pooled: 0,
+        listen: SocketAddr::from(([127, 0, 0, 1], 1)),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let addr = api::serve_with_header_timeout(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         api::ApiParts {
-            status: status_rx,
+            views: NodeViews {
+                chain: view_rx,
+                consensus: None,
+                training: None,
+            },
             metrics: Metrics::new(),
             config: None,
             receipts: None,

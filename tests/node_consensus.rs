@@ -13,8 +13,9 @@ use hashgrad::cluster::{Command, RequestId};
 use hashgrad::codec::Encode;
 use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
-use hashgrad::node::consensus::{ConsensusError, ReadConsistency};
+use hashgrad::node::consensus::ConsensusError;
 use hashgrad::node::{Node, NodeHandle};
+use hashgrad::views::ReadMode;
 
 fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
     let mut config = NodeConfig {
@@ -85,10 +86,7 @@ async fn propose(nodes: &[&NodeHandle], command: &[u8]) -> u64 {
 }
 
 /// The `user.*` keys `node` has applied and its last applied index, read with `consistency`.
-async fn applied(
-    node: &NodeHandle,
-    consistency: ReadConsistency,
-) -> Option<(Vec<(String, String)>, u64)> {
+async fn applied(node: &NodeHandle, consistency: ReadMode) -> Option<(Vec<(String, String)>, u64)> {
     let consensus = node.consensus().expect("consensus");
     consensus
         .read(consistency, |machine| {
@@ -106,7 +104,7 @@ async fn applied(
 }
 
 async fn has_applied(node: &NodeHandle, entry: &(u64, (String, String))) -> Option<()> {
-    let (user, last) = applied(node, ReadConsistency::Local).await?;
+    let (user, last) = applied(node, ReadMode::Local).await?;
     (user.contains(&entry.1) && last >= entry.0).then_some(())
 }
 
@@ -150,11 +148,11 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
         .await;
     }
     let follower = (leader + 1) % 3;
-    let seen = applied(all[follower], ReadConsistency::Linearizable)
+    let seen = applied(all[follower], ReadMode::Linearizable)
         .await
         .expect("linearizable read on a follower");
     assert!(seen.0.contains(&first.1), "{seen:?}");
-    let leased = applied(all[leader], ReadConsistency::Lease)
+    let leased = applied(all[leader], ReadMode::Lease)
         .await
         .expect("lease read on the leader");
     assert!(leased.0.contains(&first.1), "{leased:?}");
@@ -191,7 +189,7 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() {
         has_applied(&restarted, &second)
     })
     .await;
-    let (user, last) = applied(&restarted, ReadConsistency::Local)
+    let (user, last) = applied(&restarted, ReadMode::Local)
         .await
         .expect("local read");
     assert_eq!(user, vec![first.1.clone(), second.1.clone()]);
@@ -226,9 +224,7 @@ async fn a_lone_node_bootstraps_and_commits() {
     .await;
     assert_eq!(leader, 0);
     let index = propose(&[&node], &put("alone", "1")).await;
-    let (user, last) = applied(&node, ReadConsistency::Linearizable)
-        .await
-        .expect("read");
+    let (user, last) = applied(&node, ReadMode::Linearizable).await.expect("read");
     assert_eq!(user, vec![kv("alone", "1")]);
     assert!(last >= index);
     let metrics = node.metrics().encode();
@@ -240,7 +236,7 @@ async fn a_lone_node_bootstraps_and_commits() {
         .await
         .expect("restart");
     let (user, _) = eventually(10, "the log replayed", || async {
-        applied(&node, ReadConsistency::Linearizable)
+        applied(&node, ReadMode::Linearizable)
             .await
             .filter(|(user, _)| !user.is_empty())
     })

@@ -14,10 +14,10 @@ use common::{all_trained, eventually, init_logs, start_nodes, training};
 use hashgrad::api::TrainingStatus;
 use hashgrad::config::{HttpSection, MiningSection, NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
-use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
 use hashgrad::train::{Dataset, Simulation, TrainConfig};
+use hashgrad::views::ReadMode;
 
 const SEED: u64 = 5;
 
@@ -191,7 +191,7 @@ async fn config_writes_on_any_node_apply_from_the_next_round() {
         let consensus = consensus.clone();
         async move {
             consensus
-                .read(ReadConsistency::Local, move |machine| {
+                .read(ReadMode::Local, move |machine| {
                     let rounds: Vec<(u64, f32)> = machine
                         .state()
                         .rounds()

@@ -3,10 +3,13 @@
 //! `?consistency=` the caller picks) and `GET /receipts` (which block holds each round's
 //! receipt).
 //!
-//! Reads snapshots the services publish and sends requests down their channels; must not
-//! touch the chain, Raft or the network itself.
+//! Reads the typed views the services publish (`views`) and turns them into JSON at this
+//! edge (`status`); sends typed requests down the services' channels. Must not touch the
+//! chain, Raft or the network itself, and must not import `node` (the node starts this
+//! server, not the other way round).
 
 pub mod metrics;
+mod status;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,165 +22,18 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::node::consensus::ReadConsistency;
+use crate::views::{ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest};
 
 pub use metrics::Metrics;
-
-/// What `GET /status` returns.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    /// The network profile this node runs (`regtest`, …), from its config.
-    pub network: String,
-    /// This node's key fingerprint (hex).
-    pub node_id: String,
-    /// Height of the best chain's tip (genesis = 0).
-    pub height: u64,
-    /// Tip hash in display order (byte-reversed hex).
-    pub tip: String,
-    /// Cumulative work of the best chain, as a decimal number.
-    pub total_work: String,
-    /// The peers connected now, inbound and outbound.
-    pub peers: Vec<PeerStatus>,
-    /// The miner's recent rate in hashes per second (0 when not mining).
-    pub hash_rate: f64,
-    /// The mining backend (`cpu: sha-ni-2x, 2 threads`…), or `none`.
-    pub backend: String,
-    /// Whether the miner is running (mining enabled and a backend started).
-    pub mining: bool,
-    /// Blocks this node has mined since it started (not all of them stay on the best chain).
-    pub blocks_mined: u64,
-    /// Training receipts waiting in the pool for a block to include them.
-    pub receipts_pooled: usize,
-    /// QUIC address peers connect to.
-    pub listen: String,
-    /// Raft's view, when this node takes part in consensus (a `[train]` section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consensus: Option<ConsensusStatus>,
-    /// The training service's view, when this node trains (a `[train]` section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub training: Option<TrainingStatus>,
-}
-
-/// Training's part of `/status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainingStatus {
-    /// Raft role: `leader`, `follower`, `pre-candidate` or `candidate`.
-    pub role: String,
-    /// The Raft term the training service last saw.
-    pub term: u64,
-    /// The leader's fingerprint (hex), when known.
-    pub leader: Option<String>,
-    /// The last committed round (0 before the first).
-    pub round: u64,
-    /// Rounds committed (the round log is gap-free, so equal to `round`).
-    pub rounds_committed: u64,
-    /// The last committed round's mean worker loss.
-    pub loss: Option<f32>,
-    /// Held-out test accuracy (0..1) after `evaluated_round`.
-    pub accuracy: Option<f32>,
-    /// Held-out test loss after `evaluated_round`.
-    pub test_loss: Option<f32>,
-    /// The round after which `accuracy` and `test_loss` were measured (0: not yet evaluated).
-    pub evaluated_round: u64,
-    /// Rounds this node abandoned as leader.
-    pub rounds_abandoned: u64,
-    /// Gradients this node refused as leader.
-    pub gradients_refused: u64,
-    /// Gradient bytes this node accepted as leader.
-    pub bytes_received: u64,
-    /// Hash of the params after `round`.
-    pub params_hash: String,
-    /// The round whose params this node's trainer holds (checked against the committed hash).
-    pub trained_round: u64,
-    /// The round of the last Raft snapshot whose training state the trainer jumped to (0:
-    /// none; it replayed every round).
-    #[serde(default)]
-    pub restored_round: u64,
-    /// Workers in the cluster's list.
-    pub workers: usize,
-    /// Whether this node computes gradients.
-    pub worker: bool,
-}
-
-/// A config request from the API to the training service.
-#[derive(Debug)]
-pub enum ConfigRequest {
-    /// Reads a key from the replicated config store.
-    Get {
-        /// The config key to read.
-        key: String,
-        /// How the read is confirmed before it sees the store.
-        consistency: ReadConsistency,
-        /// Gets the value (`None`: the key is unset) or why the read failed.
-        reply: oneshot::Sender<Result<Option<String>, ConfigFailure>>,
-    },
-    /// Writes a key through Raft, optionally as a compare-and-set.
-    Put {
-        /// The config key to write.
-        key: String,
-        /// The new value (`PUT /config/{key}` trims surrounding whitespace from the body).
-        value: String,
-        /// `Some`: compare-and-set against this value (`Some(None)`: only if unset).
-        expected: Option<Option<String>>,
-        /// Gets the committed write or why it did not apply.
-        reply: oneshot::Sender<Result<ConfigWritten, ConfigFailure>>,
-    },
-}
-
-/// A config write that applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigWritten {
-    /// The key written.
-    pub key: String,
-    /// The value it now holds.
-    pub value: String,
-    /// The Raft log index it committed at.
-    pub index: u64,
-}
-
-/// Why a config request did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigFailure {
-    /// A bad key or value (400).
-    BadRequest(String),
-    /// A compare-and-set found another value (409).
-    CasFailed {
-        /// The value the key holds now (`None`: unset).
-        current: Option<String>,
-    },
-    /// Not done: no leader, the leader unreachable, the entry dropped by a new leader (503);
-    /// retry.
-    Unavailable(String),
-    /// A write whose outcome is unknown: it was proposed but no answer came in time, so it may
-    /// or may not take effect (504); read before retrying a compare-and-set.
-    Unknown(String),
-}
-
-/// A committed round's receipt as `GET /receipts` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptEntry {
-    /// The training round the receipt records.
-    pub round: u64,
-    /// The best-chain block holding it (display hex) and its height.
-    pub block: String,
-    /// Height of that block on the best chain.
-    pub height: u64,
-    /// Hash of the params after the round, as the receipt records it.
-    pub params_hash: String,
-    /// Fingerprints (hex) of the workers whose gradients the round reduced.
-    pub contributors: Vec<String>,
-}
-
-/// Asks the chain for the training receipts on its best chain.
-pub type ReceiptsRequest = oneshot::Sender<Vec<ReceiptEntry>>;
+pub use status::{ConsensusStatus, NodeStatus, PeerStatus, ReceiptEntry, TrainingStatus};
 
 /// What the API serves from.
 pub struct ApiParts {
-    /// The latest status the chain, consensus and training services publish.
-    pub status: watch::Receiver<NodeStatus>,
+    /// The views the chain, consensus and training services publish.
+    pub views: NodeViews,
     /// The node's Prometheus registry, served at `GET /metrics`.
     pub metrics: Metrics,
     /// The training service's config requests (`None`: the node does not train).
@@ -186,52 +42,9 @@ pub struct ApiParts {
     pub receipts: Option<mpsc::Sender<ReceiptsRequest>>,
 }
 
-/// Raft's part of `/status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConsensusStatus {
-    /// `follower`, `pre-candidate`, `candidate` or `leader`.
-    pub role: String,
-    /// The current Raft term.
-    pub term: u64,
-    /// The leader's fingerprint (hex), when known.
-    pub leader: Option<String>,
-    /// Highest log index known committed.
-    pub commit_index: u64,
-    /// Highest log index applied to the state machine (at most `commit_index`).
-    pub applied_index: u64,
-    /// Fingerprints (hex) of the current voters.
-    pub voters: Vec<String>,
-    /// Index of the latest snapshot: the log before it is compacted away (0: none).
-    #[serde(default)]
-    pub snapshot_index: u64,
-    /// Entries held in the log after the snapshot.
-    #[serde(default)]
-    pub log_entries: u64,
-    /// Snapshots a leader sent this node (it was too far behind to catch up from entries).
-    #[serde(default)]
-    pub snapshots_installed: u64,
-    /// Snapshots this node took of its own state to compact its log.
-    #[serde(default)]
-    pub snapshots_taken: u64,
-}
-
-/// One connected peer in `/status`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    /// The peer's key fingerprint (hex).
-    pub id: String,
-    /// The peer's QUIC listen address, or the connection's remote address when it did not give one.
-    pub addr: String,
-    /// True when this node dialed the connection.
-    pub outbound: bool,
-    /// The connection's TLS key-exchange group, e.g. `X25519MLKEM768`.
-    #[serde(default)]
-    pub key_exchange: String,
-}
-
 #[derive(Clone)]
 struct ApiState {
-    status: watch::Receiver<NodeStatus>,
+    views: NodeViews,
     metrics: Metrics,
     config: Option<mpsc::Sender<ConfigRequest>>,
     receipts: Option<mpsc::Sender<ReceiptsRequest>>,
@@ -286,15 +99,15 @@ async fn get_config(
     let Some(config) = state.config else {
         return not_training();
     };
-    let consistency = match query.consistency.as_deref().map(str::parse) {
-        None => ReadConsistency::Linearizable,
-        Some(Ok(level)) => level,
-        Some(Err(reason)) => return error(StatusCode::BAD_REQUEST, reason),
+    let mode = match query.consistency.as_deref().map(str::parse::<ReadMode>) {
+        None => ReadMode::Linearizable,
+        Some(Ok(mode)) => mode,
+        Some(Err(reason)) => return error(StatusCode::BAD_REQUEST, reason.to_string()),
     };
     let (reply, answer) = oneshot::channel();
     let request = ConfigRequest::Get {
         key: key.clone(),
-        consistency,
+        mode,
         reply,
     };
     if config.send(request).await.is_err() {
@@ -309,7 +122,7 @@ async fn get_config(
             let body = serde_json::json!({
                 "key": key,
                 "value": value,
-                "consistency": format!("{consistency:?}").to_ascii_lowercase(),
+                "consistency": mode.name(),
             });
             let status = if found {
                 StatusCode::OK
@@ -360,7 +173,12 @@ async fn put_config(
         );
     }
     match answer.await {
-        Ok(Ok(written)) => Json(written).into_response(),
+        Ok(Ok(written)) => Json(serde_json::json!({
+            "key": written.key,
+            "value": written.value,
+            "index": written.index,
+        }))
+        .into_response(),
         Ok(Err(reason)) => failure(reason),
         Err(_) => error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -378,13 +196,13 @@ async fn receipts(State(state): State<ApiState>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the chain service stopped");
     }
     match answer.await {
-        Ok(entries) => Json(entries).into_response(),
+        Ok(found) => Json(found.iter().map(ReceiptEntry::from).collect::<Vec<_>>()).into_response(),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the chain service stopped"),
     }
 }
 
 async fn status(State(state): State<ApiState>) -> Json<NodeStatus> {
-    Json(state.status.borrow().clone())
+    Json(NodeStatus::from(&state.views.snapshot()))
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
@@ -430,7 +248,7 @@ pub async fn serve_with_header_timeout(
         .route("/receipts", get(receipts))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ApiState {
-            status: parts.status,
+            views: parts.views,
             metrics: parts.metrics,
             config: parts.config,
             receipts: parts.receipts,

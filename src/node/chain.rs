@@ -9,19 +9,19 @@
 //! Must not open the data dir, bind sockets or serve HTTP (`node::start` does, and composes
 //! this service with the others).
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+mod dialer;
+mod mining;
+mod syncing;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rand::Rng;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::miner::Miner;
 use super::seen::SeenCache;
 use super::sync::{self, SyncReport};
-use super::{ChainCommand, ChainEvent, NodeError, backend};
-use crate::api::{Metrics, NodeStatus, PeerStatus};
+use super::{ChainCommand, ChainEvent, NodeError};
+use crate::api::Metrics;
 use crate::config::NodeConfig;
 use crate::events::{EventKind, EventLog};
 use crate::hash::reference::sha256d;
@@ -29,6 +29,10 @@ use crate::net::{Message, NetEvent, Network, NodeId};
 use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, MAX_BLOCK_BYTES, ReceiptPool,
 };
+use crate::views::ChainView;
+use dialer::Dialer;
+use mining::MinerControl;
+use syncing::Syncing;
 
 /// Receipt bytes a pool holds at most.
 const POOL_BYTES: usize = 64 << 20;
@@ -41,32 +45,24 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The service's state: the chain and what persists it, the pool and seen-cache, and the
+/// three parts that own their own tasks (dialer, sync rounds, miner).
 struct ChainService {
     config: NodeConfig,
     chain: Chain,
     store: ChainStore,
     pool: ReceiptPool,
-    net: Network,
-    miner: Option<Miner>,
-    found: mpsc::UnboundedSender<Block>,
-    backend_name: String,
-    mining: bool,
-    miner_id: NodeId,
     seen: SeenCache,
+    net: Network,
+    dialer: Dialer,
+    syncing: Syncing,
+    miner: MinerControl,
+    /// Who this node's coinbases pay (its own fingerprint).
+    miner_id: NodeId,
     metrics: Metrics,
-    status: watch::Sender<NodeStatus>,
+    view: watch::Sender<ChainView>,
     events: broadcast::Sender<ChainEvent>,
     event_log: EventLog,
-    sync_reports: mpsc::Sender<SyncReport>,
-    syncing: HashSet<NodeId>,
-    resync: HashSet<NodeId>,
-    known: HashMap<SocketAddr, Option<NodeId>>,
-    dialing: HashSet<SocketAddr>,
-    dialed: mpsc::UnboundedSender<(SocketAddr, Result<NodeId, String>)>,
-    blocks_mined: u64,
-    rate_sample: (Instant, u64),
-    hash_rate: f64,
-    pace: Duration,
 }
 
 /// What the chain service is built from; `node::start` opens them.
@@ -78,7 +74,8 @@ pub(super) struct ChainParts {
     /// The transport's chain events (`Network::bind`'s receiver).
     pub net_events: mpsc::Receiver<NetEvent>,
     pub metrics: Metrics,
-    pub status: watch::Sender<NodeStatus>,
+    /// Where the service publishes its view.
+    pub view: watch::Sender<ChainView>,
     pub events: broadcast::Sender<ChainEvent>,
     /// The node's event log (blocks found, received and reorganised; hash rate).
     pub event_log: EventLog,
@@ -98,61 +95,47 @@ pub(super) fn spawn(
         net,
         net_events,
         metrics,
-        status,
+        view,
         events,
         event_log,
     } = parts;
     let (found, found_rx) = mpsc::unbounded_channel();
     let (sync_reports, sync_rx) = mpsc::channel(64);
-    let (dialed, dialed_rx) = mpsc::unbounded_channel();
     let (commands, commands_rx) = mpsc::channel(256);
 
-    let mut known = HashMap::new();
+    let mut dialer = Dialer::default();
     for peer in config.peers()? {
-        known.insert(peer.addr, peer.pin);
+        dialer.learn(peer.addr, peer.pin);
     }
     for (addr, _) in store.peers()? {
-        if let Ok(addr) = addr.parse::<SocketAddr>() {
-            known.entry(addr).or_insert(None);
+        if let Ok(addr) = addr.parse() {
+            dialer.learn(addr, None);
         }
     }
-    let id = net.id();
     let mut service = ChainService {
-        pace: Duration::from_millis(config.mining.pace_ms),
-        mining: config.mining.enabled,
+        miner: MinerControl::new(config.mining.clone(), found),
+        miner_id: net.id(),
         config,
         chain,
         store,
         pool: ReceiptPool::new(POOL_BYTES),
-        net,
-        miner: None,
-        found,
-        backend_name: "none".into(),
-        miner_id: id,
         seen: SeenCache::new(SEEN_CAPACITY),
+        net,
+        dialer,
+        syncing: Syncing::new(sync_reports),
         metrics,
-        status,
+        view,
         events,
         event_log,
-        sync_reports,
-        syncing: HashSet::new(),
-        resync: HashSet::new(),
-        known,
-        dialing: HashSet::new(),
-        dialed,
-        blocks_mined: 0,
-        rate_sample: (Instant::now(), 0),
-        hash_rate: 0.0,
     };
-    if service.mining {
-        service.open_miner()?;
+    if service.miner.wanted() {
+        service.miner.open()?;
     }
     service.publish();
     let receivers = Receivers {
         net: net_events,
         found: found_rx,
         sync: sync_rx,
-        dialed: dialed_rx,
         commands: commands_rx,
     };
     let task = tokio::spawn(async move { service.run(receivers).await });
@@ -163,7 +146,6 @@ struct Receivers {
     net: mpsc::Receiver<NetEvent>,
     found: mpsc::UnboundedReceiver<Block>,
     sync: mpsc::Receiver<SyncReport>,
-    dialed: mpsc::UnboundedReceiver<(SocketAddr, Result<NodeId, String>)>,
     commands: mpsc::Receiver<ChainCommand>,
 }
 
@@ -178,8 +160,8 @@ impl ChainService {
                 Some(event) = rx.net.recv() => self.on_net(event),
                 Some(block) = rx.found.recv() => self.on_mined(block),
                 Some(report) = rx.sync.recv() => self.on_sync(report),
-                Some((addr, result)) = rx.dialed.recv() => {
-                    self.on_dialed(addr, result);
+                Some(dialed) = self.dialer.next() => {
+                    self.dialer.finished(dialed);
                     Ok(())
                 }
                 command = rx.commands.recv() => match command {
@@ -187,7 +169,7 @@ impl ChainService {
                     Some(command) => self.on_command(command),
                 },
                 _ = redial.tick() => {
-                    self.redial();
+                    self.dialer.redial(&self.net);
                     Ok(())
                 }
                 _ = tick.tick() => {
@@ -201,44 +183,16 @@ impl ChainService {
         };
         // Stop hashing; `node::start`'s supervisor closes the connections, and the store
         // closes when the service drops.
-        self.miner = None;
+        self.miner.stop();
         info!("chain service stopped");
         result
     }
 
-    fn open_miner(&mut self) -> Result<(), NodeError> {
-        if self.miner.is_some() {
-            return Ok(());
-        }
-        let backend = backend::open(&self.config.mining.backend, self.config.mining.threads)?;
-        let info = backend.info();
-        self.backend_name = format!(
-            "{:?}: {} on {} ({} threads)",
-            info.kind, info.path, info.device, info.threads
-        )
-        .to_lowercase();
-        info!(backend = %self.backend_name, "mining");
-        self.miner = Some(Miner::start(backend, self.found.clone()));
-        Ok(())
-    }
-
     /// A fresh template on the tip for the miner, paced when the config asks for it.
     fn new_job(&mut self) {
-        if !self.mining {
-            return;
-        }
-        let Some(miner) = &self.miner else {
-            return;
-        };
-        let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
-        let template = self.chain.template(self.miner_id, receipts, unix_now());
-        let pace = self.pace.as_millis() as u64;
-        let delay = if pace == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=2 * pace)
-        };
-        miner.replace(template, Instant::now() + Duration::from_millis(delay));
+        let (chain, pool, miner_id) = (&self.chain, &self.pool, self.miner_id);
+        self.miner
+            .replace(|| chain.template(miner_id, pool.select(MAX_BLOCK_BYTES / 2), unix_now()));
     }
 
     fn on_net(&mut self, event: NetEvent) -> Result<(), NodeError> {
@@ -247,7 +201,7 @@ impl ChainService {
                 peer, listen_addr, ..
             } => {
                 if let Some(addr) = listen_addr {
-                    self.known.entry(addr).or_insert(None);
+                    self.dialer.learn(addr, None);
                     if let Err(error) = self.store.put_peer(&addr.to_string(), unix_now()) {
                         warn!(%error, "cannot record peer");
                     }
@@ -445,7 +399,7 @@ impl ChainService {
         let hash = block.hash();
         match self.accept(block, None)? {
             Ok(Accepted::NewTip { .. }) => {
-                self.blocks_mined += 1;
+                self.miner.found_one();
                 self.metrics.blocks_mined.inc();
                 info!(height = self.chain.height(), %hash, "mined a block");
             }
@@ -458,17 +412,10 @@ impl ChainService {
     }
 
     fn start_sync(&mut self, peer: NodeId) {
-        if !self.syncing.insert(peer) {
-            self.resync.insert(peer);
-            return;
-        }
-        let locator = self.chain.locator().into_iter().map(|h| h.0).collect();
-        tokio::spawn(sync::run_round(
-            self.net.clone(),
-            peer,
-            locator,
-            self.sync_reports.clone(),
-        ));
+        let chain = &self.chain;
+        self.syncing.start(&self.net, peer, || {
+            chain.locator().into_iter().map(|h| h.0).collect()
+        });
     }
 
     fn on_sync(&mut self, report: SyncReport) -> Result<(), NodeError> {
@@ -493,7 +440,7 @@ impl ChainService {
                 let _ = stored.send(go_on);
             }
             SyncReport::Done { peer, result, more } => {
-                self.syncing.remove(&peer);
+                let again = self.syncing.ended(peer, more);
                 match result {
                     Ok(count) if count > 0 => {
                         debug!(peer = %peer.short(), count, "sync round done")
@@ -501,7 +448,7 @@ impl ChainService {
                     Ok(_) => {}
                     Err(error) => debug!(peer = %peer.short(), %error, "sync round failed"),
                 }
-                if more || self.resync.remove(&peer) {
+                if again {
                     self.start_sync(peer);
                 }
             }
@@ -514,29 +461,6 @@ impl ChainService {
         self.net.ban(peer, reason);
     }
 
-    fn redial(&mut self) {
-        let own = self.net.local_addr();
-        for (&addr, &pin) in &self.known {
-            if addr == own || self.dialing.contains(&addr) || self.net.knows_addr(addr) {
-                continue;
-            }
-            self.dialing.insert(addr);
-            let net = self.net.clone();
-            let dialed = self.dialed.clone();
-            tokio::spawn(async move {
-                let result = net.dial(addr, pin).await.map_err(|e| e.to_string());
-                let _ = dialed.send((addr, result));
-            });
-        }
-    }
-
-    fn on_dialed(&mut self, addr: SocketAddr, result: Result<NodeId, String>) {
-        self.dialing.remove(&addr);
-        if let Err(error) = result {
-            debug!(%addr, %error, "dial failed; will retry");
-        }
-    }
-
     fn on_command(&mut self, command: ChainCommand) -> Result<(), NodeError> {
         match command {
             ChainCommand::SubmitBlock(block, reply) => {
@@ -546,80 +470,52 @@ impl ChainService {
             ChainCommand::SubmitReceipt(receipt, reply) => {
                 let added = self.pool.insert(receipt);
                 let _ = reply.send(added);
-                if let Some(miner) = self.miner.as_ref().filter(|_| added && self.mining) {
-                    let receipts = self.pool.select(MAX_BLOCK_BYTES / 2);
-                    miner.refresh(self.chain.template(self.miner_id, receipts, unix_now()));
+                if added {
+                    let (chain, pool, miner_id) = (&self.chain, &self.pool, self.miner_id);
+                    self.miner.refresh(|| {
+                        chain.template(miner_id, pool.select(MAX_BLOCK_BYTES / 2), unix_now())
+                    });
                 }
             }
             ChainCommand::Inspect(inspect) => inspect(&self.chain),
             ChainCommand::SetMining(on) => {
-                self.mining = on;
-                if on {
-                    self.open_miner()?;
-                    self.new_job();
-                } else if let Some(miner) = &self.miner {
-                    miner.pause();
-                }
+                self.miner.set_wanted(on)?;
+                self.new_job();
             }
             ChainCommand::Shutdown => {}
         }
         Ok(())
     }
 
-    /// Refreshes metrics and the chain's fields of the `/status` snapshot.
+    /// Refreshes metrics and publishes the chain's view.
     fn publish(&mut self) {
-        let hashes = self.miner.as_ref().map_or(0, Miner::hashes);
-        let (since, before) = self.rate_sample;
-        let elapsed = since.elapsed();
-        if elapsed >= Duration::from_millis(900) {
-            self.hash_rate = (hashes - before) as f64 / elapsed.as_secs_f64();
-            self.rate_sample = (Instant::now(), hashes);
-            self.metrics.hashes.inc_by(hashes - before);
-            if self.miner.is_some() {
+        if let Some((hashes, mining)) = self.miner.sample() {
+            self.metrics.hashes.inc_by(hashes);
+            if mining {
                 self.event_log.record(EventKind::HashRate {
-                    hashes_per_sec: self.hash_rate,
+                    hashes_per_sec: self.miner.hash_rate(),
                 });
             }
         }
         let peers = self.net.peers();
         self.metrics.height.set(self.chain.height() as i64);
         self.metrics.peers.set(peers.len() as i64);
-        self.metrics.hash_rate.set(self.hash_rate);
+        self.metrics.hash_rate.set(self.miner.hash_rate());
         self.metrics.receipts_pooled.set(self.pool.len() as i64);
-        let status = NodeStatus {
-            consensus: None,
-            training: None,
+        let view = ChainView {
             network: self.config.network.clone(),
-            node_id: self.net.id().to_string(),
+            node: self.net.id(),
             height: self.chain.height(),
-            tip: self.chain.tip().to_string(),
-            total_work: self.chain.total_work().0.to_string(),
-            peers: peers
-                .iter()
-                .map(|p| PeerStatus {
-                    id: p.id.to_string(),
-                    addr: p.listen_addr.unwrap_or(p.remote).to_string(),
-                    outbound: p.outbound,
-                    key_exchange: p.key_exchange.name().to_string(),
-                })
-                .collect(),
-            hash_rate: self.hash_rate,
-            backend: self.backend_name.clone(),
-            mining: self.mining && self.miner.is_some(),
-            blocks_mined: self.blocks_mined,
+            tip: self.chain.tip(),
+            total_work: self.chain.total_work(),
+            peers,
+            hash_rate: self.miner.hash_rate(),
+            backend: self.miner.backend_name().to_string(),
+            mining: self.miner.running(),
+            blocks_mined: self.miner.blocks_mined(),
             receipts_pooled: self.pool.len(),
-            listen: self.net.local_addr().to_string(),
+            listen: self.net.local_addr(),
         };
-        // Keep the consensus and training services' fields (they write them under the same
-        // lock).
-        self.status.send_modify(|current| {
-            let consensus = current.consensus.take();
-            let training = current.training.take();
-            *current = NodeStatus {
-                consensus,
-                training,
-                ..status
-            };
-        });
+        self.view.send_replace(view);
     }
 }

@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -30,7 +29,6 @@ mod compaction;
 
 pub use self::compaction::Compactable;
 use self::compaction::Snapshots;
-pub use crate::api::ConsensusStatus;
 use crate::events::{EventKind, EventLog};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message as Frame, NetEvent, Network};
@@ -39,6 +37,7 @@ use crate::raft::{
     self, Config as RaftConfig, ProposeError, Raft, RaftError, ReadOnlyMode, RedbStorage, Role,
     Storage, StorageError,
 };
+use crate::views::{ConsensusView, RaftPosition, ReadMode};
 
 /// File name of the Raft log inside the data dir.
 pub const RAFT_FILE: &str = "raft.redb";
@@ -48,34 +47,6 @@ pub const RAFT_MESSAGE_FRAME: u8 = 0x30;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub use crate::config::DEFAULT_SNAPSHOT_EVERY;
-
-/// How a read is confirmed before it sees the state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ReadConsistency {
-    /// ReadIndex: the leader confirms with a quorum that it still leads, then the read waits
-    /// until this node has applied that commit index.
-    #[default]
-    Linearizable,
-    /// The leader's lease: no quorum round while a quorum answered within an election
-    /// timeout (assumes bounded clock drift). On a follower it is forwarded as ReadIndex.
-    Lease,
-    /// This node's applied state as it is now; may be stale.
-    Local,
-}
-
-impl FromStr for ReadConsistency {
-    type Err = String;
-    fn from_str(text: &str) -> Result<ReadConsistency, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "linearizable" => Ok(ReadConsistency::Linearizable),
-            "lease" => Ok(ReadConsistency::Lease),
-            "local" => Ok(ReadConsistency::Local),
-            other => Err(format!(
-                "unknown consistency `{other}`; use linearizable, lease or local"
-            )),
-        }
-    }
-}
 
 /// How the service runs Raft.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,21 +119,21 @@ type ReadFn<M> = Box<dyn FnOnce(Result<&M, ConsensusError>) + Send>;
 enum Request<M> {
     Propose(Vec<u8>, oneshot::Sender<Result<u64, ConsensusError>>),
     AddVoter(NodeId, oneshot::Sender<Result<u64, ConsensusError>>),
-    Read(ReadConsistency, ReadFn<M>),
+    Read(ReadMode, ReadFn<M>),
     Shutdown,
 }
 
 /// Proposals and reads for the consensus service; cheap to clone.
 pub struct ConsensusHandle<M> {
     requests: mpsc::Sender<Request<M>>,
-    status: watch::Receiver<ConsensusStatus>,
+    view: watch::Receiver<ConsensusView>,
 }
 
 impl<M> Clone for ConsensusHandle<M> {
     fn clone(&self) -> Self {
         ConsensusHandle {
             requests: self.requests.clone(),
-            status: self.status.clone(),
+            view: self.view.clone(),
         }
     }
 }
@@ -184,28 +155,28 @@ impl<M: Send + 'static> ConsensusHandle<M> {
         answer.await.map_err(|_| ConsensusError::Stopped)?
     }
 
-    /// Runs `read` on the state machine once the requested consistency allows.
+    /// Runs `read` on the state machine once the read mode allows.
     pub async fn read<R: Send + 'static>(
         &self,
-        consistency: ReadConsistency,
+        mode: ReadMode,
         read: impl FnOnce(&M) -> R + Send + 'static,
     ) -> Result<R, ConsensusError> {
         let (reply, answer) = oneshot::channel();
         let read: ReadFn<M> = Box::new(move |machine| {
             let _ = reply.send(machine.map(read));
         });
-        self.send(Request::Read(consistency, read)).await?;
+        self.send(Request::Read(mode, read)).await?;
         answer.await.map_err(|_| ConsensusError::Stopped)?
     }
 
-    /// The latest Raft status.
-    pub fn status(&self) -> ConsensusStatus {
-        self.status.borrow().clone()
+    /// The consensus service's latest view of Raft.
+    pub fn view(&self) -> ConsensusView {
+        self.view.borrow().clone()
     }
 
-    /// Status updates (role, term, leader, commit index).
-    pub fn watch(&self) -> watch::Receiver<ConsensusStatus> {
-        self.status.clone()
+    /// The view as it changes (role, term, leader, commit index).
+    pub fn watch(&self) -> watch::Receiver<ConsensusView> {
+        self.view.clone()
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -237,7 +208,7 @@ struct Service<M, S> {
     machine: M,
     net: Network,
     ids: RaftIds,
-    status: watch::Sender<ConsensusStatus>,
+    view: watch::Sender<ConsensusView>,
     proposals: BTreeMap<u64, PendingProposal>,
     /// Reads waiting for Raft to confirm them, by request id.
     confirming: BTreeMap<u64, PendingRead<M>>,
@@ -253,8 +224,9 @@ struct Service<M, S> {
 /// The consensus service's task; it ends when the service stops or fails.
 pub type ConsensusTask = tokio::task::JoinHandle<Result<(), ConsensusError>>;
 
-/// Opens `raft.redb` in `data_dir`, builds Raft for `own` and spawns the service task.
-/// `events` are the transport's Raft-range events (`Network::subscribe(Service::Raft)`).
+/// Opens `raft.redb` in `data_dir`, builds Raft for `own` and spawns the service task, which
+/// publishes its view on `view`. `events` are the transport's Raft-range events
+/// (`Network::subscribe(Service::Raft)`).
 pub fn start<M>(
     own: NodeId,
     config: &ConsensusConfig,
@@ -262,6 +234,7 @@ pub fn start<M>(
     machine: M,
     net: Network,
     events: mpsc::Receiver<NetEvent>,
+    view: watch::Sender<ConsensusView>,
 ) -> Result<(ConsensusHandle<M>, ConsensusTask), ConsensusError>
 where
     M: Compactable + Send + 'static,
@@ -290,7 +263,7 @@ where
         commit = raft.commit_index(),
         "consensus started"
     );
-    let (status, status_rx) = watch::channel(ConsensusStatus::default());
+    let view_rx = view.subscribe();
     let (requests, requests_rx) = mpsc::channel(1024);
     let event_log = net.event_log();
     let mut service = Service {
@@ -299,7 +272,7 @@ where
         machine,
         net,
         ids,
-        status,
+        view,
         proposals: BTreeMap::new(),
         confirming: BTreeMap::new(),
         applying: Vec::new(),
@@ -314,7 +287,7 @@ where
     Ok((
         ConsensusHandle {
             requests,
-            status: status_rx,
+            view: view_rx,
         },
         task,
     ))
@@ -426,12 +399,12 @@ impl<M: Compactable, S: Storage> Service<M, S> {
                     }
                 }
             }
-            Request::Read(ReadConsistency::Local, read) => read(Ok(&self.machine)),
-            Request::Read(consistency, read) => {
+            Request::Read(ReadMode::Local, read) => read(Ok(&self.machine)),
+            Request::Read(requested, read) => {
                 let request = self.next_read;
                 self.next_read += 1;
-                let mode = match consistency {
-                    ReadConsistency::Lease => ReadOnlyMode::LeaseBased,
+                let mode = match requested {
+                    ReadMode::Lease => ReadOnlyMode::LeaseBased,
                     _ => ReadOnlyMode::Safe,
                 };
                 match self.raft.read_index_with(request, mode) {
@@ -546,7 +519,7 @@ impl<M: Compactable, S: Storage> Service<M, S> {
         let (logged_role, logged_term, logged_commit) = self.logged;
         if role != logged_role || term != logged_term {
             self.event_log.record(EventKind::RaftRole {
-                role: role_name(role).replace('-', "_"),
+                role: role.name().replace('-', "_"),
                 term,
             });
         }
@@ -560,14 +533,12 @@ impl<M: Compactable, S: Storage> Service<M, S> {
     }
 
     fn publish(&mut self) {
-        let status = ConsensusStatus {
-            role: role_name(self.raft.role()).to_string(),
-            term: self.raft.term(),
-            leader: self
-                .raft
-                .leader()
-                .and_then(|id| self.ids.node(id))
-                .map(|node| node.to_string()),
+        let view = ConsensusView {
+            position: RaftPosition {
+                role: self.raft.role(),
+                term: self.raft.term(),
+                leader: self.raft.leader().and_then(|id| self.ids.node(id)),
+            },
             commit_index: self.raft.commit_index(),
             applied_index: self.raft.applied_index(),
             voters: self
@@ -575,28 +546,17 @@ impl<M: Compactable, S: Storage> Service<M, S> {
                 .voters()
                 .into_iter()
                 .filter_map(|id| self.ids.node(id))
-                .map(|node| node.to_string())
                 .collect(),
             snapshot_index: self.raft.snapshot_index(),
             log_entries: self.raft.last_index() - self.raft.snapshot_index(),
             snapshots_installed: self.snapshots.installed,
             snapshots_taken: self.snapshots.taken,
         };
-        self.status.send_if_modified(|current| {
-            let changed = *current != status;
-            *current = status;
+        self.view.send_if_modified(|current| {
+            let changed = *current != view;
+            *current = view;
             changed
         });
-    }
-}
-
-/// How `/status` names a Raft role.
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Follower => "follower",
-        Role::PreCandidate => "pre-candidate",
-        Role::Candidate => "candidate",
-        Role::Leader => "leader",
     }
 }
 

@@ -5,9 +5,10 @@
 //! (`replicated`) and `training` runs the round protocol, with its arithmetic on the trainer
 //! thread (`trainer_thread`) and reduced gradients as blobs on disk (`blobs`).
 //!
-//! `Node::start` opens the data dir, the identity and the network, starts the services and a
-//! supervisor that stops them together, and returns a `NodeHandle` for the CLI and for
-//! in-process tests.
+//! Each service publishes a typed view of itself on its own watch channel (`views`); the
+//! HTTP API serves them as JSON. `Node::start` opens the data dir, the identity and the
+//! network, starts the services, the HTTP API and a supervisor that stops them together, and
+//! returns a `NodeHandle` for the CLI and for in-process tests.
 
 mod backend;
 pub mod blobs;
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{info, warn};
 
-use crate::api::{self, ApiParts, Metrics, NodeStatus, ReceiptEntry, ReceiptsRequest};
+use crate::api::{self, ApiParts, Metrics, NodeStatus};
 use crate::cluster::ClusterState;
 use crate::config::TrainSection;
 use crate::config::{ConfigError, NodeConfig};
@@ -38,6 +39,7 @@ use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
     Receipt, StoreError,
 };
+use crate::views::{ChainView, ConsensusView, NodeViews, ReceiptsRequest, TrainingView};
 use consensus::{ConsensusConfig, ConsensusError, ConsensusHandle};
 use replicated::Replicated;
 
@@ -154,7 +156,7 @@ pub(crate) enum ChainCommand {
 /// A running node.
 pub struct NodeHandle {
     commands: mpsc::Sender<ChainCommand>,
-    status: watch::Receiver<NodeStatus>,
+    views: NodeViews,
     events: broadcast::Sender<ChainEvent>,
     partition: PartitionControl,
     id: NodeId,
@@ -205,9 +207,29 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let listen = net.local_addr();
 
     let metrics = Metrics::new();
-    let (status, status_rx) = watch::channel(NodeStatus::default());
-    let (stopped_tx, mut stopped_rx) = watch::channel(false);
     let trains = config.train.is_some();
+    let (chain_view, chain_view_rx) = watch::channel(ChainView {
+        network: config.network.clone(),
+        node: id,
+        height: chain.height(),
+        tip: chain.tip(),
+        total_work: chain.total_work(),
+        peers: Vec::new(),
+        hash_rate: 0.0,
+        backend: "none".into(),
+        mining: false,
+        blocks_mined: 0,
+        receipts_pooled: 0,
+        listen,
+    });
+    let (consensus_view, consensus_view_rx) = watch::channel(ConsensusView::default());
+    let (training_view, training_view_rx) = watch::channel(TrainingView::default());
+    let views = NodeViews {
+        chain: chain_view_rx,
+        consensus: trains.then_some(consensus_view_rx),
+        training: trains.then_some(training_view_rx),
+    };
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
     let (config_tx, config_rx) = mpsc::channel(256);
     let (receipts_tx, receipts_rx) = mpsc::channel(16);
     let http = match config.http.listen {
@@ -216,7 +238,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 let _ = stopped_rx.wait_for(|stopped| *stopped).await;
             };
             let parts = ApiParts {
-                status: status_rx.clone(),
+                views: views.clone(),
                 metrics: metrics.clone(),
                 config: trains.then(|| config_tx.clone()),
                 receipts: trains.then(|| receipts_tx.clone()),
@@ -239,7 +261,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             train,
             &config.data_dir,
             &net,
-            &status,
+            consensus_view,
             &metrics,
         )?),
         None => None,
@@ -252,7 +274,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         net: net.clone(),
         net_events,
         metrics: metrics.clone(),
-        status: status.clone(),
+        view: chain_view,
         events: events.clone(),
         event_log: event_log.clone(),
     })?;
@@ -289,7 +311,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 blobs: started.blobs,
                 chain: commands.clone(),
                 config_requests: config_rx,
-                status,
+                view: training_view,
                 metrics: metrics.clone(),
                 stop: stop_training_rx,
             });
@@ -321,7 +343,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     });
     Ok(NodeHandle {
         commands,
-        status: status_rx,
+        views,
         events,
         partition: net.partition(),
         id,
@@ -354,7 +376,7 @@ fn start_consensus(
     train: &TrainSection,
     data_dir: &std::path::Path,
     net: &Network,
-    status: &watch::Sender<NodeStatus>,
+    view: watch::Sender<ConsensusView>,
     metrics: &Metrics,
 ) -> Result<StartedConsensus, NodeError> {
     let prepared = training_setup::prepare(train, id)?;
@@ -373,12 +395,9 @@ fn start_consensus(
         machine,
         net.clone(),
         net.subscribe(Service::Raft),
+        view,
     )?;
-    tokio::spawn(forward_consensus_status(
-        handle.watch(),
-        status.clone(),
-        metrics.clone(),
-    ));
+    tokio::spawn(count_consensus(handle.watch(), metrics.clone()));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     Ok(StartedConsensus {
         handle,
@@ -403,22 +422,10 @@ async fn serve_receipts(
 ) {
     while let Some(reply) = requests.recv().await {
         let inspect: Inspect = Box::new(move |chain| {
-            let entries = crate::cluster::receipt::on_best_chain(chain, RECEIPT_SCAN_BLOCKS)
-                .into_iter()
-                .map(|found| ReceiptEntry {
-                    round: found.round.round,
-                    block: found.block.to_string(),
-                    height: found.height,
-                    params_hash: found.round.params_hash.to_string(),
-                    contributors: found
-                        .round
-                        .contributors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
-                })
-                .collect();
-            let _ = reply.send(entries);
+            let _ = reply.send(crate::cluster::receipt::on_best_chain(
+                chain,
+                RECEIPT_SCAN_BLOCKS,
+            ));
         });
         if chain.send(ChainCommand::Inspect(inspect)).await.is_err() {
             return;
@@ -488,25 +495,20 @@ async fn supervise(
     outcome
 }
 
-/// Copies the consensus service's status into `/status` and `/metrics` as it changes.
-async fn forward_consensus_status(
-    mut consensus: watch::Receiver<consensus::ConsensusStatus>,
-    status: watch::Sender<NodeStatus>,
-    metrics: Metrics,
-) {
+/// Keeps the Raft gauges of `/metrics` in step with the consensus service's view.
+async fn count_consensus(mut consensus: watch::Receiver<ConsensusView>, metrics: Metrics) {
     loop {
         let current = consensus.borrow_and_update().clone();
-        metrics.raft_term.set(current.term as i64);
+        metrics.raft_term.set(current.position.term as i64);
         metrics.raft_commit_index.set(current.commit_index as i64);
         metrics.raft_applied_index.set(current.applied_index as i64);
-        metrics.raft_leader.set(i64::from(current.role == "leader"));
+        metrics.raft_leader.set(i64::from(current.position.leads()));
         metrics
             .raft_snapshot_index
             .set(current.snapshot_index as i64);
         metrics
             .raft_snapshots_installed
             .set(current.snapshots_installed as i64);
-        status.send_modify(|node| node.consensus = Some(current));
         if consensus.changed().await.is_err() {
             return;
         }
@@ -529,9 +531,15 @@ impl NodeHandle {
         self.http
     }
 
-    /// The latest status snapshot (refreshed on every tip change and every second).
+    /// The latest status, as `GET /status` serves it (the views refresh on every tip change
+    /// and every second).
     pub fn status(&self) -> NodeStatus {
-        self.status.borrow().clone()
+        NodeStatus::from(&self.views.snapshot())
+    }
+
+    /// The services' typed views, as they change.
+    pub fn views(&self) -> &NodeViews {
+        &self.views
     }
 
     /// The node's metrics.

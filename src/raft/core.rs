@@ -127,6 +127,18 @@ pub enum Role {
     Leader,
 }
 
+impl Role {
+    /// The role's name: `follower`, `pre-candidate`, `candidate` or `leader`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
 /// A confirmed linearizable read: serve `request` once the state machine has applied `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadState {

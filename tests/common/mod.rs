@@ -12,8 +12,8 @@ use std::time::Duration;
 use hashgrad::api::TrainingStatus;
 use hashgrad::config::{NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
-use hashgrad::node::consensus::ReadConsistency;
 use hashgrad::node::{Node, NodeHandle};
+use hashgrad::views::ReadMode;
 
 /// Polls `check` every 20 ms until it returns `Some` or `secs` pass (then panics naming `what`).
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
@@ -124,7 +124,7 @@ pub type LoggedRound = (u64, String, String, String);
 pub async fn round_log(node: &NodeHandle) -> Vec<LoggedRound> {
     node.consensus()
         .expect("consensus")
-        .read(ReadConsistency::Local, |machine| {
+        .read(ReadMode::Local, |machine| {
             machine
                 .state()
                 .rounds()

@@ -35,13 +35,13 @@ impl Service {
                     round: round.round,
                     loss: Some(f64::from(round.loss)).filter(|loss| loss.is_finite()),
                     contributors: round.contributors.len() as u32,
-                    timings: self.timer.timings(round.round),
+                    timings: self.lead.timer.timings(round.round),
                 });
                 self.committed_round = round.round;
-                self.view.round = round.round;
-                self.view.rounds_committed = round.round;
-                self.view.loss = Some(round.loss);
-                self.view.params_hash = round.params_hash.to_string();
+                self.status.view.round = round.round;
+                self.status.view.rounds_committed = round.round;
+                self.status.view.loss = Some(round.loss);
+                self.status.view.params_hash = Some(round.params_hash);
                 self.metrics.training_round.set(round.round as i64);
                 let _ = self.jobs.send(Job::Commit(round.clone()));
                 let (reply, _) = oneshot::channel();
@@ -56,7 +56,7 @@ impl Service {
             Applied::Config {
                 request, outcome, ..
             } => {
-                if let Some(waiter) = self.waiters.remove(request) {
+                if let Some(waiter) = self.config_writes.waiters.remove(request) {
                     let _ = waiter.send(outcome.clone());
                 }
             }
@@ -74,9 +74,9 @@ impl Service {
                     "a Raft snapshot replaced the round log; the trainer jumps to its params"
                 );
                 self.committed_round = *round;
-                self.view.round = *round;
-                self.view.rounds_committed = *round;
-                self.view.params_hash = params_hash.to_string();
+                self.status.view.round = *round;
+                self.status.view.rounds_committed = *round;
+                self.status.view.params_hash = Some(*params_hash);
                 self.metrics.training_round.set(*round as i64);
                 let _ = self.jobs.send(Job::Restore {
                     round: *round,
@@ -84,8 +84,8 @@ impl Service {
                 });
             }
         }
-        if self.leading {
-            self.coordinator.on_applied(&event);
+        if self.lead.leading {
+            self.lead.coordinator.on_applied(&event);
             self.drain_coordinator();
         }
     }

@@ -27,7 +27,7 @@ impl Service {
         data: &[u8],
         reply: Responder,
     ) {
-        if self.leader() != Some(peer.to_string()) {
+        if self.leader() != Some(peer) {
             debug!(peer = %peer.short(), "blob push from a node that does not lead dropped");
             return;
         }
@@ -44,27 +44,23 @@ impl Service {
     /// the round proposed: a committed round's blob survives the leader, since any majority
     /// that can elect a new leader includes a node that stored it.
     pub(super) fn replicate_blob(
-        &self,
+        &mut self,
         round: u64,
         params_hash: StateHash,
         reduced_hash: BlobHash,
         data: Vec<u8>,
     ) {
-        let voters: Vec<String> = self.raft.borrow().voters.clone();
+        let voters: Vec<NodeId> = self.raft.borrow().voters.clone();
         let needed = voters.len() / 2;
-        let me = self.own.to_string();
         let mut targets: Vec<NodeId> = self
             .workers
             .iter()
             .copied()
             .filter(|w| *w != self.own)
             .collect();
-        for voter in &voters {
-            if let Ok(id) = voter.parse::<NodeId>()
-                && id != self.own
-                && !targets.contains(&id)
-            {
-                targets.push(id);
+        for &voter in &voters {
+            if voter != self.own && !targets.contains(&voter) {
+                targets.push(voter);
             }
         }
         let push = to_frame(&TrainingMessage::BlobResponse {
@@ -74,8 +70,8 @@ impl Service {
         let (acks, mut acked) = mpsc::unbounded_channel();
         for peer in targets {
             let (net, push, acks) = (self.net.clone(), push.clone(), acks.clone());
-            let votes = voters.contains(&peer.to_string()) && peer.to_string() != me;
-            tokio::spawn(async move {
+            let votes = voters.contains(&peer) && peer != self.own;
+            self.tasks.spawn(async move {
                 let stored = match net.request(peer, push).await {
                     Ok(answer) => answer.iter().any(|m| stored_ack(m, reduced_hash)),
                     Err(error) => {
@@ -88,7 +84,7 @@ impl Service {
         }
         drop(acks);
         let inbox = self.inbox.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut stored = 0;
             let wait = async {
                 while stored < needed {
@@ -117,16 +113,16 @@ impl Service {
         });
     }
 
-    pub(super) fn fetch_blob(&self, hash: BlobHash) {
+    pub(super) fn fetch_blob(&mut self, hash: BlobHash) {
         let net = self.net.clone();
         let inbox = self.inbox.clone();
         let leader = self.leader();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let request = to_frame(&TrainingMessage::BlobRequest { hash });
             for _ in 0..BLOB_FETCH_TRIES {
                 let mut peers: Vec<NodeId> = net.peers().into_iter().map(|p| p.id).collect();
                 // Ask the leader first: it reduced the round and surely holds the blob.
-                peers.sort_by_key(|p| Some(p.to_string()) != leader);
+                peers.sort_by_key(|p| Some(*p) != leader);
                 for peer in peers {
                     let Ok(answer) = net.request(peer, request.clone()).await else {
                         continue;

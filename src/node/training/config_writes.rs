@@ -2,12 +2,12 @@
 //! consensus service, writes proposed here or — on a follower — forwarded to the leader, each
 //! answered once this node has applied it; and the leader's side of a forwarded write.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use crate::api::{ConfigFailure, ConfigRequest, ConfigWritten};
 use crate::cluster::{
     Command as ClusterCommand, ConfigKey, ConfigOutcome, ConfigStore, RequestId, TrainingMessage,
     WireLimits,
@@ -15,6 +15,7 @@ use crate::cluster::{
 use crate::codec::{Decode, Encode};
 use crate::events::EventKind;
 use crate::net::{Message, NetError, Network, NodeId, Responder};
+use crate::views::{ConfigFailure, ConfigRequest, ConfigWritten};
 
 use super::super::consensus::{ConsensusError, ConsensusHandle};
 use super::super::replicated::Replicated;
@@ -22,6 +23,12 @@ use super::{Service, to_frame};
 
 /// How long a config write waits for its entry to apply here.
 const CONFIG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The config writes proposed here that wait for their entry to apply, by request id.
+#[derive(Debug, Default)]
+pub(super) struct ConfigWriters {
+    pub(super) waiters: HashMap<RequestId, oneshot::Sender<ConfigOutcome>>,
+}
 
 impl Service {
     /// A follower forwarded a client's config write: propose it here. Only config commands
@@ -43,7 +50,7 @@ impl Service {
             }
         }
         let consensus = self.consensus.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = consensus.propose(command).await.map_err(|e| e.to_string());
             let _ = reply.send(answer(result));
         });
@@ -51,11 +58,7 @@ impl Service {
 
     pub(super) fn on_config(&mut self, request: ConfigRequest) {
         match request {
-            ConfigRequest::Get {
-                key,
-                consistency,
-                reply,
-            } => {
+            ConfigRequest::Get { key, mode, reply } => {
                 if let Err(error) = ConfigKey::parse(&key) {
                     let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
                     return;
@@ -63,11 +66,9 @@ impl Service {
                 self.event_log
                     .record(EventKind::ConfigRead { key: key.clone() });
                 let consensus = self.consensus.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let read = consensus
-                        .read(consistency, move |machine| {
-                            machine.state().config().get(&key)
-                        })
+                        .read(mode, move |machine| machine.state().config().get(&key))
                         .await;
                     let answer = match read {
                         Ok(Ok(value)) => Ok(value),
@@ -107,10 +108,10 @@ impl Service {
                 self.event_log
                     .record(EventKind::ConfigWrite { key: key.clone() });
                 let (waiter, outcome) = oneshot::channel();
-                self.waiters.insert(request, waiter);
+                self.config_writes.waiters.insert(request, waiter);
                 let consensus = self.consensus.clone();
                 let net = self.net.clone();
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     let answer = write_config(consensus, net, command, outcome).await;
                     let _ = reply.send(answer.map(|index| ConfigWritten { key, value, index }));
                 });

@@ -34,8 +34,7 @@ impl Service {
         if !self.joining.wanted || self.joining.done {
             return;
         }
-        let me = self.own.to_string();
-        if self.raft.borrow().voters.contains(&me) {
+        if self.raft.borrow().voters.contains(&self.own) {
             info!("this node is a voter of the training cluster");
             self.joining.done = true;
             return;
@@ -51,7 +50,7 @@ impl Service {
         let request = to_frame(&TrainingMessage::Join);
         for peer in self.net.peers() {
             let (net, request) = (self.net.clone(), request.clone());
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 match net.request(peer.id, request).await {
                     Ok(answer) => match join_answer(&answer, &net).await {
                         Some(Ok(index)) => {
@@ -88,15 +87,17 @@ impl Service {
             )));
             return;
         }
-        if !self.leading {
-            let leader = self.leader().unwrap_or_else(|| "unknown".into());
+        if !self.lead.leading {
+            let leader = self
+                .leader()
+                .map_or_else(|| "unknown".to_string(), |id| id.to_string());
             let _ = reply.send(answer(Err(format!(
                 "this node is not the leader (leader: {leader}); ask the leader"
             ))));
             return;
         }
         let consensus = self.consensus.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let result = consensus.add_voter(peer).await.map_err(|e| e.to_string());
             let _ = reply.send(answer(result));
         });

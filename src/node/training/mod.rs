@@ -12,28 +12,29 @@
 //! pushes and fetches live in `blob_transfer`, config requests in `config_writes`, what the
 //! replicated state hands over in `applied`, joining a running cluster in `join`.
 
-use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::api::{ConfigRequest, Metrics, NodeStatus, TrainingStatus};
+use crate::api::Metrics;
 use crate::cluster::round::Action;
 use crate::cluster::wire::{
     FRAME_BLOB_REQUEST, FRAME_BLOB_RESPONSE, FRAME_FORWARD, FRAME_GRADIENT, FRAME_JOIN,
     FRAME_ROUND_ANNOUNCE, Gradient, RoundAnnounce,
 };
 use crate::cluster::{
-    BlobHash, Command as ClusterCommand, ConfigOutcome, Coordinator, RequestId, RoundSettings,
-    TrainingMessage, WireLimits, Worker,
+    BlobHash, Command as ClusterCommand, Coordinator, RoundSettings, TrainingMessage, WireLimits,
+    Worker,
 };
 use crate::codec::Encode;
 use crate::events::{EventKind, EventLog, RoundTimings};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
+use crate::views::{ConfigRequest, ConsensusView, ReadMode, TrainingView};
 
 mod applied;
 mod blob_transfer;
@@ -43,7 +44,7 @@ mod join;
 use super::ChainCommand;
 use super::NodeError;
 use super::blobs::BlobStore;
-use super::consensus::{ConsensusError, ConsensusHandle, ConsensusStatus, ReadConsistency};
+use super::consensus::{ConsensusError, ConsensusHandle};
 use super::replicated::{Replicated, StateEvent};
 use super::trainer_thread::{Done, Job};
 
@@ -73,7 +74,8 @@ pub(super) struct TrainingParts {
     pub blobs: BlobStore,
     pub chain: mpsc::Sender<ChainCommand>,
     pub config_requests: mpsc::Receiver<ConfigRequest>,
-    pub status: watch::Sender<NodeStatus>,
+    /// Where the service publishes its view.
+    pub view: watch::Sender<TrainingView>,
     pub metrics: Metrics,
     pub stop: watch::Receiver<bool>,
 }
@@ -99,28 +101,31 @@ enum Inbox {
     BlobMissing(BlobHash),
 }
 
+/// The service's state. The round this node leads (`lead`), the config writes it waits on
+/// (`config_writes`), its published view (`status`) and its join (`joining`) own their
+/// fields; the rest is what every part reads.
 struct Service {
     own: NodeId,
     workers: Vec<NodeId>,
     gradient_len: usize,
     limits: WireLimits,
-    max_rounds: Option<u64>,
     joining: join::Joining,
     accept_joins: bool,
     consensus: ConsensusHandle<Replicated>,
-    raft: watch::Receiver<ConsensusStatus>,
-    leading: bool,
+    raft: watch::Receiver<ConsensusView>,
+    lead: LeaderRound,
     net: Network,
     jobs: std_mpsc::Sender<Job>,
-    coordinator: Coordinator,
     worker: Option<Worker>,
     blobs: BlobStore,
     chain: mpsc::Sender<ChainCommand>,
-    status: watch::Sender<NodeStatus>,
     metrics: Metrics,
-    view: TrainingStatus,
+    status: StatusView,
+    config_writes: config_writes::ConfigWriters,
     inbox: mpsc::UnboundedSender<Inbox>,
-    waiters: HashMap<RequestId, oneshot::Sender<ConfigOutcome>>,
+    /// Proposals, gradient sends, blob pushes and fetches, join requests in flight; aborted
+    /// when the service stops.
+    tasks: JoinSet<()>,
     /// An announcement from a peer this node does not (yet) know as the leader: a new leader's
     /// first announcement can overtake the heartbeat that tells this node it leads.
     early_announce: Option<(NodeId, RoundAnnounce)>,
@@ -128,8 +133,35 @@ struct Service {
     trainer_round: u64,
     started: Instant,
     event_log: EventLog,
+}
+
+/// The round this node leads: whether it leads, the sans-IO coordinator, where the round
+/// spends its time, and the last round it may announce.
+struct LeaderRound {
+    leading: bool,
+    coordinator: Coordinator,
     /// Where the round this node leads spends its time (for the event log).
     timer: RoundTimer,
+    /// The leader stops announcing after this round (`None`: never).
+    max_rounds: Option<u64>,
+}
+
+/// What the service shows of itself, and the channel it publishes it on.
+struct StatusView {
+    view: TrainingView,
+    published: watch::Sender<TrainingView>,
+}
+
+impl StatusView {
+    /// Publishes the view when it changed.
+    fn publish(&mut self) {
+        let view = self.view.clone();
+        self.published.send_if_modified(|published| {
+            let changed = *published != view;
+            *published = view;
+            changed
+        });
+    }
 }
 
 /// When the round this node leads was announced, reduced and proposed.
@@ -191,7 +223,7 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         blobs,
         chain,
         config_requests,
-        status,
+        view,
         metrics,
         stop,
     } = parts;
@@ -202,7 +234,6 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         own,
         limits: WireLimits::for_params(gradient_len),
         gradient_len,
-        max_rounds,
         joining: join::Joining {
             wanted: join,
             ..join::Joining::default()
@@ -210,29 +241,35 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         accept_joins,
         raft: consensus.watch(),
         consensus,
-        leading: false,
+        lead: LeaderRound {
+            leading: false,
+            coordinator: Coordinator::new(rand::random()),
+            timer: RoundTimer::default(),
+            max_rounds,
+        },
         net,
         jobs,
-        coordinator: Coordinator::new(rand::random()),
-        view: TrainingStatus {
-            workers: workers.len(),
-            worker: worker.is_some(),
-            ..TrainingStatus::default()
+        status: StatusView {
+            view: TrainingView {
+                workers: workers.len(),
+                worker: worker.is_some(),
+                ..TrainingView::default()
+            },
+            published: view,
         },
         workers,
         worker,
         blobs,
         chain,
-        status,
         metrics,
         inbox,
-        waiters: HashMap::new(),
+        tasks: JoinSet::new(),
+        config_writes: config_writes::ConfigWriters::default(),
         early_announce: None,
         committed_round: 0,
         trainer_round: 0,
         started: Instant::now(),
         event_log,
-        timer: RoundTimer::default(),
     };
     tokio::spawn(async move {
         service
@@ -274,9 +311,10 @@ impl Service {
                 }
                 _ = ticker.tick() => {
                     let now = self.now();
-                    self.coordinator.tick(now);
+                    self.lead.coordinator.tick(now);
                     self.drain_coordinator();
-                    self.waiters.retain(|_, waiter| !waiter.is_closed());
+                    self.config_writes.waiters.retain(|_, waiter| !waiter.is_closed());
+                    while self.tasks.try_join_next().is_some() {}
                     self.join_if_due();
                     self.publish();
                 }
@@ -292,25 +330,23 @@ impl Service {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn leader(&self) -> Option<String> {
-        self.raft.borrow().leader.clone()
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.borrow().position.leader
     }
 
     fn on_raft(&mut self) {
-        let status = self.raft.borrow_and_update().clone();
-        let leading = status.role == "leader";
-        if self.leading && !leading {
-            info!(term = status.term, "no longer the training leader");
-            self.coordinator.step_down();
-        } else if leading && !self.leading {
-            info!(term = status.term, "leading training");
+        let position = self.raft.borrow_and_update().position;
+        let leading = position.leads();
+        if self.lead.leading && !leading {
+            info!(term = position.term, "no longer the training leader");
+            self.lead.coordinator.step_down();
+        } else if leading && !self.lead.leading {
+            info!(term = position.term, "leading training");
         }
-        self.leading = leading;
-        self.view.role = status.role;
-        self.view.term = status.term;
-        self.view.leader = status.leader;
+        self.lead.leading = leading;
+        self.status.view.position = position;
         if let Some((from, announce)) = self.early_announce.take()
-            && self.view.leader == Some(from.to_string())
+            && position.leader == Some(from)
         {
             self.on_announce(from, &announce);
         }
@@ -319,7 +355,7 @@ impl Service {
     /// Leader: announces the next round once this node has applied everything committed and
     /// its trainer holds the last committed params.
     async fn announce_if_due(&mut self) {
-        if !self.leading || !self.coordinator.is_idle() {
+        if !self.lead.leading || !self.lead.coordinator.is_idle() {
             return;
         }
         let raft = self.raft.borrow().clone();
@@ -327,6 +363,7 @@ impl Service {
             return;
         }
         if self
+            .lead
             .max_rounds
             .is_some_and(|last| self.committed_round >= last)
         {
@@ -334,7 +371,7 @@ impl Service {
         }
         let read = self
             .consensus
-            .read(ReadConsistency::Local, |machine| {
+            .read(ReadMode::Local, |machine| {
                 let state = machine.state();
                 (
                     state.round(),
@@ -346,13 +383,14 @@ impl Service {
         let Ok((round, params_hash, config)) = read else {
             return;
         };
-        if round != self.committed_round || !self.leading || !self.coordinator.is_idle() {
+        if round != self.committed_round || !self.lead.leading || !self.lead.coordinator.is_idle() {
             return;
         }
         let settings = RoundSettings::from_config(&config, self.gradient_len);
         debug!(round = round + 1, "announcing");
         let now = self.now();
-        self.coordinator
+        self.lead
+            .coordinator
             .announce(now, round + 1, params_hash, self.workers.clone(), settings);
         self.drain_coordinator();
     }
@@ -378,16 +416,16 @@ impl Service {
             } => self.replicate_blob(round, params_hash, reduced_hash, reduced),
             Done::ReduceFailed { round, reason } => {
                 warn!(round, %reason, "round not reduced; it will be announced again");
-                self.coordinator.on_reduce_failed(round);
+                self.lead.coordinator.on_reduce_failed(round);
             }
             Done::Applied { round } => {
                 self.trainer_round = round;
-                self.view.trained_round = round;
+                self.status.view.trained_round = round;
             }
             Done::Restored { round } => {
                 self.trainer_round = round;
-                self.view.trained_round = round;
-                self.view.restored_round = round;
+                self.status.view.trained_round = round;
+                self.status.view.restored_round = round;
             }
             Done::Evaluated {
                 round,
@@ -398,9 +436,9 @@ impl Service {
                     round,
                     accuracy: f64::from(accuracy),
                 });
-                self.view.accuracy = Some(accuracy);
-                self.view.test_loss = Some(loss);
-                self.view.evaluated_round = round;
+                self.status.view.accuracy = Some(accuracy);
+                self.status.view.test_loss = Some(loss);
+                self.status.view.evaluated_round = round;
                 self.metrics.training_accuracy.set(f64::from(accuracy));
             }
             Done::NeedBlob(hash) => self.fetch_blob(hash),
@@ -424,14 +462,15 @@ impl Service {
         match message {
             Inbox::ProposeFailed { round, error } => {
                 warn!(round, %error, "round proposal failed; announcing it again");
-                self.coordinator.on_reduce_failed(round);
+                self.lead.coordinator.on_reduce_failed(round);
             }
             Inbox::Replicated {
                 round,
                 params_hash,
                 reduced_hash,
             } => {
-                self.coordinator
+                self.lead
+                    .coordinator
                     .on_stepped(round, params_hash, reduced_hash);
                 self.drain_coordinator();
             }
@@ -446,7 +485,7 @@ impl Service {
                     needed,
                     "too few voters stored the reduced gradient; the round will be announced again"
                 );
-                self.coordinator.on_reduce_failed(round);
+                self.lead.coordinator.on_reduce_failed(round);
             }
             Inbox::Blob(bytes) => {
                 let _ = self.jobs.send(Job::Blob(bytes));
@@ -458,10 +497,10 @@ impl Service {
     }
 
     fn drain_coordinator(&mut self) {
-        while let Some(action) = self.coordinator.poll_action() {
+        while let Some(action) = self.lead.coordinator.poll_action() {
             match action {
                 Action::Announce(announce) => {
-                    self.timer.announced(announce.round);
+                    self.lead.timer.announced(announce.round);
                     self.event_log.record(EventKind::RoundAnnounced {
                         round: announce.round,
                     });
@@ -497,7 +536,7 @@ impl Service {
                     });
                 }
                 Action::Reduce(reduction) => {
-                    self.timer.mark(reduction.round, |t| &mut t.reducing);
+                    self.lead.timer.mark(reduction.round, |t| &mut t.reducing);
                     let _ = self.jobs.send(Job::Reduce(reduction));
                 }
                 Action::Propose(command) => {
@@ -505,10 +544,10 @@ impl Service {
                         ClusterCommand::RoundCommitted(r) => r.round,
                         _ => 0,
                     };
-                    self.timer.mark(round, |t| &mut t.proposed);
+                    self.lead.timer.mark(round, |t| &mut t.proposed);
                     let consensus = self.consensus.clone();
                     let inbox = self.inbox.clone();
-                    tokio::spawn(async move {
+                    self.tasks.spawn(async move {
                         if let Err(error) = consensus.propose(command.to_bytes()).await {
                             let _ = inbox.send(Inbox::ProposeFailed { round, error });
                         }
@@ -517,8 +556,12 @@ impl Service {
                 other => debug!(?other, "coordinator action ignored"),
             }
         }
-        let counters = self.coordinator.counters();
-        self.view.rounds_abandoned = self.view.rounds_abandoned.max(counters.rounds_abandoned);
+        let counters = self.lead.coordinator.counters();
+        self.status.view.rounds_abandoned = self
+            .status
+            .view
+            .rounds_abandoned
+            .max(counters.rounds_abandoned);
     }
 
     fn on_announce(&mut self, from: NodeId, announce: &RoundAnnounce) {
@@ -558,7 +601,7 @@ impl Service {
                 Action::SendGradient { to, gradient } => {
                     let message = to_frame(&TrainingMessage::Gradient(gradient));
                     let net = self.net.clone();
-                    tokio::spawn(async move {
+                    self.tasks.spawn(async move {
                         if let Err(error) = net.request(to, message).await {
                             debug!(peer = %to.short(), %error, "gradient not delivered");
                         }
@@ -571,19 +614,19 @@ impl Service {
 
     fn take_gradient(&mut self, now: u64, from: NodeId, gradient: Gradient) {
         let round = gradient.round;
-        match self.coordinator.on_gradient(now, from, gradient) {
+        match self.lead.coordinator.on_gradient(now, from, gradient) {
             Ok(()) => {
                 self.metrics.training_gradients_accepted.inc();
                 self.drain_coordinator();
             }
             Err(refusal) => {
                 self.metrics.training_gradients_refused.inc();
-                self.view.gradients_refused += 1;
+                self.status.view.gradients_refused += 1;
                 debug!(peer = %from.short(), round, %refusal, "gradient refused");
             }
         }
-        let counters = self.coordinator.counters();
-        self.view.bytes_received = counters.bytes_received;
+        let counters = self.lead.coordinator.counters();
+        self.status.view.bytes_received = counters.bytes_received;
     }
 
     fn on_net(&mut self, event: NetEvent) {
@@ -598,7 +641,7 @@ impl Service {
                             return;
                         }
                     };
-                if self.leader() != Some(peer.to_string()) {
+                if self.leader() != Some(peer) {
                     debug!(peer = %peer.short(), round = announce.round, "announcement from a node not known to lead held");
                     self.early_announce = Some((peer, announce));
                     return;
@@ -624,7 +667,7 @@ impl Service {
                 warn!(peer = %peer.short(), code = frame.code, %error, "undecodable training request dropped");
                 if frame.code == FRAME_GRADIENT {
                     self.metrics.training_gradients_refused.inc();
-                    self.view.gradients_refused += 1;
+                    self.status.view.gradients_refused += 1;
                 }
                 return;
             }
@@ -656,12 +699,7 @@ impl Service {
     }
 
     fn publish(&mut self) {
-        let view = self.view.clone();
-        self.status.send_if_modified(|status| {
-            let changed = status.training.as_ref() != Some(&view);
-            status.training = Some(view);
-            changed
-        });
+        self.status.publish();
     }
 }
 
