@@ -1,7 +1,12 @@
 //! hashgrad: a compute node for proof-of-work mining and data-parallel training.
 //!
-//! The crate is organised as sans-IO cores (`pow`, `raft`, `train`'s rules) driven by the only
-//! modules that touch sockets, files and clocks (`net`, `node`). See ARCHITECTURE.md.
+//! Layered, lowest first: pure cores that take events and `now` and return actions (`codec`,
+//! `target`, `node_id`, `raft`, `pow`, `cluster`, `train`, `check`; only `pow::store` and
+//! `raft::storage`'s redb file touch a file), engines that run work on the hardware (`hash`,
+//! `gpu`), I/O shells that own sockets, files, tasks and clocks (`events`, `net`, `config`,
+//! `views`, `api`, `node`), and the tools (`report`, `testnet`, `cli`). ARCHITECTURE.md is
+//! the map: what each module owns, which way imports go, and how a block, a Raft message, a
+//! training round and a testnet run flow.
 
 // A `pub` item must be reachable from outside the crate; anything else says `pub(crate)`.
 // (`unsafe_op_in_unsafe_fn` warns by default in edition 2024; CI denies warnings.)

@@ -1,5 +1,5 @@
 //! The node's Prometheus metrics (via `prometheus-client`): what they are, their registry and
-//! their text encoding. The node loop updates them; `GET /metrics` encodes them.
+//! their text encoding. The node's services update them; `GET /metrics` encodes them.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;

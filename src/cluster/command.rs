@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::net::NodeId;
+use crate::node_id::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
 use crate::train::setup::MAX_WORKERS;

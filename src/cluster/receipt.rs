@@ -93,7 +93,7 @@ pub fn on_best_chain(chain: &crate::pow::Chain, max_blocks: u64) -> Vec<OnChain>
 mod tests {
     use super::*;
     use crate::cluster::command::tests::round;
-    use crate::net::NodeId;
+    use crate::node_id::NodeId;
     use proptest::prelude::*;
 
     #[test]

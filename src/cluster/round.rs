@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::net::NodeId;
+use crate::node_id::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
 use crate::train::setup::mean_loss;

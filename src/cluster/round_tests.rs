@@ -1,3 +1,7 @@
+//! Tests of the round protocol's leader core (`round`): reduction at each consistency level,
+//! refused gradients, deadlines, the rules' minimum inputs, following the log and leadership;
+//! a proptest of arbitrary gradient streams.
+
 use super::*;
 use crate::cluster::command::tests::round as sample_round;
 use proptest::prelude::*;

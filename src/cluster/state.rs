@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::codec::{Decode, DecodeError, Reader, Writer};
-use crate::net::NodeId;
+use crate::node_id::NodeId;
 use crate::raft::{Snapshot, StateMachine};
 use crate::train::StateHash;
 

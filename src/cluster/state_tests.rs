@@ -1,3 +1,6 @@
+//! Tests of `ClusterState`: applying rounds and config commands, client sessions, snapshots
+//! and restores, with proptests of the snapshot codec.
+
 use super::*;
 use crate::cluster::command::tests::round as sample_round;
 use crate::codec::Encode;

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::net::NodeId;
+use crate::node_id::NodeId;
 use crate::train::StateHash;
 use crate::train::params::MAX_PARAMS;
 

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use crate::net::NodeId;
+use crate::node_id::NodeId;
 use crate::train::StateHash;
 
 use super::round::Action;

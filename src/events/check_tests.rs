@@ -1,3 +1,5 @@
+//! Tests of the happened-before check (`check`), with proptests of valid and broken logs.
+
 use proptest::prelude::*;
 
 use super::*;

@@ -1,7 +1,7 @@
 //! The per-node event log: a cheap cloneable `EventLog` handle that stamps events with the
 //! node's vector clock and hands them over a bounded channel to a writer thread, which appends
-//! JSONL to `<dir>/events.jsonl`, rotates it at a size cap and keeps N files. The only I/O in
-//! `events/`. The caller never blocks on the disk and never panics: a full channel or a failed
+//! JSONL to `<dir>/events.jsonl`, rotates it at a size cap and keeps N files. With `files.rs`
+//! (which reads logs back) the only I/O in `events/`. The caller never blocks on the disk and never panics: a full channel or a failed
 //! write counts a drop.
 
 use std::fs::{self, File, OpenOptions};

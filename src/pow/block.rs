@@ -77,8 +77,8 @@ impl fmt::Debug for ReceiptId {
     }
 }
 
-/// An opaque body item of at most `MAX_RECEIPT_BYTES` (step 5 puts committed training rounds
-/// in it).
+/// An opaque body item of at most `MAX_RECEIPT_BYTES` (a training node puts committed rounds
+/// in it, see `cluster::receipt`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Receipt(pub Vec<u8>);
 

@@ -1,4 +1,5 @@
-//! Proof-of-work rules without I/O: targets and compact bits, headers, blocks and their merkle
+//! Proof-of-work rules without I/O: targets and compact bits (re-exported from `target`),
+//! headers, blocks and their merkle
 //! roots, network profiles, the retarget rule, validation, the block tree with fork choice,
 //! mining templates and the receipt pool. `store` is the one file here that does I/O (redb).
 pub mod block;

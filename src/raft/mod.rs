@@ -2,9 +2,9 @@
 //! with no clock, no sockets, no threads and no file I/O (only `storage/redb.rs` touches a file).
 //!
 //! # Driving a [`Raft`]
-//! The core is a plain state machine. A driver (today the simulator in [`sim`], the `raft-sim`
-//! soak and the `raft` bench; no node drives it yet: step 5's training aggregator will) feeds
-//! it events and carries out what it asks for:
+//! The core is a plain state machine. A driver (a training node's consensus service in
+//! `node::consensus`, the simulator in [`sim`] and the `raft` bench) feeds it events and
+//! carries out what it asks for:
 //!
 //! 1. Recover: `let state = storage.recover()?; let mut raft = Raft::new(config, state)?;`
 //! 2. Feed events, in any order: [`Raft::tick`] once per logical tick (e.g. every 100 ms),

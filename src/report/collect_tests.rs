@@ -1,3 +1,5 @@
+//! Tests of the `Collector`: folding events into bounded views.
+
 use super::*;
 use crate::events::{RoundTimings, VectorClock};
 

@@ -1,6 +1,6 @@
 //! The training state as bytes: model shape, round, parameters and optimizer state in a
-//! versioned little-endian format with a SHA-256 content hash (step 5 commits that hash
-//! through Raft and ships the bytes as a blob). The decoder bounds every size, checks the
+//! versioned little-endian format with a SHA-256 content hash (a training cluster commits that
+//! hash through Raft and ships the bytes as a blob). The decoder bounds every size, checks the
 //! length before allocating and never panics.
 
 use sha2::{Digest, Sha256};

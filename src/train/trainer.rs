@@ -1,6 +1,7 @@
 //! The sans-IO round core: a `Trainer` holds parameters and optimizer state, takes the
 //! round's gradients, reduces them with the configured rule and steps the optimizer. It does
-//! not know where gradients come from (simulated workers here, the network in step 5).
+//! not know where gradients come from (simulated workers in `simulation`, the network on a
+//! training node's trainer thread).
 
 use super::TrainError;
 use super::aggregate::{Reducer, Rule};

@@ -3,9 +3,10 @@
 //! and the byte swap. Only AVX-512F is required (the byte swap uses rotates, not `vpshufb`,
 //! which would need AVX-512BW).
 //!
-//! Same shape as `avx2.rs`; only the lane operations differ. Not run on the development
-//! machine (it has no AVX-512): its correctness rests on the shared kernel, the tests that run
-//! it wherever `avx512f` is present, and this file's small size.
+//! Same shape as `avx2.rs`; only the lane operations differ. It runs only where `avx512f` is
+//! present (not every development machine has it), so its correctness rests on the shared
+//! kernel, the tests that compare every available path with the `sha2` reference, and this
+//! file's small size.
 //!
 //! Safety: `Avx512` values are only created inside `scan`, which is a
 //! `target_feature(avx512f)` function that `cpu/mod.rs` calls only after

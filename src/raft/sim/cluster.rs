@@ -1,7 +1,7 @@
 //! A simulated cluster: nodes (a `Raft`, its `MemStorage` and a digest state machine) wired
 //! to the simulated network, driven exactly like a real driver (persist, send, apply, advance)
-//! and checked after every step. Scenario tests, the seeded simulator and the benchmark all
-//! drive clusters through this.
+//! and checked after every step. Scenario tests, the seeded simulator and `hashgrad raft-sim`
+//! drive clusters through this (the `raft` bench drives `Raft` directly).
 
 use std::collections::{BTreeMap, HashMap};
 

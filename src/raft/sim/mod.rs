@@ -1,8 +1,8 @@
 //! The deterministic Raft simulator: seeded runs of an N-node cluster under message loss,
 //! duplication, reordering, delay, full and partial partitions and crashes (losing whatever
 //! was not persisted), with every safety invariant checked after every step and liveness
-//! checked once faults heal. Also the bounded exhaustive model checker. Test support only: no
-//! real I/O, no clock.
+//! checked once faults heal. Also the bounded exhaustive model checker. Test support (the unit
+//! tests and `hashgrad raft-sim`), never run in a node: no real I/O, no clock.
 
 pub mod checker;
 pub mod cluster;

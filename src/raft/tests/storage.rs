@@ -159,7 +159,7 @@ fn inconsistent_recovered_state_is_an_error_not_a_panic() {
     assert!(Raft::new(Config::new(1, vec![1]), gap).is_err());
 }
 
-/// A key/value state machine like step 5's config store.
+/// A key/value state machine like the training cluster's config store.
 #[derive(Default)]
 struct KvStore {
     pairs: std::collections::BTreeMap<String, String>,
