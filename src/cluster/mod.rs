@@ -50,6 +50,38 @@ pub enum ClusterError {
         /// What the key accepts.
         reason: String,
     },
+    /// A rule name that is none of mean, median, trimmed-mean:B, krum:F.
+    #[error("unknown rule `{rule}`; use mean, median, trimmed-mean:B or krum:F")]
+    UnknownRule {
+        /// The name as given (before any `:`).
+        rule: String,
+    },
+    /// `mean:1` or `median:1`: these rules take no count.
+    #[error("{rule} takes no parameter; write `{rule}`")]
+    RuleTakesNoCount {
+        /// `mean` or `median`.
+        rule: String,
+    },
+    /// `trimmed-mean` or `krum` without its count.
+    #[error("{rule} needs {what}, e.g. {rule}:1")]
+    RuleNeedsCount {
+        /// `trimmed-mean` or `krum`.
+        rule: String,
+        /// What the count means.
+        what: &'static str,
+    },
+    /// A rule's count is not a whole number up to `MAX_WORKERS`.
+    #[error("{what} must be a whole number 0..={max}", max = crate::train::setup::MAX_WORKERS)]
+    RuleCount {
+        /// What the count means.
+        what: &'static str,
+    },
+    /// A gradient consistency level that is none of one, quorum, all.
+    #[error("unknown consistency level `{level}`; use one, quorum or all")]
+    UnknownConsistency {
+        /// The level as given.
+        level: String,
+    },
 }
 
 /// Names a content-addressed blob (parameters, a reduced gradient): SHA-256 of its bytes. A

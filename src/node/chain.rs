@@ -108,7 +108,7 @@ pub(super) fn spawn(
     let (commands, commands_rx) = mpsc::channel(256);
 
     let mut known = HashMap::new();
-    for peer in config.peers()? {
+    for peer in &config.net.peers {
         known.insert(peer.addr, peer.pin);
     }
     for (addr, _) in store.peers()? {
@@ -210,7 +210,7 @@ impl ChainService {
         if self.miner.is_some() {
             return Ok(());
         }
-        let backend = backend::open(&self.config.mining.backend, self.config.mining.threads)?;
+        let backend = backend::open(self.config.mining.backend, self.config.mining.threads)?;
         let info = backend.info();
         self.backend_name = format!(
             "{:?}: {} on {} ({} threads)",
