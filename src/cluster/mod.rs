@@ -82,6 +82,23 @@ pub enum ClusterError {
         /// The level as given.
         level: String,
     },
+    /// A Raft snapshot's bytes are not a cluster state (corrupt, or written by another
+    /// version of hashgrad).
+    #[error(
+        "the cluster snapshot does not decode ({0}); the snapshot store is damaged or from another hashgrad version"
+    )]
+    SnapshotUndecodable(#[source] crate::codec::DecodeError),
+    /// A Raft snapshot's state has applied entries past the index it is filed at (the
+    /// snapshot store is inconsistent).
+    #[error(
+        "the cluster snapshot covers index {covers} but is filed at {filed}; the snapshot store is inconsistent"
+    )]
+    SnapshotAhead {
+        /// The last index the snapshot's state has applied.
+        covers: u64,
+        /// The index the snapshot is filed at.
+        filed: u64,
+    },
 }
 
 /// Names a content-addressed blob (parameters, a reduced gradient): SHA-256 of its bytes. A

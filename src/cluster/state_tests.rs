@@ -224,7 +224,10 @@ fn bad_snapshots_are_refused_and_change_nothing() {
             data: good.data[..cut].to_vec(),
             ..good.clone()
         };
-        assert!(target.restore(&bad).is_err());
+        assert!(matches!(
+            target.restore(&bad),
+            Err(ClusterError::SnapshotUndecodable(_))
+        ));
     }
     let early = Snapshot {
         meta: SnapshotMeta {
@@ -233,11 +236,12 @@ fn bad_snapshots_are_refused_and_change_nothing() {
         },
         ..good
     };
-    assert!(
-        target
-            .restore(&early)
-            .unwrap_err()
-            .contains("covers index 8")
+    assert_eq!(
+        target.restore(&early),
+        Err(ClusterError::SnapshotAhead {
+            covers: 8,
+            filed: 3
+        })
     );
     assert_eq!(target.snapshot(), state().snapshot());
 }
