@@ -175,6 +175,7 @@ pub struct ReceiptEntry {
 pub type ReceiptsRequest = oneshot::Sender<Vec<ReceiptEntry>>;
 
 /// What the API serves from.
+#[derive(Debug)]
 pub struct ApiParts {
     /// The latest status the chain, consensus and training services publish.
     pub status: watch::Receiver<NodeStatus>,

@@ -233,6 +233,7 @@ impl ClusterState {
     }
 
     /// Everything applied since the last call, in log order.
+    #[must_use = "the events taken are removed; the glue must act on them"]
     pub fn take_applied(&mut self) -> Vec<Applied> {
         self.pending.drain(..).collect()
     }

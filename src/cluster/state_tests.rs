@@ -174,7 +174,7 @@ fn busy_state() -> ClusterState {
     s.apply(6, &put(3, 1, "rule", "krum:1"));
     s.apply(7, &put(4, 9, "user.y", "z"));
     s.apply(8, &bytes(chained(2)));
-    s.take_applied();
+    let _setup_events = s.take_applied();
     s
 }
 

@@ -158,6 +158,12 @@ pub struct ConsensusHandle<M> {
     status: watch::Receiver<ConsensusStatus>,
 }
 
+impl<M> std::fmt::Debug for ConsensusHandle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsensusHandle").finish_non_exhaustive()
+    }
+}
+
 impl<M> Clone for ConsensusHandle<M> {
     fn clone(&self) -> Self {
         ConsensusHandle {

@@ -149,6 +149,7 @@ pub(crate) enum ChainCommand {
 }
 
 /// A running node.
+#[derive(Debug)]
 pub struct NodeHandle {
     commands: mpsc::Sender<ChainCommand>,
     status: watch::Receiver<NodeStatus>,
@@ -163,6 +164,7 @@ pub struct NodeHandle {
 }
 
 /// Entry point: `Node::start`.
+#[derive(Debug)]
 pub struct Node;
 
 impl Node {
