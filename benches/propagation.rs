@@ -31,7 +31,7 @@ fn config(dir: &std::path::Path, peers: &[SocketAddr], events: bool) -> NodeConf
         network: "regtest".into(),
         net: NetSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            peers: peers.iter().map(ToString::to_string).collect(),
+            peers: peers.iter().map(|&addr| addr.into()).collect(),
             redial_secs: 0.2,
             ..NetSection::default()
         },

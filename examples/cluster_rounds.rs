@@ -34,9 +34,9 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId], consistency: &str
             ..loopback.events.clone()
         },
         train: Some(TrainSection {
-            voters: voters.iter().map(ToString::to_string).collect(),
+            voters: voters.to_vec(),
             tick_ms: 20,
-            consistency: consistency.into(),
+            consistency: consistency.parse().expect("consistency level"),
             round_deadline_ms: 1000,
             eval_every: 1_000_000,
             ..TrainSection::default()

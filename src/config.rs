@@ -1,18 +1,30 @@
 //! The node's TOML configuration: `NodeConfig` with defaults, parsed strictly (an unknown or
 //! mistyped key is an error naming the key and the file) and checked for values that cannot
-//! work. Command-line flags override it in `cli::node`.
+//! work. Every value is typed as it loads (`train.rule` is a `RuleSpec`, `net.peers` are
+//! `PeerAddr`s, ...; see `text_values`), so a config that loads cannot fail later for a parse
+//! reason, and one parser per kind of value decides what it may be: names are matched ASCII
+//! case-blind and trimmed, and written back in their lowercase spelling. Command-line flags
+//! override it in `cli::node`.
 //!
 //! Owns parsing and validation only; must not start anything.
 
+mod peer_addr;
+mod text_values;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{ConsistencyLevel, RuleSpec};
+use crate::gpu::DeviceChoice;
 use crate::net::NodeId;
-use crate::node_id::NodeIdError;
+use crate::net::tls::KeyExchange;
+use crate::train::attack::Attack;
+use crate::train::optimizer::OptimizerKind;
+
+pub use peer_addr::{PeerAddr, PeerAddrError};
 
 /// Errors in a config file or a flag.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +39,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The text is not valid TOML, or has an unknown key or a value of the wrong type.
+    /// The text is not valid TOML, or has an unknown key or a value of the wrong type or
+    /// spelling (`train.rule = "majority"`).
     #[error("config {path}: {message}")]
     Parse {
         /// The file (or origin name) the text came from.
         path: PathBuf,
-        /// The TOML parser's message, with line and column.
+        /// The dotted key (`train.rule`, `net.peers[1]`) when there is one, then the TOML
+        /// parser's message with line and column.
         message: String,
     },
     /// A value parsed but cannot work (out of range, unknown name, malformed peer address).
@@ -107,9 +121,11 @@ pub struct NetSection {
     /// UDP address to accept peers on.
     pub listen: SocketAddr,
     /// Peers to dial: `IP:PORT`, or `FINGERPRINT@IP:PORT` to demand that peer's key.
-    pub peers: Vec<String>,
+    #[serde(with = "text_values::list")]
+    pub peers: Vec<PeerAddr>,
     /// When not empty, only these key fingerprints (64 hex digits) may connect at all.
-    pub pinned: Vec<String>,
+    #[serde(with = "text_values::list")]
+    pub pinned: Vec<NodeId>,
     /// Seconds a misbehaving peer stays banned.
     pub ban_secs: u64,
     /// Seconds between attempts to reconnect to known peers.
@@ -118,7 +134,8 @@ pub struct NetSection {
     pub idle_timeout_secs: u64,
     /// Key-exchange group of every QUIC handshake: `x25519mlkem768` (hybrid post-quantum,
     /// the default) or `x25519` (classical fallback; the whole network must use it).
-    pub key_exchange: String,
+    #[serde(with = "text_values::one")]
+    pub key_exchange: KeyExchange,
 }
 
 /// `[http]`: the status and metrics server.
@@ -136,7 +153,8 @@ pub struct MiningSection {
     /// Whether the node mines at all (default true).
     pub enabled: bool,
     /// `auto`, `cpu` or `gpu`.
-    pub backend: String,
+    #[serde(with = "text_values::one")]
+    pub backend: DeviceChoice,
     /// CPU miner threads.
     pub threads: usize,
     /// Before mining on a new tip, wait a random time between 0 and twice this many
@@ -164,7 +182,8 @@ pub struct TrainSection {
     /// Key fingerprints (64 hex digits, as `hashgrad node` logs them) of the initial Raft
     /// voters, this node's own included if it votes. Empty: this node bootstraps a cluster of
     /// one.
-    pub voters: Vec<String>,
+    #[serde(with = "text_values::list")]
+    pub voters: Vec<NodeId>,
     /// Milliseconds per Raft tick.
     pub tick_ms: u64,
     /// Election timeout in ticks (each wait is drawn from `[t, 2t)`).
@@ -173,7 +192,8 @@ pub struct TrainSection {
     pub heartbeat_ticks: u32,
     /// Fingerprints of the workers, in shard order (the same list on every node). Empty: the
     /// voters (or this node alone when there are none).
-    pub workers: Vec<String>,
+    #[serde(with = "text_values::list")]
+    pub workers: Vec<NodeId>,
     /// Seed of the data split, shards, initial weights and batches (as `hashgrad train --seed`).
     pub seed: u64,
     /// A CSV file to train on (label in the last column); absent: the embedded digits.
@@ -181,13 +201,16 @@ pub struct TrainSection {
     /// Hidden layer widths.
     pub hidden: Vec<usize>,
     /// `adam` or `sgd`.
-    pub optimizer: String,
+    #[serde(with = "text_values::one")]
+    pub optimizer: OptimizerKind,
     /// Initial learning rate; absent: the optimizer's default.
     pub learning_rate: Option<f32>,
     /// Initial aggregation rule: `mean`, `median`, `trimmed-mean:B` or `krum:F`.
-    pub rule: String,
+    #[serde(with = "text_values::one")]
+    pub rule: RuleSpec,
     /// Initial gradients to wait for: `one`, `quorum` or `all`.
-    pub consistency: String,
+    #[serde(with = "text_values::one")]
+    pub consistency: ConsistencyLevel,
     /// Initial round deadline; a round short of its level by then is abandoned and retried.
     pub round_deadline_ms: u64,
     /// Initial rows per worker mini-batch.
@@ -209,10 +232,12 @@ pub struct TrainSection {
     /// `net.pinned` — may then vote). Off: join requests are refused.
     pub accept_joins: bool,
     /// Where the leader reduces: `cpu`, `gpu` or `auto`.
-    pub backend: String,
+    #[serde(with = "text_values::one")]
+    pub backend: DeviceChoice,
     /// Test only: this node's gradients are corrupted (`sign-flip`, `scale`, `noise`), to see a
     /// robust rule at work.
-    pub attack: Option<String>,
+    #[serde(with = "text_values::optional")]
+    pub attack: Option<Attack>,
 }
 
 impl Default for TrainSection {
@@ -226,10 +251,10 @@ impl Default for TrainSection {
             seed: 1,
             data: None,
             hidden: vec![64],
-            optimizer: "adam".into(),
+            optimizer: OptimizerKind::Adam,
             learning_rate: None,
-            rule: "mean".into(),
-            consistency: "quorum".into(),
+            rule: RuleSpec::Mean,
+            consistency: ConsistencyLevel::Quorum,
             round_deadline_ms: 2000,
             batch_size: 32,
             rounds: None,
@@ -237,69 +262,47 @@ impl Default for TrainSection {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             join: false,
             accept_joins: false,
-            backend: "cpu".into(),
+            backend: DeviceChoice::Cpu,
             attack: None,
         }
     }
 }
 
-fn fingerprints(key: &'static str, list: &[String]) -> Result<Vec<NodeId>, ConfigError> {
-    list.iter()
-        .map(|v| {
-            v.parse::<NodeId>()
-                .map_err(|e| invalid(key, &e.to_string()))
-        })
-        .collect()
-}
-
-fn parsed<T: FromStr>(key: &'static str, text: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse::<T>().map_err(|e| invalid(key, &e.to_string()))
-}
-
 impl TrainSection {
-    /// The `train.voters` fingerprints, parsed and free of Raft id collisions.
-    pub fn voters(&self) -> Result<Vec<NodeId>, ConfigError> {
-        let voters = fingerprints("train.voters", &self.voters)?;
-        crate::node_id::RaftIds::new(voters.iter().copied())
-            .map_err(|e| invalid("train.voters", &e.to_string()))?;
-        Ok(voters)
-    }
-
-    /// The worker list for a node named `own`: `train.workers`, else the voters, else `own`.
+    /// The worker list for a node named `own`: `train.workers`, else the voters, else `own`;
+    /// refused when a worker is listed twice or there are more than `MAX_WORKERS`.
     pub fn workers(&self, own: NodeId) -> Result<Vec<NodeId>, ConfigError> {
-        let mut workers = fingerprints("train.workers", &self.workers)?;
+        let mut workers = self.workers.clone();
         if workers.is_empty() {
-            workers = self.voters()?;
+            workers = self.voters.clone();
         }
         if workers.is_empty() {
             workers.push(own);
         }
+        let key = if self.workers.is_empty() {
+            "train.voters"
+        } else {
+            "train.workers"
+        };
         let mut seen = std::collections::HashSet::new();
         if let Some(twice) = workers.iter().find(|w| !seen.insert(**w)) {
-            return Err(invalid(
-                "train.workers",
-                &format!("{twice} is listed twice"),
-            ));
+            return Err(invalid(key, &format!("{twice} is listed twice")));
         }
         if workers.len() > crate::train::setup::MAX_WORKERS {
             return Err(invalid(
-                "train.workers",
+                key,
                 &format!("at most {} workers", crate::train::setup::MAX_WORKERS),
             ));
         }
         Ok(workers)
     }
 
-    /// The config store's starting values.
+    /// The config store's starting values; refused when one is out of range.
     pub fn training_defaults(&self) -> Result<crate::cluster::TrainingConfig, ConfigError> {
         use crate::cluster::config_store::{MAX_BATCH_SIZE, MAX_ROUND_DEADLINE_MS};
-        let optimizer = self.optimizer()?;
         let learning_rate = self
             .learning_rate
-            .unwrap_or_else(|| optimizer.default_learning_rate());
+            .unwrap_or_else(|| self.optimizer.default_learning_rate());
         if !(learning_rate.is_finite() && learning_rate > 0.0) {
             return Err(invalid("train.learning_rate", "must be a positive number"));
         }
@@ -317,39 +320,24 @@ impl TrainSection {
         }
         Ok(crate::cluster::TrainingConfig {
             learning_rate,
-            rule: parsed("train.rule", &self.rule)?,
-            consistency: parsed("train.consistency", &self.consistency)?,
+            rule: self.rule,
+            consistency: self.consistency,
             round_deadline_ms: self.round_deadline_ms,
             batch_size: self.batch_size,
         })
     }
 
-    /// `train.optimizer`.
-    pub fn optimizer(&self) -> Result<crate::train::optimizer::OptimizerKind, ConfigError> {
-        parsed("train.optimizer", &self.optimizer)
-    }
-
-    /// `train.backend`.
-    pub fn device(&self) -> Result<crate::gpu::DeviceChoice, ConfigError> {
-        parsed("train.backend", &self.backend)
-    }
-
-    /// `train.attack`.
-    pub fn attack(&self) -> Result<Option<crate::train::attack::Attack>, ConfigError> {
-        self.attack
-            .as_deref()
-            .map(|a| parsed("train.attack", a))
-            .transpose()
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.voters()?.is_empty() && self.join {
+        crate::node_id::RaftIds::new(self.voters.iter().copied())
+            .map_err(|e| invalid("train.voters", &e.to_string()))?;
+        if self.voters.is_empty() && self.join {
             return Err(invalid(
                 "train.join",
                 "a joining node needs the cluster's initial voters in train.voters",
             ));
         }
-        fingerprints("train.workers", &self.workers)?;
+        // Any fingerprint would do for `own`: it only stands in when both lists are empty.
+        self.workers(NodeId([0; 32]))?;
         if !(1..=60_000).contains(&self.tick_ms) {
             return Err(invalid("train.tick_ms", "must be between 1 and 60000"));
         }
@@ -388,8 +376,6 @@ impl TrainSection {
             ));
         }
         self.training_defaults()?;
-        self.device()?;
-        self.attack()?;
         Ok(())
     }
 }
@@ -429,7 +415,7 @@ impl Default for NetSection {
             ban_secs: 600,
             redial_secs: 5.0,
             idle_timeout_secs: 30,
-            key_exchange: "x25519mlkem768".into(),
+            key_exchange: KeyExchange::X25519MlKem768,
         }
     }
 }
@@ -438,51 +424,10 @@ impl Default for MiningSection {
     fn default() -> MiningSection {
         MiningSection {
             enabled: true,
-            backend: "cpu".to_string(),
+            backend: DeviceChoice::Cpu,
             threads: 1,
             pace_ms: 0,
         }
-    }
-}
-
-/// A peer to dial, optionally pinned to a key fingerprint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PeerAddr {
-    /// The peer's UDP address.
-    pub addr: SocketAddr,
-    /// The fingerprint the peer's key must have (the part before `@`); `None` accepts any.
-    pub pin: Option<NodeId>,
-}
-
-/// Why a `net.peers` entry is not a peer address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerAddrError {
-    /// The part before `@` is not a node fingerprint.
-    #[error(transparent)]
-    Fingerprint(#[from] NodeIdError),
-    /// The address part is not `IP:PORT`.
-    #[error("`{text}` is not IP:PORT or FINGERPRINT@IP:PORT (e.g. 127.0.0.1:7100)")]
-    Address {
-        /// The whole entry as written.
-        text: String,
-    },
-}
-
-impl FromStr for PeerAddr {
-    type Err = PeerAddrError;
-    fn from_str(text: &str) -> Result<PeerAddr, PeerAddrError> {
-        let (pin, addr) = match text.split_once('@') {
-            Some((pin, addr)) => (Some(pin.parse::<NodeId>()?), addr),
-            None => (None, text),
-        };
-        let addr = addr
-            .trim()
-            .parse::<SocketAddr>()
-            .map_err(|_| PeerAddrError::Address {
-                text: text.to_string(),
-            })?;
-        Ok(PeerAddr { addr, pin })
     }
 }
 
@@ -511,7 +456,7 @@ impl NodeConfig {
             data_dir: data_dir.to_path_buf(),
             net: NetSection {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-                peers: peers.iter().map(ToString::to_string).collect(),
+                peers: peers.iter().map(|&addr| PeerAddr::from(addr)).collect(),
                 redial_secs: 0.1,
                 ..NetSection::default()
             },
@@ -556,12 +501,15 @@ impl NodeConfig {
         origin: &Path,
         network: Option<&str>,
     ) -> Result<NodeConfig, ConfigError> {
-        let parse_error = |e: toml::de::Error| ConfigError::Parse {
+        let parse_error = |message: String| ConfigError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string(),
+            message,
         };
-        let mut config: NodeConfig = toml::from_str(text).map_err(parse_error)?;
-        let probe: PaceProbe = toml::from_str(text).map_err(parse_error)?;
+        let document = toml::Deserializer::parse(text).map_err(|e| parse_error(e.to_string()))?;
+        // The path tracker names the key of a bad value (`train.rule: ...`, `net.peers[1]: ...`).
+        let mut config: NodeConfig =
+            serde_path_to_error::deserialize(document).map_err(|e| parse_error(e.to_string()))?;
+        let probe: PaceProbe = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
         if let Some(network) = network {
             config.network = network.to_string();
         }
@@ -573,8 +521,6 @@ impl NodeConfig {
 
     /// Checks values the types allow but a node cannot use.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.peers()?;
-        self.pins()?;
         if self.network.is_empty() || self.network.len() > crate::net::frame::MAX_NETWORK_NAME {
             return Err(invalid(
                 "network",
@@ -596,52 +542,13 @@ impl NodeConfig {
         if self.net.idle_timeout_secs < 3 {
             return Err(invalid("net.idle_timeout_secs", "must be at least 3"));
         }
-        self.key_exchange()?;
         if !(1..=1024).contains(&self.mining.threads) {
             return Err(invalid("mining.threads", "must be between 1 and 1024"));
-        }
-        if !["auto", "cpu", "gpu"].contains(&self.mining.backend.as_str()) {
-            return Err(invalid(
-                "mining.backend",
-                &format!("`{}` is not one of auto, cpu, gpu", self.mining.backend),
-            ));
         }
         if let Some(train) = &self.train {
             train.validate()?;
         }
         Ok(())
-    }
-
-    /// The `net.peers` entries, parsed.
-    pub fn peers(&self) -> Result<Vec<PeerAddr>, ConfigError> {
-        self.net
-            .peers
-            .iter()
-            .map(|p| {
-                p.parse()
-                    .map_err(|e: PeerAddrError| invalid("net.peers", &e.to_string()))
-            })
-            .collect()
-    }
-
-    /// The `net.pinned` fingerprints, parsed.
-    pub fn pins(&self) -> Result<Vec<NodeId>, ConfigError> {
-        self.net
-            .pinned
-            .iter()
-            .map(|p| {
-                p.parse::<NodeId>()
-                    .map_err(|e| invalid("net.pinned", &e.to_string()))
-            })
-            .collect()
-    }
-
-    /// `net.key_exchange`, parsed.
-    pub fn key_exchange(&self) -> Result<crate::net::tls::KeyExchange, ConfigError> {
-        self.net
-            .key_exchange
-            .parse()
-            .map_err(|e: crate::net::NetError| invalid("net.key_exchange", &e.to_string()))
     }
 
     /// `net.ban_secs` as a duration.
@@ -750,13 +657,10 @@ mod tests {
             "{error}"
         );
         let classical = parse("[net]\nkey_exchange = \"x25519\"\n").expect("fallback");
+        assert_eq!(classical.net.key_exchange, KeyExchange::X25519);
         assert_eq!(
-            classical.key_exchange().expect("parsed"),
-            crate::net::tls::KeyExchange::X25519
-        );
-        assert_eq!(
-            parse("").expect("default").key_exchange().expect("parsed"),
-            crate::net::tls::KeyExchange::X25519MlKem768
+            parse("").expect("default").net.key_exchange,
+            KeyExchange::X25519MlKem768
         );
     }
 
@@ -764,10 +668,7 @@ mod tests {
     fn train_section_names_its_bad_keys() {
         assert_eq!(parse("").expect("no train").train, None);
         let lone = parse("[train]\n").expect("lone node");
-        assert_eq!(
-            lone.train.expect("section").voters().expect("voters"),
-            vec![]
-        );
+        assert_eq!(lone.train.expect("section").voters, vec![]);
         let error = parse("[train]\nvoters = [\"abcd\"]\n").expect_err("short");
         assert!(error.to_string().contains("train.voters"), "{error}");
         let (a, b) = (
@@ -821,8 +722,102 @@ mod tests {
             "[net]\npeers = [\"{pin}@127.0.0.1:9\", \"[::1]:8\"]\n"
         ))
         .expect("valid");
-        let peers = config.peers().expect("peers");
+        let peers = &config.net.peers;
         assert_eq!(peers[0].pin.map(|p| p.to_string()), Some(pin));
         assert_eq!(peers[1].addr.port(), 8);
+    }
+
+    #[test]
+    fn values_are_typed_as_they_load() {
+        let voter = "01".repeat(32);
+        let config = parse(&format!(
+            "[net]\npinned = [\"{voter}\"]\nkey_exchange = \"x25519\"\n\
+             [mining]\nbackend = \"auto\"\n\
+             [train]\nvoters = [\"{voter}\"]\noptimizer = \"sgd\"\nrule = \"trimmed-mean:1\"\n\
+             consistency = \"all\"\nbackend = \"gpu\"\nattack = \"noise\"\n"
+        ))
+        .expect("valid");
+        let id: NodeId = voter.parse().expect("fingerprint");
+        assert_eq!(config.net.pinned, vec![id]);
+        assert_eq!(config.net.key_exchange, KeyExchange::X25519);
+        assert_eq!(config.mining.backend, DeviceChoice::Auto);
+        let train = config.train.expect("train");
+        assert_eq!(train.voters, vec![id]);
+        assert_eq!(train.optimizer, OptimizerKind::Sgd);
+        assert_eq!(train.rule, RuleSpec::TrimmedMean { trim: 1 });
+        assert_eq!(train.consistency, ConsistencyLevel::All);
+        assert_eq!(train.backend, DeviceChoice::Gpu);
+        assert_eq!(train.attack, Some(Attack::Noise));
+    }
+
+    #[test]
+    fn names_are_case_blind_for_every_key() {
+        let config = parse(
+            "[net]\nkey_exchange = \"X25519\"\n[mining]\nbackend = \"CPU\"\n\
+             [train]\noptimizer = \"SGD\"\nrule = \"Krum:1\"\nconsistency = \"ONE\"\n\
+             backend = \"Gpu\"\nattack = \"Scale\"\n",
+        )
+        .expect("upper case");
+        assert_eq!(config.net.key_exchange, KeyExchange::X25519);
+        assert_eq!(config.mining.backend, DeviceChoice::Cpu);
+        let train = config.train.expect("train");
+        assert_eq!(train.optimizer, OptimizerKind::Sgd);
+        assert_eq!(train.rule, RuleSpec::Krum { byzantine: 1 });
+        assert_eq!(train.consistency, ConsistencyLevel::One);
+        assert_eq!(train.backend, DeviceChoice::Gpu);
+        assert_eq!(train.attack, Some(Attack::Scale));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_the_entry_and_what_is_allowed() {
+        let error = parse("[train]\nrule = \"foo\"\n").expect_err("rule");
+        let text = error.to_string();
+        assert!(
+            text.contains("train.rule") && text.contains("unknown rule `foo`"),
+            "{text}"
+        );
+        assert!(text.contains("mean, median"), "{text}");
+        let good = "ab".repeat(32);
+        let error = parse(&format!(
+            "[net]\npeers = [\"{good}@127.0.0.1:9\", \"127.0.0.1\"]\n"
+        ))
+        .expect_err("second peer");
+        assert!(error.to_string().contains("net.peers[1]"), "{error}");
+        let error = parse("[mining]\nbackend = \"quantum\"\n").expect_err("backend");
+        assert!(
+            error.to_string().contains("mining.backend")
+                && error.to_string().contains("cpu, gpu or auto"),
+            "{error}"
+        );
+        let error = parse("[train]\nconsistency = \"most\"\n").expect_err("level");
+        assert!(error.to_string().contains("`most`"), "{error}");
+    }
+
+    #[test]
+    fn a_written_config_reads_back_the_same() {
+        let pin: NodeId = "cd".repeat(32).parse().expect("fingerprint");
+        let mut config =
+            NodeConfig::loopback(Path::new("d"), &[SocketAddr::from(([127, 0, 0, 1], 9))]);
+        config.net.peers.push(PeerAddr {
+            addr: SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 8)),
+            pin: Some(pin),
+        });
+        config.net.pinned = vec![pin];
+        config.net.key_exchange = KeyExchange::X25519;
+        config.mining.backend = DeviceChoice::Auto;
+        config.train = Some(TrainSection {
+            voters: vec![pin],
+            workers: vec![pin],
+            optimizer: OptimizerKind::Sgd,
+            rule: RuleSpec::Krum { byzantine: 0 },
+            consistency: ConsistencyLevel::One,
+            backend: DeviceChoice::Gpu,
+            attack: Some(Attack::SignFlip),
+            ..TrainSection::default()
+        });
+        let text = toml::to_string(&config).expect("serialize");
+        assert!(text.contains("rule = \"krum:0\""), "{text}");
+        assert!(text.contains("key_exchange = \"x25519\""), "{text}");
+        assert_eq!(parse(&text).expect("reads back"), config);
     }
 }

@@ -12,6 +12,7 @@
 // (`unsafe_op_in_unsafe_fn` warns by default in edition 2024; CI denies warnings.)
 #![warn(unreachable_pub)]
 #![warn(missing_docs)]
+#![warn(missing_debug_implementations)]
 
 pub mod api;
 pub mod check;

@@ -30,7 +30,7 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         },
         train: Some(TrainSection {
-            voters: voters.iter().map(ToString::to_string).collect(),
+            voters: voters.to_vec(),
             tick_ms: 20,
             // The config store only: no training rounds compete for the two cores.
             rounds: Some(0),

@@ -19,7 +19,7 @@ fn config(dir: &Path, peers: &[SocketAddr], mining: bool) -> NodeConfig {
         network: "regtest".into(),
         net: NetSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            peers: peers.iter().map(ToString::to_string).collect(),
+            peers: peers.iter().map(|&addr| addr.into()).collect(),
             redial_secs: 0.2,
             ..NetSection::default()
         },
@@ -343,7 +343,7 @@ async fn key_exchange_shown(key_exchange: Option<&str>) -> (Vec<String>, Vec<Str
         .collect();
     let with_group = |mut config: NodeConfig| {
         if let Some(group) = key_exchange {
-            config.net.key_exchange = group.into();
+            config.net.key_exchange = group.parse().expect("key exchange");
         }
         config
     };

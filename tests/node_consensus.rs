@@ -20,7 +20,7 @@ use hashgrad::views::ReadMode;
 fn config(dir: &Path, listen: SocketAddr, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
     let mut config = NodeConfig {
         train: Some(TrainSection {
-            voters: voters.iter().map(ToString::to_string).collect(),
+            voters: voters.to_vec(),
             tick_ms: 20,
             election_ticks: 10,
             heartbeat_ticks: 2,

@@ -23,12 +23,12 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
         },
         mining: MiningSection {
             enabled: true,
-            backend: "cpu".into(),
+            backend: hashgrad::gpu::DeviceChoice::Cpu,
             threads: 1,
             pace_ms: 100,
         },
         train: Some(TrainSection {
-            voters: voters.iter().map(ToString::to_string).collect(),
+            voters: voters.to_vec(),
             tick_ms: 20,
             round_deadline_ms: 3000,
             eval_every: 5,

@@ -15,10 +15,10 @@ use hashgrad::node::{Node, NodeHandle};
 
 fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
     TrainSection {
-        voters: voters.iter().map(ToString::to_string).collect(),
+        voters: voters.to_vec(),
         tick_ms: 20,
         seed: 9,
-        consistency: "quorum".into(),
+        consistency: hashgrad::cluster::ConsistencyLevel::Quorum,
         round_deadline_ms: 1000,
         rounds: Some(rounds),
         snapshot_every: 16,

@@ -24,10 +24,10 @@ const LOG_BOUND: u64 = SNAPSHOT_EVERY + SNAPSHOT_EVERY / 4 + 8;
 
 fn train_section(voters: &[NodeId], rounds: u64) -> TrainSection {
     TrainSection {
-        voters: voters.iter().map(ToString::to_string).collect(),
+        voters: voters.to_vec(),
         tick_ms: 20,
         seed: 3,
-        consistency: "quorum".into(),
+        consistency: hashgrad::cluster::ConsistencyLevel::Quorum,
         round_deadline_ms: 1000,
         rounds: Some(rounds),
         eval_every: 10,

@@ -28,7 +28,7 @@ fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
         },
         mining: MiningSection {
             enabled: true,
-            backend: "cpu".into(),
+            backend: hashgrad::gpu::DeviceChoice::Cpu,
             threads: 1,
             pace_ms: 150,
         },
@@ -39,10 +39,10 @@ fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
 
 fn train_section(voters: &[NodeId], rounds: Option<u64>, consistency: &str) -> TrainSection {
     TrainSection {
-        voters: voters.iter().map(ToString::to_string).collect(),
+        voters: voters.to_vec(),
         tick_ms: 20,
         seed: SEED,
-        consistency: consistency.into(),
+        consistency: consistency.parse().expect("consistency level"),
         round_deadline_ms: 3000,
         rounds,
         eval_every: 5,
@@ -383,7 +383,7 @@ async fn bad_gradients_are_refused_and_training_goes_on() {
     let (_dirs, nodes) = start_three(|voters| {
         let workers = voters.iter().chain([&hostile_id]);
         TrainSection {
-            workers: workers.map(ToString::to_string).collect(),
+            workers: workers.copied().collect(),
             ..train_section(voters, None, "quorum")
         }
     })

@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Every metric the node exports; clones share the same values.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Arc<Registry>,
     /// Height of the best chain's tip.

@@ -31,6 +31,7 @@ pub use metrics::Metrics;
 pub use status::{ConsensusStatus, NodeStatus, PeerStatus, ReceiptEntry, TrainingStatus};
 
 /// What the API serves from.
+#[derive(Debug)]
 pub struct ApiParts {
     /// The views the chain, consensus and training services publish.
     pub views: NodeViews,

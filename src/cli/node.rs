@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{ConfigError, NodeConfig};
+use crate::config::{ConfigError, NodeConfig, PeerAddr};
+use crate::gpu::DeviceChoice;
+use crate::net::NodeId;
 use crate::node::{Node, NodeError};
 
 /// Arguments of `hashgrad node`: a config file and flags that override it.
@@ -26,7 +28,7 @@ pub struct NodeArgs {
     pub listen: Option<SocketAddr>,
     /// Peer to dial, `IP:PORT` or `FINGERPRINT@IP:PORT`; repeatable, added to the config's.
     #[arg(long = "peer", value_name = "ADDR")]
-    pub peers: Vec<String>,
+    pub peers: Vec<PeerAddr>,
     /// TCP address for GET /status and GET /metrics.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
@@ -38,7 +40,7 @@ pub struct NodeArgs {
     pub no_mine: bool,
     /// Mining backend: cpu, gpu or auto.
     #[arg(long, value_name = "NAME")]
-    pub backend: Option<String>,
+    pub backend: Option<DeviceChoice>,
     /// CPU miner threads.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -53,12 +55,12 @@ pub struct NodeArgs {
     /// A training voter's key fingerprint (`hashgrad id --data-dir DIR` prints it); repeatable,
     /// added to the config's `train.voters`; implies --train.
     #[arg(long = "voter", value_name = "FINGERPRINT")]
-    pub voters: Vec<String>,
+    pub voters: Vec<NodeId>,
     /// Join a running training cluster through the node at ADDR (dialled as a peer): the
     /// leader adds this node as a voter (its `train.accept_joins` must be on). List the
     /// cluster's initial voters with --voter, without this node; implies --train.
     #[arg(long, value_name = "ADDR")]
-    pub join: Option<String>,
+    pub join: Option<PeerAddr>,
     /// Stop when stdin reaches end of file: a supervisor (`hashgrad testnet`) holds the pipe,
     /// so its children stop even when it is killed with no chance to stop them.
     #[arg(long)]
@@ -81,7 +83,7 @@ impl NodeArgs {
         if let Some(listen) = self.listen {
             config.net.listen = listen;
         }
-        config.net.peers.extend(self.peers.iter().cloned());
+        config.net.peers.extend(self.peers.iter().copied());
         if let Some(http) = self.http {
             config.http.listen = Some(http);
         }
@@ -91,8 +93,8 @@ impl NodeArgs {
         if self.no_mine {
             config.mining.enabled = false;
         }
-        if let Some(backend) = &self.backend {
-            config.mining.backend = backend.clone();
+        if let Some(backend) = self.backend {
+            config.mining.backend = backend;
         }
         if let Some(threads) = self.threads {
             config.mining.threads = threads;
@@ -102,10 +104,10 @@ impl NodeArgs {
         }
         if self.train || !self.voters.is_empty() || self.join.is_some() {
             let train = config.train.get_or_insert_with(Default::default);
-            train.voters.extend(self.voters.iter().cloned());
+            train.voters.extend(self.voters.iter().copied());
         }
-        if let (Some(addr), Some(train)) = (&self.join, &mut config.train) {
-            config.net.peers.push(addr.clone());
+        if let (Some(addr), Some(train)) = (self.join, &mut config.train) {
+            config.net.peers.push(addr);
             train.join = true;
         }
         config.validate()?;

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::check::{CheckOptions, Format, History, LinearizabilityReport, check_linearizable};
+use crate::check::{
+    CheckError, CheckOptions, Format, History, LinearizabilityReport, check_linearizable,
+};
 use crate::events;
 use crate::report::{
     self, CheckedHistory, Collector, Consistency, Context, Limits, RecordedHistory,
@@ -127,7 +129,9 @@ pub fn write(
     let mut checked = Vec::new();
     for file in HISTORIES {
         if let Some(text) = optional_text(&dir.join(file))? {
-            checked.push((file, check(file, &text, check_budget)));
+            // The page shows a history that does not check as its file and the reason.
+            let result = check(&text, check_budget).map_err(|e| format!("{file}: {e}"));
+            checked.push((file, result));
         }
     }
     let histories: Vec<RecordedHistory<'_>> = checked
@@ -179,10 +183,9 @@ pub fn write(
 
 /// Checks the history for linearizability within `budget` (past it the verdict is unknown).
 fn check(
-    file: &str,
     text: &str,
     budget: Duration,
-) -> Result<(History, &'static str, LinearizabilityReport), String> {
+) -> Result<(History, &'static str, LinearizabilityReport), CheckError> {
     let stop = AtomicBool::new(false);
     let (done, wait) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
@@ -197,8 +200,7 @@ fn check(
             ..CheckOptions::default()
         };
         let result = check_linearizable(text, Some(Format::Jsonl), None, &options)
-            .map(|(history, model, report)| (history, model.name(), report))
-            .map_err(|e| format!("{file}: {e}"));
+            .map(|(history, model, report)| (history, model.name(), report));
         drop(done);
         result
     })

@@ -8,10 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
+use crate::cluster::{ConsistencyLevel, RuleSpec};
 use crate::config::NodeConfig;
+use crate::gpu::DeviceChoice;
 use crate::testnet::{
     self, Byzantine, Goals, KillTarget, Kills, Latency, Observer, Partition, Plan, Row, Setup,
 };
+use crate::train::attack::Attack;
 
 /// The node config every testnet node starts from unless `--config` is given.
 const DEFAULT_CONFIG: &str = include_str!("../../configs/testnet.toml");
@@ -56,10 +59,10 @@ pub struct TestnetArgs {
     pub data: Option<PathBuf>,
     /// Aggregation rule: mean, median, trimmed-mean:B or krum:F.
     #[arg(long, value_name = "RULE")]
-    pub rule: Option<String>,
+    pub rule: Option<RuleSpec>,
     /// Gradients a round waits for: one, quorum or all.
     #[arg(long, value_name = "LEVEL")]
-    pub consistency: Option<String>,
+    pub consistency: Option<ConsistencyLevel>,
     /// The last F nodes send corrupted gradients (see --attack).
     #[arg(long, value_name = "F")]
     pub byzantine: Option<usize>,
@@ -70,10 +73,10 @@ pub struct TestnetArgs {
         default_value = "sign-flip",
         requires = "byzantine"
     )]
-    pub attack: String,
+    pub attack: Attack,
     /// Mining backend for every node: cpu, gpu or auto.
     #[arg(long, value_name = "NAME")]
-    pub backend: Option<String>,
+    pub backend: Option<DeviceChoice>,
     /// Milliseconds a node waits (0 to twice this, random) on a new tip before mining.
     #[arg(long, value_name = "MS")]
     pub pace_ms: Option<u64>,
@@ -189,7 +192,7 @@ impl TestnetArgs {
             kills,
             byzantine: self.byzantine.map(|nodes| Byzantine {
                 nodes,
-                attack: self.attack.clone(),
+                attack: self.attack,
             }),
             base_port: self.base_port,
             poll: Duration::from_millis(self.poll_ms.clamp(10, 10_000)),
@@ -237,18 +240,18 @@ impl TestnetArgs {
                 if let Some(data) = &self.data {
                     train.data = Some(std::path::absolute(data)?);
                 }
-                if let Some(rule) = &self.rule {
-                    train.rule = rule.clone();
+                if let Some(rule) = self.rule {
+                    train.rule = rule;
                 }
-                if let Some(consistency) = &self.consistency {
-                    train.consistency = consistency.clone();
+                if let Some(consistency) = self.consistency {
+                    train.consistency = consistency;
                 }
                 // The leader stops at the round goal, so every node ends on the same params.
                 train.rounds = goal_rounds;
             }
         }
-        if let Some(backend) = &self.backend {
-            config.mining.backend = backend.clone();
+        if let Some(backend) = self.backend {
+            config.mining.backend = backend;
         }
         if let Some(pace) = self.pace_ms {
             config.mining.pace_ms = pace;

@@ -13,7 +13,7 @@ use crate::train::StateHash;
 use crate::train::aggregate::Rule;
 use crate::train::setup::MAX_WORKERS;
 
-use super::BlobHash;
+use super::{BlobHash, ClusterError};
 
 /// The command format version `encode` writes and `decode` accepts.
 pub const COMMAND_VERSION: u8 = 1;
@@ -86,13 +86,15 @@ impl fmt::Display for ConsistencyLevel {
 }
 
 impl FromStr for ConsistencyLevel {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
+    type Err = ClusterError;
+    fn from_str(text: &str) -> Result<Self, ClusterError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "one" => Ok(ConsistencyLevel::One),
             "quorum" => Ok(ConsistencyLevel::Quorum),
             "all" => Ok(ConsistencyLevel::All),
-            _ => Err("use one, quorum or all".into()),
+            _ => Err(ClusterError::UnknownConsistency {
+                level: text.trim().chars().take(MAX_KEY_BYTES).collect(),
+            }),
         }
     }
 }

@@ -137,22 +137,27 @@ impl fmt::Display for RuleSpec {
 }
 
 impl FromStr for RuleSpec {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
+    type Err = ClusterError;
+    fn from_str(text: &str) -> Result<Self, ClusterError> {
         let text = text.trim().to_ascii_lowercase();
         let (name, param) = match text.split_once(':') {
             Some((name, param)) => (name, Some(param)),
             None => (text.as_str(), None),
         };
-        let count = |what: &str| -> Result<usize, String> {
-            let param = param.ok_or(format!("{name} needs {what}, e.g. {name}:1"))?;
+        let count = |what: &'static str| -> Result<usize, ClusterError> {
+            let param = param.ok_or_else(|| ClusterError::RuleNeedsCount {
+                rule: name.to_owned(),
+                what,
+            })?;
             match param.parse::<usize>() {
                 Ok(v) if v <= MAX_WORKERS => Ok(v),
-                _ => Err(format!("{what} must be a whole number 0..={MAX_WORKERS}")),
+                _ => Err(ClusterError::RuleCount { what }),
             }
         };
         match name {
-            "mean" | "median" if param.is_some() => Err(format!("{name} takes no parameter")),
+            "mean" | "median" if param.is_some() => Err(ClusterError::RuleTakesNoCount {
+                rule: name.to_owned(),
+            }),
             "mean" => Ok(RuleSpec::Mean),
             "median" => Ok(RuleSpec::Median),
             "trimmed-mean" => Ok(RuleSpec::TrimmedMean {
@@ -161,7 +166,9 @@ impl FromStr for RuleSpec {
             "krum" => Ok(RuleSpec::Krum {
                 byzantine: count("the assumed Byzantine count")?,
             }),
-            _ => Err("use mean, median, trimmed-mean:B or krum:F".into()),
+            _ => Err(ClusterError::UnknownRule {
+                rule: name.chars().take(MAX_KEY_BYTES).collect(),
+            }),
         }
     }
 }
@@ -252,8 +259,12 @@ impl ConfigStore {
                 Ok(lr) if lr.is_finite() && lr > 0.0 => t.learning_rate = lr,
                 _ => return Err(bad("must be a positive, finite number".into())),
             },
-            ConfigKey::Rule => t.rule = text.parse().map_err(bad)?,
-            ConfigKey::Consistency => t.consistency = text.parse().map_err(bad)?,
+            ConfigKey::Rule => {
+                t.rule = text.parse().map_err(|e: ClusterError| bad(e.to_string()))?
+            }
+            ConfigKey::Consistency => {
+                t.consistency = text.parse().map_err(|e: ClusterError| bad(e.to_string()))?
+            }
             ConfigKey::RoundDeadlineMs => match text.parse::<u64>() {
                 Ok(ms) if (1..=MAX_ROUND_DEADLINE_MS).contains(&ms) => t.round_deadline_ms = ms,
                 _ => {
@@ -397,11 +408,15 @@ mod tests {
                 "'rule': krum needs the assumed Byzantine count",
             ),
             ("rule", "mean:2", "'rule': mean takes no parameter"),
-            ("rule", "average", "'rule': use mean, median"),
+            (
+                "rule",
+                "average",
+                "'rule': unknown rule `average`; use mean, median",
+            ),
             (
                 "consistency",
                 "two",
-                "'consistency': use one, quorum or all",
+                "'consistency': unknown consistency level `two`; use one, quorum or all",
             ),
             (
                 "round_deadline_ms",

@@ -50,6 +50,55 @@ pub enum ClusterError {
         /// What the key accepts.
         reason: String,
     },
+    /// A rule name that is none of mean, median, trimmed-mean:B, krum:F.
+    #[error("unknown rule `{rule}`; use mean, median, trimmed-mean:B or krum:F")]
+    UnknownRule {
+        /// The name as given (before any `:`).
+        rule: String,
+    },
+    /// `mean:1` or `median:1`: these rules take no count.
+    #[error("{rule} takes no parameter; write `{rule}`")]
+    RuleTakesNoCount {
+        /// `mean` or `median`.
+        rule: String,
+    },
+    /// `trimmed-mean` or `krum` without its count.
+    #[error("{rule} needs {what}, e.g. {rule}:1")]
+    RuleNeedsCount {
+        /// `trimmed-mean` or `krum`.
+        rule: String,
+        /// What the count means.
+        what: &'static str,
+    },
+    /// A rule's count is not a whole number up to `MAX_WORKERS`.
+    #[error("{what} must be a whole number 0..={max}", max = crate::train::setup::MAX_WORKERS)]
+    RuleCount {
+        /// What the count means.
+        what: &'static str,
+    },
+    /// A gradient consistency level that is none of one, quorum, all.
+    #[error("unknown consistency level `{level}`; use one, quorum or all")]
+    UnknownConsistency {
+        /// The level as given.
+        level: String,
+    },
+    /// A Raft snapshot's bytes are not a cluster state (corrupt, or written by another
+    /// version of hashgrad).
+    #[error(
+        "the cluster snapshot does not decode ({0}); the snapshot store is damaged or from another hashgrad version"
+    )]
+    SnapshotUndecodable(#[source] crate::codec::DecodeError),
+    /// A Raft snapshot's state has applied entries past the index it is filed at (the
+    /// snapshot store is inconsistent).
+    #[error(
+        "the cluster snapshot covers index {covers} but is filed at {filed}; the snapshot store is inconsistent"
+    )]
+    SnapshotAhead {
+        /// The last index the snapshot's state has applied.
+        covers: u64,
+        /// The index the snapshot is filed at.
+        filed: u64,
+    },
 }
 
 /// Names a content-addressed blob (parameters, a reduced gradient): SHA-256 of its bytes. A

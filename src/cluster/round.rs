@@ -495,6 +495,7 @@ impl Coordinator {
     }
 
     /// When `tick` should next be called (the open round's deadline).
+    #[must_use = "the driver must call `tick` by this time"]
     pub fn poll_timeout(&self) -> Option<u64> {
         match &self.phase {
             Phase::Collecting(c) => Some(c.deadline),
@@ -572,6 +573,7 @@ impl Coordinator {
     }
 
     /// The next action, in order.
+    #[must_use = "an action polled is removed; the driver must perform it"]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

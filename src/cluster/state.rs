@@ -15,6 +15,7 @@ use crate::node_id::NodeId;
 use crate::raft::{Snapshot, StateMachine};
 use crate::train::StateHash;
 
+use super::ClusterError;
 use super::command::{Command, MAX_VALUE_BYTES, RequestId, RoundCommitted};
 use super::config_store::{ConfigStore, TrainingConfig};
 
@@ -232,6 +233,7 @@ impl ClusterState {
     }
 
     /// Everything applied since the last call, in log order.
+    #[must_use = "the events taken are removed; the glue must act on them"]
     pub fn take_applied(&mut self) -> Vec<Applied> {
         self.pending.drain(..).collect()
     }
@@ -498,6 +500,7 @@ fn get_outcome(r: &mut Reader<'_>) -> Result<ConfigOutcome, DecodeError> {
 }
 
 impl StateMachine for ClusterState {
+    type RestoreError = ClusterError;
     fn apply(&mut self, index: u64, command: &[u8]) {
         if index <= self.last_applied {
             self.counters.stale_entries += 1;
@@ -518,14 +521,14 @@ impl StateMachine for ClusterState {
         self.encode_snapshot()
     }
 
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
         let mut state = ClusterState::decode_snapshot(&snapshot.data)
-            .map_err(|e| format!("cluster snapshot does not decode: {e}"))?;
+            .map_err(ClusterError::SnapshotUndecodable)?;
         if state.last_applied > snapshot.meta.index {
-            return Err(format!(
-                "cluster snapshot covers index {} but is filed at {}",
-                state.last_applied, snapshot.meta.index
-            ));
+            return Err(ClusterError::SnapshotAhead {
+                covers: state.last_applied,
+                filed: snapshot.meta.index,
+            });
         }
         state.last_applied = snapshot.meta.index;
         state.pending = std::mem::take(&mut self.pending);

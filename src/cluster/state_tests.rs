@@ -177,7 +177,7 @@ fn busy_state() -> ClusterState {
     s.apply(6, &put(3, 1, "rule", "krum:1"));
     s.apply(7, &put(4, 9, "user.y", "z"));
     s.apply(8, &bytes(chained(2)));
-    s.take_applied();
+    let _setup_events = s.take_applied();
     s
 }
 
@@ -227,7 +227,10 @@ fn bad_snapshots_are_refused_and_change_nothing() {
             data: good.data[..cut].to_vec(),
             ..good.clone()
         };
-        assert!(target.restore(&bad).is_err());
+        assert!(matches!(
+            target.restore(&bad),
+            Err(ClusterError::SnapshotUndecodable(_))
+        ));
     }
     let early = Snapshot {
         meta: SnapshotMeta {
@@ -236,11 +239,12 @@ fn bad_snapshots_are_refused_and_change_nothing() {
         },
         ..good
     };
-    assert!(
-        target
-            .restore(&early)
-            .unwrap_err()
-            .contains("covers index 8")
+    assert_eq!(
+        target.restore(&early),
+        Err(ClusterError::SnapshotAhead {
+            covers: 8,
+            filed: 3
+        })
     );
     assert_eq!(target.snapshot(), state().snapshot());
 }

@@ -119,6 +119,7 @@ impl Worker {
     }
 
     /// The next action, in order.
+    #[must_use = "an action polled is removed; the driver must perform it"]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

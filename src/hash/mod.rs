@@ -174,6 +174,14 @@ pub enum HashError {
     /// AVX2); holds the path's name.
     #[error("this processor cannot run the CPU path {0} (see `CpuPath::available`)")]
     CpuPathUnsupported(String),
+    /// A CPU path name that is none of `CpuPath::ALL`.
+    #[error("unknown CPU path {name:?}; use one of {known}")]
+    UnknownCpuPath {
+        /// The name as given.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
 }
 
 /// A nonce-search implementation. Every backend returns identical results for the same job

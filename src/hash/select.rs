@@ -71,6 +71,15 @@ pub struct CpuFallback<B: Backend> {
     cpu: Option<CpuBackend>,
 }
 
+impl<B: Backend> std::fmt::Debug for CpuFallback<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuFallback")
+            .field("on_gpu", &self.gpu.is_some())
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<B: Backend> CpuFallback<B> {
     /// Wraps `gpu`; `threads` is for the CPU backend if it takes over.
     pub fn new(gpu: B, threads: Option<usize>) -> CpuFallback<B> {

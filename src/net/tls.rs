@@ -61,6 +61,16 @@ impl KeyExchange {
     }
 }
 
+impl std::fmt::Display for KeyExchange {
+    /// The name as `net.key_exchange` spells it (`x25519mlkem768`); `name` is the TLS name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeyExchange::X25519MlKem768 => "x25519mlkem768",
+            KeyExchange::X25519 => "x25519",
+        })
+    }
+}
+
 impl std::str::FromStr for KeyExchange {
     type Err = NetError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {

@@ -134,9 +134,15 @@ pub struct Network {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").finish_non_exhaustive()
+    }
+}
+
 /// The fault-injection hook: cuts this node off from chosen peers (their connections close, new
 /// ones are refused in both directions) until `heal`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PartitionControl {
     network: Network,
 }

@@ -7,10 +7,9 @@ use crate::hash::select::open_backend;
 use super::NodeError;
 
 /// The backend for `mining.backend` (`cpu`, `gpu`, `auto`) with `threads` CPU threads.
-pub(super) fn open(name: &str, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
-    let choice: DeviceChoice = name.parse()?;
+pub(super) fn open(choice: DeviceChoice, threads: usize) -> Result<Box<dyn Backend>, NodeError> {
     open_backend(choice, &AdapterChoice::Auto, Some(threads)).map_err(|source| NodeError::Backend {
-        name: name.to_string(),
+        name: choice.to_string(),
         source,
     })
 }

@@ -104,7 +104,7 @@ pub(super) fn spawn(
     let (commands, commands_rx) = mpsc::channel(256);
 
     let mut dialer = Dialer::default();
-    for peer in config.peers()? {
+    for peer in &config.net.peers {
         dialer.learn(peer.addr, peer.pin);
     }
     for (addr, _) in store.peers()? {

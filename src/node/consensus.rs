@@ -129,6 +129,12 @@ pub struct ConsensusHandle<M> {
     view: watch::Receiver<ConsensusView>,
 }
 
+impl<M> std::fmt::Debug for ConsensusHandle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsensusHandle").finish_non_exhaustive()
+    }
+}
+
 impl<M> Clone for ConsensusHandle<M> {
     fn clone(&self) -> Self {
         ConsensusHandle {

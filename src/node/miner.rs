@@ -64,6 +64,14 @@ pub struct Miner {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for Miner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Miner")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Miner {
     /// Starts the thread; found blocks are sent on `found`.
     pub fn start(backend: Box<dyn Backend>, found: mpsc::UnboundedSender<Block>) -> Miner {

@@ -74,9 +74,6 @@ pub enum NodeError {
     /// The HTTP status server could not bind its address.
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
-    /// `mining.backend` names no known backend.
-    #[error("mining backend: {0}")]
-    UnknownBackend(#[from] crate::gpu::UnknownDevice),
     /// The mining backend was recognised but could not be opened (no GPU, unsupported CPU
     /// path).
     #[error("cannot open the `{name}` mining backend: {source}")]
@@ -154,6 +151,7 @@ pub(crate) enum ChainCommand {
 }
 
 /// A running node.
+#[derive(Debug)]
 pub struct NodeHandle {
     commands: mpsc::Sender<ChainCommand>,
     views: NodeViews,
@@ -168,6 +166,7 @@ pub struct NodeHandle {
 }
 
 /// Entry point: `Node::start`.
+#[derive(Debug)]
 pub struct Node;
 
 impl Node {
@@ -199,10 +198,10 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let mut net_config =
         NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
     net_config.events = event_log.clone();
-    net_config.pins = config.pins()?;
+    net_config.pins = config.net.pinned.clone();
     net_config.ban = config.ban();
     net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
-    net_config.key_exchange = config.key_exchange()?;
+    net_config.key_exchange = config.net.key_exchange;
     let (net, net_events) = Network::bind(identity, net_config)?;
     let listen = net.local_addr();
 
@@ -390,7 +389,7 @@ fn start_consensus(
     );
     let (handle, task) = consensus::start(
         id,
-        &consensus_config(train)?,
+        &consensus_config(train),
         data_dir,
         machine,
         net.clone(),
@@ -405,7 +404,7 @@ fn start_consensus(
         applied,
         prepared,
         blobs,
-        device: train.device()?,
+        device: train.backend,
         eval_every: train.eval_every,
         max_rounds: train.rounds,
         join: train.join,
@@ -433,14 +432,14 @@ async fn serve_receipts(
     }
 }
 
-fn consensus_config(train: &TrainSection) -> Result<ConsensusConfig, NodeError> {
-    Ok(ConsensusConfig {
-        voters: train.voters()?,
+fn consensus_config(train: &TrainSection) -> ConsensusConfig {
+    ConsensusConfig {
+        voters: train.voters.clone(),
         tick: Duration::from_millis(train.tick_ms),
         election_ticks: train.election_ticks,
         heartbeat_ticks: train.heartbeat_ticks,
         snapshot_every: train.snapshot_every,
-    })
+    }
 }
 
 /// How the supervisor asks each service to stop.

@@ -135,6 +135,7 @@ impl Replicated {
 }
 
 impl StateMachine for Replicated {
+    type RestoreError = crate::cluster::ClusterError;
     fn apply(&mut self, index: u64, command: &[u8]) {
         self.state.apply(index, command);
         self.forward();
@@ -144,7 +145,7 @@ impl StateMachine for Replicated {
         self.state.snapshot()
     }
 
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), String> {
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), crate::cluster::ClusterError> {
         self.state.restore(snapshot)?;
         self.forward();
         self.staged = None;

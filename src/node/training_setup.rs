@@ -45,7 +45,7 @@ pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, Nod
         workers: workers.len(),
         byzantine: 0,
         rule: defaults.rule.to_rule(workers.len()),
-        optimizer: train.optimizer()?,
+        optimizer: train.optimizer,
         learning_rate: defaults.learning_rate,
         batch: defaults.batch_size,
         seed: train.seed,
@@ -54,7 +54,7 @@ pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, Nod
     };
     let setup = Setup::new(&config, &data)?;
     let shard = match workers.iter().position(|w| *w == own) {
-        Some(index) => setup.worker_with(index, train.attack()?),
+        Some(index) => setup.worker_with(index, train.attack),
         None => None,
     };
     let trainer = Trainer::new(

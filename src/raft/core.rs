@@ -531,6 +531,7 @@ impl Raft {
 
     /// What the driver must do now: persist, then send, then apply; then call
     /// [`Raft::advance`]. `None` when idle or while a previous `Ready` awaits `advance`.
+    #[must_use = "a Ready must be persisted, sent and applied, then `advance` called"]
     pub fn ready(&mut self) -> Option<Ready> {
         if !self.has_ready() {
             return None;
@@ -619,6 +620,7 @@ impl Raft {
 
     /// Test instrumentation: the lowest log index changed since the last call.
     #[doc(hidden)]
+    #[must_use = "the change is reported once; a dropped index is lost"]
     pub fn take_log_changed_from(&mut self) -> Option<u64> {
         self.log.changed_from.take()
     }

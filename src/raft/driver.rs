@@ -10,12 +10,15 @@ use super::types::{Entry, EntryKind, Snapshot};
 
 /// The application's replicated state (the training round log, the config store…).
 pub trait StateMachine {
+    /// Why a snapshot's bytes could not become the state (`RaftError::SnapshotRestore` carries
+    /// it).
+    type RestoreError: std::error::Error + Send + Sync + 'static;
     /// Applies one committed command ([`EntryKind::Normal`] entries only), in log order.
     fn apply(&mut self, index: u64, command: &[u8]);
     /// Serialises the whole state (for [`Raft::compact`] and lagging followers).
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the whole state with a snapshot's bytes.
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), String>;
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), Self::RestoreError>;
 }
 
 /// Processes every pending `Ready`: persist, then `send` each message, then restore/apply,
@@ -36,9 +39,9 @@ pub fn process_ready<S: Storage, M: StateMachine>(
         if let Some(snapshot) = &ready.snapshot {
             machine
                 .restore(snapshot)
-                .map_err(|reason| RaftError::SnapshotRestore {
+                .map_err(|source| RaftError::SnapshotRestore {
                     index: snapshot.meta.index,
-                    reason,
+                    source: Box::new(source),
                 })?;
         }
         for Entry {

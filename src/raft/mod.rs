@@ -90,12 +90,13 @@ pub enum RaftError {
     Storage(#[from] StorageError),
     /// This node's state machine could not restore a snapshot it holds (a local failure: the
     /// leader sent nothing wrong).
-    #[error("the state machine cannot restore the snapshot at index {index}: {reason}")]
+    #[error("the state machine cannot restore the snapshot at index {index}: {source}")]
     SnapshotRestore {
         /// The snapshot's last included index.
         index: u64,
-        /// What the state machine said.
-        reason: String,
+        /// The state machine's `RestoreError`.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

@@ -126,6 +126,16 @@ pub struct Workload {
     ends: Instant,
 }
 
+impl std::fmt::Debug for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workload")
+            .field("stop", &self.stop)
+            .field("clients", &self.clients.len())
+            .field("ends", &self.ends)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Workload {
     /// Starts the clients against `targets` (`nodes` of them) for `duration`.
     pub fn start(targets: &Targets, nodes: usize, duration: Duration, seed: u64) -> Workload {
@@ -231,6 +241,7 @@ impl Workload {
 }
 
 /// The two recorded histories, as JSONL text.
+#[derive(Debug)]
 pub struct Histories {
     /// The linearizable workload's history (writes, CAS and linearizable reads), written to
     /// `jepsen/history.jsonl`.

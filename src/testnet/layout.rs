@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, PeerAddr};
 use crate::net::NodeId;
 
 /// Where node `index` listens for QUIC.
@@ -48,13 +48,16 @@ pub fn node_config(
     config.net.listen = node_addr(ports[index]);
     config.net.peers = (0..ports.len())
         .filter(|&other| other != index)
-        .map(|other| format!("{}@{}", ids[other], relay_front(index, other, ports)))
+        .map(|other| PeerAddr {
+            addr: relay_front(index, other, ports),
+            pin: Some(ids[other]),
+        })
         .collect();
-    config.net.pinned = ids.iter().map(ToString::to_string).collect();
+    config.net.pinned = ids.to_vec();
     config.http.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     if let Some(train) = &mut config.train {
         // Every testnet node votes and works; the lists are the same on every node.
-        train.voters = ids.iter().map(ToString::to_string).collect();
+        train.voters = ids.to_vec();
         train.workers = Vec::new();
     }
     config
@@ -83,7 +86,8 @@ mod tests {
         let ids = [NodeId([1; 32]), NodeId([2; 32])];
         let config = node_config(&NodeConfig::default(), 0, Path::new("d0"), &ports, &ids);
         assert_eq!(config.net.listen, node_addr(7300));
-        assert_eq!(config.net.peers, vec![format!("{}@127.1.1.2:7301", ids[1])]);
+        let peers: Vec<String> = config.net.peers.iter().map(ToString::to_string).collect();
+        assert_eq!(peers, vec![format!("{}@127.1.1.2:7301", ids[1])]);
         assert_eq!(config.net.pinned.len(), 2);
         config.validate().expect("valid");
         assert!(config.train.is_none());
@@ -95,7 +99,7 @@ mod tests {
         let ids = [NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32])];
         let base = NodeConfig {
             train: Some(crate::config::TrainSection {
-                workers: vec![ids[0].to_string()],
+                workers: vec![ids[0]],
                 ..Default::default()
             }),
             ..NodeConfig::default()
@@ -103,8 +107,7 @@ mod tests {
         for index in 0..3 {
             let config = node_config(&base, index, Path::new("d"), &ports, &ids);
             let train = config.train.as_ref().expect("train");
-            let all: Vec<String> = ids.iter().map(ToString::to_string).collect();
-            assert_eq!(train.voters, all);
+            assert_eq!(train.voters, ids);
             assert!(train.workers.is_empty());
             config.validate().expect("valid");
         }

@@ -144,7 +144,7 @@ pub struct Byzantine {
     /// How many nodes attack, counted from the last node back.
     pub nodes: usize,
     /// `sign-flip`, `scale` or `noise`.
-    pub attack: String,
+    pub attack: crate::train::attack::Attack,
 }
 
 impl Byzantine {
@@ -340,7 +340,7 @@ mod tests {
     fn byzantine_nodes_are_the_last_ones() {
         let byzantine = Byzantine {
             nodes: 1,
-            attack: "scale".into(),
+            attack: crate::train::attack::Attack::Scale,
         };
         let attackers: Vec<usize> = (0..3).filter(|&i| byzantine.attacks(i, 3)).collect();
         assert_eq!(attackers, vec![2]);

@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use super::TestnetError;
 
 /// A node child process (or the slot of one that is down).
+#[derive(Debug)]
 pub struct NodeProcess {
     /// Index of the node in the testnet (`n0` is 0).
     pub index: usize,

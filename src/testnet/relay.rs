@@ -51,6 +51,7 @@ pub struct LinkStats {
 }
 
 /// A running relay; its tasks stop when it is dropped.
+#[derive(Debug)]
 pub struct Relay {
     front: SocketAddr,
     /// The link's faults, which the testnet changes while it runs (partitions set `cut`).

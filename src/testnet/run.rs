@@ -100,7 +100,7 @@ pub async fn run(
         if let (Some(byzantine), Some(train)) = (&plan.byzantine, &mut config.train)
             && byzantine.attacks(index, plan.nodes)
         {
-            train.attack = Some(byzantine.attack.clone());
+            train.attack = Some(byzantine.attack);
         }
         config.validate()?;
         let text = toml::to_string(&config).map_err(|e| TestnetError::Invalid {

@@ -63,20 +63,61 @@ pub struct TrainingView {
     pub evaluated_round: Option<u64>,
 }
 
+/// Why a node's status or receipts could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The `/status` body is not JSON (is the address a hashgrad node's HTTP port?).
+    #[error("status is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The status has no numeric `height` (a node of another program or version).
+    #[error("status has no numeric `height`")]
+    NoHeight,
+    /// The status's `training` object does not have the expected fields' types.
+    #[error("status `training` does not parse: {0}")]
+    Training(#[source] serde_json::Error),
+    /// The node did not answer in time (stopped, overloaded or partitioned).
+    #[error("{addr}: no {what} reply within {timeout:?}")]
+    Timeout {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// `status` or `receipts`.
+        what: &'static str,
+        /// How long the reader waited.
+        timeout: Duration,
+    },
+    /// The connection failed or the reply was malformed.
+    #[error("{0}")]
+    Request(RequestError),
+    /// The node answered with another code than 200.
+    #[error("{addr}: HTTP {code}")]
+    Http {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// The status code it sent.
+        code: u16,
+    },
+    /// The `/receipts` body is not a receipt list.
+    #[error("{addr}: receipts do not parse: {source}")]
+    Receipts {
+        /// The node's HTTP address.
+        addr: SocketAddr,
+        /// The JSON decoder's message.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// Parses a `/status` JSON document. Unknown fields are ignored so the testnet reads newer
 /// and older nodes alike.
-pub fn parse(body: &str) -> Result<NodeView, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("status is not JSON: {e}"))?;
-    let height = value["height"]
-        .as_u64()
-        .ok_or_else(|| "status has no numeric `height`".to_string())?;
+pub fn parse(body: &str) -> Result<NodeView, StatusError> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(StatusError::NotJson)?;
+    let height = value["height"].as_u64().ok_or(StatusError::NoHeight)?;
     let training = match value.get("training") {
         None | Some(serde_json::Value::Null) => None,
-        Some(t) => Some(
-            serde_json::from_value::<TrainingView>(t.clone())
-                .map_err(|e| format!("status `training` does not parse: {e}"))?,
-        ),
+        Some(t) => {
+            Some(serde_json::from_value::<TrainingView>(t.clone()).map_err(StatusError::Training)?)
+        }
     };
     Ok(NodeView {
         height,
@@ -89,10 +130,14 @@ pub fn parse(body: &str) -> Result<NodeView, String> {
 }
 
 /// `GET /status` from `addr` (HTTP/1.1, connection closed after the reply).
-pub async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<NodeView, String> {
+pub async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<NodeView, StatusError> {
     let body = tokio::time::timeout(timeout, get(addr, "/status", MAX_STATUS_BYTES))
         .await
-        .map_err(|_| format!("{addr}: no status reply within {timeout:?}"))??;
+        .map_err(|_| StatusError::Timeout {
+            addr,
+            what: "status",
+            timeout,
+        })??;
     parse(&body)
 }
 
@@ -100,25 +145,30 @@ pub async fn fetch(addr: SocketAddr, timeout: Duration) -> Result<NodeView, Stri
 pub async fn fetch_receipts(
     addr: SocketAddr,
     timeout: Duration,
-) -> Result<Vec<ReceiptEntry>, String> {
+) -> Result<Vec<ReceiptEntry>, StatusError> {
     let body = tokio::time::timeout(timeout, get(addr, "/receipts", MAX_RECEIPTS_BYTES))
         .await
-        .map_err(|_| format!("{addr}: no receipts reply within {timeout:?}"))??;
-    serde_json::from_str(&body).map_err(|e| format!("{addr}: receipts do not parse: {e}"))
+        .map_err(|_| StatusError::Timeout {
+            addr,
+            what: "receipts",
+            timeout,
+        })??;
+    serde_json::from_str(&body).map_err(|source| StatusError::Receipts { addr, source })
 }
 
-async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, String> {
+async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, StatusError> {
     let (code, body) = request(addr, "GET", path, "", max_bytes)
         .await
-        .map_err(|e| e.message)?;
+        .map_err(StatusError::Request)?;
     if code != 200 {
-        return Err(format!("{addr}: HTTP {code}"));
+        return Err(StatusError::Http { addr, code });
     }
     Ok(body)
 }
 
 /// Why an HTTP request got no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct RequestError {
     /// False when the connection failed, so the server never saw the request.
     pub sent: bool,

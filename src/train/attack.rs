@@ -61,6 +61,17 @@ fn standard_normal_pair(rng: &mut impl Rng) -> (f32, f32) {
     ((radius * angle.cos()) as f32, (radius * angle.sin()) as f32)
 }
 
+impl std::fmt::Display for Attack {
+    /// The name as `--attack` and `train.attack` spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Attack::SignFlip => "sign-flip",
+            Attack::Scale => "scale",
+            Attack::Noise => "noise",
+        })
+    }
+}
+
 impl FromStr for Attack {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {

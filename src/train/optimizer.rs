@@ -25,6 +25,16 @@ impl OptimizerKind {
     }
 }
 
+impl std::fmt::Display for OptimizerKind {
+    /// The name as `--optimizer` and `train.optimizer` spell it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        })
+    }
+}
+
 impl FromStr for OptimizerKind {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, Self::Err> {

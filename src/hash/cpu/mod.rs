@@ -131,17 +131,17 @@ impl fmt::Display for CpuPath {
 }
 
 impl FromStr for CpuPath {
-    type Err = String;
-    fn from_str(text: &str) -> Result<CpuPath, String> {
+    type Err = HashError;
+    fn from_str(text: &str) -> Result<CpuPath, HashError> {
         CpuPath::ALL
             .into_iter()
             .find(|p| p.name() == text.trim())
             .ok_or_else(|| {
                 let names: Vec<&str> = CpuPath::ALL.iter().map(|p| p.name()).collect();
-                format!(
-                    "unknown CPU path {text:?}; expected one of {}",
-                    names.join(", ")
-                )
+                HashError::UnknownCpuPath {
+                    name: text.to_string(),
+                    known: names.join(", "),
+                }
             })
     }
 }
@@ -356,9 +356,11 @@ mod tests {
     #[test]
     fn path_names_round_trip_and_unknown_names_are_refused() {
         for path in CpuPath::ALL {
-            assert_eq!(path.name().parse::<CpuPath>(), Ok(path));
+            assert_eq!(path.name().parse::<CpuPath>().ok(), Some(path));
         }
-        assert!("sse9".parse::<CpuPath>().is_err());
+        let error = "sse9".parse::<CpuPath>().expect_err("unknown");
+        assert!(matches!(error, HashError::UnknownCpuPath { .. }), "{error}");
+        assert!(error.to_string().contains("portable"), "{error}");
         assert!(CpuPath::available().contains(&CpuPath::Portable));
     }
 }

@@ -67,7 +67,7 @@ impl MinerControl {
         if self.miner.is_some() {
             return Ok(());
         }
-        let backend = backend::open(&self.settings.backend, self.settings.threads)?;
+        let backend = backend::open(self.settings.backend, self.settings.threads)?;
         let info = backend.info();
         self.backend_name = format!(
             "{:?}: {} on {} ({} threads)",

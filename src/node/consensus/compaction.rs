@@ -142,6 +142,7 @@ struct CountRestores<'a, M> {
 }
 
 impl<M: StateMachine> StateMachine for CountRestores<'_, M> {
+    type RestoreError = M::RestoreError;
     fn apply(&mut self, index: u64, command: &[u8]) {
         self.machine.apply(index, command);
     }
@@ -150,7 +151,7 @@ impl<M: StateMachine> StateMachine for CountRestores<'_, M> {
         self.machine.snapshot()
     }
 
-    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), String> {
+    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), M::RestoreError> {
         self.machine.restore(snapshot)?;
         if snapshot.meta.index > self.recovered_at {
             self.installed += 1;

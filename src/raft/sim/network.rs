@@ -107,6 +107,7 @@ impl Network {
     }
 
     /// Removes and returns the messages due at `now`, shuffled, minus those on cut links.
+    #[must_use = "the messages taken are removed; deliver them"]
     pub fn take_due(&mut self, now: u64, rng: &mut ChaCha8Rng) -> Vec<Message> {
         let (mut due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
             .into_iter()

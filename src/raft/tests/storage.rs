@@ -167,6 +167,7 @@ struct KvStore {
 }
 
 impl StateMachine for KvStore {
+    type RestoreError = std::string::FromUtf8Error;
     fn apply(&mut self, index: u64, command: &[u8]) {
         let text = String::from_utf8_lossy(command);
         if let Some((k, v)) = text.split_once('=') {
@@ -181,8 +182,8 @@ impl StateMachine for KvStore {
             .collect::<String>()
             .into_bytes()
     }
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), String> {
-        let text = String::from_utf8(snapshot.data.clone()).map_err(|e| e.to_string())?;
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<(), std::string::FromUtf8Error> {
+        let text = String::from_utf8(snapshot.data.clone())?;
         self.pairs = text
             .lines()
             .filter_map(|l| l.split_once('='))
