@@ -24,8 +24,9 @@ use hashgrad::net::{DEFAULT_OUTBOX_BYTES, Identity};
 /// How long the leader stays stopped. The issue asks for a minute; see `STOP_REASON`.
 const STOP: Duration = Duration::from_secs(40);
 /// Why `STOP` suffices (printed with the figures, so a reader of the test log sees it).
-const STOP_REASON: &str = "the new leader's outbox to the stopped node fills well within it \
-     (the test asserts the disconnect happened), and after that nothing more queues for it";
+const STOP_REASON: &str = "the new leader's outbox to the stopped node fills in ~4 s on a \
+     loaded 2-core machine (the test asserts within STOP / 2); the rest shows memory flat once \
+     nothing more queues for it";
 /// How much a live node's RSS may grow over its level just before the stop: the outbox bound,
 /// plus what QUIC holds for the silent peer (its 1.25 MB stream window for gossip and up to
 /// 10 MB of unacknowledged request data, blob pushes and gradients), plus slack for a node's
@@ -146,6 +147,14 @@ fn spawn(dir: &Path, config: &Path, peers: &[SocketAddr]) -> Proc {
         .stderr(std::fs::File::create(&stderr).expect("stderr file"))
         .spawn()
         .expect("spawn hashgrad node");
+    // Owned (killed on drop) before anything can panic.
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let mut proc = Proc {
+        child,
+        quic: unknown,
+        http: unknown,
+        stderr,
+    };
     // "listening quic=ADDR http=ADDR id=HEX"
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -157,17 +166,14 @@ fn spawn(dir: &Path, config: &Path, peers: &[SocketAddr]) -> Proc {
                     .and_then(|addr| addr.parse().ok())
                     .unwrap_or_else(|| panic!("no {name} in {line:?}"))
             };
-            return Proc {
-                quic: field("quic="),
-                http: field("http="),
-                child,
-                stderr,
-            };
+            proc.quic = field("quic=");
+            proc.http = field("http=");
+            return proc;
         }
         assert!(
             Instant::now() < deadline,
             "no listening line; stderr: {}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
+            proc.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -240,10 +246,16 @@ fn a_stopped_leader_costs_the_others_bounded_memory_and_catches_up_after_sigcont
     stopped.signal(libc::SIGSTOP);
     let stop_began = Instant::now();
     let mut peak = baseline.clone();
+    let mut disconnected_after = None;
     while stop_began.elapsed() < STOP {
         std::thread::sleep(Duration::from_millis(500));
         for (i, node) in live.iter().enumerate() {
             peak[i] = peak[i].max(node.rss());
+        }
+        if disconnected_after.is_none()
+            && live.iter().any(|n| n.log().contains("gossip outbox full"))
+        {
+            disconnected_after = Some(stop_began.elapsed());
         }
     }
     let during: Vec<TrainingStatus> = live
@@ -260,7 +272,8 @@ fn a_stopped_leader_costs_the_others_bounded_memory_and_catches_up_after_sigcont
 
     eprintln!(
         "stopped {STOP:?} ({STOP_REASON}); RSS before {baseline:?}, peak {peak:?} (limit +{RSS_GROWTH_LIMIT}); \
-         rounds {:?} -> {:?}; height {height_before} -> {height_during}; outbox-full disconnect {disconnected:?}",
+         rounds {:?} -> {:?}; height {height_before} -> {height_during}; outbox-full disconnect {disconnected:?} \
+         after {disconnected_after:?}",
         before.iter().map(|t| t.round).collect::<Vec<_>>(),
         during.iter().map(|t| t.round).collect::<Vec<_>>(),
     );
@@ -280,6 +293,10 @@ fn a_stopped_leader_costs_the_others_bounded_memory_and_catches_up_after_sigcont
             during[i].round
         );
     }
+    assert!(
+        disconnected_after.is_some_and(|after| after <= STOP / 2),
+        "the stopped peer's outbox did not fill within half the stop ({disconnected_after:?})"
+    );
     assert!(
         disconnected.iter().any(|d| *d),
         "no live node disconnected the stopped peer for a full outbox; logs:\n{}",
@@ -309,7 +326,7 @@ fn a_stopped_leader_costs_the_others_bounded_memory_and_catches_up_after_sigcont
             })
         });
         (same_tip && same_round && resumed_training.round >= target_round)
-            .then(|| (resumed_status.height, resumed_training.round))
+            .then_some((resumed_status.height, resumed_training.round))
     });
     eprintln!(
         "caught up in {:?}: height {}, round {}",
