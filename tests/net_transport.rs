@@ -134,12 +134,18 @@ async fn a_network_mismatch_is_refused_with_the_reason_on_both_sides() {
 }
 
 /// A hand-driven client with `identity`: valid TLS and hello, connected to `server`; returns
-/// its endpoint, the connection and the gossip stream's send half, to write raw frames on.
+/// its endpoint, the connection and the gossip stream's halves: the send half to write raw
+/// frames on, the receive half held unread.
 async fn hand_client(
     server: &Network,
     events: &mut Receiver<NetEvent>,
     identity: &Identity,
-) -> (quinn::Endpoint, quinn::Connection, quinn::SendStream) {
+) -> (
+    quinn::Endpoint,
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+) {
     let mut endpoint =
         quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))).expect("client endpoint");
     endpoint.set_default_client_config(
@@ -166,7 +172,7 @@ async fn hand_client(
         matches!(e, NetEvent::Connected { .. }).then_some(())
     })
     .await;
-    (endpoint, connection, send)
+    (endpoint, connection, send, recv)
 }
 
 #[tokio::test]
@@ -176,7 +182,8 @@ async fn a_malformed_frame_gets_the_sender_banned() {
     let (server, mut events) = bind(server_config);
     let identity = Identity::generate().expect("identity");
     let client_id = identity.id();
-    let (_endpoint, connection, mut send) = hand_client(&server, &mut events, &identity).await;
+    let (_endpoint, connection, mut send, _recv) =
+        hand_client(&server, &mut events, &identity).await;
     // A Block frame claiming 4 GiB.
     send.write_all(&[0x10, 0xff, 0xff, 0xff, 0xff])
         .await
@@ -200,6 +207,45 @@ async fn a_malformed_frame_gets_the_sender_banned() {
         .await
         .expect_err("banned");
     assert!(error.to_string().contains("banned"), "{error}");
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_disconnected_when_its_outbox_fills_and_may_come_back() {
+    let mut server_config = config("regtest", 1);
+    server_config.gossip_outbox_bytes = 256 << 10;
+    let (server, mut events) = bind(server_config);
+    let identity = Identity::generate().expect("identity");
+    let client_id = identity.id();
+    // The hand client reads nothing after the server's hello: QUIC takes the first 1.25 MB
+    // (its stream window), then the outbox fills.
+    let (_endpoint, connection, _send, _recv) = hand_client(&server, &mut events, &identity).await;
+    let block = Message::Block(vec![7; 60_000]);
+    let mut queued = 0;
+    for _ in 0..200 {
+        queued += server.broadcast(&block, None);
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        queued < 200,
+        "every broadcast was queued: the bound never applied"
+    );
+    let reason = next(&mut events, |e| match e {
+        NetEvent::Disconnected { peer, reason } if peer == client_id => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("outbox"), "{reason}");
+    let closed = tokio::time::timeout(WAIT, connection.closed())
+        .await
+        .expect("closed");
+    assert!(closed.to_string().contains("outbox full"), "{closed}");
+    assert!(server.peers().is_empty());
+    assert_eq!(server.broadcast(&block, None), 0);
+
+    // Disconnected, not banned: the same key connects again.
+    assert!(!server.is_banned(&client_id));
+    let (_again, _connection, _send, _recv) = hand_client(&server, &mut events, &identity).await;
+    assert_eq!(server.peers().len(), 1);
 }
 
 #[tokio::test]
@@ -368,7 +414,8 @@ async fn service_frames_without_a_subscriber_are_dropped_but_unknown_types_ban()
     let (server, mut events) = bind(server_config);
     let identity = Identity::generate().expect("identity");
     let client_id = identity.id();
-    let (_endpoint, connection, mut send) = hand_client(&server, &mut events, &identity).await;
+    let (_endpoint, connection, mut send, _recv) =
+        hand_client(&server, &mut events, &identity).await;
     // Raft and training frames with nobody subscribed: dropped, not a ban.
     for code in [0x30u8, 0x4f, 0x60] {
         let frame = Message::Service(ServiceFrame {

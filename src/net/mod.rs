@@ -1,6 +1,6 @@
 //! Peer-to-peer networking over QUIC (quinn + rustls): node identity and certificates, the
 //! frame codec, the handshake, connection management with bans, gossip and request/response
-//! streams, and a partition hook for tests.
+//! streams with a bounded outbox per peer, and (feature `testing`) a partition hook for tests.
 //!
 //! Moves bytes and names peers; must not judge blocks (the node asks the chain and calls
 //! `Network::ban` when a peer sent something invalid).
@@ -19,7 +19,9 @@ use std::time::Duration;
 
 pub use frame::{FrameError, FrameType, Hello, Message, Service, ServiceFrame};
 pub use identity::{Identity, NodeId};
-pub use transport::{NetEvent, Network, PartitionControl, PeerSummary, Responder};
+#[cfg(feature = "testing")]
+pub use transport::PartitionControl;
+pub use transport::{DEFAULT_OUTBOX_BYTES, NetEvent, Network, PeerSummary, Responder};
 
 /// The version of the peer protocol this build speaks (in every `Hello`).
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -36,6 +38,9 @@ pub mod close_code {
     pub const DUPLICATE: u32 = 3;
     /// A test partition cut the link.
     pub const PARTITIONED: u32 = 4;
+    /// The peer stopped reading its gossip stream and its outbox here filled up; it may
+    /// connect again.
+    pub const OUTBOX_FULL: u32 = 5;
 }
 
 /// How the network layer is set up.
@@ -60,6 +65,9 @@ pub struct NetConfig {
     /// The node's event log: every frame sent and received is logged with a vector clock, and
     /// frames carry a stamp (disabled: nothing is logged or stamped).
     pub events: crate::events::EventLog,
+    /// Most bytes of gossip queued for one peer and not yet written to its stream; a peer past
+    /// it is disconnected (default `DEFAULT_OUTBOX_BYTES`).
+    pub gossip_outbox_bytes: usize,
 }
 
 impl NetConfig {
@@ -75,6 +83,7 @@ impl NetConfig {
             request_timeout: Duration::from_secs(10),
             key_exchange: tls::KeyExchange::default(),
             events: crate::events::EventLog::disabled(),
+            gossip_outbox_bytes: DEFAULT_OUTBOX_BYTES,
         }
     }
 }
@@ -173,6 +182,10 @@ pub enum NetError {
     /// timeout.
     #[error("peer {0:?} did not answer within {1:?}")]
     Timeout(NodeId, Duration),
+    /// The peer's gossip outbox is full (it stopped reading, with this many bytes waiting); it
+    /// has been disconnected and may connect again.
+    #[error("peer {0:?} is not reading its gossip ({1} bytes waiting); disconnected it")]
+    OutboxFull(NodeId, usize),
     /// The peer answered a request with a frame type that request does not allow.
     #[error("peer {0:?} answered with an unexpected {1} frame")]
     Unexpected(NodeId, FrameType),

@@ -34,7 +34,7 @@ use crate::cluster::ClusterState;
 use crate::config::TrainSection;
 use crate::config::{ConfigError, NodeConfig};
 use crate::events::{EventKind, EventLog};
-use crate::net::{Identity, NetConfig, NetError, Network, NodeId, PartitionControl, Service};
+use crate::net::{Identity, NetConfig, NetError, Network, NodeId, Service};
 use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
     Receipt, StoreError,
@@ -156,7 +156,8 @@ pub struct NodeHandle {
     commands: mpsc::Sender<ChainCommand>,
     views: NodeViews,
     events: broadcast::Sender<ChainEvent>,
-    partition: PartitionControl,
+    #[cfg(feature = "testing")]
+    partition: crate::net::PartitionControl,
     id: NodeId,
     listen: SocketAddr,
     http: Option<SocketAddr>,
@@ -344,6 +345,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         commands,
         views,
         events,
+        #[cfg(feature = "testing")]
         partition: net.partition(),
         id,
         listen,
@@ -556,8 +558,9 @@ impl NodeHandle {
         self.events.subscribe()
     }
 
-    /// The fault-injection hook of this node's transport.
-    pub fn partition(&self) -> PartitionControl {
+    /// The fault-injection hook of this node's transport (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub fn partition(&self) -> crate::net::PartitionControl {
         self.partition.clone()
     }
 

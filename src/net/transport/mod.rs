@@ -6,24 +6,43 @@
 //! a reason to ban (a range with no subscriber drops it); an unknown type or a malformed frame
 //! is.
 //!
+//! Each peer's gossip frames wait in a bounded outbox (`outbox`); a peer that stops reading
+//! is disconnected once its outbox is full, and `broadcast`/`send_to` never wait. Every task
+//! the transport starts (the accept loop, handshakes, each connection's writer, reader and
+//! request server) belongs to the network's task set and is aborted by `shutdown`.
+//!
 //! Owns sockets and tasks; must not interpret block bytes.
 
+mod connection;
+mod duplicate;
+mod outbox;
+#[cfg(feature = "testing")]
+mod partition;
+
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
 
 use crate::events::EventLog;
 
-use super::frame::{self, FrameType, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
+use super::frame::{self, Hello, MAX_GET_BLOCKS, Message, Service, ServiceFrame};
 use super::handshake::check_hello;
 use super::identity::{Identity, NodeId};
 use super::tls::KeyExchange;
 use super::wire::{ReadFailure, read_frame, write_message};
 use super::{NetConfig, NetError, PROTOCOL_VERSION, close_code, stamp, tls};
+use connection::{Handshaken, register};
+use outbox::{OutboxBound, OutboxSender, Push};
+
+pub use outbox::DEFAULT_OUTBOX_BYTES;
+#[cfg(feature = "testing")]
+pub use partition::PartitionControl;
 
 /// Something a peer did that the node must handle.
 #[derive(Debug)]
@@ -103,7 +122,7 @@ pub struct PeerSummary {
 struct Peer {
     connection: quinn::Connection,
     /// Frames to write in order; one item is a frame with its stamp, if any.
-    gossip: mpsc::UnboundedSender<Vec<Arc<[u8]>>>,
+    gossip: OutboxSender,
     remote: SocketAddr,
     listen_addr: Option<SocketAddr>,
     dialed_by: NodeId,
@@ -113,9 +132,24 @@ struct Peer {
 struct State {
     peers: HashMap<NodeId, Peer>,
     bans: HashMap<NodeId, Instant>,
-    cut: HashSet<NodeId>,
+    #[cfg(feature = "testing")]
+    cut: partition::Cut,
     /// Addresses that turned out to be this node itself.
     self_addrs: HashSet<SocketAddr>,
+}
+
+impl State {
+    /// True while a test partition cuts this node off from `peer` (never without the
+    /// `testing` feature, so release builds check nothing).
+    fn is_cut(&self, peer: &NodeId) -> bool {
+        #[cfg(feature = "testing")]
+        return self.cut.contains(peer);
+        #[cfg(not(feature = "testing"))]
+        {
+            let _ = peer;
+            false
+        }
+    }
 }
 
 struct Inner {
@@ -126,6 +160,8 @@ struct Inner {
     state: Mutex<State>,
     /// Where each service's events go; the chain's is set by `bind`, others by `subscribe`.
     subscribers: Mutex<HashMap<Service, mpsc::Sender<NetEvent>>>,
+    /// Every task the transport started; aborted by `shutdown` or when the last handle goes.
+    tasks: Mutex<JoinSet<()>>,
 }
 
 /// A handle on the node's QUIC endpoint and its peers; cheap to clone.
@@ -140,39 +176,6 @@ impl std::fmt::Debug for Network {
     }
 }
 
-/// The fault-injection hook: cuts this node off from chosen peers (their connections close, new
-/// ones are refused in both directions) until `heal`.
-#[derive(Clone, Debug)]
-pub struct PartitionControl {
-    network: Network,
-}
-
-impl PartitionControl {
-    /// Drops and refuses all traffic with `peers`.
-    pub fn cut(&self, peers: &[NodeId]) {
-        let inner = &self.network.inner;
-        let mut state = inner.lock();
-        for peer in peers {
-            state.cut.insert(*peer);
-            if let Some(entry) = state.peers.get(peer) {
-                entry
-                    .connection
-                    .close(close_code::PARTITIONED.into(), b"partitioned by a test");
-            }
-        }
-    }
-
-    /// Lets traffic with every peer flow again (the node redials its known peers).
-    pub fn heal(&self) {
-        self.network.inner.lock().cut.clear();
-    }
-
-    /// True while `peer` is cut off.
-    pub fn is_cut(&self, peer: &NodeId) -> bool {
-        self.network.inner.lock().cut.contains(peer)
-    }
-}
-
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the peer table inconsistent in a way that
@@ -180,6 +183,20 @@ impl Inner {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts `task` in the network's task set (reaping the ones that have finished).
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// The bound each new peer's outbox gets.
+    fn outbox_bound(&self) -> OutboxBound {
+        OutboxBound {
+            bytes: self.config.gossip_outbox_bytes,
+        }
     }
 
     fn subscriber(&self, service: Service) -> Option<mpsc::Sender<NetEvent>> {
@@ -265,22 +282,12 @@ impl Network {
             hello,
             state: Mutex::new(State::default()),
             subscribers: Mutex::new(HashMap::from([(Service::Chain, events)])),
+            tasks: Mutex::new(JoinSet::new()),
         });
-        let accepting = Arc::downgrade(&inner);
-        let endpoint = inner.endpoint.clone();
-        tokio::spawn(async move {
-            while let Some(incoming) = endpoint.accept().await {
-                let Some(inner) = accepting.upgrade() else {
-                    break;
-                };
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    if let Err(error) = accept(inner, incoming).await {
-                        debug!(%remote, %error, "inbound connection failed");
-                    }
-                });
-            }
-        });
+        inner.spawn(accept_connections(
+            Arc::downgrade(&inner),
+            inner.endpoint.clone(),
+        ));
         Ok((Network { inner }, receiver))
     }
 
@@ -316,6 +323,7 @@ impl Network {
     }
 
     /// The handle tests use to partition this node from peers.
+    #[cfg(feature = "testing")]
     pub fn partition(&self) -> PartitionControl {
         PartitionControl {
             network: self.clone(),
@@ -392,12 +400,20 @@ impl Network {
             reject(inner, &connection, send, addr, peer, reason.clone()).await;
             return Err(NetError::RefusedHere { addr, reason });
         }
-        let listen_addr = Some(addr);
-        register(inner, connection, send, recv, peer, self.id(), listen_addr).await;
+        let handshaken = Handshaken {
+            connection,
+            send,
+            recv,
+            peer,
+            dialed_by: self.id(),
+            listen_addr: Some(addr),
+        };
+        register(inner, handshaken).await;
         Ok(peer)
     }
 
     /// Queues `message` on the gossip stream of every peer except `except`; returns how many.
+    /// Never waits: a peer whose outbox is full is disconnected and not counted.
     pub fn broadcast(&self, message: &Message, except: Option<NodeId>) -> usize {
         let Ok(bytes) = super::frame::encode(message) else {
             return 0;
@@ -410,38 +426,36 @@ impl Network {
         state
             .peers
             .iter()
-            .filter(|(id, _)| Some(**id) != except && !state.cut.contains(*id))
+            .filter(|(id, _)| Some(**id) != except && !state.is_cut(id))
             .filter(|(id, peer)| {
                 let frames = stamp::stamped(stamp::stamp_for(events, id, kind, len), &bytes);
-                peer.gossip.send(frames).is_ok()
+                queue(**id, peer, frames).is_ok()
             })
             .count()
     }
 
     /// Queues `message` on `peer`'s gossip stream (in order with everything else sent to it).
+    /// Never waits: when the peer's outbox is full the peer is disconnected and this fails.
     pub fn send_to(&self, peer: NodeId, message: &Message) -> Result<(), NetError> {
         let bytes: Arc<[u8]> = super::frame::encode(message)
             .map_err(|error| NetError::Encode(peer, error))?
             .into();
         let state = self.inner.lock();
-        if state.cut.contains(&peer) {
+        if state.is_cut(&peer) {
             return Err(NetError::NotConnected(peer));
         }
         let connected = state.peers.get(&peer).ok_or(NetError::NotConnected(peer))?;
         let events = &self.inner.config.events;
         let len = stamp::payload_len(&bytes);
         let stamp = stamp::stamp_for(events, &peer, message.frame_type(), len);
-        connected
-            .gossip
-            .send(stamp::stamped(stamp, &bytes))
-            .map_err(|_| NetError::NotConnected(peer))
+        queue(peer, connected, stamp::stamped(stamp, &bytes))
     }
 
     /// Sends one request on its own stream and collects the answer's frames.
     pub async fn request(&self, peer: NodeId, message: Message) -> Result<Vec<Message>, NetError> {
         let connection = {
             let state = self.inner.lock();
-            if state.cut.contains(&peer) {
+            if state.is_cut(&peer) {
                 return Err(NetError::NotConnected(peer));
             }
             state
@@ -524,17 +538,53 @@ impl Network {
                 .any(|p| p.listen_addr == Some(addr) || p.remote == addr)
     }
 
-    /// Closes every connection and the endpoint.
+    /// Closes every connection and the endpoint, and aborts the transport's tasks.
     pub fn shutdown(&self) {
         self.inner
             .endpoint
             .close(close_code::SHUTDOWN.into(), b"node shutting down");
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .abort_all();
+    }
+}
+
+/// Pushes one item onto `peer`'s outbox; a full outbox closes the connection (once) and the
+/// push fails.
+fn queue(peer: NodeId, entry: &Peer, pieces: Vec<Arc<[u8]>>) -> Result<(), NetError> {
+    match entry.gossip.push(pieces) {
+        Push::Queued => Ok(()),
+        Push::Full { queued, first } => {
+            if first {
+                connection::close_slow_peer(peer, entry, queued);
+            }
+            Err(NetError::OutboxFull(peer, queued))
+        }
+        Push::Closed => Err(NetError::NotConnected(peer)),
+    }
+}
+
+/// The accept loop: a handshake task per incoming connection, until the endpoint closes.
+async fn accept_connections(inner: std::sync::Weak<Inner>, endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let Some(inner) = inner.upgrade() else {
+            break;
+        };
+        let handshaking = inner.clone();
+        inner.spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(error) = accept(handshaking, incoming).await {
+                debug!(%remote, %error, "inbound connection failed");
+            }
+        });
     }
 }
 
 /// Why this node will not talk to `peer` right now, if it will not.
 fn refusal(inner: &Inner, peer: &NodeId) -> Option<String> {
-    if inner.lock().cut.contains(peer) {
+    if inner.lock().is_cut(peer) {
         return Some("partitioned".into());
     }
     inner.banned(peer).map(|left| {
@@ -596,7 +646,7 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     .await
     .map_err(|_| NetError::ConnectTimeout(remote, timeout))??;
     let peer = tls::peer_id(&connection)?;
-    if inner.lock().cut.contains(&peer) {
+    if inner.lock().is_cut(&peer) {
         connection.close(close_code::PARTITIONED.into(), b"partitioned");
         return Ok(());
     }
@@ -633,210 +683,16 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
         .map_err(|e| failure(peer, e))?;
     let listen_addr =
         (theirs.listen_port != 0).then(|| SocketAddr::new(remote.ip(), theirs.listen_port));
-    register(&inner, connection, send, recv, peer, peer, listen_addr).await;
-    Ok(())
-}
-
-/// Adds a handshaken connection to the peer table (or drops it when a better duplicate exists)
-/// and starts its gossip writer, gossip reader and request server.
-async fn register(
-    inner: &Arc<Inner>,
-    connection: quinn::Connection,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    peer: NodeId,
-    dialed_by: NodeId,
-    listen_addr: Option<SocketAddr>,
-) {
-    let own = inner.identity.id();
-    let remote = connection.remote_address();
-    let (gossip, mut outbox) = mpsc::unbounded_channel::<Vec<Arc<[u8]>>>();
-    {
-        let mut state = inner.lock();
-        if let Some(existing) = state.peers.get(&peer) {
-            // Both sides keep the connection dialed by the smaller id, so a simultaneous dial
-            // leaves exactly one.
-            let preferred = own.min(peer);
-            let keep_existing = existing.dialed_by != dialed_by
-                && existing.dialed_by == preferred
-                && existing.connection.close_reason().is_none();
-            if keep_existing {
-                connection.close(close_code::DUPLICATE.into(), b"duplicate connection");
-                return;
-            }
-            existing
-                .connection
-                .close(close_code::DUPLICATE.into(), b"duplicate connection");
-        }
-        state.peers.insert(
-            peer,
-            Peer {
-                connection: connection.clone(),
-                gossip,
-                remote,
-                listen_addr,
-                dialed_by,
-            },
-        );
-    }
-    info!(
-        peer = %peer.short(), %remote, key_exchange = inner.config.key_exchange.name(),
-        "peer connected"
-    );
-    inner
-        .announce(|| NetEvent::Connected {
-            peer,
-            remote,
-            listen_addr,
-        })
-        .await;
-
-    // Gossip writer: frames queued by `broadcast`, in order.
-    tokio::spawn(async move {
-        'writing: while let Some(pieces) = outbox.recv().await {
-            for piece in pieces {
-                if send.write_all(&piece).await.is_err() {
-                    break 'writing;
-                }
-            }
-        }
-    });
-
-    // Request server: one task per incoming bidirectional stream.
-    let serving = Arc::downgrade(inner);
-    let requests = connection.clone();
-    tokio::spawn(async move {
-        while let Ok((send, recv)) = requests.accept_bi().await {
-            let Some(inner) = serving.upgrade() else {
-                break;
-            };
-            tokio::spawn(serve_request(inner, peer, send, recv));
-        }
-    });
-
-    // Gossip reader: lives as long as the connection; cleans up the peer table at the end.
-    let reading = Arc::downgrade(inner);
-    let events = inner.config.events.clone();
-    tokio::spawn(async move {
-        let reason = loop {
-            let frame = stamp::read_logged(&mut recv, &events, &peer).await;
-            let Some(inner) = reading.upgrade() else {
-                return;
-            };
-            match frame {
-                Ok(Some(message)) => {
-                    if inner.lock().cut.contains(&peer) {
-                        continue;
-                    }
-                    let kind = message.frame_type();
-                    let event = match message {
-                        Message::Block(bytes) => NetEvent::Block { peer, bytes },
-                        Message::Service(frame) => NetEvent::Frame { peer, frame },
-                        other => {
-                            // A known frame in the wrong place: the peer's mistake, not
-                            // malice worth a ban.
-                            debug!(peer = %peer.short(), kind = %other.frame_type(), "frame ignored on the gossip stream");
-                            continue;
-                        }
-                    };
-                    if !inner.deliver(kind.service(), event).await {
-                        debug!(peer = %peer.short(), %kind, "no subscriber; frame dropped");
-                    }
-                }
-                Ok(None) => break "gossip stream closed".to_string(),
-                Err(ReadFailure::Frame(error)) => {
-                    let reason = format!("sent a bad frame: {error}");
-                    ban(&inner, peer, &reason);
-                    break reason;
-                }
-                Err(ReadFailure::Stream(reason)) => {
-                    break match connection.close_reason() {
-                        Some(quinn::ConnectionError::ApplicationClosed(close)) => format!(
-                            "closed by the peer: {}",
-                            String::from_utf8_lossy(&close.reason)
-                        ),
-                        _ => reason.to_string(),
-                    };
-                }
-            }
-        };
-        let Some(inner) = reading.upgrade() else {
-            return;
-        };
-        let removed = {
-            let mut state = inner.lock();
-            let ours = state
-                .peers
-                .get(&peer)
-                .is_some_and(|p| p.connection.stable_id() == connection.stable_id());
-            ours && state.peers.remove(&peer).is_some()
-        };
-        connection.close(close_code::SHUTDOWN.into(), b"gossip stream ended");
-        if removed {
-            info!(peer = %peer.short(), %reason, "peer disconnected");
-            inner
-                .announce(|| NetEvent::Disconnected {
-                    peer,
-                    reason: reason.clone(),
-                })
-                .await;
-        }
-    });
-}
-
-/// Reads one request, lets the node answer it, writes the answer and ends the stream.
-async fn serve_request(
-    inner: Arc<Inner>,
-    peer: NodeId,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) {
-    let timeout = inner.config.request_timeout;
-    let events = &inner.config.events;
-    let request = match tokio::time::timeout(timeout, stamp::read_logged(&mut recv, events, &peer))
-        .await
-    {
-        Ok(Ok(Some(
-            request @ (Message::GetHeaders { .. } | Message::GetBlocks(_) | Message::Service(_)),
-        ))) => request,
-        Ok(Ok(Some(other))) => {
-            let kind: FrameType = other.frame_type();
-            debug!(peer = %peer.short(), %kind, "frame that is not a request ignored");
-            let _ = send.finish();
-            return;
-        }
-        Ok(Err(ReadFailure::Frame(error))) => {
-            ban(&inner, peer, &format!("sent a bad request frame: {error}"));
-            return;
-        }
-        _ => return,
-    };
-    if inner.lock().cut.contains(&peer) {
-        return;
-    }
-    let (reply, answer) = oneshot::channel();
-    let service = request.frame_type().service();
-    let event = NetEvent::Request {
+    let handshaken = Handshaken {
+        connection,
+        send,
+        recv,
         peer,
-        request,
-        reply,
+        dialed_by: peer,
+        listen_addr,
     };
-    if !inner.deliver(service, event).await {
-        let _ = send.finish();
-        return;
-    }
-    let Ok(Ok(frames)) = tokio::time::timeout(timeout, answer).await else {
-        let _ = send.finish();
-        return;
-    };
-    for frame in &frames {
-        if write_stamp(&mut send, events, &peer, frame).await.is_err()
-            || write_message(&mut send, frame).await.is_err()
-        {
-            return;
-        }
-    }
-    let _ = send.finish();
+    register(&inner, handshaken).await;
+    Ok(())
 }
 
 /// Logs the send of `message` to `peer` and writes its stamp (nothing when the log is off).
