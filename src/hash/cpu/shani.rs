@@ -6,7 +6,7 @@
 //! `K + W`, schedule terms made of constant words are folded (W16..20 of the first hash come
 //! from `JobConstants` with one scalar σ0), and the second hash runs rounds 0..60 on SHA-NI
 //! and only `e` of round 60 in scalar code: `h64 = f62 = e61`. That is 60 `sha256rnds2` and
-//! 19 `sha256msg1` per nonce (cpuminer-opt's SHA-NI path: 62 and 22); both share the SHA
+//! 18 `sha256msg1` per nonce (cpuminer-opt's SHA-NI path: 62 and 22); both share the SHA
 //! unit, which is what bounds this path.
 //!
 //! How the compiler is kept from undoing it: every round and schedule step is written out,
