@@ -9,9 +9,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::gpu::{AdapterChoice, DeviceChoice};
+use crate::gpu::AdapterChoice;
 use crate::hash::cpu::{CpuBackend, CpuPath, cpu_name, default_threads};
-use crate::hash::select::open_backend;
+use crate::hash::gpu::GpuBackend;
+use crate::hash::select::{AutoPick, CpuFallback, auto_pick};
 use crate::hash::{Backend, Job, NonceRange, StopFlag, reference};
 use crate::pow::{CompactBits, Target};
 
@@ -84,6 +85,9 @@ pub struct BenchRow {
     pub sha2_mhs: f64,
     /// `mhs / sha2_mhs`.
     pub ratio: f64,
+    /// On the row of what `--backend auto` would run here (its path and thread count): why it
+    /// picks that, e.g. `auto: sha-ni-2x (no GPU opened) — SHA-NI present, …`.
+    pub auto_pick: Option<String>,
 }
 
 /// The plain `sha2` two-call rate on some threads.
@@ -231,9 +235,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Open everything first so the progress bar knows how much there is to do.
     let mut gpu = None;
+    // Whether the GPU that opened is a software adapter (`None`: none opened or not asked).
+    let mut gpu_is_software = None;
     if want_gpu {
-        match open_backend(DeviceChoice::Gpu, &adapter, args.threads) {
-            Ok(backend) => gpu = Some(backend),
+        match GpuBackend::open(&adapter) {
+            Ok(backend) => {
+                gpu_is_software = Some(backend.is_software());
+                gpu = Some(CpuFallback::new(backend, args.threads));
+            }
             Err(error) if !want_cpu => {
                 return Err(super::usage(format!(
                     "cannot open the GPU backend: {error} (try --backend cpu)"
@@ -290,9 +299,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             .or(sha2_rates.last())
             .map_or(0.0, |rate| rate.mhs)
     };
+    // The row `auto` would run: the GPU, or the best CPU path on the threads it would use.
+    let (pick, mut why) = auto_pick(gpu_is_software);
+    if !want_gpu {
+        why.push_str("; --backend cpu did not probe the GPU, which auto takes if it is hardware");
+    }
+    let auto_threads = args.threads.unwrap_or_else(default_threads);
     let mut rows = Vec::new();
     let mut push_row = |backend: &dyn Backend, measured: Measured, sha2: f64| {
         let info = backend.info();
+        let is_pick = match pick {
+            AutoPick::Gpu => info.kind == crate::hash::BackendKind::Gpu,
+            AutoPick::Cpu(path) => {
+                info.kind == crate::hash::BackendKind::Cpu
+                    && info.path == path.name()
+                    && info.threads == auto_threads
+            }
+        };
         let rate = mhs(measured);
         rows.push(BenchRow {
             kind: match info.kind {
@@ -309,19 +332,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             mhs_per_cpu_second: mhs_per_cpu(measured),
             sha2_mhs: sha2,
             ratio: if sha2 > 0.0 { rate / sha2 } else { 0.0 },
+            auto_pick: is_pick.then(|| why.clone()),
         });
     };
     for backend in &mut cpu_backends {
         progress.set_message(format!("{}, {} threads", backend.path(), backend.threads()));
         let measured = measure_backend(backend, args.seconds, &progress)?;
         let sha2 = sha2_for(backend.threads());
-        push_row(backend, measured, sha2);
+        push_row(&*backend, measured, sha2);
     }
     if let Some(backend) = gpu.as_mut() {
         progress.set_message(format!("GPU {}", backend.info().device));
-        let measured = measure_backend(backend.as_mut(), args.seconds, &progress)?;
+        let measured = measure_backend(backend, args.seconds, &progress)?;
         let sha2 = sha2_for(default_threads());
-        push_row(backend.as_ref(), measured, sha2);
+        push_row(&*backend, measured, sha2);
     }
     progress.finish_and_clear();
 
@@ -371,6 +395,9 @@ fn print_table(report: &BenchReport) {
             per_cpu(row.mhs_per_cpu_second),
             row.device
         );
+        if let Some(why) = &row.auto_pick {
+            println!("     ^ {why}");
+        }
     }
     for reason in &report.skipped {
         println!("skipped {reason}");

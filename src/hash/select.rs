@@ -6,10 +6,41 @@
 //!
 //! Must not contain hashing code.
 
-use super::cpu::CpuBackend;
+use super::cpu::{CpuBackend, CpuPath};
 use super::gpu::GpuBackend;
 use super::{Backend, BackendInfo, HashError, Job, NonceRange, SearchOutcome, StopFlag};
 use crate::gpu::{AdapterChoice, DeviceChoice, GpuError};
+
+/// What `--backend auto` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AutoPick {
+    /// The GPU that opened.
+    Gpu,
+    /// The CPU on this path (`CpuPath::best`).
+    Cpu(CpuPath),
+}
+
+/// `auto`'s pick and why, in words: `gpu` is `None` when no GPU opened, else whether the one
+/// that opened is a software adapter. `open_backend` logs this; `hashgrad bench` prints it on
+/// the row of the pick.
+pub fn auto_pick(gpu: Option<bool>) -> (AutoPick, String) {
+    let cpu = CpuPath::best();
+    let cpu_reason = |gpu_note: &str| {
+        (
+            AutoPick::Cpu(cpu),
+            format!("auto: {cpu} ({gpu_note}) — {}", cpu.why_preferred()),
+        )
+    };
+    match gpu {
+        Some(false) => (
+            AutoPick::Gpu,
+            "auto: GPU — a hardware GPU opened, and auto prefers one to the CPU".to_string(),
+        ),
+        Some(true) => cpu_reason("the GPU is a software adapter, slower than the CPU"),
+        None => cpu_reason("no GPU opened"),
+    }
+}
 
 /// Opens the backend `choice` names. `Gpu` fails with `HashError::NoAdapter` (or the GPU's
 /// error) when no adapter opens; `Auto` never fails. `threads` sets the CPU's worker count
@@ -30,10 +61,9 @@ pub fn open_backend(
             match GpuBackend::open(adapter) {
                 Ok(gpu) if gpu.is_software() => {
                     tracing::info!(
-                        "auto backend: {} is a software GPU, slower than the CPU; using the \
-                         CPU ({}, {} threads)",
+                        "auto backend: {} is a software GPU; {}, {} threads",
                         gpu.info().device,
-                        cpu.path(),
+                        auto_pick(Some(true)).1,
                         cpu.threads()
                     );
                     Ok(Box::new(cpu))
@@ -44,8 +74,8 @@ pub fn open_backend(
                 }
                 Err(error) => {
                     tracing::info!(
-                        "auto backend: no GPU ({error}); using the CPU ({}, {} threads)",
-                        cpu.path(),
+                        "auto backend: no GPU ({error}); {}, {} threads",
+                        auto_pick(None).1,
                         cpu.threads()
                     );
                     Ok(Box::new(cpu))
@@ -180,6 +210,18 @@ mod tests {
         assert!(backend.fell_back());
         assert_eq!(backend.info().kind, BackendKind::Cpu);
         assert_eq!(outcome, reference::search(&job, range, &StopFlag::new()));
+    }
+
+    #[test]
+    fn auto_pick_names_the_path_cpu_backends_run_and_says_why() {
+        let (pick, why) = auto_pick(None);
+        assert_eq!(pick, AutoPick::Cpu(CpuBackend::new(Some(1)).path()));
+        assert!(why.starts_with(&format!("auto: {} (no GPU opened) — ", CpuPath::best())));
+        assert!(why.ends_with(CpuPath::best().why_preferred()));
+        let (pick, why) = auto_pick(Some(true));
+        assert_eq!(pick, AutoPick::Cpu(CpuPath::best()));
+        assert!(why.contains("software adapter"));
+        assert_eq!(auto_pick(Some(false)).0, AutoPick::Gpu);
     }
 
     #[test]

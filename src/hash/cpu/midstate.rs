@@ -52,10 +52,9 @@ pub(crate) struct JobConstants {
     pub midstate: [u32; 8],
     /// Words 0..3 of the second block (end of the merkle root, time, bits).
     pub tail: [u32; 3],
-    /// State after rounds 0 and 1 of the second block (the SHA-NI paths start here).
-    pub state2: [u32; 8],
     /// State after rounds 0..=3 of the second block with `W3` taken as 0: the real state is
     /// this plus `W3` in its `a` and `e` words (rounds 0..=2 and most of round 3 are fixed).
+    /// The SHA-NI paths start here.
     pub state4_base: [u32; 8],
     /// Schedule word 16 of the second block (nonce independent).
     pub w16: u32,
@@ -89,7 +88,6 @@ impl JobConstants {
         let mut state = midstate;
         state = scalar_round(state, K[0].wrapping_add(tail[0]));
         state = scalar_round(state, K[1].wrapping_add(tail[1]));
-        let state2 = state;
         state = scalar_round(state, K[2].wrapping_add(tail[2]));
         let state4_base = scalar_round(state, K[3]);
         let w16 = small_sigma0(tail[1]).wrapping_add(tail[0]);
@@ -102,7 +100,6 @@ impl JobConstants {
         JobConstants {
             midstate,
             tail,
-            state2,
             state4_base,
             w16,
             w17,

@@ -44,8 +44,10 @@ pub enum CpuPath {
 
 impl CpuPath {
     /// Every path, in the order `best` prefers them: AVX-512 beats SHA-NI by about 1.65× on
-    /// Zen 4 (cpuminer-opt), SHA-NI beats AVX2 everywhere measured (2.9× on the first-generation
-    /// Zen dev machine, which splits 256-bit operations; see docs/perf.md).
+    /// Zen 4 (cpuminer-opt) and 2.1× on the Xeon of docs/perf.md, two SHA-NI streams beat four
+    /// (which spill registers) on Zen 1 and on that Xeon, SHA-NI beats AVX2 everywhere
+    /// measured (2.9× on the first-generation Zen dev machine, which splits 256-bit
+    /// operations). `why_preferred` says the same per path.
     pub const ALL: [CpuPath; 5] = [
         CpuPath::Avx512x16,
         CpuPath::ShaNi2x,
@@ -82,6 +84,24 @@ impl CpuPath {
         #[cfg(not(target_arch = "x86_64"))]
         {
             self == CpuPath::Portable
+        }
+    }
+
+    /// Why `best` takes this path when it is the first one the processor runs: the feature
+    /// that was found and the measurement behind its place in `ALL`.
+    pub fn why_preferred(self) -> &'static str {
+        match self {
+            CpuPath::Avx512x16 => {
+                "AVX-512F present: 16 nonces per instruction, ahead of SHA-NI where measured \
+                 (Zen 4, Sapphire Rapids-class Xeon; docs/perf.md)"
+            }
+            CpuPath::ShaNi2x => {
+                "SHA-NI present, no AVX-512F: two interleaved streams, ahead of four (which \
+                 spill registers) and of AVX2 where measured (docs/perf.md)"
+            }
+            CpuPath::ShaNi4x => "SHA-NI present: four streams, behind two where measured",
+            CpuPath::Avx2x8 => "AVX2 present, no SHA-NI or AVX-512F: 8 nonces per instruction",
+            CpuPath::Portable => "no AVX-512F, SHA-NI or AVX2 detected: sha2's compress256",
         }
     }
 
