@@ -126,9 +126,9 @@ pub struct NetSection {
     /// When not empty, only these key fingerprints (64 hex digits) may connect at all.
     #[serde(with = "text_values::list")]
     pub pinned: Vec<NodeId>,
-    /// Seconds a misbehaving peer stays banned.
+    /// Seconds a misbehaving peer stays banned (1 to `MAX_BAN_SECS`).
     pub ban_secs: u64,
-    /// Seconds between attempts to reconnect to known peers.
+    /// Seconds between attempts to reconnect to known peers (0.05 to `MAX_REDIAL_SECS`).
     pub redial_secs: f64,
     /// Seconds of silence after which a connection is dropped.
     pub idle_timeout_secs: u64,
@@ -527,8 +527,12 @@ impl NodeConfig {
                 "must be 1 to 32 bytes, e.g. \"regtest\"",
             ));
         }
-        if self.net.ban_secs == 0 {
-            return Err(invalid("net.ban_secs", "must be at least 1"));
+        // `Instant + ban` and `Duration::from_secs_f64(redial)` panic past their range.
+        if !(1..=MAX_BAN_SECS).contains(&self.net.ban_secs) {
+            return Err(invalid(
+                "net.ban_secs",
+                &format!("must be between 1 and {MAX_BAN_SECS} (a year)"),
+            ));
         }
         if !(1..=4096).contains(&self.events.file_mib) {
             return Err(invalid("events.file_mib", "must be between 1 and 4096"));
@@ -536,8 +540,11 @@ impl NodeConfig {
         if !(1..=100).contains(&self.events.files) {
             return Err(invalid("events.files", "must be between 1 and 100"));
         }
-        if !(self.net.redial_secs.is_finite() && self.net.redial_secs >= 0.05) {
-            return Err(invalid("net.redial_secs", "must be at least 0.05"));
+        if !(0.05..=MAX_REDIAL_SECS).contains(&self.net.redial_secs) {
+            return Err(invalid(
+                "net.redial_secs",
+                &format!("must be between 0.05 and {MAX_REDIAL_SECS}"),
+            ));
         }
         if self.net.idle_timeout_secs < 3 {
             return Err(invalid("net.idle_timeout_secs", "must be at least 3"));
@@ -562,6 +569,11 @@ impl NodeConfig {
     }
 }
 
+/// Longest `net.ban_secs`: a year.
+pub const MAX_BAN_SECS: u64 = 365 * 24 * 3600;
+/// Longest `net.redial_secs`: an hour.
+pub const MAX_REDIAL_SECS: f64 = 3600.0;
+
 fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
@@ -575,6 +587,29 @@ mod tests {
 
     fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn timers_past_what_a_duration_or_an_instant_holds_are_refused() {
+        // Both validated and then panicked: `redial()` in `Duration::from_secs_f64`, a ban in
+        // `Instant::now() + ban()` when the node banned its first peer.
+        for (text, key) in [
+            ("[net]\nredial_secs = 1e300\n", "net.redial_secs"),
+            ("[net]\nredial_secs = nan\n", "net.redial_secs"),
+            ("[net]\nban_secs = 9223372036854775807\n", "net.ban_secs"),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let longest = parse("[net]\nredial_secs = 3600.0\nban_secs = 31536000\n").unwrap();
+        assert_eq!(longest.redial(), Duration::from_secs(3600));
+        assert!(
+            std::time::Instant::now()
+                .checked_add(longest.ban())
+                .is_some()
+        );
     }
 
     #[test]

@@ -75,23 +75,32 @@ fn same_tip(nodes: &[&NodeHandle]) -> bool {
     tips.iter().all(|t| *t == tips[0])
 }
 
-/// Stops mining everywhere but on `last`, lets it extend its tip by one block (so no tie of
-/// equal work can survive), stops it too, and waits until all nodes share one tip.
+/// Stops mining everywhere, then until all nodes share one tip lets `last` mine one block past
+/// the highest tip and stops it again. Between equal-work tips the first seen stays best
+/// (Bitcoin's rule, kept because it gives a selfish miner nothing on a tie), so a tie left when
+/// mining stops never breaks by itself; every regtest block has the same work, so a block past
+/// the highest tip wins everywhere. `set_mining(false)` only queues the stop, so a stopped
+/// miner's last block can still land late and tie again: the loop mines past that too.
 async fn settle(nodes: &[&NodeHandle], last: &NodeHandle) {
     for node in nodes {
         node.set_mining(false).await.expect("stop mining");
     }
-    // Let blocks in flight land, then out-mine every branch.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let height = nodes.iter().map(|n| n.status().height).max().unwrap_or(0);
-    last.set_mining(true).await.expect("mine");
-    eventually(20, "one more block", || async {
-        last.status().height > height
-    })
-    .await;
-    last.set_mining(false).await.expect("stop");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !same_tip(nodes) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let height = nodes.iter().map(|n| n.status().height).max().unwrap_or(0);
+        last.set_mining(true).await.expect("mine");
+        eventually(20, "one more block", || async {
+            last.status().height > height
+        })
+        .await;
+        last.set_mining(false).await.expect("stop");
+        let settled = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < settled {
+            if same_tip(nodes) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if tokio::time::Instant::now() > deadline {
             let seen: Vec<(u64, String, usize)> = nodes
                 .iter()
@@ -102,7 +111,6 @@ async fn settle(nodes: &[&NodeHandle], last: &NodeHandle) {
                 .collect();
             panic!("no convergence: {seen:#?}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -10,16 +10,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{all_trained, eventually, init_logs, start_nodes, training};
+use common::{all_trained, eventually, init_logs, settle_on_one_tip, start_nodes, training};
 use hashgrad::api::TrainingStatus;
+use hashgrad::cluster::RoundCommitted;
 use hashgrad::config::{HttpSection, MiningSection, NodeConfig, TrainSection};
 use hashgrad::net::{Identity, NodeId};
 use hashgrad::node::{Node, NodeHandle};
 use hashgrad::train::aggregate::Reducer;
-use hashgrad::train::{Dataset, Simulation, TrainConfig};
+use hashgrad::train::model::Evaluation;
+use hashgrad::train::setup::ShardWorker;
+use hashgrad::train::{Dataset, Setup, Simulation, TrainConfig, Trainer};
 use hashgrad::views::ReadMode;
 
 const SEED: u64 = 5;
+/// Test accuracy the digits model must reach after the failover test's 150 rounds.
+const TARGET_ACCURACY: f32 = 0.9;
 
 fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
     NodeConfig {
@@ -253,6 +258,84 @@ fn leader_of(nodes: &[&NodeHandle]) -> Option<usize> {
         .position(|n| training(n).is_some_and(|t| t.role == "leader"))
 }
 
+/// Every committed round the node holds, in order.
+async fn committed_rounds(node: &NodeHandle) -> Vec<RoundCommitted> {
+    node.consensus()
+        .expect("consensus")
+        .read(ReadMode::Local, |machine| {
+            machine.state().rounds().cloned().collect()
+        })
+        .await
+        .expect("read")
+}
+
+/// Replays `rounds` in-process from what every node derives from the seed (`Setup`): each of
+/// the `workers`' shard samplers draws one batch a round, as a node's does whether or not its
+/// gradient made the round (a restarted one skips the batches it missed), and the trainer
+/// reduces exactly the round's contributors, in their order, with the round's rule and
+/// learning rate. Returns the params hash after each round and the final evaluation.
+fn replay(rounds: &[RoundCommitted], workers: &[NodeId]) -> (Vec<String>, Evaluation) {
+    let config = TrainConfig {
+        workers: workers.len(),
+        seed: SEED,
+        ..TrainConfig::default()
+    };
+    let data = Dataset::digits().expect("digits");
+    let setup = Setup::new(&config, &data).expect("setup");
+    let mut shards: Vec<ShardWorker> = (0..workers.len())
+        .map(|w| setup.worker(w).expect("shard"))
+        .collect();
+    let mut trainer =
+        Trainer::new(setup.initial.clone(), config.rule, Reducer::Cpu).expect("trainer");
+    let mut hashes = Vec::new();
+    for round in rounds {
+        assert_eq!(
+            round.parent_hash,
+            trainer.state_hash(),
+            "round {}",
+            round.round
+        );
+        let mut gradients: Vec<Vec<f32>> = Vec::new();
+        let positions: Vec<usize> = round
+            .contributors
+            .iter()
+            .map(|c| {
+                workers
+                    .iter()
+                    .position(|w| w == c)
+                    .expect("a contributor is a worker")
+            })
+            .collect();
+        for (index, shard) in shards.iter_mut().enumerate() {
+            if positions.contains(&index) {
+                shard
+                    .compute(
+                        trainer.model(),
+                        trainer.params(),
+                        &setup.train,
+                        config.batch,
+                    )
+                    .expect("gradient");
+            } else {
+                shard.skip_batches(1, config.batch);
+            }
+        }
+        for &position in &positions {
+            gradients.push(shards[position].gradient().to_vec());
+        }
+        let views: Vec<&[f32]> = gradients.iter().map(Vec::as_slice).collect();
+        trainer.set_rule(round.rule);
+        trainer.set_learning_rate(round.learning_rate);
+        trainer.apply(&views).expect("step");
+        hashes.push(trainer.state_hash().to_string());
+    }
+    let evaluation = trainer
+        .model()
+        .evaluate(trainer.params(), setup.test.features(), setup.test.labels())
+        .expect("evaluate");
+    (hashes, evaluation)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_leaders_lose_no_round_and_restarted_nodes_catch_up() {
     init_logs();
@@ -332,16 +415,39 @@ async fn killed_leaders_lose_no_round_and_restarted_nodes_catch_up() {
     }
     assert_eq!(logs[0], logs[1]);
     assert_eq!(logs[0], logs[2]);
-    // Accuracy close to an undisturbed run of the same length.
-    let undisturbed = simulated(ROUNDS).evaluate().expect("evaluate").accuracy;
+    // One params hash everywhere. At level `quorum` a failover changes which gradients a round
+    // holds, so the accuracy is not an undisturbed run's (once 0.9415 against 0.9526): what
+    // the design fixes is that the committed contributor sets determine the result. Replaying
+    // them in-process must reach every round's committed params hash and the nodes' accuracy.
+    let committed = committed_rounds(all[0]).await;
+    let (hashes, replayed) = replay(&committed, &voters);
+    let logged: Vec<String> = logs[0]
+        .iter()
+        .map(|(_, _, params)| params.clone())
+        .collect();
+    assert_eq!(
+        hashes, logged,
+        "the replay of the contributor sets diverged"
+    );
+    assert!(
+        committed
+            .iter()
+            .any(|r| r.contributors.len() < voters.len()),
+        "no round lost a gradient to the failovers: the replay checked nothing a clean run does not"
+    );
     for status in &finals {
-        let accuracy = status.accuracy.expect("accuracy");
-        assert!(
-            (accuracy - undisturbed).abs() <= 0.01,
-            "accuracy {accuracy} after failovers, {undisturbed} undisturbed"
-        );
         assert_eq!(status.params_hash, finals[0].params_hash);
+        assert_eq!(status.params_hash, logged[logged.len() - 1]);
+        assert_eq!(status.accuracy, Some(replayed.accuracy), "{status:?}");
     }
+    // The target the digits model reaches in 150 rounds from any quorum of its 3 shards
+    // (in-process: 0.953 with all three in every round, 0.939 with one shard left out of every
+    // round, 0.947 to 0.955 over 30 random failover schedules).
+    assert!(
+        replayed.accuracy >= TARGET_ACCURACY,
+        "accuracy {} after failovers, target {TARGET_ACCURACY}",
+        replayed.accuracy
+    );
     drop(all);
     for node in nodes.into_iter().flatten() {
         node.shutdown().await.expect("shutdown");
@@ -551,7 +657,8 @@ async fn a_partitioned_minority_mines_but_commits_nothing_and_heals() {
     assert_eq!(training(&nodes[isolated]).expect("status").round, cut_round);
 
     // Heal: the isolated node catches up on the round log (fetching the blobs it missed) and
-    // every node agrees on the chain tip once mining stops.
+    // every node settles on one chain tip. First-seen keeps two equal-work tips apart (a tie
+    // once held this test until it timed out), so one node mines past every tip first.
     for node in &nodes {
         node.partition().heal();
     }
@@ -560,14 +667,7 @@ async fn a_partitioned_minority_mines_but_commits_nothing_and_heals() {
         (training(&nodes[isolated])?.trained_round >= target).then_some(())
     })
     .await;
-    for node in &nodes {
-        node.set_mining(false).await.expect("stop mining");
-    }
-    eventually(60, "one chain tip", || async {
-        let tips: Vec<String> = nodes.iter().map(|n| n.status().tip).collect();
-        tips.iter().all(|t| *t == tips[0]).then_some(())
-    })
-    .await;
+    settle_on_one_tip(&all, &nodes[leader], 60).await;
     let shortest = assert_same_logs(&nodes.iter().collect::<Vec<_>>()).await;
     assert!(shortest as u64 >= target);
     drop(all);

@@ -1,5 +1,5 @@
 //! Fuzzes the block decoder: it must never panic, and whatever it accepts must re-encode to
-//! the same bytes. Run: `cargo +nightly fuzz run block` (from the repository root).
+//! the same bytes. Run: `cargo fuzz run block --sanitizer none` (from `fuzz/`).
 #![no_main]
 
 use hashgrad::pow::Block;

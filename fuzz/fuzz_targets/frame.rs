@@ -1,6 +1,6 @@
 //! Fuzzes the peer frame decoder: any bytes must decode, ask for more, or fail cleanly; never
 //! panic, and a decoded frame must re-encode to the bytes it came from.
-//! Run with `cargo +nightly fuzz run frame` from the repository root.
+//! Run: `cargo fuzz run frame --sanitizer none` (from `fuzz/`).
 #![no_main]
 
 use hashgrad::net::frame;

@@ -1,5 +1,5 @@
 //! Fuzzes the Raft wire decoder: it must never panic, and whatever decodes must re-encode to
-//! the same bytes. Run: `cargo +nightly fuzz run raft_message` (from the repository root).
+//! the same bytes. Run: `cargo fuzz run raft_message --sanitizer none` (from `fuzz/`).
 #![no_main]
 
 use hashgrad::raft::Message;

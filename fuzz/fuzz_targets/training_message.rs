@@ -1,7 +1,7 @@
 //! Fuzzes the training message decoder (round announcements, gradients, blobs) and the cluster
 //! command decoder: any bytes must decode or fail cleanly, never panic, and a decoded value
 //! must re-encode to the bytes it came from.
-//! Run with `cargo +nightly fuzz run training_message` from the repository root.
+//! Run: `cargo fuzz run training_message --sanitizer none` (from `fuzz/`).
 #![no_main]
 
 use hashgrad::cluster::command::Command;

@@ -252,6 +252,12 @@ impl ConfigStore {
             value: value.chars().take(64).collect(),
             reason,
         };
+        // Every value travels the Raft log in a `Command`, whose decoder refuses more than
+        // `MAX_VALUE_BYTES`: a longer one (`0000…1` is a valid learning rate) would commit as
+        // an entry no node can apply.
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(bad(format!("values are at most {MAX_VALUE_BYTES} bytes")));
+        }
         let text = value.trim();
         let t = &mut self.training;
         match parsed {
@@ -278,9 +284,6 @@ impl ConfigStore {
                 _ => return Err(bad(format!("must be whole rows 1..={MAX_BATCH_SIZE}"))),
             },
             ConfigKey::User(name) => {
-                if value.len() > MAX_VALUE_BYTES {
-                    return Err(bad(format!("values are at most {MAX_VALUE_BYTES} bytes")));
-                }
                 if !self.user.contains_key(&name) && self.user.len() >= MAX_USER_KEYS {
                     return Err(bad(format!(
                         "the store holds its limit of {MAX_USER_KEYS} user keys"
@@ -359,6 +362,30 @@ impl ConfigStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::RequestId;
+    use crate::cluster::command::Command;
+    use crate::codec::{Decode, Encode};
+
+    #[test]
+    fn a_typed_value_longer_than_a_log_entry_holds_is_refused() {
+        // A `PUT /config/learning_rate` body (the API takes up to 16 KiB) that parses: it was
+        // accepted, then committed as a `ConfigPut` whose decoder refuses the value.
+        let value = format!("0.{}5", "0".repeat(MAX_VALUE_BYTES));
+        let mut store = ConfigStore::default();
+        let error = store.validate("learning_rate", &value).unwrap_err();
+        assert!(error.to_string().contains("at most 4096 bytes"), "{error}");
+        assert!(store.put("batch_size", &format!("{:0>5000}", 32)).is_err());
+        assert_eq!(store, ConfigStore::default(), "nothing changed");
+        // What is accepted fits the log: the longest value decodes again.
+        let longest = format!("{:0>width$}", 32, width = MAX_VALUE_BYTES);
+        store.put("batch_size", &longest).unwrap();
+        let command = Command::ConfigPut {
+            request: RequestId::default(),
+            key: "batch_size".into(),
+            value: longest,
+        };
+        assert_eq!(Command::from_bytes(&command.to_bytes()).unwrap(), command);
+    }
 
     #[test]
     fn typed_keys_validate_and_read_back_canonically() {

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests that run in-process clusters: polling until a
 //! condition holds, one blocking HTTP exchange, test logging, starting nodes that all know
 //! each other's keys, a loopback training node's config, its training status and committed
-//! round log, and waiting until every node has trained a round.
+//! round log, waiting until every node has trained a round, and settling every node on one
+//! chain tip.
 
 #![allow(dead_code)]
 
@@ -140,4 +141,51 @@ pub async fn round_log(node: &NodeHandle) -> Vec<LoggedRound> {
         })
         .await
         .expect("read")
+}
+
+/// Brings `nodes` onto one chain tip and returns it: stops mining on all of them, then until
+/// their tips agree lets `last` mine one block past the highest tip and stops it again.
+///
+/// Stopping every miner at once is not enough. Chain acceptance keeps the first-seen of two
+/// equal-work tips (Bitcoin's rule: a selfish miner who publishes a withheld block on a tie
+/// gains nothing from being second), so two nodes whose last blocks crossed stay apart for
+/// good. Every regtest block carries the pow limit's work, so a block past the highest tip
+/// gives `last`'s chain strictly the most work, which every node adopts. A block a stopped
+/// miner delivers late can tie again; the next round of the loop breaks that tie too.
+pub async fn settle_on_one_tip(nodes: &[&NodeHandle], last: &NodeHandle, secs: u64) -> String {
+    for node in nodes {
+        node.set_mining(false).await.expect("stop mining");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let height = nodes.iter().map(|n| n.status().height).max().unwrap_or(0);
+        last.set_mining(true).await.expect("mine");
+        while last.status().height <= height {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for a block past height {height}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        last.set_mining(false).await.expect("stop mining");
+        let settled = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < settled.min(deadline) {
+            let tips: Vec<String> = nodes.iter().map(|n| n.status().tip).collect();
+            if tips.iter().all(|t| *t == tips[0]) {
+                return tips[0].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen: Vec<(u64, String)> = nodes
+            .iter()
+            .map(|n| {
+                let s = n.status();
+                (s.height, s.tip)
+            })
+            .collect();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for one chain tip: {seen:?}"
+        );
+    }
 }

@@ -136,6 +136,8 @@ impl<const N: usize> Streams<N> {
 
     /// Two rounds on every stream with `K + W` in each `kw`'s low half.
     #[inline(always)]
+    // Indexing three arrays in step: an iterator zip of them did not inline for four streams.
+    #[allow(clippy::needless_range_loop)]
     fn rounds2(&mut self, kw: &Lanes<N>) {
         for s in 0..N {
             // SAFETY: inlined into `scan`, compiled with the SHA extensions.

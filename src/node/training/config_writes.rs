@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::warn;
 
+use crate::cluster::command::MAX_VALUE_BYTES;
 use crate::cluster::{
     Command as ClusterCommand, ConfigKey, ConfigOutcome, ConfigStore, RequestId, TrainingMessage,
     WireLimits,
@@ -86,6 +87,15 @@ impl Service {
             } => {
                 if let Err(error) = ConfigStore::default().validate(&key, &value) {
                     let _ = reply.send(Err(ConfigFailure::BadRequest(error.to_string())));
+                    return;
+                }
+                // No stored value is longer, and a longer one would commit an entry no node
+                // can decode.
+                if let Some(Some(expected)) = &expected
+                    && expected.len() > MAX_VALUE_BYTES
+                {
+                    let reason = format!("expect= is at most {MAX_VALUE_BYTES} bytes");
+                    let _ = reply.send(Err(ConfigFailure::BadRequest(reason)));
                     return;
                 }
                 let request = RequestId {
