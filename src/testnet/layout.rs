@@ -110,6 +110,10 @@ mod tests {
             assert_eq!(train.voters, ids);
             assert!(train.workers.is_empty());
             config.validate().expect("valid");
+            // The file the node process reads loads back to the same config.
+            let text = toml::to_string(&config).expect("written");
+            let read = NodeConfig::from_toml(&text, Path::new("node.toml")).expect("read back");
+            assert_eq!(read, config, "{text}");
         }
     }
 }
