@@ -13,8 +13,12 @@
 //! `/receipts`.
 
 mod chaos;
+mod cluster;
+mod driver;
 pub mod jepsen;
+mod journal;
 pub mod layout;
+mod observe;
 pub mod plan;
 pub mod process;
 pub mod relay;
