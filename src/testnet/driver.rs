@@ -16,6 +16,7 @@ use super::jepsen::Workload;
 use super::journal::Journal;
 use super::observe::Observations;
 use super::plan::Plan;
+use super::propagation::Percentiles;
 use super::report::Summary;
 use super::run::Setup;
 use super::status::TrainingView;
@@ -36,6 +37,8 @@ pub(super) struct Driver<'a> {
     clock: RunClock,
     poll: Duration,
     seed: u64,
+    /// Whether the nodes' miners are paced (the table then shows no hash rate).
+    paced: bool,
     /// How long the `--jepsen` workload runs, and the workload once started.
     jepsen_for: Option<Duration>,
     workload: Option<Workload>,
@@ -47,10 +50,11 @@ pub(super) struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    /// A driver for `plan` over `cluster` (nodes not yet started), the run having begun at
-    /// `began`.
+    /// A driver for `plan` over `cluster` (nodes not yet started, their miners `paced` or
+    /// not), the run having begun at `began`.
     pub(super) fn new(
         plan: &Plan,
+        paced: bool,
         cluster: Cluster,
         journal: Journal<'a>,
         began: Instant,
@@ -63,6 +67,7 @@ impl<'a> Driver<'a> {
             },
             poll: plan.poll,
             seed: plan.seed,
+            paced,
             jepsen_for: plan.jepsen,
             workload: None,
             seen: Observations::new(cluster.len()),
@@ -92,9 +97,7 @@ impl<'a> Driver<'a> {
     async fn bring_up(&mut self) -> Result<(), TestnetError> {
         self.cluster.start_all().await?;
         self.clock.t0 = Instant::now();
-        self.clock.t0_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        self.clock.t0_unix_ms = unix_micros() / 1000;
         self.chaos.begin(self.clock.t0);
         let pids = self.cluster.pids();
         self.journal
@@ -164,9 +167,11 @@ impl<'a> Driver<'a> {
         self.verdict
             .observe(elapsed, self.clock.began.elapsed(), &self.seen);
         let states = self.cluster.states();
-        self.journal.tick(elapsed, &self.seen.rows(&states));
+        self.journal
+            .tick(elapsed, &self.seen.rows(&states, self.paced));
         let all_up = self.seen.all_up(&states);
-        self.seen.note_poll(elapsed, all_up, partitioned);
+        self.seen
+            .note_poll(elapsed, unix_micros(), all_up, partitioned);
         all_up
     }
 
@@ -210,8 +215,20 @@ impl<'a> Driver<'a> {
         self.cluster.stop_all().await;
     }
 
-    /// The summary of the run, `duration` long, failed for `reason` (`None`: goals met).
-    pub(super) fn summary(&self, setup: &Setup, reason: Option<String>) -> Summary {
+    /// The stretches of wall-clock time (µs since the Unix epoch) with every node up and no
+    /// partition, as the polls saw them.
+    pub(super) fn clean_stretches(&self) -> Vec<(u64, u64)> {
+        self.seen.clean_stretches().to_vec()
+    }
+
+    /// The summary of the run, failed for `reason` (`None`: goals met), with the block
+    /// propagation times read from the event logs (or why there are none).
+    pub(super) fn summary(
+        &self,
+        setup: &Setup,
+        reason: Option<String>,
+        propagation: Result<Percentiles, String>,
+    ) -> Summary {
         let views = self.seen.answered();
         let (heights, tips) = self.seen.heights_and_tips();
         let agreed = self.seen.one_tip();
@@ -258,7 +275,8 @@ impl<'a> Driver<'a> {
             rounds_per_sec: log.rate(),
             leader_changes: training.then_some(self.seen.leader_changes()),
             receipts: self.verdict.receipts().cloned(),
-            propagation: self.seen.propagation(),
+            no_propagation: propagation.as_ref().err().cloned(),
+            propagation: propagation.ok(),
             relay: self.cluster.relay_totals(),
             duration_secs: self.clock.began.elapsed().as_secs_f64(),
             events_epoch_ms: self.clock.t0_unix_ms,
@@ -267,4 +285,11 @@ impl<'a> Driver<'a> {
             jepsen: None,
         }
     }
+}
+
+/// Now on the wall clock, in µs since the Unix epoch (the nodes' event logs' `time_us`).
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

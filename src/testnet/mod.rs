@@ -21,6 +21,7 @@ pub mod layout;
 mod observe;
 pub mod plan;
 pub mod process;
+pub mod propagation;
 pub mod relay;
 pub mod report;
 pub mod rounds;

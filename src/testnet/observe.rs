@@ -1,11 +1,11 @@
 //! What the polls saw: every node's last `/status` view, the table's rows, the leader and its
-//! changes, when every node was first up, and block propagation (timed only while every node
-//! is up and no partition cuts a link). Pure: takes the views the cluster fetched, with their
-//! times.
+//! changes, when every node was first up, and the stretches of wall-clock time during which
+//! every node was up and no partition cut a link (block propagation is timed only inside
+//! them, `propagation.rs`). Pure: takes the views the cluster fetched, with their times.
 
 use std::time::Duration;
 
-use super::report::{NodeState, Percentiles, PropagationLog, Row};
+use super::report::{NodeState, Row};
 use super::status::NodeView;
 
 /// How long after every node is up a training node has surely reported `training`.
@@ -21,7 +21,9 @@ pub(super) struct Observations {
     /// starts.
     all_up_since: Option<Duration>,
     checked_training: bool,
-    propagation: PropagationLog,
+    /// Wall-clock stretches (µs since the Unix epoch, first and last clean poll) with every
+    /// node up and no partition; the last may still be growing.
+    clean: Vec<(u64, u64)>,
     /// Whether the last poll saw every node up with no partition.
     last_clean: bool,
 }
@@ -35,7 +37,7 @@ impl Observations {
             leader_changes: 0,
             all_up_since: None,
             checked_training: false,
-            propagation: PropagationLog::default(),
+            clean: Vec::new(),
             last_clean: false,
         }
     }
@@ -68,8 +70,8 @@ impl Observations {
         self.views[index] = None;
     }
 
-    /// One row per node for the table.
-    pub(super) fn rows(&self, states: &[NodeState]) -> Vec<Row> {
+    /// One row per node for the table; `paced` when the nodes' miners are paced.
+    pub(super) fn rows(&self, states: &[NodeState], paced: bool) -> Vec<Row> {
         states
             .iter()
             .enumerate()
@@ -77,6 +79,7 @@ impl Observations {
                 index,
                 state,
                 view: self.views[index].clone(),
+                paced,
             })
             .collect()
     }
@@ -86,16 +89,20 @@ impl Observations {
         states.iter().all(|&s| s == NodeState::Up) && self.views.iter().all(Option::is_some)
     }
 
-    /// Notes a poll at `elapsed`: times block propagation if the poll is clean, remembers
-    /// when every node was first up, and tracks the leader.
-    pub(super) fn note_poll(&mut self, elapsed: Duration, all_up: bool, partitioned: bool) {
+    /// Notes a poll at `elapsed` (`unix_us` on the wall clock): extends or closes the clean
+    /// stretch, remembers when every node was first up, and tracks the leader.
+    pub(super) fn note_poll(
+        &mut self,
+        elapsed: Duration,
+        unix_us: u64,
+        all_up: bool,
+        partitioned: bool,
+    ) {
         let clean = all_up && !partitioned;
-        if clean {
-            let heights: Vec<u64> = self.views.iter().flatten().map(|v| v.height).collect();
-            if !self.last_clean {
-                self.propagation.interrupt(&heights);
-            }
-            self.propagation.observe(elapsed, &heights);
+        match (clean, self.last_clean, self.clean.last_mut()) {
+            (true, true, Some(stretch)) => stretch.1 = unix_us,
+            (true, _, _) => self.clean.push((unix_us, unix_us)),
+            (false, _, _) => {}
         }
         self.last_clean = clean;
         if all_up {
@@ -131,9 +138,9 @@ impl Observations {
         views.len() == self.views.len() && views.windows(2).all(|w| w[0].tip == w[1].tip)
     }
 
-    /// Block propagation times; `None` before a height reached every node.
-    pub(super) fn propagation(&self) -> Option<Percentiles> {
-        self.propagation.percentiles()
+    /// The clean stretches (µs since the Unix epoch, first and last clean poll).
+    pub(super) fn clean_stretches(&self) -> &[(u64, u64)] {
+        &self.clean
     }
 
     /// Times the leader of the highest term changed, as seen in the polls.

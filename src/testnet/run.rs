@@ -17,10 +17,12 @@ use super::journal::Journal;
 use super::layout::{node_config, relay_back_ip, relay_front};
 use super::plan::Plan;
 use super::process::NodeProcess;
+use super::propagation::{BlockTimes, Percentiles};
 use super::relay::{LinkFaults, Relay};
 use super::report::{Row, Summary};
 use super::{TestnetError, layout};
 use crate::config::NodeConfig;
+use crate::events::{self, LogReadError};
 use crate::net::Identity;
 
 /// Where and with what a testnet runs.
@@ -59,14 +61,17 @@ pub async fn run(
     let began = Instant::now();
     let cluster = lay_out(plan, setup).await?;
     let journal = Journal::create(&setup.dir.join("events.log"), observer)?;
-    let mut driver = Driver::new(plan, cluster, journal, began);
+    let paced = setup.base_config.mining.pace_ms > 0;
+    let mut driver = Driver::new(plan, paced, cluster, journal, began);
     let outcome = tokio::select! {
         outcome = driver.drive() => outcome,
         reason = stop => Ok(Some(reason)),
     };
     let histories = driver.finish_workload().await;
     driver.stop_all().await;
-    let mut summary = driver.summary(setup, outcome?);
+    let reason = outcome?;
+    let propagation = time_propagation(setup, plan.nodes, driver.clean_stretches()).await;
+    let mut summary = driver.summary(setup, reason, propagation);
     if let Some(histories) = histories {
         judge_workload(setup, histories, &mut summary).await?;
     }
@@ -168,6 +173,27 @@ async fn judge_workload(
     }
     summary.jepsen = Some(report);
     Ok(())
+}
+
+/// Reads the block events of every node's event log (the nodes have stopped, so their logs
+/// are complete) and times each block's propagation inside the `clean` stretches.
+async fn time_propagation(
+    setup: &Setup,
+    nodes: usize,
+    clean: Vec<(u64, u64)>,
+) -> Result<Percentiles, String> {
+    let dir = setup.dir.clone();
+    let read = move || {
+        let cannot = |e: LogReadError| format!("the nodes' event logs cannot be read: {e}");
+        let mut times = BlockTimes::default();
+        for (index, log) in events::find_logs(&dir).map_err(cannot)?.iter().enumerate() {
+            events::read_events(log, |at| times.record(index, &at.event)).map_err(cannot)?;
+        }
+        times.percentiles(nodes, &clean)
+    };
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|e| Err(format!("reading the event logs failed: {e}")))
 }
 
 fn write_summary(setup: &Setup, summary: &Summary) -> Result<(), TestnetError> {

@@ -14,7 +14,8 @@ use super::plan::{Goals, Plan};
 use super::rounds::{ReceiptReport, RoundLog, check_receipts};
 use super::status::{NodeView, TrainingView};
 
-/// With only a duration goal, how long past it the nodes may take to agree on a tip.
+/// How long past the duration goal the nodes may take to agree on a tip (a block in flight or
+/// a fork at the last poll) once every other goal is reached.
 const SETTLE: Duration = Duration::from_secs(15);
 /// How long after every node reached the round goal (the leader stopped there) a final
 /// evaluation may take to report the target accuracy before the run fails.
@@ -152,7 +153,8 @@ impl Verdict {
                 .as_ref()
                 .is_some_and(|ts| ts.iter().all(|t| t.accuracy.is_some_and(|x| x >= a - 1e-6)))
         });
-        let met = agreed && blocks && rounds && accuracy && self.rounds.conflicts() == 0;
+        let reached = blocks && rounds && accuracy && self.rounds.conflicts() == 0;
+        let met = agreed && reached;
         if let (Some(round), Some(target)) = (goals.rounds, goals.target_accuracy)
             && rounds
             && !accuracy
@@ -173,7 +175,7 @@ impl Verdict {
                 if met {
                     return Some(None);
                 }
-                if other_goals {
+                if other_goals && !reached {
                     return Some(Some(format!(
                         "goals not reached in {:.0} s{}",
                         duration.as_secs_f64(),
