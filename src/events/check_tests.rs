@@ -27,6 +27,7 @@ impl Sim {
         let event = Event {
             node: Self::name(i),
             time_ms: 0,
+            time_us: 0,
             clock: self.clocks[i].clone(),
             kind,
         };

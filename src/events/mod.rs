@@ -11,7 +11,8 @@
 //! {"node":"n0","time_ms":1764390000123,"clock":{"n0":3,"n1":2},"type":"sent","to":"n1","msg":"block","bytes":312,"id":"n0:3"}
 //! ```
 //! - `node`: the logging node's name (no whitespace);
-//! - `time_ms`: wall-clock milliseconds since the Unix epoch, for people only;
+//! - `time_ms`: wall-clock milliseconds since the Unix epoch, for people only; `time_us`: the
+//!   same in microseconds (absent in older logs), which `testnet` reads to time blocks;
 //! - `clock`: the node's vector clock *after* the event; its own entry rises by exactly one per
 //!   event, starting at 1, except at `node_recovered`;
 //! - `type` and the fields of that kind (see [`EventKind`]): `node_started`, `node_stopped`,

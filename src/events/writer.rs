@@ -249,12 +249,13 @@ impl EventLog {
 
 impl Inner {
     fn push(&self, clock: VectorClock, kind: EventKind) {
-        let time_ms = SystemTime::now()
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            .unwrap_or_default();
         let event = Event {
             node: self.node.clone(),
-            time_ms,
+            time_ms: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX),
+            time_us: u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX),
             clock,
             kind,
         };

@@ -11,6 +11,7 @@ pub(in crate::report) fn event(node: &str, time_ms: u64, kind: EventKind) -> Eve
     Event {
         node: node.into(),
         time_ms,
+        time_us: 0,
         clock,
         kind,
     }

@@ -1,96 +1,192 @@
 //! The chaos schedule as the orchestrator applies it: partitions cut and heal relay links,
 //! kills `kill -9` the training leader (or a random node) and restart it from its data dir
-//! after a pause. Each change is an event in `events.log`.
+//! after a pause. Owns the schedule's state (the next kill, pending restarts, the kill
+//! randomness), its counts and each partition's report; acts through the `Cluster`, reads
+//! the polled `Observations`, and writes each change as an event to the `Journal`. Decides
+//! nothing about goals.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 use super::TestnetError;
-use super::plan::KillTarget;
+use super::cluster::Cluster;
+use super::journal::Journal;
+use super::observe::Observations;
+use super::plan::{KillTarget, Kills, Partition, Plan};
 use super::report::PartitionReport;
-use super::run::Driver;
 
 /// How long after a cut the partition's starting heights and rounds are read: a node's
 /// `/status` lags its state by up to a training tick (50 ms), and a datagram may be in flight.
 const PARTITION_SETTLED: Duration = Duration::from_millis(300);
 
-impl Driver<'_> {
+/// The schedule and what it has done so far.
+pub(super) struct Chaos {
+    partitions: Vec<Partition>,
+    kills: Option<Kills>,
+    /// When the next kill is due (set once every node is up).
+    next_kill: Option<Instant>,
+    /// Per node, when its restart is due after a kill.
+    restart_at: Vec<Option<Instant>>,
+    rng: ChaCha8Rng,
+    killed: u64,
+    restarted: u64,
+    healed: u64,
+    reports: Vec<PartitionReport>,
+    /// When the active partition began (since every node was up).
+    partition_began: Option<Duration>,
+}
+
+impl Chaos {
+    /// The plan's schedule, not yet started.
+    pub(super) fn new(plan: &Plan) -> Chaos {
+        Chaos {
+            partitions: plan.partitions.clone(),
+            kills: plan.kills,
+            next_kill: None,
+            restart_at: vec![None; plan.nodes],
+            rng: ChaCha8Rng::seed_from_u64(plan.seed),
+            killed: 0,
+            restarted: 0,
+            healed: 0,
+            reports: Vec::new(),
+            partition_began: None,
+        }
+    }
+
+    /// Starts the clock of the schedule: every node is up at `t0`.
+    pub(super) fn begin(&mut self, t0: Instant) {
+        self.next_kill = self.kills.map(|k| t0 + k.every);
+    }
+
+    /// Whether every partition has healed by `elapsed`.
+    pub(super) fn over(&self, elapsed: Duration) -> bool {
+        self.partitions.iter().all(|p| elapsed >= p.at + p.lasting)
+    }
+
+    /// `kill -9`s sent.
+    pub(super) fn kills(&self) -> u64 {
+        self.killed
+    }
+
+    /// Restarts after kills.
+    pub(super) fn restarts(&self) -> u64 {
+        self.restarted
+    }
+
+    /// Partitions that healed.
+    pub(super) fn partitions_healed(&self) -> u64 {
+        self.healed
+    }
+
+    /// Each partition's report.
+    pub(super) fn partition_reports(&self) -> &[PartitionReport] {
+        &self.reports
+    }
+
+    /// One step of the schedule before a poll: cuts or heals links, kills a node when a kill
+    /// is due, restarts the nodes whose pause is over. Returns whether a partition is active.
+    pub(super) async fn step(
+        &mut self,
+        now: Instant,
+        elapsed: Duration,
+        cluster: &mut Cluster,
+        seen: &mut Observations,
+        journal: &mut Journal<'_>,
+    ) -> Result<bool, TestnetError> {
+        let partitioned = self.apply_partitions(elapsed, cluster, seen, journal);
+        if let (Some(due), Some(kills)) = (self.next_kill, self.kills)
+            && now >= due
+        {
+            self.kill_one(
+                kills.target,
+                now + kills.pause,
+                elapsed,
+                cluster,
+                seen,
+                journal,
+            )
+            .await;
+            self.next_kill = Some(due + kills.every);
+        }
+        self.restart_due(now, elapsed, cluster, journal)?;
+        Ok(partitioned)
+    }
+
     /// Cuts every link an active partition separates and heals the rest; returns whether a
     /// partition is active.
-    pub(super) fn apply_partitions(&mut self, elapsed: Duration) -> bool {
-        let mut active = Vec::new();
-        for p in &self.plan.partitions {
-            if elapsed >= p.at && elapsed < p.at + p.lasting {
-                active.push(p);
+    fn apply_partitions(
+        &mut self,
+        elapsed: Duration,
+        cluster: &Cluster,
+        seen: &Observations,
+        journal: &mut Journal<'_>,
+    ) -> bool {
+        let active: Vec<&Partition> = self
+            .partitions
+            .iter()
+            .filter(|p| elapsed >= p.at && elapsed < p.at + p.lasting)
+            .collect();
+        let is_active = !active.is_empty();
+        let Some(cut) = cluster.cut_links(&active) else {
+            return is_active;
+        };
+        let (heights, tips) = seen.heights_and_tips();
+        if cut {
+            let groups: Vec<String> = active.iter().map(|p| format!("{:?}", p.groups)).collect();
+            // Heights and rounds at the start are taken a little after the cut (a node's
+            // status lags its state by a few ticks): what a cut node holds then it got before
+            // the cut.
+            self.partition_began = Some(elapsed);
+            self.reports.push(PartitionReport {
+                groups: active.iter().flat_map(|p| p.groups.clone()).collect(),
+                heights_at_start: Vec::new(),
+                rounds_at_start: Vec::new(),
+                heights_at_heal: Vec::new(),
+                rounds_at_heal: Vec::new(),
+                tips_at_heal: Vec::new(),
+            });
+            journal.event(
+                elapsed,
+                &format!(
+                    "partition: groups {} (heights {heights:?})",
+                    groups.join(" ")
+                ),
+            );
+        } else {
+            self.healed += 1;
+            self.record_partition_start(Duration::MAX, seen);
+            self.partition_began = None;
+            let rounds = seen.committed_rounds();
+            if let Some(report) = self.reports.last_mut() {
+                report.heights_at_heal = heights.clone();
+                report.rounds_at_heal = rounds.clone();
+                report.tips_at_heal = tips;
             }
+            journal.event(
+                elapsed,
+                &format!(
+                    "partition healed (before healing: heights {heights:?}, rounds {rounds:?})"
+                ),
+            );
         }
-        let mut changed = Vec::new();
-        for ((from, to), relay) in &self.relays {
-            let cut = active.iter().any(|p| p.separates(*from, *to));
-            if relay.faults.cut.swap(cut, Ordering::Relaxed) != cut {
-                changed.push(cut);
-            }
-        }
-        if let Some(&cut) = changed.first() {
-            let (heights, tips) = self.heights_and_tips();
-            if cut {
-                let groups: Vec<String> =
-                    active.iter().map(|p| format!("{:?}", p.groups)).collect();
-                // Heights and rounds at the start are taken a little after the cut (a node's
-                // status lags its state by a few ticks): what a cut node holds then it got
-                // before the cut.
-                self.partition_began = Some(elapsed);
-                self.partition_reports.push(PartitionReport {
-                    groups: active.iter().flat_map(|p| p.groups.clone()).collect(),
-                    heights_at_start: Vec::new(),
-                    rounds_at_start: Vec::new(),
-                    heights_at_heal: Vec::new(),
-                    rounds_at_heal: Vec::new(),
-                    tips_at_heal: Vec::new(),
-                });
-                self.event(
-                    elapsed,
-                    &format!(
-                        "partition: groups {} (heights {heights:?})",
-                        groups.join(" ")
-                    ),
-                );
-            } else {
-                self.partitions_healed += 1;
-                self.record_partition_start(Duration::MAX);
-                self.partition_began = None;
-                let rounds = self.committed_rounds();
-                if let Some(report) = self.partition_reports.last_mut() {
-                    report.heights_at_heal = heights.clone();
-                    report.rounds_at_heal = rounds.clone();
-                    report.tips_at_heal = tips;
-                }
-                self.event(
-                    elapsed,
-                    &format!(
-                        "partition healed (before healing: heights {heights:?}, rounds {rounds:?})"
-                    ),
-                );
-            }
-        }
-        !active.is_empty()
+        is_active
     }
 
     /// After a poll: fills in the start of the partition once it has lasted
     /// `PARTITION_SETTLED`.
-    pub(super) fn record_partition_start(&mut self, elapsed: Duration) {
+    pub(super) fn record_partition_start(&mut self, elapsed: Duration, seen: &Observations) {
         if self
             .partition_began
             .is_none_or(|began| elapsed < began.saturating_add(PARTITION_SETTLED))
         {
             return;
         }
-        let (heights, _) = self.heights_and_tips();
-        let rounds = self.committed_rounds();
-        if let Some(report) = self.partition_reports.last_mut()
+        let (heights, _) = seen.heights_and_tips();
+        let rounds = seen.committed_rounds();
+        if let Some(report) = self.reports.last_mut()
             && report.heights_at_start.is_empty()
         {
             report.heights_at_start = heights;
@@ -98,31 +194,20 @@ impl Driver<'_> {
         }
     }
 
-    pub(super) async fn kill_one(
+    async fn kill_one(
         &mut self,
         target: KillTarget,
         restart_at: Instant,
         elapsed: Duration,
+        cluster: &mut Cluster,
+        seen: &mut Observations,
+        journal: &mut Journal<'_>,
     ) {
-        let running: Vec<usize> = (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].http.is_some())
-            .collect();
+        let running = cluster.serving();
         if running.is_empty() {
             return;
         }
-        // The leader of the highest term: a deposed leader cut off from the others may still
-        // call itself leader of an older one.
-        let leader = running
-            .iter()
-            .copied()
-            .filter_map(|i| {
-                let training = self.views[i].as_ref()?.training.as_ref()?;
-                (training.role.as_deref() == Some("leader"))
-                    .then_some((training.term.unwrap_or(0), i))
-            })
-            .max()
-            .map(|(_, i)| i);
-        let (victim, why) = match (target, leader) {
+        let (victim, why) = match (target, seen.leader_among(&running)) {
             (KillTarget::Leader, Some(leader)) => (leader, "training leader"),
             (KillTarget::Leader, None) => (
                 running[self.rng.random_range(0..running.len())],
@@ -130,26 +215,26 @@ impl Driver<'_> {
             ),
             (KillTarget::Random, _) => (running[self.rng.random_range(0..running.len())], "random"),
         };
-        let pid = self.nodes[victim].pid().unwrap_or(0);
-        self.nodes[victim].kill().await;
-        self.views[victim] = None;
+        let pid = cluster.kill(victim).await;
+        seen.forget(victim);
         self.restart_at[victim] = Some(restart_at);
-        self.kills += 1;
-        self.event(elapsed, &format!("kill -9 n{victim} (pid {pid}, {why})"));
+        self.killed += 1;
+        journal.event(elapsed, &format!("kill -9 n{victim} (pid {pid}, {why})"));
     }
 
-    pub(super) fn restart_due(
+    fn restart_due(
         &mut self,
         now: Instant,
         elapsed: Duration,
+        cluster: &mut Cluster,
+        journal: &mut Journal<'_>,
     ) -> Result<(), TestnetError> {
-        for index in 0..self.nodes.len() {
+        for index in 0..self.restart_at.len() {
             if self.restart_at[index].is_some_and(|at| now >= at) {
                 self.restart_at[index] = None;
-                self.nodes[index].start()?;
-                self.restarts += 1;
-                let pid = self.nodes[index].pid().unwrap_or(0);
-                self.event(
+                let pid = cluster.restart(index)?;
+                self.restarted += 1;
+                journal.event(
                     elapsed,
                     &format!("restart n{index} from its data dir (pid {pid})"),
                 );

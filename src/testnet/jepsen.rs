@@ -54,13 +54,14 @@ const CHECK_BUDGET: Duration = Duration::from_secs(60);
 /// How long the clients use one set of keys.
 const KEY_EPOCH: Duration = Duration::from_millis(1000);
 
-/// Each node's HTTP address while it is up, kept current by the testnet's poll loop.
+/// Each node's HTTP address while it is up, kept current by the testnet's poll loop through
+/// `Workload::retarget`.
 #[derive(Debug, Clone, Default)]
-pub struct Targets(Arc<Mutex<Vec<Option<SocketAddr>>>>);
+struct Targets(Arc<Mutex<Vec<Option<SocketAddr>>>>);
 
 impl Targets {
     /// Sets every node's address (`None` while it is down).
-    pub fn update(&self, addrs: Vec<Option<SocketAddr>>) {
+    fn update(&self, addrs: Vec<Option<SocketAddr>>) {
         *self.lock() = addrs;
     }
 
@@ -119,6 +120,7 @@ impl Recorder {
 
 /// The running workload.
 pub struct Workload {
+    targets: Targets,
     stop: Arc<AtomicBool>,
     clients: tokio::task::JoinSet<()>,
     linearizable: Arc<Recorder>,
@@ -137,8 +139,13 @@ impl std::fmt::Debug for Workload {
 }
 
 impl Workload {
-    /// Starts the clients against `targets` (`nodes` of them) for `duration`.
-    pub fn start(targets: &Targets, nodes: usize, duration: Duration, seed: u64) -> Workload {
+    /// Starts the clients against the nodes at `addrs` (`None` for a node that is down) for
+    /// `duration`.
+    pub fn start(addrs: Vec<Option<SocketAddr>>, duration: Duration, seed: u64) -> Workload {
+        let nodes = addrs.len();
+        let targets = Targets::default();
+        targets.update(addrs);
+        let targets = &targets;
         let now = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let linearizable = Arc::new(Recorder::new(now));
@@ -216,12 +223,18 @@ impl Workload {
             });
         }
         Workload {
+            targets: targets.clone(),
             stop,
             clients,
             linearizable,
             local,
             ends,
         }
+    }
+
+    /// Points the clients at the nodes' current addresses (`None` while a node is down).
+    pub fn retarget(&self, addrs: Vec<Option<SocketAddr>>) {
+        self.targets.update(addrs);
     }
 
     /// Whether the workload's time is up.

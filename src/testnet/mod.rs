@@ -13,10 +13,15 @@
 //! `/receipts`.
 
 mod chaos;
+mod cluster;
+mod driver;
 pub mod jepsen;
+mod journal;
 pub mod layout;
+mod observe;
 pub mod plan;
 pub mod process;
+pub mod propagation;
 pub mod relay;
 pub mod report;
 pub mod rounds;

@@ -1,12 +1,11 @@
-//! What the testnet shows: the per-node table, the propagation record, and the final
+//! What the testnet shows: the per-node table and the final
 //! summary (text and JSON). Pure: takes the views the orchestrator polled, with their times.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde::Serialize;
 
+use super::propagation::{Percentiles, show_micros};
 use super::rounds::ReceiptReport;
 use super::status::NodeView;
 
@@ -19,6 +18,9 @@ pub struct Row {
     pub state: NodeState,
     /// The node's last polled `/status`; `None` until one arrives.
     pub view: Option<NodeView>,
+    /// Whether the node's miner is paced (`mining.pace_ms` > 0: it waits before each block),
+    /// so a hash rate over time says how long it waited, not how fast it hashes.
+    pub paced: bool,
 }
 
 /// Where a node's process is in its life.
@@ -60,7 +62,11 @@ pub fn row_line(row: &Row) -> String {
         "{name:<5} {role:<10} {:<5} {:<7} {:<8} {:<6} {:<7} {:<7} {:<6} {}",
         dash(training.term, |t| t.to_string()),
         view.height,
-        format!("{:.2}", view.hash_rate / 1e6),
+        if row.paced {
+            "paced".to_string()
+        } else {
+            format!("{:.2}", view.hash_rate / 1e6)
+        },
         dash(training.round, |r| r.to_string()),
         dash(training.loss, |l| format!("{l:.3}")),
         dash(training.accuracy, |a| format!("{:.1}%", a * 100.0)),
@@ -77,67 +83,6 @@ pub fn table(rows: &[Row]) -> String {
         text.push_str(&row_line(row));
     }
     text
-}
-
-/// When each height was first seen on some node and then on every node, to time block
-/// propagation. Resolution is the poll interval.
-#[derive(Debug, Default)]
-pub struct PropagationLog {
-    first_seen: BTreeMap<u64, Duration>,
-    samples: Vec<Duration>,
-    done_below: u64,
-}
-
-impl PropagationLog {
-    /// Records one poll of every node (`heights`, all nodes up, no fault that cuts links).
-    pub fn observe(&mut self, at: Duration, heights: &[u64]) {
-        let (Some(&max), Some(&min)) = (heights.iter().max(), heights.iter().min()) else {
-            return;
-        };
-        for height in self.done_below..=max {
-            self.first_seen.entry(height).or_insert(at);
-        }
-        while self.done_below <= min {
-            if let Some(first) = self.first_seen.remove(&self.done_below) {
-                self.samples.push(at.saturating_sub(first));
-            }
-            self.done_below += 1;
-        }
-    }
-
-    /// Forgets heights in flight (a fault started; their times would measure the fault).
-    pub fn interrupt(&mut self, heights: &[u64]) {
-        self.first_seen.clear();
-        self.done_below = heights.iter().max().map_or(0, |m| m + 1);
-    }
-
-    /// Median and 99th-percentile propagation times (nearest rank); `None` before any height
-    /// reached every node.
-    pub fn percentiles(&self) -> Option<Percentiles> {
-        if self.samples.is_empty() {
-            return None;
-        }
-        let mut ms: Vec<f64> = self.samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        ms.sort_by(f64::total_cmp);
-        // Nearest rank: the smallest sample with at least a share q of samples at or below it.
-        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
-        Some(Percentiles {
-            p50_ms: at(0.5),
-            p99_ms: at(0.99),
-            samples: ms.len(),
-        })
-    }
-}
-
-/// Block propagation times, first node to every node.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Percentiles {
-    /// Median time, in ms, for a height to reach every node after the first.
-    pub p50_ms: f64,
-    /// 99th-percentile time, in ms, for a height to reach every node after the first.
-    pub p99_ms: f64,
-    /// Heights timed.
-    pub samples: usize,
 }
 
 /// Datagrams through every relay, both directions.
@@ -222,8 +167,10 @@ pub struct Summary {
     pub leader_changes: Option<u64>,
     /// The committed rounds' receipts on the nodes' chains.
     pub receipts: Option<ReceiptReport>,
-    /// Block propagation times; `None` when no height was timed.
+    /// Block propagation times from the nodes' event logs; `None` when no block was timed.
     pub propagation: Option<Percentiles>,
+    /// Why no block was timed, when none was.
+    pub no_propagation: Option<String>,
     /// Datagrams through every relay.
     pub relay: RelayTotals,
     /// Wall-clock seconds of the whole run, node start-up included.
@@ -297,18 +244,26 @@ impl Summary {
                 );
             }
         }
-        if let Some(p) = self.propagation {
-            let _ = write!(
-                text,
-                "\npropagation p50 {:.0} ms, p99 {:.0} ms ({} blocks); relay: {} datagrams, {} lost, {} cut",
-                p.p50_ms,
-                p.p99_ms,
-                p.samples,
-                self.relay.forwarded,
-                self.relay.lost,
-                self.relay.cut
-            );
+        match (&self.propagation, &self.no_propagation) {
+            (Some(p), _) => {
+                let _ = write!(
+                    text,
+                    "\npropagation p50 {}, p99 {} ({} blocks, miner to every node)",
+                    show_micros(p.p50_us),
+                    show_micros(p.p99_us),
+                    p.samples
+                );
+            }
+            (None, Some(why)) => {
+                let _ = write!(text, "\npropagation: none timed ({why})");
+            }
+            (None, None) => text.push_str("\npropagation: none timed"),
         }
+        let _ = write!(
+            text,
+            "; relay: {} datagrams, {} lost, {} cut",
+            self.relay.forwarded, self.relay.lost, self.relay.cut
+        );
         if let Some(jepsen) = &self.jepsen {
             let _ = write!(text, "\n{}", jepsen.text());
         }
@@ -343,6 +298,7 @@ mod tests {
             index: 0,
             state: NodeState::Up,
             view: Some(view(41)),
+            paced: false,
         };
         let line = row_line(&row);
         assert!(line.starts_with("n0    -"), "{line}");
@@ -358,28 +314,8 @@ mod tests {
             ..row
         });
         assert!(line.contains("leader") && line.contains("96.4%"), "{line}");
-    }
-
-    #[test]
-    fn propagation_times_first_to_every_node() {
-        let mut log = PropagationLog::default();
-        let ms = Duration::from_millis;
-        // The driver starts the log (and restarts it after each fault) with `interrupt`.
-        log.interrupt(&[0, 0, 0]);
-        log.observe(ms(0), &[0, 0, 0]);
-        log.observe(ms(100), &[1, 0, 0]);
-        log.observe(ms(200), &[1, 1, 0]);
-        log.observe(ms(300), &[2, 1, 1]);
-        log.observe(ms(400), &[2, 2, 2]);
-        let p = log.percentiles().expect("samples");
-        assert_eq!(p.samples, 2);
-        // Seen everywhere at the first look: below the poll interval, counted as 0.
-        log.observe(ms(450), &[3, 3, 3]);
-        assert_eq!(log.percentiles().expect("samples").samples, 3);
-        assert_eq!(p.p50_ms, 100.0);
-        assert_eq!(p.p99_ms, 200.0);
-        log.interrupt(&[5, 2, 2]);
-        log.observe(ms(500), &[5, 5, 5]);
-        assert_eq!(log.percentiles().expect("samples").samples, 3);
+        // A paced miner's rate over time measures its waits: the table says so.
+        let line = row_line(&Row { paced: true, ..row });
+        assert!(line.contains(" paced ") && !line.contains("2.50"), "{line}");
     }
 }

@@ -1,19 +1,21 @@
 //! How a run ends: whether the goals are met (one tip, the block height, every node at the
-//! round goal with one params hash, the target accuracy on every node), the wait for the
-//! committed rounds' receipts to reach the chains, and the summary built from the last views.
+//! round goal with one params hash, the target accuracy on every node), the record of the
+//! committed rounds that check reads, and the wait for the committed rounds' receipts to
+//! reach the chains. Owns the goals' state; reads the polled `Observations`; touches no
+//! process (it asks the `Cluster` for receipts only).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::report::{RelayTotals, Summary};
-use super::rounds::{ReceiptReport, check_receipts};
-use super::run::{Driver, Setup};
-use super::status::{self, NodeView, TrainingView};
+use super::cluster::Cluster;
+use super::observe::Observations;
+use super::plan::{Goals, Plan};
+use super::rounds::{ReceiptReport, RoundLog, check_receipts};
+use super::status::{NodeView, TrainingView};
 
-/// With only a duration goal, how long past it the nodes may take to agree on a tip.
+/// How long past the duration goal the nodes may take to agree on a tip (a block in flight or
+/// a fork at the last poll) once every other goal is reached.
 const SETTLE: Duration = Duration::from_secs(15);
 /// How long after every node reached the round goal (the leader stopped there) a final
 /// evaluation may take to report the target accuracy before the run fails.
@@ -23,7 +25,7 @@ const LAST_EVALUATION: Duration = Duration::from_secs(3);
 const RECEIPTS_WITHIN: Duration = Duration::from_secs(10);
 
 /// Whether every node holds round `round` (committed and applied) with one params hash.
-fn all_at_round(trainings: &[&TrainingView], round: u64) -> bool {
+pub(super) fn all_at_round(trainings: &[&TrainingView], round: u64) -> bool {
     trainings.iter().all(|t| {
         t.round.is_some_and(|r| r >= round) && t.trained_round == t.round && t.params_hash.is_some()
     }) && trainings
@@ -31,14 +33,86 @@ fn all_at_round(trainings: &[&TrainingView], round: u64) -> bool {
         .all(|w| w[0].round == w[1].round && w[0].params_hash == w[1].params_hash)
 }
 
-impl Driver<'_> {
+/// The goals and what the run has reached of them.
+pub(super) struct Verdict {
+    goals: Goals,
+    timeout: Duration,
+    poll: Duration,
+    /// Every committed round any node reported, with its params hash.
+    rounds: RoundLog,
+    /// Since the run began, when every node first reported the target accuracy, and the
+    /// highest round committed then.
+    accuracy_reached: Option<(Duration, u64)>,
+    /// Since every node was up, when every node first held the round goal.
+    round_goal_at: Option<Duration>,
+    /// What the chains held of the committed rounds when the goals were met.
+    receipts: Option<ReceiptReport>,
+}
+
+impl Verdict {
+    /// The plan's goals, nothing reached yet.
+    pub(super) fn new(plan: &Plan) -> Verdict {
+        Verdict {
+            goals: plan.goals.clone(),
+            timeout: plan.timeout,
+            poll: plan.poll,
+            rounds: RoundLog::default(),
+            accuracy_reached: None,
+            round_goal_at: None,
+            receipts: None,
+        }
+    }
+
+    /// Every committed round any node reported.
+    pub(super) fn rounds(&self) -> &RoundLog {
+        &self.rounds
+    }
+
+    /// When (since the run began) every node first reported the target accuracy, and the
+    /// highest round committed then.
+    pub(super) fn accuracy_reached(&self) -> Option<(Duration, u64)> {
+        self.accuracy_reached
+    }
+
+    /// The receipts found on the chains once the goals were met.
+    pub(super) fn receipts(&self) -> Option<&ReceiptReport> {
+        self.receipts.as_ref()
+    }
+
+    /// Records the polled training views (at `elapsed` since every node was up,
+    /// `since_began` since the run began): rounds and params hashes, and when every node
+    /// first reached the target accuracy.
+    pub(super) fn observe(
+        &mut self,
+        elapsed: Duration,
+        since_began: Duration,
+        seen: &Observations,
+    ) {
+        for view in seen.views().iter().flatten() {
+            if let Some(training) = &view.training {
+                self.rounds.observe(elapsed, training);
+            }
+        }
+        if let Some(target) = self.goals.target_accuracy
+            && self.accuracy_reached.is_none()
+            && seen.views().iter().all(|v| {
+                v.as_ref()
+                    .and_then(|v| v.training.as_ref())
+                    .and_then(|t| t.accuracy)
+                    .is_some_and(|a| a >= target - 1e-6)
+            })
+        {
+            self.accuracy_reached = Some((since_began, self.rounds.max_round()));
+        }
+    }
+
     /// Notes when every node first held the round goal.
-    pub(super) fn note_round_goal(&mut self, elapsed: Duration) {
-        let Some(round) = self.plan.goals.rounds else {
+    pub(super) fn note_round_goal(&mut self, elapsed: Duration, seen: &Observations) {
+        let Some(round) = self.goals.rounds else {
             return;
         };
-        let trainings: Option<Vec<&TrainingView>> = self
-            .views
+        let trainings: Option<Vec<&TrainingView>> = seen
+            .views()
             .iter()
             .map(|v| v.as_ref()?.training.as_ref())
             .collect();
@@ -47,13 +121,25 @@ impl Driver<'_> {
         }
     }
 
+    /// A goal needs training but no node reports it: why the run cannot succeed.
+    pub(super) fn untrained(&self) -> Option<String> {
+        self.goals.need_training().then(|| {
+            "the nodes do not train (their config has no [train] section), so round and \
+             accuracy goals cannot be met (mining goals can)"
+                .into()
+        })
+    }
+
     /// Whether the run is over: `Some(None)` goals met, `Some(Some(why))` failed.
-    pub(super) fn judge(&self, elapsed: Duration, settled: bool) -> Option<Option<String>> {
-        let goals = &self.plan.goals;
-        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
-        let agreed = settled
-            && views.len() == self.nodes.len()
-            && views.windows(2).all(|w| w[0].tip == w[1].tip);
+    pub(super) fn judge(
+        &self,
+        elapsed: Duration,
+        settled: bool,
+        seen: &Observations,
+    ) -> Option<Option<String>> {
+        let goals = &self.goals;
+        let views = seen.answered();
+        let agreed = settled && seen.one_tip();
         let trainings: Option<Vec<&TrainingView>> =
             views.iter().map(|v| v.training.as_ref()).collect();
         let blocks = goals
@@ -67,7 +153,8 @@ impl Driver<'_> {
                 .as_ref()
                 .is_some_and(|ts| ts.iter().all(|t| t.accuracy.is_some_and(|x| x >= a - 1e-6)))
         });
-        let met = agreed && blocks && rounds && accuracy && self.rounds.conflicts() == 0;
+        let reached = blocks && rounds && accuracy && self.rounds.conflicts() == 0;
+        let met = agreed && reached;
         if let (Some(round), Some(target)) = (goals.rounds, goals.target_accuracy)
             && rounds
             && !accuracy
@@ -79,7 +166,7 @@ impl Driver<'_> {
                 "training stopped at round {round} (the round goal) below the target accuracy \
                  {:.1}%{}",
                 target * 100.0,
-                self.shortfall(agreed)
+                self.shortfall(agreed, seen)
             )));
         }
         let other_goals = goals.blocks.is_some() || goals.need_training();
@@ -88,11 +175,11 @@ impl Driver<'_> {
                 if met {
                     return Some(None);
                 }
-                if other_goals {
+                if other_goals && !reached {
                     return Some(Some(format!(
                         "goals not reached in {:.0} s{}",
                         duration.as_secs_f64(),
-                        self.shortfall(agreed)
+                        self.shortfall(agreed, seen)
                     )));
                 }
                 if elapsed >= duration + SETTLE {
@@ -106,20 +193,20 @@ impl Driver<'_> {
             None if met => return Some(None),
             None => {}
         }
-        if elapsed >= self.plan.timeout {
+        if elapsed >= self.timeout {
             return Some(Some(format!(
                 "gave up after {:.0} s{}",
-                self.plan.timeout.as_secs_f64(),
-                self.shortfall(agreed)
+                self.timeout.as_secs_f64(),
+                self.shortfall(agreed, seen)
             )));
         }
         None
     }
 
-    fn shortfall(&self, agreed: bool) -> String {
+    fn shortfall(&self, agreed: bool, seen: &Observations) -> String {
         let show = |f: &dyn Fn(&NodeView) -> String| -> String {
-            let values: Vec<String> = self
-                .views
+            let values: Vec<String> = seen
+                .views()
                 .iter()
                 .map(|v| v.as_ref().map_or("-".into(), f))
                 .collect();
@@ -127,7 +214,7 @@ impl Driver<'_> {
         };
         let tips = if agreed { "one tip" } else { "tips differ" };
         let mut text = format!(" (heights {}, {tips}", show(&|v| v.height.to_string()));
-        if self.views.iter().flatten().any(|v| v.training.is_some()) {
+        if seen.any_training() {
             let rounds = show(&|v| {
                 v.training
                     .as_ref()
@@ -153,107 +240,21 @@ impl Driver<'_> {
     }
 
     /// Once the goals are met: waits until every committed round's receipt is on every
-    /// node's best chain (or `RECEIPTS_WITHIN` passed), and reports what the chains hold.
-    pub(super) async fn settle_receipts(&mut self) -> ReceiptReport {
+    /// node's best chain (or `RECEIPTS_WITHIN` passed), and keeps what the chains hold.
+    pub(super) async fn settle_receipts(&mut self, cluster: &Cluster) {
         let rounds = self.rounds.max_round();
         let deadline = Instant::now() + RECEIPTS_WITHIN;
-        let timeout = self.plan.poll.max(Duration::from_secs(2));
+        let timeout = self.poll.max(Duration::from_secs(2));
         loop {
-            let mut fetches = JoinSet::new();
-            for node in &self.nodes {
-                if let Some(http) = node.http {
-                    fetches.spawn(async move { status::fetch_receipts(http, timeout).await });
-                }
-            }
-            let mut lists = Vec::new();
-            while let Some(result) = fetches.join_next().await {
-                if let Ok(Ok(list)) = result {
-                    lists.push(list);
-                }
-            }
-            let complete = lists.len() == self.nodes.len();
+            let (lists, complete) = cluster.fetch_receipts(timeout).await;
             let report = check_receipts(&lists, rounds, &self.rounds);
             if (complete && report.on_chain == rounds && report.identical)
                 || Instant::now() >= deadline
             {
-                return report;
+                self.receipts = Some(report);
+                return;
             }
-            tokio::time::sleep(self.plan.poll).await;
-        }
-    }
-
-    pub(super) fn summary(
-        &self,
-        setup: &Setup,
-        duration: Duration,
-        reason: Option<String>,
-    ) -> Summary {
-        let views: Vec<&NodeView> = self.views.iter().flatten().collect();
-        let heights: Vec<u64> = self
-            .views
-            .iter()
-            .map(|v| v.as_ref().map_or(0, |v| v.height))
-            .collect();
-        let agreed =
-            views.len() == self.views.len() && views.windows(2).all(|w| w[0].tip == w[1].tip);
-        let trained: Vec<&TrainingView> =
-            views.iter().filter_map(|v| v.training.as_ref()).collect();
-        let training = !trained.is_empty();
-        let rounds = self.committed_rounds_reported();
-        let final_max = rounds.iter().flatten().copied().max().unwrap_or(0);
-        let lost =
-            self.rounds.conflicts() as u64 + self.rounds.max_round().saturating_sub(final_max);
-        let same_params = trained.len() == self.views.len()
-            && all_at_round(&trained, trained.first().and_then(|t| t.round).unwrap_or(0));
-        let mut relay = RelayTotals::default();
-        for (_, r) in &self.relays {
-            relay.forwarded += r.stats.forwarded.load(Ordering::Relaxed);
-            relay.bytes += r.stats.bytes.load(Ordering::Relaxed);
-            relay.lost += r.stats.lost.load(Ordering::Relaxed);
-            relay.cut += r.stats.cut.load(Ordering::Relaxed);
-        }
-        Summary {
-            dir: setup.dir.display().to_string(),
-            nodes: self.nodes.len(),
-            blocks: if agreed {
-                heights.first().copied().unwrap_or(0)
-            } else {
-                heights.iter().copied().max().unwrap_or(0)
-            },
-            heights,
-            agreed,
-            tip: agreed
-                .then(|| views.first().map(|v| v.tip.clone()))
-                .flatten(),
-            kills: self.kills,
-            restarts: self.restarts,
-            partitions: self.partitions_healed,
-            partition_reports: self.partition_reports.clone(),
-            rounds_committed: training.then(|| self.rounds.max_round()),
-            rounds,
-            rounds_lost: training.then_some(lost),
-            rounds_abandoned: training
-                .then(|| trained.iter().filter_map(|t| t.rounds_abandoned).sum()),
-            training_agreed: training.then_some(lost == 0 && self.rounds.conflicts() == 0),
-            params_hash: same_params
-                .then(|| trained.first().and_then(|t| t.params_hash.clone()))
-                .flatten(),
-            accuracy: trained
-                .iter()
-                .filter_map(|t| t.accuracy)
-                .min_by(f64::total_cmp),
-            accuracy_reached_secs: self.accuracy_reached.map(|(at, _)| at.as_secs_f64()),
-            accuracy_reached_round: self.accuracy_reached.map(|(_, round)| round),
-            rounds_per_sec: self.rounds.rate(),
-            leader_changes: training.then_some(self.leader_changes),
-            receipts: self.receipts.clone(),
-            propagation: self.propagation.percentiles(),
-            relay,
-            duration_secs: duration.as_secs_f64(),
-            events_epoch_ms: self.t0_unix_ms,
-            goals_met: reason.is_none(),
-            reason,
-            jepsen: None,
+            tokio::time::sleep(self.poll).await;
         }
     }
 }

@@ -36,6 +36,7 @@ impl Sim {
         self.logs[node].push(Event {
             node: name,
             time_ms: EPOCH_MS + at,
+            time_us: 0,
             clock: self.clocks[node].clone(),
             kind,
         });
@@ -50,6 +51,7 @@ impl Sim {
         self.logs[from].push(Event {
             node: sender.clone(),
             time_ms: EPOCH_MS + at,
+            time_us: 0,
             clock: stamp.clone(),
             kind: EventKind::Sent {
                 to: receiver.clone(),
@@ -63,6 +65,7 @@ impl Sim {
         self.logs[to].push(Event {
             node: receiver,
             time_ms: EPOCH_MS + at + delay,
+            time_us: 0,
             clock: self.clocks[to].clone(),
             kind: EventKind::Received {
                 from: sender,
