@@ -183,3 +183,81 @@ fn the_map_stays_short() {
          minutes; details belong in the modules' `//!` headers"
     );
 }
+/// The import order's groups, lowest first (the lines with arrows in `## Layers`).
+fn import_order(text: &str) -> Vec<Vec<String>> {
+    let layers = section(text, "Layers");
+    let chain: String = layers
+        .iter()
+        .filter(|line| line.contains('→'))
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    chain
+        .split('→')
+        .map(|group| {
+            group
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// Every `.rs` file under `path` (a file or a dir).
+fn rust_files(path: &Path) -> Vec<std::path::PathBuf> {
+    if path.is_file() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files = Vec::new();
+    for entry in fs::read_dir(path).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn imports_go_down_the_layers() {
+    let text = map();
+    let rank: std::collections::BTreeMap<String, usize> = import_order(&text)
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, group)| group.into_iter().map(move |m| (m, i)))
+        .collect();
+    let mut upward = BTreeSet::new();
+    for (module, &own) in &rank {
+        let dir = root().join("src").join(module);
+        let path = if dir.is_dir() {
+            dir
+        } else {
+            root().join("src").join(format!("{module}.rs"))
+        };
+        for file in rust_files(&path) {
+            let source = fs::read_to_string(&file).unwrap_or_default();
+            for line in source.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for used in line.split("crate::").skip(1) {
+                    let name: String = used
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if let Some(&theirs) = rank.get(&name)
+                        && name != *module
+                        && theirs >= own
+                    {
+                        upward.insert(format!("{module} -> {name} ({})", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "imports against ARCHITECTURE.md's order: {upward:#?}"
+    );
+}
