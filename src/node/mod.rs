@@ -180,88 +180,45 @@ impl Node {
 
 async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     config.validate()?;
-    let params = NetworkParams::by_name(&config.network)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
-    let identity = Identity::load_or_create(&config.data_dir)?;
+    let DataDir {
+        params,
+        identity,
+        store,
+        chain,
+        event_log,
+    } = open_data_dir(&config)?;
     let id = identity.id();
-    let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
-    let chain = store.load_chain()?;
-
-    let event_log = if config.events.enabled {
-        let dir = config.data_dir.join(crate::events::EVENTS_DIR);
-        EventLog::open(&dir, &id.short(), config.events.limits())?
-    } else {
-        EventLog::disabled()
-    };
-    event_log.record(EventKind::NodeStarted);
-
-    let mut net_config =
-        NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
-    net_config.events = event_log.clone();
-    net_config.pins = config.net.pinned.clone();
-    net_config.ban = config.ban();
-    net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
-    net_config.key_exchange = config.net.key_exchange;
-    let (net, net_events) = Network::bind(identity, net_config)?;
+    let (net, net_events) = bind_network(&config, &params, identity, &event_log)?;
     let listen = net.local_addr();
-
     let metrics = Metrics::new();
-    let trains = config.train.is_some();
-    let (chain_view, chain_view_rx) = watch::channel(ChainView {
-        network: config.network.clone(),
-        node: id,
-        height: chain.height(),
-        tip: chain.tip(),
-        total_work: chain.total_work(),
-        peers: Vec::new(),
-        hash_rate: 0.0,
-        backend: "none".into(),
-        mining: false,
-        blocks_mined: 0,
-        receipts_pooled: 0,
-        listen,
-    });
-    let (consensus_view, consensus_view_rx) = watch::channel(ConsensusView::default());
-    let (training_view, training_view_rx) = watch::channel(TrainingView::default());
-    let views = NodeViews {
-        chain: chain_view_rx,
-        consensus: trains.then_some(consensus_view_rx),
-        training: trains.then_some(training_view_rx),
-    };
-    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let (senders, views) = view_channels(&config, &chain, id, listen);
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     let (config_tx, config_rx) = mpsc::channel(256);
     let (receipts_tx, receipts_rx) = mpsc::channel(16);
-    let http = match config.http.listen {
-        Some(addr) => {
-            let stopped = async move {
-                let _ = stopped_rx.wait_for(|stopped| *stopped).await;
-            };
-            let parts = ApiParts {
-                views: views.clone(),
-                metrics: metrics.clone(),
-                config: trains.then(|| config_tx.clone()),
-                receipts: trains.then(|| receipts_tx.clone()),
-            };
-            let bound = api::serve(addr, parts, stopped)
-                .await
-                .map_err(|e| NodeError::Http(addr, e))?;
-            Some(bound)
-        }
-        None => None,
-    };
+    let trains = config.train.is_some();
+    let http = serve_http(
+        &config,
+        ApiParts {
+            views: views.clone(),
+            metrics: metrics.clone(),
+            config: trains.then_some(config_tx),
+            receipts: trains.then_some(receipts_tx),
+        },
+        stopped_rx,
+    )
+    .await?;
     info!(
         node = %id, network = %config.network, %listen, http = ?http,
         height = chain.height(), tip = %chain.tip(), "node started"
     );
 
-    let training = match &config.train {
+    let consensus = match &config.train {
         Some(train) => Some(start_consensus(
             id,
             train,
             &config.data_dir,
             &net,
-            consensus_view,
+            senders.consensus,
             &metrics,
         )?),
         None => None,
@@ -274,73 +231,44 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         net: net.clone(),
         net_events,
         metrics: metrics.clone(),
-        view: chain_view,
+        view: senders.chain,
         events: events.clone(),
         event_log: event_log.clone(),
     })?;
-
     let (stop_training, stop_training_rx) = watch::channel(false);
-    let (consensus, consensus_task, training_task) = match training {
+    let training = match consensus {
         Some(started) => {
             tokio::spawn(serve_receipts(receipts_rx, commands.clone()));
-            let jobs = trainer_thread::spawn(
-                trainer_thread::ThreadParts {
-                    setup: started.prepared.setup,
-                    shard: started.prepared.shard,
-                    device: started.device,
-                    blobs: started.blobs.clone(),
-                    eval_every: started.eval_every,
-                    last_round: started.max_rounds,
+            Some(start_training(
+                started,
+                TrainingLinks {
+                    own: id,
+                    net: net.clone(),
+                    chain: commands.clone(),
+                    config_requests: config_rx,
+                    view: senders.training,
+                    metrics: metrics.clone(),
+                    stop: stop_training_rx,
                 },
-                started.done_tx,
-            )
-            .map_err(NodeError::TrainerThread)?;
-            let task = training::spawn(training::TrainingParts {
-                own: id,
-                workers: started.prepared.workers,
-                gradient_len: started.prepared.gradient_len,
-                max_rounds: started.max_rounds,
-                join: started.join,
-                accept_joins: started.accept_joins,
-                consensus: started.handle.clone(),
-                applied: started.applied,
-                net: net.clone(),
-                events: net.subscribe(Service::Training),
-                jobs,
-                done: started.done_rx,
-                blobs: started.blobs,
+            )?)
+        }
+        None => None,
+    };
+    let consensus = training.as_ref().map(|t| t.consensus.clone());
+    let task = spawn_supervisor(
+        Supervised {
+            chain: chain_task,
+            training,
+            stoppers: Stoppers {
                 chain: commands.clone(),
-                config_requests: config_rx,
-                view: training_view,
-                metrics: metrics.clone(),
-                stop: stop_training_rx,
-            });
-            (Some(started.handle), Some(started.task), Some(task))
-        }
-        None => (None, None, None),
-    };
-
-    // The supervisor: when a service stops (asked to, or failing), stop the others, then
-    // close the network and the HTTP server.
-    let supervised = net.clone();
-    let stoppers = Stoppers {
-        chain: commands.clone(),
-        consensus: consensus.clone(),
-        training: stop_training,
-    };
-    let task = tokio::spawn(async move {
-        let result = supervise(chain_task, consensus_task, training_task, stoppers).await;
-        supervised.shutdown();
-        event_log.record(EventKind::NodeStopped);
-        let flushing = event_log.clone();
-        let _ = tokio::task::spawn_blocking(move || flushing.flush()).await;
-        let _ = stopped_tx.send(true);
-        match &result {
-            Ok(()) => info!("node stopped"),
-            Err(error) => warn!(%error, "node stopped"),
-        }
-        result
-    });
+                consensus: consensus.clone(),
+                training: stop_training,
+            },
+        },
+        net.clone(),
+        event_log,
+        stopped_tx,
+    );
     Ok(NodeHandle {
         commands,
         views,
@@ -353,6 +281,222 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         metrics,
         consensus,
         task,
+    })
+}
+
+/// What the data dir holds: the network profile's parameters, the identity, the chain store
+/// with the chain it loaded, and the event log.
+struct DataDir {
+    params: NetworkParams,
+    identity: Identity,
+    store: ChainStore,
+    chain: Chain,
+    event_log: EventLog,
+}
+
+/// Creates the data dir if needed and opens the identity, the chain store and the event log.
+fn open_data_dir(config: &NodeConfig) -> Result<DataDir, NodeError> {
+    let params = NetworkParams::by_name(&config.network)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| NodeError::DataDir(config.data_dir.clone(), e))?;
+    let identity = Identity::load_or_create(&config.data_dir)?;
+    let store = ChainStore::open(config.data_dir.join(STORE_FILE), &params)?;
+    let chain = store.load_chain()?;
+    let event_log = if config.events.enabled {
+        let dir = config.data_dir.join(crate::events::EVENTS_DIR);
+        EventLog::open(&dir, &identity.id().short(), config.events.limits())?
+    } else {
+        EventLog::disabled()
+    };
+    event_log.record(EventKind::NodeStarted);
+    Ok(DataDir {
+        params,
+        identity,
+        store,
+        chain,
+        event_log,
+    })
+}
+
+/// Binds the QUIC endpoint with the config's pins, bans, timeouts and key exchange.
+fn bind_network(
+    config: &NodeConfig,
+    params: &NetworkParams,
+    identity: Identity,
+    event_log: &EventLog,
+) -> Result<(Network, mpsc::Receiver<crate::net::NetEvent>), NodeError> {
+    let mut net_config =
+        NetConfig::new(config.net.listen, &config.network, params.genesis_hash().0);
+    net_config.events = event_log.clone();
+    net_config.pins = config.net.pinned.clone();
+    net_config.ban = config.ban();
+    net_config.idle_timeout = Duration::from_secs(config.net.idle_timeout_secs);
+    net_config.key_exchange = config.net.key_exchange;
+    Ok(Network::bind(identity, net_config)?)
+}
+
+/// Where each service publishes its view.
+struct ViewSenders {
+    chain: watch::Sender<ChainView>,
+    consensus: watch::Sender<ConsensusView>,
+    training: watch::Sender<TrainingView>,
+}
+
+/// A watch channel per service view, the chain's starting from the loaded chain; the
+/// consensus and training receivers are kept only on a training node.
+fn view_channels(
+    config: &NodeConfig,
+    chain: &Chain,
+    node: NodeId,
+    listen: SocketAddr,
+) -> (ViewSenders, NodeViews) {
+    let (chain_view, chain_rx) = watch::channel(ChainView {
+        network: config.network.clone(),
+        node,
+        height: chain.height(),
+        tip: chain.tip(),
+        total_work: chain.total_work(),
+        peers: Vec::new(),
+        hash_rate: 0.0,
+        backend: "none".into(),
+        mining: false,
+        blocks_mined: 0,
+        receipts_pooled: 0,
+        listen,
+    });
+    let (consensus, consensus_rx) = watch::channel(ConsensusView::default());
+    let (training, training_rx) = watch::channel(TrainingView::default());
+    let trains = config.train.is_some();
+    let views = NodeViews {
+        chain: chain_rx,
+        consensus: trains.then_some(consensus_rx),
+        training: trains.then_some(training_rx),
+    };
+    let senders = ViewSenders {
+        chain: chain_view,
+        consensus,
+        training,
+    };
+    (senders, views)
+}
+
+/// Binds and serves the HTTP API when the config asks for it, until `stopped` turns true.
+async fn serve_http(
+    config: &NodeConfig,
+    parts: ApiParts,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<Option<SocketAddr>, NodeError> {
+    let Some(addr) = config.http.listen else {
+        return Ok(None);
+    };
+    let stopped = async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    let bound = api::serve(addr, parts, stopped)
+        .await
+        .map_err(|e| NodeError::Http(addr, e))?;
+    Ok(Some(bound))
+}
+
+/// What the training service is wired to besides the consensus service.
+struct TrainingLinks {
+    own: NodeId,
+    net: Network,
+    chain: mpsc::Sender<ChainCommand>,
+    config_requests: mpsc::Receiver<crate::views::ConfigRequest>,
+    view: watch::Sender<TrainingView>,
+    metrics: Metrics,
+    stop: watch::Receiver<bool>,
+}
+
+/// The consensus and training services of a training node, running.
+struct RunningTraining {
+    consensus: ConsensusHandle<Replicated>,
+    consensus_task: consensus::ConsensusTask,
+    task: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+/// Starts the trainer thread and the training service over a started consensus service.
+fn start_training(
+    started: StartedConsensus,
+    links: TrainingLinks,
+) -> Result<RunningTraining, NodeError> {
+    let jobs = trainer_thread::spawn(
+        trainer_thread::ThreadParts {
+            setup: started.prepared.setup,
+            shard: started.prepared.shard,
+            device: started.device,
+            blobs: started.blobs.clone(),
+            eval_every: started.eval_every,
+            last_round: started.max_rounds,
+        },
+        started.done_tx,
+    )
+    .map_err(NodeError::TrainerThread)?;
+    let task = training::spawn(training::TrainingParts {
+        own: links.own,
+        workers: started.prepared.workers,
+        gradient_len: started.prepared.gradient_len,
+        max_rounds: started.max_rounds,
+        join: started.join,
+        accept_joins: started.accept_joins,
+        consensus: started.handle.clone(),
+        applied: started.applied,
+        events: links.net.subscribe(Service::Training),
+        net: links.net,
+        jobs,
+        done: started.done_rx,
+        blobs: started.blobs,
+        chain: links.chain,
+        config_requests: links.config_requests,
+        view: links.view,
+        metrics: links.metrics,
+        stop: links.stop,
+    });
+    Ok(RunningTraining {
+        consensus: started.handle,
+        consensus_task: started.task,
+        task,
+    })
+}
+
+/// The services the supervisor watches, and how it stops them.
+struct Supervised {
+    chain: tokio::task::JoinHandle<Result<(), NodeError>>,
+    training: Option<RunningTraining>,
+    stoppers: Stoppers,
+}
+
+/// The supervisor: when a service stops (asked to, or failing), stop the others, then close
+/// the network, flush the event log and stop the HTTP server.
+fn spawn_supervisor(
+    services: Supervised,
+    net: Network,
+    event_log: EventLog,
+    stopped: watch::Sender<bool>,
+) -> tokio::task::JoinHandle<Result<(), NodeError>> {
+    tokio::spawn(async move {
+        let (consensus_task, training_task) = match services.training {
+            Some(running) => (Some(running.consensus_task), Some(running.task)),
+            None => (None, None),
+        };
+        let result = supervise(
+            services.chain,
+            consensus_task,
+            training_task,
+            services.stoppers,
+        )
+        .await;
+        net.shutdown();
+        event_log.record(EventKind::NodeStopped);
+        let flushing = event_log.clone();
+        let _ = tokio::task::spawn_blocking(move || flushing.flush()).await;
+        let _ = stopped.send(true);
+        match &result {
+            Ok(()) => info!("node stopped"),
+            Err(error) => warn!(%error, "node stopped"),
+        }
+        result
     })
 }
 
