@@ -230,11 +230,21 @@ pub async fn serve(
     parts: ApiParts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<SocketAddr> {
-    serve_with_header_timeout(addr, parts, shutdown, HEADER_READ_TIMEOUT).await
+    serve_with(addr, parts, shutdown, HEADER_READ_TIMEOUT).await
 }
 
-/// `serve` with another header-read timeout.
+/// `serve` with another header-read timeout (feature `testing`: the slowloris test's hook).
+#[cfg(any(test, feature = "testing"))]
 pub async fn serve_with_header_timeout(
+    addr: SocketAddr,
+    parts: ApiParts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    header_timeout: Duration,
+) -> std::io::Result<SocketAddr> {
+    serve_with(addr, parts, shutdown, header_timeout).await
+}
+
+async fn serve_with(
     addr: SocketAddr,
     parts: ApiParts,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

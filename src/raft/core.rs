@@ -46,9 +46,8 @@ pub struct Config {
     pub max_entries_per_message: usize,
     /// Seed of the election-timeout RNG (the simulator passes its own; production: random).
     pub seed: u64,
-    /// Test-only: always wait exactly `election_ticks` (exhaustive model check).
-    #[doc(hidden)]
-    pub fixed_election_timeout: bool,
+    /// Always wait exactly `election_ticks` (the simulator's exhaustive model check).
+    pub(crate) fixed_election_timeout: bool,
     /// Mutation (unit tests only): commit entries of earlier terms by counting replicas.
     #[cfg(test)]
     pub unsafe_disable_figure8_rule: bool,
@@ -575,17 +574,17 @@ impl Raft {
         self.awaiting_advance = false;
     }
 
-    /// Test hook: the election timeout fires now (pre-vote first if configured).
-    #[doc(hidden)]
+    /// Test hook (feature `testing`): the election timeout fires now (pre-vote first if
+    /// configured).
+    #[cfg(any(test, feature = "testing"))]
     pub fn campaign_now(&mut self) {
         if self.role != Role::Leader && self.voters.contains(&self.id) {
             self.start_election(false);
         }
     }
 
-    /// Test hook: hashes the protocol state (not the RNG) for the model checker's dedup.
-    #[doc(hidden)]
-    pub fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
+    /// Hashes the protocol state (not the RNG) for the model checker's dedup.
+    pub(crate) fn fingerprint<H: std::hash::Hasher>(&self, h: &mut H) {
         use std::hash::Hash;
         (
             self.term,
@@ -618,10 +617,9 @@ impl Raft {
             .hash(h);
     }
 
-    /// Test instrumentation: the lowest log index changed since the last call.
-    #[doc(hidden)]
+    /// The lowest log index changed since the last call (the simulator's checker).
     #[must_use = "the change is reported once; a dropped index is lost"]
-    pub fn take_log_changed_from(&mut self) -> Option<u64> {
+    pub(crate) fn take_log_changed_from(&mut self) -> Option<u64> {
         self.log.changed_from.take()
     }
 }
