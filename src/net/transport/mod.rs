@@ -396,7 +396,8 @@ impl Network {
                 return Err(NetError::Refused { addr, reason });
             }
         };
-        if let Err(reason) = check_hello(&inner.hello, &theirs) {
+        if let Err(mismatch) = check_hello(&inner.hello, &theirs) {
+            let reason = mismatch.to_string();
             reject(inner, &connection, send, addr, peer, reason.clone()).await;
             return Err(NetError::RefusedHere { addr, reason });
         }
@@ -668,7 +669,11 @@ async fn accept(inner: Arc<Inner>, incoming: quinn::Incoming) -> Result<(), NetE
     let refusal = if peer == inner.identity.id() {
         Some("connected to itself".to_string())
     } else {
-        refusal(&inner, &peer).or_else(|| check_hello(&inner.hello, &theirs).err())
+        refusal(&inner, &peer).or_else(|| {
+            check_hello(&inner.hello, &theirs)
+                .err()
+                .map(|mismatch| mismatch.to_string())
+        })
     };
     if let Some(reason) = refusal {
         reject(&inner, &connection, send, remote, peer, reason.clone()).await;
