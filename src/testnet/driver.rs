@@ -16,7 +16,7 @@ use super::jepsen::Workload;
 use super::journal::Journal;
 use super::observe::Observations;
 use super::plan::Plan;
-use super::propagation::Percentiles;
+use super::propagation::{NoPropagation, Percentiles};
 use super::report::Summary;
 use super::run::Setup;
 use super::status::TrainingView;
@@ -227,7 +227,7 @@ impl<'a> Driver<'a> {
         &self,
         setup: &Setup,
         reason: Option<String>,
-        propagation: Result<Percentiles, String>,
+        propagation: Result<Percentiles, NoPropagation>,
     ) -> Summary {
         let views = self.seen.answered();
         let (heights, tips) = self.seen.heights_and_tips();
@@ -275,7 +275,7 @@ impl<'a> Driver<'a> {
             rounds_per_sec: log.rate(),
             leader_changes: training.then_some(self.seen.leader_changes()),
             receipts: self.verdict.receipts().cloned(),
-            no_propagation: propagation.as_ref().err().cloned(),
+            no_propagation: propagation.as_ref().err().map(ToString::to_string),
             propagation: propagation.ok(),
             relay: self.cluster.relay_totals(),
             duration_secs: self.clock.began.elapsed().as_secs_f64(),

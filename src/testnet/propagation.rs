@@ -57,12 +57,16 @@ impl BlockTimes {
 
     /// The percentiles over every block that reached all `nodes` inside one of the `clean`
     /// stretches (µs since the Unix epoch, first and last clean poll), or why there are none.
-    pub fn percentiles(&self, nodes: usize, clean: &[(u64, u64)]) -> Result<Percentiles, String> {
+    pub fn percentiles(
+        &self,
+        nodes: usize,
+        clean: &[(u64, u64)],
+    ) -> Result<Percentiles, NoPropagation> {
         if nodes < 2 {
-            return Err("one node: no block has anywhere to go".into());
+            return Err(NoPropagation::OneNode);
         }
         if self.found.is_empty() {
-            return Err("no node logged a block it mined".into());
+            return Err(NoPropagation::NothingMined);
         }
         let mut samples: Vec<f64> = Vec::new();
         for (hash, &(miner, found)) in &self.found {
@@ -85,9 +89,7 @@ impl BlockTimes {
             }
         }
         if samples.is_empty() {
-            return Err(
-                "no block reached every node while all were up and no partition cut a link".into(),
-            );
+            return Err(NoPropagation::NoCleanTrip);
         }
         samples.sort_by(f64::total_cmp);
         // Nearest rank: the smallest sample with at least a share q of samples at or below it.
@@ -100,6 +102,24 @@ impl BlockTimes {
             samples: samples.len(),
         })
     }
+}
+
+/// Why a run has no propagation figure; the summary prints it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoPropagation {
+    /// A one-node testnet.
+    #[error("one node: no block has anywhere to go")]
+    OneNode,
+    /// No node's event log holds a block it mined.
+    #[error("no node logged a block it mined")]
+    NothingMined,
+    /// Every mined block missed a node, or travelled while a node was down or a link cut.
+    #[error("no block reached every node while all were up and no partition cut a link")]
+    NoCleanTrip,
+    /// The event logs could not be read; holds why.
+    #[error("the nodes' event logs cannot be read: {0}")]
+    Unreadable(String),
 }
 
 /// A duration in µs as people read it: `640 µs`, `2.15 ms`, `31.2 ms`.
@@ -185,18 +205,19 @@ mod tests {
         let why = times
             .percentiles(2, &[(20_000, 90_000)])
             .expect_err("before");
-        assert!(why.contains("no block reached every node"), "{why}");
+        assert_eq!(why, NoPropagation::NoCleanTrip);
         assert!(times.percentiles(2, &[(0, 40_000)]).is_err());
         assert_eq!(
             times.percentiles(2, &[(0, 50_000)]).expect("inside").p50_us,
             40_000.0
         );
         let why = times.percentiles(1, &[(0, 50_000)]).expect_err("alone");
-        assert!(why.contains("one node"), "{why}");
+        assert_eq!(why, NoPropagation::OneNode);
         let why = BlockTimes::default()
             .percentiles(3, &[(0, 50_000)])
             .expect_err("none mined");
-        assert!(why.contains("mined"), "{why}");
+        assert_eq!(why, NoPropagation::NothingMined);
+        assert!(why.to_string().contains("mined"), "{why}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::journal::Journal;
 use super::layout::{node_config, relay_back_ip, relay_front};
 use super::plan::Plan;
 use super::process::NodeProcess;
-use super::propagation::{BlockTimes, Percentiles};
+use super::propagation::{BlockTimes, NoPropagation, Percentiles};
 use super::relay::{LinkFaults, Relay};
 use super::report::{Row, Summary};
 use super::{TestnetError, layout};
@@ -181,10 +181,10 @@ async fn time_propagation(
     setup: &Setup,
     nodes: usize,
     clean: Vec<(u64, u64)>,
-) -> Result<Percentiles, String> {
+) -> Result<Percentiles, NoPropagation> {
     let dir = setup.dir.clone();
     let read = move || {
-        let cannot = |e: LogReadError| format!("the nodes' event logs cannot be read: {e}");
+        let cannot = |e: LogReadError| NoPropagation::Unreadable(e.to_string());
         let mut times = BlockTimes::default();
         for (index, log) in events::find_logs(&dir).map_err(cannot)?.iter().enumerate() {
             events::read_events(log, |at| times.record(index, &at.event)).map_err(cannot)?;
@@ -193,7 +193,7 @@ async fn time_propagation(
     };
     tokio::task::spawn_blocking(read)
         .await
-        .unwrap_or_else(|e| Err(format!("reading the event logs failed: {e}")))
+        .unwrap_or_else(|e| Err(NoPropagation::Unreadable(e.to_string())))
 }
 
 fn write_summary(setup: &Setup, summary: &Summary) -> Result<(), TestnetError> {
