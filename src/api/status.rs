@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::receipt::OnChain;
-use crate::views::{ChainView, ConsensusView, TrainingView, ViewSnapshot};
+use crate::views::{ChainView, ConsensusView, RaftPosition, TrainingView, ViewSnapshot};
 
 /// What `GET /status` returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -185,12 +185,22 @@ impl From<&ViewSnapshot> for NodeStatus {
     }
 }
 
+/// Role, term and leader as both Raft parts of `/status` write them.
+fn position(position: &RaftPosition) -> (String, u64, Option<String>) {
+    (
+        position.role.name().to_string(),
+        position.term,
+        position.leader.map(|id| id.to_string()),
+    )
+}
+
 impl From<&ConsensusView> for ConsensusStatus {
     fn from(view: &ConsensusView) -> ConsensusStatus {
+        let (role, term, leader) = position(&view.position);
         ConsensusStatus {
-            role: view.position.role.name().to_string(),
-            term: view.position.term,
-            leader: view.position.leader.map(|id| id.to_string()),
+            role,
+            term,
+            leader,
             commit_index: view.commit_index,
             applied_index: view.applied_index,
             voters: view.voters.iter().map(ToString::to_string).collect(),
@@ -204,10 +214,11 @@ impl From<&ConsensusView> for ConsensusStatus {
 
 impl From<&TrainingView> for TrainingStatus {
     fn from(view: &TrainingView) -> TrainingStatus {
+        let (role, term, leader) = position(&view.position);
         TrainingStatus {
-            role: view.position.role.name().to_string(),
-            term: view.position.term,
-            leader: view.position.leader.map(|id| id.to_string()),
+            role,
+            term,
+            leader,
             round: view.round,
             rounds_committed: view.rounds_committed,
             loss: view.loss,
