@@ -144,6 +144,46 @@ pub struct NetSection {
 pub struct HttpSection {
     /// TCP address for `/status` and `/metrics`; absent: no HTTP server.
     pub listen: Option<SocketAddr>,
+    /// Which requests need the node's token: `writes` (the default: every method but GET and
+    /// HEAD) or `all` (reads too, `/status` and `/metrics` included).
+    #[serde(with = "text_values::one")]
+    pub auth: HttpAuth,
+    /// A file holding the API token (at least 32 characters, no spaces) instead of a fresh
+    /// random one in `DATA_DIR/.cookie` at each start.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Which HTTP requests need the node's token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpAuth {
+    /// Every request that can change something (any method but GET and HEAD).
+    #[default]
+    Writes,
+    /// Every request.
+    All,
+}
+
+impl std::fmt::Display for HttpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpAuth::Writes => "writes",
+            HttpAuth::All => "all",
+        })
+    }
+}
+
+impl std::str::FromStr for HttpAuth {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "writes" => Ok(HttpAuth::Writes),
+            "all" => Ok(HttpAuth::All),
+            other => Err(format!(
+                "unknown auth '{other}'; use writes (every change needs the token) or all"
+            )),
+        }
+    }
 }
 
 /// `[mining]`: whether and how this node mines.

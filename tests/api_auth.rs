@@ -1,7 +1,8 @@
 //! The API's token, on the real `hashgrad node` binary over real HTTP: the node writes a fresh
 //! private cookie at each start and names it in its `listening` line; a write without the
 //! token is refused with 401 and changes nothing, a wrong or stale token with 403, the right
-//! one is served; reads need no token.
+//! one is served; reads need no token unless `[http] auth = "all"`, and `[http] token_file`
+//! replaces the cookie with a configured token.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,9 +38,15 @@ fn fingerprint(dir: &Path) -> String {
 }
 
 fn spawn(dir: &Path) -> Proc {
+    spawn_with(dir, &[])
+}
+
+/// `spawn` with more arguments for `hashgrad node` (a `--config`).
+fn spawn_with(dir: &Path, extra: &[&str]) -> Proc {
     let voter = fingerprint(dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_hashgrad"))
         .arg("node")
+        .args(extra)
         .arg("--data-dir")
         .arg(dir)
         .args([
@@ -193,4 +200,66 @@ fn writes_need_this_starts_token_and_reads_do_not() {
         "0.25",
     );
     assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn a_configured_token_guards_every_request_with_auth_all() {
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("api-token");
+    let token = "a-token-the-operator-chose-0123456789";
+    std::fs::write(&token_file, format!("{token}\n")).expect("token");
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nauth = \"all\"\ntoken_file = {:?}\n",
+            token_file.display().to_string()
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let node = spawn_with(&data, &["--config", &config.display().to_string()]);
+    assert_eq!(
+        node.cookie, token_file,
+        "the listening line names the token file"
+    );
+    assert!(!data.join(".cookie").exists(), "no random cookie beside it");
+    let bearer = format!("Bearer {token}");
+    for path in [
+        "/status",
+        "/metrics",
+        "/config/learning_rate?consistency=local",
+    ] {
+        let (code, challenge, body) = call(node.http, None, "GET", path, "");
+        assert_eq!(code, 401, "{path}: {body}");
+        assert!(challenge.is_some());
+        let (code, _, body) = call(node.http, Some("Bearer wrong"), "GET", path, "");
+        assert_eq!(code, 403, "{path}: {body}");
+    }
+    let (code, _, body) = call(node.http, Some(&bearer), "GET", "/status", "");
+    assert_eq!(code, 200, "{body}");
+
+    // A token file too short to be a secret stops the node at start, naming the file.
+    drop(node);
+    std::fs::write(&token_file, "short").expect("token");
+    let out = Command::new(env!("CARGO_BIN_EXE_hashgrad"))
+        .args([
+            "node",
+            "--config",
+            &config.display().to_string(),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--no-mine",
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api-token"), "{stderr}");
 }

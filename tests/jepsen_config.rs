@@ -30,6 +30,7 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
     NodeConfig {
         http: HttpSection {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..HttpSection::default()
         },
         train: Some(TrainSection {
             voters: voters.to_vec(),

@@ -20,6 +20,7 @@ fn config(dir: &Path, peers: &[SocketAddr], voters: &[NodeId]) -> NodeConfig {
     NodeConfig {
         http: HttpSection {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..HttpSection::default()
         },
         mining: MiningSection {
             enabled: true,

@@ -30,6 +30,7 @@ fn config(dir: &Path, peers: &[SocketAddr], train: TrainSection) -> NodeConfig {
     NodeConfig {
         http: HttpSection {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..HttpSection::default()
         },
         mining: MiningSection {
             enabled: true,

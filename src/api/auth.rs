@@ -3,8 +3,9 @@
 //! — any method but `GET` and `HEAD` — must carry it as `Authorization: Bearer <token>`.
 //!
 //! Owns the cookie file and the check (`require_token`, a layer on the API's one router, so a
-//! route added later is covered without a word). Reads are open: `/status` and `/metrics` are
-//! what monitoring scrapes. Must not know which routes exist.
+//! route added later is covered without a word). Reads are open (`/status` and `/metrics` are
+//! what monitoring scrapes) unless `[http] auth = "all"`; `[http] token_file` replaces the
+//! fresh cookie with a configured token. Must not know which routes exist.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,11 +16,15 @@ use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
 
+use crate::config::HttpAuth;
+
 /// The cookie's file name inside the data dir.
 pub const COOKIE_FILE: &str = ".cookie";
 
 /// Random bytes in a token (written as twice as many hex digits).
 const TOKEN_BYTES: usize = 32;
+/// Shortest token a configured token file may hold.
+const MIN_TOKEN_CHARS: usize = 32;
 
 /// Why the cookie could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -31,15 +36,19 @@ pub enum AuthError {
     /// Reading the cookie file failed (is the node running with this data dir?).
     #[error("cannot read the API cookie {0} (is a node running on this data dir?): {1}")]
     Read(PathBuf, #[source] std::io::Error),
-    /// The cookie file holds something other than a token.
-    #[error("the API cookie {0} does not hold a token of {TOKEN_BYTES} hex-encoded bytes")]
+    /// The cookie or token file holds something other than a token.
+    #[error(
+        "the API token file {0} does not hold a token (at least {MIN_TOKEN_CHARS} characters, \
+         no spaces)"
+    )]
     Malformed(PathBuf),
 }
 
-/// The token that authorizes changes through a node's API.
+/// The token that authorizes changes through a node's API, and whether reads need it too.
 #[derive(Clone)]
 pub struct Cookie {
     token: String,
+    scope: HttpAuth,
 }
 
 impl std::fmt::Debug for Cookie {
@@ -57,6 +66,7 @@ impl Cookie {
         rand::rng().fill_bytes(&mut bytes);
         let cookie = Cookie {
             token: hex::encode(bytes),
+            scope: HttpAuth::Writes,
         };
         let path = data_dir.join(COOKIE_FILE);
         let partial = data_dir.join(format!("{COOKIE_FILE}.partial"));
@@ -83,12 +93,18 @@ impl Cookie {
         let text =
             std::fs::read_to_string(path).map_err(|e| AuthError::Read(path.to_path_buf(), e))?;
         let token = text.trim();
-        if token.len() != 2 * TOKEN_BYTES || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if token.len() < MIN_TOKEN_CHARS || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(AuthError::Malformed(path.to_path_buf()));
         }
         Ok(Cookie {
             token: token.to_string(),
+            scope: HttpAuth::Writes,
         })
+    }
+
+    /// This cookie, guarding the requests `scope` names.
+    pub fn guarding(self, scope: HttpAuth) -> Cookie {
+        Cookie { scope, ..self }
     }
 
     /// The token, for a client's `Authorization: Bearer` header.
@@ -138,7 +154,7 @@ fn reads_only(method: &Method) -> bool {
 
 /// The router layer: lets reads through, and any other request only with the token.
 pub async fn require_token(State(cookie): State<Cookie>, request: Request, next: Next) -> Response {
-    if reads_only(request.method()) {
+    if cookie.scope == HttpAuth::Writes && reads_only(request.method()) {
         return next.run(request).await;
     }
     match cookie.check(request.headers().get(header::AUTHORIZATION)) {
@@ -147,8 +163,8 @@ pub async fn require_token(State(cookie): State<Cookie>, request: Request, next:
             let mut response = super::error(
                 StatusCode::UNAUTHORIZED,
                 format!(
-                    "this request changes the node and needs its token: send \
-                     `Authorization: Bearer <token>`, the token is in DATA_DIR/{COOKIE_FILE}"
+                    "this request needs the node's token: send `Authorization: Bearer \
+                     <token>`, the token is in DATA_DIR/{COOKIE_FILE} (or [http] token_file)"
                 ),
             );
             response.headers_mut().insert(

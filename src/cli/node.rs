@@ -121,6 +121,11 @@ impl NodeArgs {
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = args.resolve().map_err(|e| super::usage(e.to_string()))?;
     let data_dir = config.data_dir.clone();
+    let token_file = config
+        .http
+        .token_file
+        .clone()
+        .unwrap_or_else(|| data_dir.join(crate::api::COOKIE_FILE));
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         // A node that cannot start (unknown network, taken port, unusable data dir or store)
@@ -140,10 +145,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
             .map_or_else(|| "off".to_string(), |a| a.to_string());
         // The cookie's path comes last: it is the one part that may hold spaces.
         let cookie = match node.http_addr() {
-            Some(_) => format!(
-                " cookie={}",
-                data_dir.join(crate::api::COOKIE_FILE).display()
-            ),
+            Some(_) => format!(" cookie={}", token_file.display()),
             None => String::new(),
         };
         println!(

@@ -202,10 +202,12 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let trains = config.train.is_some();
     // The API's token is written before the API serves, so a client that sees the port open
     // finds the cookie of this start.
-    let api_cookie = match config.http.listen {
-        Some(_) => Some(api::Cookie::create(&config.data_dir)?),
-        None => None,
-    };
+    let api_cookie = match (config.http.listen, &config.http.token_file) {
+        (None, _) => None,
+        (Some(_), None) => Some(api::Cookie::create(&config.data_dir)?),
+        (Some(_), Some(file)) => Some(api::Cookie::read_file(file)?),
+    }
+    .map(|cookie| cookie.guarding(config.http.auth));
     let http = match &api_cookie {
         Some(cookie) => {
             let parts = ApiParts {
