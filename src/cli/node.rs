@@ -136,8 +136,11 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let http = node
             .http_addr()
             .map_or_else(|| "off".to_string(), |a| a.to_string());
+        let stratum = node
+            .stratum_addr()
+            .map_or_else(String::new, |a| format!(" stratum={a}"));
         println!(
-            "listening quic={} http={} id={}",
+            "listening quic={} http={} id={}{stratum}",
             node.listen_addr(),
             http,
             node.id()

@@ -17,6 +17,7 @@ pub mod consensus;
 pub mod miner;
 pub mod replicated;
 pub mod seen;
+mod stratum;
 pub mod sync;
 mod trainer_thread;
 mod training;
@@ -39,7 +40,9 @@ use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
     Receipt, StoreError,
 };
-use crate::views::{ChainView, ConsensusView, NodeViews, ReceiptsRequest, TrainingView};
+use crate::views::{
+    ChainView, ConsensusView, NodeViews, ReceiptsRequest, StratumView, TrainingView,
+};
 use consensus::{ConsensusConfig, ConsensusError, ConsensusHandle};
 use replicated::Replicated;
 
@@ -74,6 +77,9 @@ pub enum NodeError {
     /// The HTTP status server could not bind its address.
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
+    /// The Stratum server could not bind its address.
+    #[error("cannot serve Stratum on {0}: {1}; is the port in use? (`stratum.listen`)")]
+    Stratum(SocketAddr, #[source] std::io::Error),
     /// The mining backend was recognised but could not be opened (no GPU, unsupported CPU
     /// path).
     #[error("cannot open the `{name}` mining backend: {source}")]
@@ -161,6 +167,7 @@ pub struct NodeHandle {
     id: NodeId,
     listen: SocketAddr,
     http: Option<SocketAddr>,
+    stratum: Option<SocketAddr>,
     metrics: Metrics,
     consensus: Option<ConsensusHandle<Replicated>>,
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
@@ -204,7 +211,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             config: trains.then_some(config_tx),
             receipts: trains.then_some(receipts_tx),
         },
-        stopped_rx,
+        stopped_rx.clone(),
     )
     .await?;
     info!(
@@ -224,6 +231,9 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         None => None,
     };
     let (events, _) = broadcast::channel(4096);
+    let stratum_listen = config.stratum.listen;
+    let stratum_section = config.stratum.clone();
+    let (offers, offers_rx) = watch::channel(None);
     let (commands, chain_task) = chain::spawn(chain::ChainParts {
         config,
         chain,
@@ -234,7 +244,26 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         view: senders.chain,
         events: events.clone(),
         event_log: event_log.clone(),
+        offers: stratum_listen.is_some().then_some(offers),
     })?;
+    let stratum = match (stratum_listen, senders.stratum) {
+        (Some(addr), Some(view)) => Some(
+            stratum::serve(
+                addr,
+                stratum::StratumParts {
+                    section: stratum_section,
+                    own: id,
+                    offers: offers_rx,
+                    chain: commands.clone(),
+                    metrics: metrics.clone(),
+                    view,
+                    stopped: stopped_rx,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let (stop_training, stop_training_rx) = watch::channel(false);
     let training = match consensus {
         Some(started) => {
@@ -278,6 +307,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         id,
         listen,
         http,
+        stratum,
         metrics,
         consensus,
         task,
@@ -340,6 +370,7 @@ struct ViewSenders {
     chain: watch::Sender<ChainView>,
     consensus: watch::Sender<ConsensusView>,
     training: watch::Sender<TrainingView>,
+    stratum: Option<watch::Sender<StratumView>>,
 }
 
 /// A watch channel per service view, the chain's starting from the loaded chain; the
@@ -367,15 +398,24 @@ fn view_channels(
     let (consensus, consensus_rx) = watch::channel(ConsensusView::default());
     let (training, training_rx) = watch::channel(TrainingView::default());
     let trains = config.train.is_some();
+    let (stratum, stratum_rx) = match config.stratum.listen {
+        Some(_) => {
+            let (sender, receiver) = watch::channel(StratumView::default());
+            (Some(sender), Some(receiver))
+        }
+        None => (None, None),
+    };
     let views = NodeViews {
         chain: chain_rx,
         consensus: trains.then_some(consensus_rx),
         training: trains.then_some(training_rx),
+        stratum: stratum_rx,
     };
     let senders = ViewSenders {
         chain: chain_view,
         consensus,
         training,
+        stratum,
     };
     (senders, views)
 }
@@ -674,6 +714,11 @@ impl NodeHandle {
     /// The bound HTTP address, when serving.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
+    }
+
+    /// The bound Stratum address, when serving (`[stratum] listen`).
+    pub fn stratum_addr(&self) -> Option<SocketAddr> {
+        self.stratum
     }
 
     /// The latest status, as `GET /status` serves it (the views refresh on every tip change
