@@ -184,6 +184,9 @@ pub struct Session {
     refilled: Instant,
     flood: u32,
     strikes: u32,
+    /// The generation this connection last made a block on: a second block on the same
+    /// parent would only compete with its own first, so its shares are credited, not mined.
+    block_generation: Option<u64>,
 }
 
 impl Session {
@@ -205,6 +208,7 @@ impl Session {
             seen: HashSet::new(),
             flood: 0,
             strikes: 0,
+            block_generation: None,
         }
     }
 
@@ -519,7 +523,8 @@ impl Session {
             self.seen.clear();
         }
         self.seen.insert(key);
-        if job.template.job().target.is_met_by(&hash) {
+        if self.block_generation != Some(current) && job.template.job().target.is_met_by(&hash) {
+            self.block_generation = Some(current);
             let mut extranonce = [0u8; EXTRANONCE1_BYTES + EXTRANONCE2_BYTES];
             extranonce[..EXTRANONCE1_BYTES].copy_from_slice(&self.extranonce1);
             extranonce[EXTRANONCE1_BYTES..].copy_from_slice(&share.extranonce2);
