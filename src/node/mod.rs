@@ -80,6 +80,9 @@ pub enum NodeError {
     /// The Stratum server could not bind its address.
     #[error("cannot serve Stratum on {0}: {1}; is the port in use? (`stratum.listen`)")]
     Stratum(SocketAddr, #[source] std::io::Error),
+    /// The API's cookie could not be written to the data dir.
+    #[error(transparent)]
+    Cookie(#[from] api::AuthError),
     /// The mining backend was recognised but could not be opened (no GPU, unsupported CPU
     /// path).
     #[error("cannot open the `{name}` mining backend: {source}")]
@@ -168,6 +171,7 @@ pub struct NodeHandle {
     listen: SocketAddr,
     http: Option<SocketAddr>,
     stratum: Option<SocketAddr>,
+    api_cookie: Option<api::Cookie>,
     metrics: Metrics,
     consensus: Option<ConsensusHandle<Replicated>>,
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
@@ -203,17 +207,25 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (config_tx, config_rx) = mpsc::channel(256);
     let (receipts_tx, receipts_rx) = mpsc::channel(16);
     let trains = config.train.is_some();
-    let http = serve_http(
-        &config,
-        ApiParts {
-            views: views.clone(),
-            metrics: metrics.clone(),
-            config: trains.then_some(config_tx),
-            receipts: trains.then_some(receipts_tx),
-        },
-        stopped_rx.clone(),
-    )
-    .await?;
+    // The API's token is written before the API serves, so a client that sees the port open
+    // finds the cookie of this start.
+    let api_cookie = match config.http.listen {
+        Some(_) => Some(api::Cookie::create(&config.data_dir)?),
+        None => None,
+    };
+    let http = match &api_cookie {
+        Some(cookie) => {
+            let parts = ApiParts {
+                views: views.clone(),
+                metrics: metrics.clone(),
+                config: trains.then_some(config_tx),
+                receipts: trains.then_some(receipts_tx),
+                cookie: cookie.clone(),
+            };
+            serve_http(&config, parts, stopped_rx.clone()).await?
+        }
+        None => None,
+    };
     info!(
         node = %id, network = %config.network, %listen, http = ?http,
         height = chain.height(), tip = %chain.tip(), "node started"
@@ -308,6 +320,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         listen,
         http,
         stratum,
+        api_cookie,
         metrics,
         consensus,
         task,
@@ -624,6 +637,7 @@ fn consensus_config(train: &TrainSection) -> ConsensusConfig {
         tick: Duration::from_millis(train.tick_ms),
         election_ticks: train.election_ticks,
         heartbeat_ticks: train.heartbeat_ticks,
+        pre_vote: train.pre_vote,
         snapshot_every: train.snapshot_every,
     }
 }
@@ -719,6 +733,12 @@ impl NodeHandle {
     /// The bound Stratum address, when serving (`[stratum] listen`).
     pub fn stratum_addr(&self) -> Option<SocketAddr> {
         self.stratum
+    }
+
+    /// The token this start wrote to `DATA_DIR/.cookie` (`None` without an HTTP API), for
+    /// `Authorization: Bearer` on requests that change something.
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_cookie.as_ref().map(api::Cookie::token)
     }
 
     /// The latest status, as `GET /status` serves it (the views refresh on every tip change

@@ -1,6 +1,7 @@
 //! One `hashgrad node` child process: started from its config file with stdout and stderr
 //! appended to its log, its stdin held as a lifeline (the node stops when the pipe closes, so
-//! children outlive no orchestrator, even one killed with -9), stopped gently or killed.
+//! children outlive no orchestrator, even one killed with -9), stopped gently or killed; under
+//! libfaketime when its clock is faked.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,6 +13,8 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::TestnetError;
+use super::faketime::FakeClock;
+use crate::api::Cookie;
 
 /// A node child process (or the slot of one that is down).
 #[derive(Debug)]
@@ -26,6 +29,10 @@ pub struct NodeProcess {
     log_offset: u64,
     /// The HTTP address from this start's `listening` line; `None` until it is printed.
     pub http: Option<SocketAddr>,
+    /// This start's API token, read from the cookie the `listening` line names.
+    pub token: Option<String>,
+    /// The process's fake clock, when a clock fault may reach it.
+    clock: Option<FakeClock>,
 }
 
 impl NodeProcess {
@@ -40,6 +47,21 @@ impl NodeProcess {
             child: None,
             log_offset: 0,
             http: None,
+            token: None,
+            clock: None,
+        }
+    }
+
+    /// Runs this node (from its next start) under `clock`.
+    pub fn fake_clock(&mut self, clock: FakeClock) {
+        self.clock = Some(clock);
+    }
+
+    /// Sets the rate of this node's fake clock (running or not); `false` when it has none.
+    pub fn set_clock_rate(&mut self, rate: f64) -> Result<bool, TestnetError> {
+        match &mut self.clock {
+            Some(clock) => clock.set_rate(rate).map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -54,7 +76,11 @@ impl NodeProcess {
             .map_err(io)?;
         self.log_offset = log.metadata().map_err(io)?.len();
         let stderr = log.try_clone().map_err(io)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(clock) = &mut self.clock {
+            command.envs(clock.before_start()?);
+        }
+        let child = command
             .arg("node")
             .arg("--config")
             .arg(&self.config)
@@ -68,6 +94,7 @@ impl NodeProcess {
             .map_err(|e| TestnetError::Spawn(self.binary.clone(), e))?;
         self.child = Some(child);
         self.http = None;
+        self.token = None;
         Ok(())
     }
 
@@ -91,17 +118,20 @@ impl NodeProcess {
             return Ok(false);
         }
         let text = self.read_log_since_start();
-        if let Some(http) = text
-            .lines()
-            .filter(|line| line.starts_with("listening "))
-            .find_map(|line| {
-                line.split_whitespace()
-                    .find_map(|part| part.strip_prefix("http="))
-                    .and_then(|addr| addr.parse::<SocketAddr>().ok())
-            })
-        {
-            self.http = Some(http);
-            return Ok(true);
+        if let Some(line) = text.lines().find(|line| line.starts_with("listening ")) {
+            let http = line
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix("http="))
+                .and_then(|addr| addr.parse::<SocketAddr>().ok());
+            if let Some(http) = http {
+                // Written before the node serves, so it is this start's.
+                self.token = line
+                    .split_once(" cookie=")
+                    .and_then(|(_, path)| Cookie::read_file(Path::new(path)).ok())
+                    .map(|cookie| cookie.token().to_string());
+                self.http = Some(http);
+                return Ok(true);
+            }
         }
         let exited = self
             .child
@@ -136,6 +166,7 @@ impl NodeProcess {
             let _ = child.kill().await;
         }
         self.http = None;
+        self.token = None;
     }
 
     /// Closes the lifeline so the node stops itself; kills it if it is not gone within `grace`.
@@ -148,5 +179,6 @@ impl NodeProcess {
             let _ = child.kill().await;
         }
         self.http = None;
+        self.token = None;
     }
 }
