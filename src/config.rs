@@ -9,6 +9,7 @@
 //! Owns parsing and validation only; must not start anything.
 
 mod peer_addr;
+mod stratum;
 mod text_values;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::train::attack::Attack;
 use crate::train::optimizer::OptimizerKind;
 
 pub use peer_addr::{PeerAddr, PeerAddrError};
+pub use stratum::StratumSection;
 
 /// Errors in a config file or a flag.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,8 @@ pub struct NodeConfig {
     pub http: HttpSection,
     /// `[mining]`: whether and how this node mines.
     pub mining: MiningSection,
+    /// `[stratum]`: the Stratum v1 server for outside miners (off without `listen`).
+    pub stratum: StratumSection,
     /// Present: this node takes part in the training cluster's consensus.
     pub train: Option<TrainSection>,
     /// `[events]`: the node's event log.
@@ -487,6 +491,7 @@ impl NodeConfig {
                 pace_ms: network_pace_ms(network),
                 ..MiningSection::default()
             },
+            stratum: StratumSection::default(),
             train: None,
             events: EventsSection::default(),
         }
@@ -596,6 +601,7 @@ impl NodeConfig {
         if !(1..=1024).contains(&self.mining.threads) {
             return Err(invalid("mining.threads", "must be between 1 and 1024"));
         }
+        self.stratum.validate()?;
         if let Some(train) = &self.train {
             train.validate()?;
         }

@@ -29,6 +29,7 @@ pub mod node_id;
 pub mod pow;
 pub mod raft;
 pub mod report;
+pub mod stratum;
 pub mod target;
 pub mod testnet;
 pub mod train;

@@ -15,6 +15,7 @@ use crate::cluster::receipt::OnChain;
 use crate::net::{NodeId, PeerSummary};
 use crate::pow::BlockHash;
 use crate::raft::Role;
+use crate::stratum::session::RejectReason;
 use crate::target::Work;
 use crate::train::StateHash;
 
@@ -133,6 +134,34 @@ pub struct TrainingView {
     pub worker: bool,
 }
 
+/// The Stratum server's view: its address, connections and each worker's shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StratumView {
+    /// The TCP address miners connect to.
+    pub listen: Option<SocketAddr>,
+    /// Connections open now.
+    pub connections: usize,
+    /// Every worker seen since the node started, by name.
+    pub workers: Vec<WorkerView>,
+}
+
+/// One Stratum worker's shares since the node started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerView {
+    /// The worker name as the miner authorized it.
+    pub name: String,
+    /// Shares credited.
+    pub accepted: u64,
+    /// Shares refused, by reason (reasons with none left out).
+    pub rejected: Vec<(RejectReason, u64)>,
+    /// Shares for a job of an older tip: counted, not credited.
+    pub stale: u64,
+    /// Hashes per second the credited shares of the last minutes stand for.
+    pub hash_rate: f64,
+    /// Blocks its shares made that the chain accepted.
+    pub blocks_found: u64,
+}
+
 /// The receivers of every view a node publishes; the consensus and training views exist on a
 /// node with a `[train]` section.
 #[derive(Debug, Clone)]
@@ -143,6 +172,8 @@ pub struct NodeViews {
     pub consensus: Option<watch::Receiver<ConsensusView>>,
     /// The training service's view.
     pub training: Option<watch::Receiver<TrainingView>>,
+    /// The Stratum server's view, on a node with `[stratum] listen`.
+    pub stratum: Option<watch::Receiver<StratumView>>,
 }
 
 /// One copy of every view, taken together.
@@ -154,6 +185,8 @@ pub struct ViewSnapshot {
     pub consensus: Option<ConsensusView>,
     /// The training service's view, on a training node.
     pub training: Option<TrainingView>,
+    /// The Stratum server's view, when it runs.
+    pub stratum: Option<StratumView>,
 }
 
 impl NodeViews {
@@ -163,6 +196,7 @@ impl NodeViews {
             chain: self.chain.borrow().clone(),
             consensus: self.consensus.as_ref().map(|view| view.borrow().clone()),
             training: self.training.as_ref().map(|view| view.borrow().clone()),
+            stratum: self.stratum.as_ref().map(|view| view.borrow().clone()),
         }
     }
 }

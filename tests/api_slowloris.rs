@@ -74,6 +74,7 @@ async fn slow_or_partial_request_headers_get_the_connection_closed() {
                 chain: view_rx,
                 consensus: None,
                 training: None,
+                stratum: None,
             },
             metrics: Metrics::new(),
             config: None,

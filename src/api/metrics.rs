@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -57,6 +58,14 @@ pub struct Metrics {
     pub training_gradients_accepted: Counter,
     /// Gradients this node refused as leader (stale, wrong length, non-finite, not a worker).
     pub training_gradients_refused: Counter,
+    /// Stratum shares by `worker` and `verdict` (`accepted`, `stale` or a reject reason).
+    pub stratum_shares: Family<Vec<(String, String)>, Counter>,
+    /// Blocks a Stratum worker's shares made that the chain accepted, by `worker`.
+    pub stratum_blocks_found: Family<Vec<(String, String)>, Counter>,
+    /// A Stratum worker's estimated hash rate (H/s), by `worker`.
+    pub stratum_hash_rate: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
+    /// Stratum connections open now.
+    pub stratum_connections: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,6 +102,10 @@ impl Metrics {
             training_rounds_abandoned: Counter::default(),
             training_gradients_accepted: Counter::default(),
             training_gradients_refused: Counter::default(),
+            stratum_shares: Family::default(),
+            stratum_blocks_found: Family::default(),
+            stratum_hash_rate: Family::default(),
+            stratum_connections: Gauge::default(),
         };
         let m = &metrics;
         registry.register(
@@ -188,6 +201,26 @@ impl Metrics {
             "training_gradients_refused",
             "Gradients refused here as leader",
             m.training_gradients_refused.clone(),
+        );
+        registry.register(
+            "stratum_shares",
+            "Stratum shares by worker and verdict",
+            m.stratum_shares.clone(),
+        );
+        registry.register(
+            "stratum_blocks_found",
+            "Blocks made of a Stratum worker's shares and accepted",
+            m.stratum_blocks_found.clone(),
+        );
+        registry.register(
+            "stratum_hash_rate",
+            "Estimated hash rate of a Stratum worker (H/s)",
+            m.stratum_hash_rate.clone(),
+        );
+        registry.register(
+            "stratum_connections",
+            "Stratum connections open now",
+            m.stratum_connections.clone(),
         );
         Metrics {
             registry: Arc::new(registry),

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::receipt::OnChain;
-use crate::views::{ChainView, ConsensusView, RaftPosition, TrainingView, ViewSnapshot};
+use crate::views::{
+    ChainView, ConsensusView, RaftPosition, StratumView, TrainingView, ViewSnapshot, WorkerView,
+};
 
 /// What `GET /status` returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,64 @@ pub struct NodeStatus {
     /// The training service's view, when this node trains (a `[train]` section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingStatus>,
+    /// The Stratum server's view, when `[stratum] listen` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratum: Option<StratumStatus>,
+}
+
+/// The Stratum server's part of `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StratumStatus {
+    /// The address miners connect to.
+    pub listen: String,
+    /// Connections open now.
+    pub connections: usize,
+    /// Every worker seen since the node started.
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// One Stratum worker in `/status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// The worker name as authorized.
+    pub name: String,
+    /// Shares credited.
+    pub accepted: u64,
+    /// Shares refused, by reason (`low-difficulty`, `duplicate`, …).
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    /// Shares for an older tip's job: counted, not credited.
+    pub stale: u64,
+    /// Estimated hashes per second from the credited shares.
+    pub hash_rate: f64,
+    /// Blocks its shares made that the chain accepted.
+    pub blocks_found: u64,
+}
+
+impl From<&StratumView> for StratumStatus {
+    fn from(view: &StratumView) -> StratumStatus {
+        StratumStatus {
+            listen: view.listen.map(|a| a.to_string()).unwrap_or_default(),
+            connections: view.connections,
+            workers: view.workers.iter().map(WorkerStatus::from).collect(),
+        }
+    }
+}
+
+impl From<&WorkerView> for WorkerStatus {
+    fn from(view: &WorkerView) -> WorkerStatus {
+        WorkerStatus {
+            name: view.name.clone(),
+            accepted: view.accepted,
+            rejected: view
+                .rejected
+                .iter()
+                .map(|(reason, count)| (reason.name().to_string(), *count))
+                .collect(),
+            stale: view.stale,
+            hash_rate: view.hash_rate,
+            blocks_found: view.blocks_found,
+        }
+    }
 }
 
 /// Training's part of `/status`.
@@ -181,6 +241,7 @@ impl From<&ViewSnapshot> for NodeStatus {
             listen: listen.to_string(),
             consensus: views.consensus.as_ref().map(ConsensusStatus::from),
             training: views.training.as_ref().map(TrainingStatus::from),
+            stratum: views.stratum.as_ref().map(StratumStatus::from),
         }
     }
 }

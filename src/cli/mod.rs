@@ -10,6 +10,7 @@ pub mod bench;
 pub mod check;
 pub mod hash;
 pub mod id;
+pub mod mine;
 pub mod mine_header;
 pub mod node;
 pub mod raft_sim;
@@ -57,6 +58,10 @@ pub enum Command {
     /// Search a nonce range of an 80-byte header for its own `bits` target; print each nonce
     /// found with its block hash, then the hash rate.
     MineHeader(mine_header::MineHeaderArgs),
+    /// Mine for a Stratum v1 pool (`--pool stratum+tcp://HOST:PORT --user NAME`) with the CPU
+    /// or GPU backend: submit every share that meets the pool's difficulty, reconnect when the
+    /// pool goes; print the rate and accepted/rejected shares (or a --json summary).
+    Mine(mine::MineArgs),
     /// Measure the sha256d rate of each backend (every CPU path, the GPU) next to the plain
     /// `sha2` two-call rate of the same run.
     Bench(bench::BenchArgs),
@@ -157,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Hash(args) => hash::run(args),
         Command::Adapters(args) => adapters::run(args),
         Command::MineHeader(args) => mine_header::run(args),
+        Command::Mine(args) => mine::run(args),
         Command::Bench(args) => bench::run(args),
         Command::RaftSim(args) => raft_sim::run(args),
         Command::Train(args) => train::run(args),

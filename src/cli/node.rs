@@ -143,13 +143,16 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let http = node
             .http_addr()
             .map_or_else(|| "off".to_string(), |a| a.to_string());
+        let stratum = node
+            .stratum_addr()
+            .map_or_else(String::new, |a| format!(" stratum={a}"));
         // The cookie's path comes last: it is the one part that may hold spaces.
         let cookie = match node.http_addr() {
             Some(_) => format!(" cookie={}", token_file.display()),
             None => String::new(),
         };
         println!(
-            "listening quic={} http={} id={}{cookie}",
+            "listening quic={} http={} id={}{stratum}{cookie}",
             node.listen_addr(),
             http,
             node.id()

@@ -13,6 +13,7 @@ mod dialer;
 mod mining;
 mod syncing;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -29,6 +30,7 @@ use crate::net::{Message, NetEvent, Network, NodeId};
 use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, MAX_BLOCK_BYTES, ReceiptPool,
 };
+use crate::stratum::session::Offer;
 use crate::views::ChainView;
 use dialer::Dialer;
 use mining::MinerControl;
@@ -63,6 +65,10 @@ struct ChainService {
     view: watch::Sender<ChainView>,
     events: broadcast::Sender<ChainEvent>,
     event_log: EventLog,
+    /// Where templates for the Stratum server go, when it runs.
+    offers: Option<watch::Sender<Option<Offer>>>,
+    /// The last offer's generation (bumped on every new parent) and parent.
+    offered: (u64, BlockHash),
 }
 
 /// What the chain service is built from; `node::start` opens them.
@@ -79,6 +85,8 @@ pub(super) struct ChainParts {
     pub events: broadcast::Sender<ChainEvent>,
     /// The node's event log (blocks found, received and reorganised; hash rate).
     pub event_log: EventLog,
+    /// Where the Stratum server takes its templates from (`None`: no server).
+    pub offers: Option<watch::Sender<Option<Offer>>>,
 }
 
 /// The chain service's task; it ends when the service stops.
@@ -98,6 +106,7 @@ pub(super) fn spawn(
         view,
         events,
         event_log,
+        offers,
     } = parts;
     let (found, found_rx) = mpsc::unbounded_channel();
     let (sync_reports, sync_rx) = mpsc::channel(64);
@@ -127,6 +136,8 @@ pub(super) fn spawn(
         view,
         events,
         event_log,
+        offers,
+        offered: (0, BlockHash([0; 32])),
     };
     if service.miner.wanted() {
         service.miner.open()?;
@@ -193,6 +204,30 @@ impl ChainService {
         let (chain, pool, miner_id) = (&self.chain, &self.pool, self.miner_id);
         self.miner
             .replace(|| chain.template(miner_id, pool.select(MAX_BLOCK_BYTES / 2), unix_now()));
+        self.offer_template();
+    }
+
+    /// A fresh template for the Stratum server's miners; a new parent makes it a clean job
+    /// of a new generation (older jobs' shares become stale).
+    fn offer_template(&mut self) {
+        let Some(offers) = &self.offers else {
+            return;
+        };
+        let template = self.chain.template(
+            self.miner_id,
+            self.pool.select(MAX_BLOCK_BYTES / 2),
+            unix_now(),
+        );
+        let prev = template.header().prev;
+        let clean = prev != self.offered.1 || self.offered.0 == 0;
+        if clean {
+            self.offered = (self.offered.0 + 1, prev);
+        }
+        offers.send_replace(Some(Offer {
+            template: Arc::new(template),
+            generation: self.offered.0,
+            clean,
+        }));
     }
 
     fn on_net(&mut self, event: NetEvent) -> Result<(), NodeError> {
@@ -475,6 +510,7 @@ impl ChainService {
                     self.miner.refresh(|| {
                         chain.template(miner_id, pool.select(MAX_BLOCK_BYTES / 2), unix_now())
                     });
+                    self.offer_template();
                 }
             }
             ChainCommand::Inspect(inspect) => inspect(&self.chain),

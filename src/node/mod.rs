@@ -17,6 +17,7 @@ pub mod consensus;
 pub mod miner;
 pub mod replicated;
 pub mod seen;
+mod stratum;
 pub mod sync;
 mod trainer_thread;
 mod training;
@@ -39,7 +40,9 @@ use crate::pow::{
     Accepted, Block, BlockHash, Chain, ChainError, ChainStore, NetworkError, NetworkParams,
     Receipt, StoreError,
 };
-use crate::views::{ChainView, ConsensusView, NodeViews, ReceiptsRequest, TrainingView};
+use crate::views::{
+    ChainView, ConsensusView, NodeViews, ReceiptsRequest, StratumView, TrainingView,
+};
 use consensus::{ConsensusConfig, ConsensusError, ConsensusHandle};
 use replicated::Replicated;
 
@@ -74,6 +77,9 @@ pub enum NodeError {
     /// The HTTP status server could not bind its address.
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
+    /// The Stratum server could not bind its address.
+    #[error("cannot serve Stratum on {0}: {1}; is the port in use? (`stratum.listen`)")]
+    Stratum(SocketAddr, #[source] std::io::Error),
     /// The API's cookie could not be written to the data dir.
     #[error(transparent)]
     Cookie(#[from] api::AuthError),
@@ -164,6 +170,7 @@ pub struct NodeHandle {
     id: NodeId,
     listen: SocketAddr,
     http: Option<SocketAddr>,
+    stratum: Option<SocketAddr>,
     api_cookie: Option<api::Cookie>,
     metrics: Metrics,
     consensus: Option<ConsensusHandle<Replicated>>,
@@ -217,7 +224,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 receipts: trains.then_some(receipts_tx),
                 cookie: cookie.clone(),
             };
-            serve_http(&config, parts, stopped_rx).await?
+            serve_http(&config, parts, stopped_rx.clone()).await?
         }
         None => None,
     };
@@ -238,6 +245,9 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         None => None,
     };
     let (events, _) = broadcast::channel(4096);
+    let stratum_listen = config.stratum.listen;
+    let stratum_section = config.stratum.clone();
+    let (offers, offers_rx) = watch::channel(None);
     let (commands, chain_task) = chain::spawn(chain::ChainParts {
         config,
         chain,
@@ -248,7 +258,26 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         view: senders.chain,
         events: events.clone(),
         event_log: event_log.clone(),
+        offers: stratum_listen.is_some().then_some(offers),
     })?;
+    let stratum = match (stratum_listen, senders.stratum) {
+        (Some(addr), Some(view)) => Some(
+            stratum::serve(
+                addr,
+                stratum::StratumParts {
+                    section: stratum_section,
+                    own: id,
+                    offers: offers_rx,
+                    chain: commands.clone(),
+                    metrics: metrics.clone(),
+                    view,
+                    stopped: stopped_rx,
+                },
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let (stop_training, stop_training_rx) = watch::channel(false);
     let training = match consensus {
         Some(started) => {
@@ -292,6 +321,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         id,
         listen,
         http,
+        stratum,
         api_cookie,
         metrics,
         consensus,
@@ -355,6 +385,7 @@ struct ViewSenders {
     chain: watch::Sender<ChainView>,
     consensus: watch::Sender<ConsensusView>,
     training: watch::Sender<TrainingView>,
+    stratum: Option<watch::Sender<StratumView>>,
 }
 
 /// A watch channel per service view, the chain's starting from the loaded chain; the
@@ -382,15 +413,24 @@ fn view_channels(
     let (consensus, consensus_rx) = watch::channel(ConsensusView::default());
     let (training, training_rx) = watch::channel(TrainingView::default());
     let trains = config.train.is_some();
+    let (stratum, stratum_rx) = match config.stratum.listen {
+        Some(_) => {
+            let (sender, receiver) = watch::channel(StratumView::default());
+            (Some(sender), Some(receiver))
+        }
+        None => (None, None),
+    };
     let views = NodeViews {
         chain: chain_rx,
         consensus: trains.then_some(consensus_rx),
         training: trains.then_some(training_rx),
+        stratum: stratum_rx,
     };
     let senders = ViewSenders {
         chain: chain_view,
         consensus,
         training,
+        stratum,
     };
     (senders, views)
 }
@@ -690,6 +730,11 @@ impl NodeHandle {
     /// The bound HTTP address, when serving.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
+    }
+
+    /// The bound Stratum address, when serving (`[stratum] listen`).
+    pub fn stratum_addr(&self) -> Option<SocketAddr> {
+        self.stratum
     }
 
     /// The token this start wrote to `DATA_DIR/.cookie` (`None` without an HTTP API), for
