@@ -73,10 +73,12 @@ async fn slow_or_partial_request_headers_get_the_connection_closed() {
                 chain: view_rx,
                 consensus: None,
                 training: None,
+                params: None,
             },
             metrics: Metrics::new(),
             config: None,
             receipts: None,
+            worker: None,
         },
         async move {
             let _ = stopped.await;

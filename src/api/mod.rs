@@ -25,7 +25,9 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::views::{ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest};
+use crate::views::{
+    ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest, WorkerRequest,
+};
 
 pub use metrics::Metrics;
 pub use status::{ConsensusStatus, NodeStatus, PeerStatus, ReceiptEntry, TrainingStatus};
@@ -41,6 +43,8 @@ pub struct ApiParts {
     pub config: Option<mpsc::Sender<ConfigRequest>>,
     /// Receipt lookups on the chain.
     pub receipts: Option<mpsc::Sender<ReceiptsRequest>>,
+    /// The training service's worker requests (`None`: the node does not train).
+    pub worker: Option<mpsc::Sender<WorkerRequest>>,
 }
 
 #[derive(Clone)]
