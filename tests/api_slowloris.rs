@@ -66,6 +66,7 @@ async fn slow_or_partial_request_headers_get_the_connection_closed() {
         listen: SocketAddr::from(([127, 0, 0, 1], 1)),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dir = tempfile::tempdir().expect("dir");
     let addr = api::serve_with_header_timeout(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         api::ApiParts {
@@ -79,6 +80,7 @@ async fn slow_or_partial_request_headers_get_the_connection_closed() {
             config: None,
             receipts: None,
             worker: None,
+            cookie: api::Cookie::create(dir.path()).expect("cookie"),
         },
         async move {
             let _ = stopped.await;

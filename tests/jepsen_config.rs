@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::Api;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -62,10 +64,10 @@ impl History {
 }
 
 /// A read at `consistency` on `node`: ok with the value (null when unset), or fail.
-fn read(history: &History, client: u64, node: SocketAddr, key: &str, consistency: &str) {
+fn read(history: &History, client: u64, node: &Api, key: &str, consistency: &str) {
     history.record(client, "invoke", "read", key, serde_json::Value::Null);
     let path = format!("/config/user.{key}?consistency={consistency}");
-    match common::http(node, "GET", &path, "") {
+    match node.call("GET", &path, "") {
         Some((200 | 404, body)) => {
             let value: serde_json::Value = serde_json::from_str(&body).expect("JSON");
             history.record(client, "ok", "read", key, value["value"].clone());
@@ -75,14 +77,7 @@ fn read(history: &History, client: u64, node: SocketAddr, key: &str, consistency
 }
 
 /// A write (or, with `expect`, a compare-and-set): ok, fail (refused) or info (unknown).
-fn write(
-    history: &History,
-    client: u64,
-    node: SocketAddr,
-    key: &str,
-    value: &str,
-    expect: Option<&str>,
-) {
+fn write(history: &History, client: u64, node: &Api, key: &str, value: &str, expect: Option<&str>) {
     let (f, invoke, path) = match expect {
         None => (
             "write",
@@ -96,7 +91,7 @@ fn write(
         ),
     };
     history.record(client, "invoke", f, key, invoke);
-    let kind = match common::http(node, "PUT", &path, value) {
+    let kind = match node.call("PUT", &path, value) {
         Some((200, _)) => "ok",
         Some((400 | 409, _)) => "fail",
         _ => "info",
@@ -158,7 +153,7 @@ fn heal(nodes: &[NodeHandle]) {
 async fn linearizable_reads_and_writes_stay_linearizable_under_partitions() {
     let (_dirs, nodes) = start_three().await;
     leader(&nodes).await;
-    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.http_addr().expect("http")).collect();
+    let addrs: Vec<Api> = nodes.iter().map(Api::of).collect();
     let history = Arc::new(History {
         start: Instant::now(),
         lines: Mutex::new(Vec::new()),
@@ -172,7 +167,7 @@ async fn linearizable_reads_and_writes_stay_linearizable_under_partitions() {
                 let mut seq = 0;
                 let mut last_seen: Option<String> = None;
                 while Instant::now() < until {
-                    let node = addrs[rng.random_range(0..addrs.len())];
+                    let node = &addrs[rng.random_range(0..addrs.len())];
                     let key = ["a", "b"][rng.random_range(0..2)];
                     seq += 1;
                     let value = format!("c{client}s{seq}");
@@ -221,18 +216,20 @@ async fn a_stale_local_read_is_caught_yet_the_history_is_causal() {
     let (_dirs, nodes) = start_three().await;
     let lead = leader(&nodes).await;
     let isolated = (lead + 1) % 3;
-    let at = |i: usize| nodes[i].http_addr().expect("http");
+    let at = |i: usize| Api::of(&nodes[i]);
     let history = History {
         start: Instant::now(),
         lines: Mutex::new(Vec::new()),
     };
     let (writer, reader) = (1, 2);
-    let (leader_addr, isolated_addr) = (at(lead), at(isolated));
+    let (leader_api, isolated_api) = (at(lead), at(isolated));
+    let (first_leader, first_isolated) = (leader_api.clone(), isolated_api.clone());
     let history = tokio::task::spawn_blocking(move || {
-        write(&history, writer, leader_addr, "s", "one", None);
+        write(&history, writer, &first_leader, "s", "one", None);
         // The isolated node has applied "one" before the cut: its local read says so.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while common::http(isolated_addr, "GET", "/config/user.s?consistency=local", "")
+        while first_isolated
+            .call("GET", "/config/user.s?consistency=local", "")
             .is_none_or(|(code, _)| code != 200)
         {
             assert!(
@@ -247,8 +244,8 @@ async fn a_stale_local_read_is_caught_yet_the_history_is_causal() {
     .expect("first write");
     cut(&nodes, isolated);
     let history = tokio::task::spawn_blocking(move || {
-        write(&history, writer, leader_addr, "s", "two", None);
-        read(&history, reader, isolated_addr, "s", "local");
+        write(&history, writer, &leader_api, "s", "two", None);
+        read(&history, reader, &isolated_api, "s", "local");
         history
     })
     .await

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use common::{eventually, http, init_logs};
+use common::{Api, eventually, http, init_logs};
 use hashgrad::config::{EventsSection, HttpSection, MiningSection, NodeConfig, TrainSection};
 use hashgrad::events::{EVENTS_DIR, EventAt, EventKind, LOG_FILE, check, parse_log};
 use hashgrad::net::{Identity, NodeId};
@@ -74,15 +74,18 @@ async fn nodes_log_a_consistent_history_of_everything_they_do() {
     .await;
 
     // A config write and read on a follower-or-leader alike.
-    let api = nodes[1].http_addr().expect("http");
+    let api = Api::of(&nodes[1]);
+    let writer = api.clone();
     let (code, body) = tokio::task::spawn_blocking(move || {
-        http(api, "PUT", "/config/learning_rate", "0.05").expect("answer")
+        writer
+            .call("PUT", "/config/learning_rate", "0.05")
+            .expect("answer")
     })
     .await
     .expect("task");
     assert_eq!(code, 200, "{body}");
     let (code, _) = tokio::task::spawn_blocking(move || {
-        http(api, "GET", "/config/learning_rate", "").expect("answer")
+        http(api.addr, "GET", "/config/learning_rate", "").expect("answer")
     })
     .await
     .expect("task");

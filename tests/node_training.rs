@@ -55,9 +55,10 @@ fn train_section(voters: &[NodeId], rounds: Option<u64>, consistency: &str) -> T
     }
 }
 
-async fn http_async(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+async fn http_async(node: &NodeHandle, method: &str, path: &str, body: &str) -> (u16, String) {
+    let api = common::Api::of(node);
     let (method, path, body) = (method.to_string(), path.to_string(), body.to_string());
-    tokio::task::spawn_blocking(move || common::http(addr, &method, &path, &body))
+    tokio::task::spawn_blocking(move || api.call(&method, &path, &body))
         .await
         .expect("http task")
         .expect("an HTTP answer")
@@ -103,9 +104,8 @@ async fn three_mining_nodes_train_to_the_params_of_hashgrad_train() {
     }
 
     // Every round's receipt is mined into the chain, and every node sees the same list.
-    let http_addr = nodes[1].http_addr().expect("http");
     let receipts = eventually(120, "receipts of all rounds on the chain", || async {
-        let (code, body) = http_async(http_addr, "GET", "/receipts", "").await;
+        let (code, body) = http_async(&nodes[1], "GET", "/receipts", "").await;
         assert_eq!(code, 200, "{body}");
         let list: Vec<serde_json::Value> = serde_json::from_str(&body).expect("receipts JSON");
         (list.len() as u64 == ROUNDS).then_some(list)
@@ -137,7 +137,7 @@ async fn config_writes_on_any_node_apply_from_the_next_round() {
     .await;
     let follower = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    let at = |i: usize| nodes[i].http_addr().expect("http");
+    let at = |i: usize| &nodes[i];
 
     // A write on a follower is forwarded to the leader; a linearizable read anywhere sees it.
     let (code, body) = http_async(at(follower), "PUT", "/config/learning_rate", "0.0005").await;

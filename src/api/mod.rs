@@ -3,11 +3,15 @@
 //! `?consistency=` the caller picks) and `GET /receipts` (which block holds each round's
 //! receipt).
 //!
+//! Every request that can change something needs the node's token (`auth`: a random
+//! `DATA_DIR/.cookie` written at each start, sent as `Authorization: Bearer`); reads are open.
+//!
 //! Reads the typed views the services publish (`views`) and turns them into JSON at this
 //! edge (`status`); sends typed requests down the services' channels. Must not touch the
 //! chain, Raft or the network itself, and must not import `node` (the node starts this
 //! server, not the other way round).
 
+pub mod auth;
 pub mod metrics;
 mod status;
 
@@ -29,6 +33,7 @@ use crate::views::{
     ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest, WorkerRequest,
 };
 
+pub use auth::{AuthError, COOKIE_FILE, Cookie};
 pub use metrics::Metrics;
 pub use status::{ConsensusStatus, NodeStatus, PeerStatus, ReceiptEntry, TrainingStatus};
 
@@ -45,6 +50,8 @@ pub struct ApiParts {
     pub receipts: Option<mpsc::Sender<ReceiptsRequest>>,
     /// The training service's worker requests (`None`: the node does not train).
     pub worker: Option<mpsc::Sender<WorkerRequest>>,
+    /// The token every write must carry.
+    pub cookie: Cookie,
 }
 
 #[derive(Clone)]
@@ -55,7 +62,7 @@ struct ApiState {
     receipts: Option<mpsc::Sender<ReceiptsRequest>>,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": message.into() });
     (status, Json(body)).into_response()
 }
@@ -262,6 +269,10 @@ async fn serve_with(
         .route("/config/{key}", get(get_config).put(put_config))
         .route("/receipts", get(receipts))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            parts.cookie,
+            auth::require_token,
+        ))
         .with_state(ApiState {
             views: parts.views,
             metrics: parts.metrics,

@@ -1,5 +1,6 @@
 //! `hashgrad node`: runs a node from a TOML config, with flags that override the file. Prints
-//! one `listening …` line on stdout once bound, logs to stderr, and stops on Ctrl-C.
+//! one `listening quic=… http=… id=… cookie=…` line on stdout once bound (the cookie holds the
+//! token API writes need), logs to stderr, and stops on Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -119,6 +120,7 @@ impl NodeArgs {
 /// a failed start (unusable data dir, taken port) is a usage error.
 pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     let config = args.resolve().map_err(|e| super::usage(e.to_string()))?;
+    let data_dir = config.data_dir.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         // A node that cannot start (unknown network, taken port, unusable data dir or store)
@@ -136,8 +138,16 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
         let http = node
             .http_addr()
             .map_or_else(|| "off".to_string(), |a| a.to_string());
+        // The cookie's path comes last: it is the one part that may hold spaces.
+        let cookie = match node.http_addr() {
+            Some(_) => format!(
+                " cookie={}",
+                data_dir.join(crate::api::COOKIE_FILE).display()
+            ),
+            None => String::new(),
+        };
         println!(
-            "listening quic={} http={} id={}",
+            "listening quic={} http={} id={}{cookie}",
             node.listen_addr(),
             http,
             node.id()

@@ -74,6 +74,9 @@ pub enum NodeError {
     /// The HTTP status server could not bind its address.
     #[error("cannot serve HTTP on {0}: {1}; is the port in use?")]
     Http(SocketAddr, #[source] std::io::Error),
+    /// The API's cookie could not be written to the data dir.
+    #[error(transparent)]
+    Cookie(#[from] api::AuthError),
     /// The mining backend was recognised but could not be opened (no GPU, unsupported CPU
     /// path).
     #[error("cannot open the `{name}` mining backend: {source}")]
@@ -161,6 +164,7 @@ pub struct NodeHandle {
     id: NodeId,
     listen: SocketAddr,
     http: Option<SocketAddr>,
+    api_cookie: Option<api::Cookie>,
     metrics: Metrics,
     consensus: Option<ConsensusHandle<Replicated>>,
     task: tokio::task::JoinHandle<Result<(), NodeError>>,
@@ -197,18 +201,26 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (receipts_tx, receipts_rx) = mpsc::channel(16);
     let (worker_tx, worker_rx) = mpsc::channel(64);
     let trains = config.train.is_some();
-    let http = serve_http(
-        &config,
-        ApiParts {
-            views: views.clone(),
-            metrics: metrics.clone(),
-            config: trains.then_some(config_tx),
-            receipts: trains.then_some(receipts_tx),
-            worker: trains.then_some(worker_tx),
-        },
-        stopped_rx,
-    )
-    .await?;
+    // The API's token is written before the API serves, so a client that sees the port open
+    // finds the cookie of this start.
+    let api_cookie = match config.http.listen {
+        Some(_) => Some(api::Cookie::create(&config.data_dir)?),
+        None => None,
+    };
+    let http = match &api_cookie {
+        Some(cookie) => {
+            let parts = ApiParts {
+                views: views.clone(),
+                metrics: metrics.clone(),
+                config: trains.then_some(config_tx),
+                receipts: trains.then_some(receipts_tx),
+                worker: trains.then_some(worker_tx),
+                cookie: cookie.clone(),
+            };
+            serve_http(&config, parts, stopped_rx).await?
+        }
+        None => None,
+    };
     info!(
         node = %id, network = %config.network, %listen, http = ?http,
         height = chain.height(), tip = %chain.tip(), "node started"
@@ -282,6 +294,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         id,
         listen,
         http,
+        api_cookie,
         metrics,
         consensus,
         task,
@@ -688,6 +701,12 @@ impl NodeHandle {
     /// The bound HTTP address, when serving.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
+    }
+
+    /// The token this start wrote to `DATA_DIR/.cookie` (`None` without an HTTP API), for
+    /// `Authorization: Bearer` on requests that change something.
+    pub fn api_token(&self) -> Option<&str> {
+        self.api_cookie.as_ref().map(api::Cookie::token)
     }
 
     /// The latest status, as `GET /status` serves it (the views refresh on every tip change

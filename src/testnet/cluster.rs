@@ -3,7 +3,6 @@
 //! the relays' counters. Knows nothing of goals or of the chaos schedule (`chaos.rs` decides
 //! what to cut and whom to kill; this only does it).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use super::plan::Partition;
 use super::process::NodeProcess;
 use super::relay::Relay;
 use super::report::{NodeState, RelayTotals};
-use super::status::{self, NodeView};
+use super::status::{self, ApiEndpoint, NodeView};
 
 /// How long a node may take to print its `listening` line.
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -80,9 +79,17 @@ impl Cluster {
         pids.join(", ")
     }
 
-    /// Each node's HTTP address while it serves (`None` while down or starting).
-    pub(super) fn http_addrs(&self) -> Vec<Option<SocketAddr>> {
-        self.nodes.iter().map(|n| n.http).collect()
+    /// Each node's API while it serves (`None` while down or starting).
+    pub(super) fn apis(&self) -> Vec<Option<ApiEndpoint>> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.http.map(|addr| ApiEndpoint {
+                    addr,
+                    token: n.token.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Indexes of the nodes serving HTTP.

@@ -109,11 +109,7 @@ impl<'a> Driver<'a> {
         let Some(duration) = self.jepsen_for else {
             return;
         };
-        self.workload = Some(Workload::start(
-            self.cluster.http_addrs(),
-            duration,
-            self.seed,
-        ));
+        self.workload = Some(Workload::start(self.cluster.apis(), duration, self.seed));
         self.journal.event(
             Duration::ZERO,
             &format!(
@@ -161,7 +157,7 @@ impl<'a> Driver<'a> {
     async fn observe(&mut self, elapsed: Duration, partitioned: bool) -> bool {
         self.refresh_views().await;
         if let Some(workload) = &self.workload {
-            workload.retarget(self.cluster.http_addrs());
+            workload.retarget(self.cluster.apis());
         }
         self.chaos.record_partition_start(elapsed, &self.seen);
         self.verdict

@@ -24,7 +24,6 @@
 //! `DIR/jepsen/`; the checking is `crate::check`'s.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::TestnetError;
-use super::status;
+use super::status::{self, ApiEndpoint};
 use crate::check::linearize::{self, Verdict};
 use crate::check::{CheckOptions, History, causal, format, model};
 
@@ -54,30 +53,30 @@ const CHECK_BUDGET: Duration = Duration::from_secs(60);
 /// How long the clients use one set of keys.
 const KEY_EPOCH: Duration = Duration::from_millis(1000);
 
-/// Each node's HTTP address while it is up, kept current by the testnet's poll loop through
-/// `Workload::retarget`.
+/// Each node's API while it is up (a restarted node has a new token), kept current by the
+/// testnet's poll loop through `Workload::retarget`.
 #[derive(Debug, Clone, Default)]
-struct Targets(Arc<Mutex<Vec<Option<SocketAddr>>>>);
+struct Targets(Arc<Mutex<Vec<Option<ApiEndpoint>>>>);
 
 impl Targets {
-    /// Sets every node's address (`None` while it is down).
-    fn update(&self, addrs: Vec<Option<SocketAddr>>) {
-        *self.lock() = addrs;
+    /// Sets every node's API (`None` while it is down).
+    fn update(&self, apis: Vec<Option<ApiEndpoint>>) {
+        *self.lock() = apis;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<SocketAddr>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<ApiEndpoint>>> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn node(&self, index: usize) -> Option<SocketAddr> {
-        self.lock().get(index).copied().flatten()
+    fn node(&self, index: usize) -> Option<ApiEndpoint> {
+        self.lock().get(index).cloned().flatten()
     }
 
-    fn any(&self, rng: &mut ChaCha8Rng) -> Option<SocketAddr> {
-        let up: Vec<SocketAddr> = self.lock().iter().flatten().copied().collect();
-        (!up.is_empty()).then(|| up[rng.random_range(0..up.len())])
+    fn any(&self, rng: &mut ChaCha8Rng) -> Option<ApiEndpoint> {
+        let up: Vec<ApiEndpoint> = self.lock().iter().flatten().cloned().collect();
+        (!up.is_empty()).then(|| up[rng.random_range(0..up.len())].clone())
     }
 }
 
@@ -141,10 +140,10 @@ impl std::fmt::Debug for Workload {
 impl Workload {
     /// Starts the clients against the nodes at `addrs` (`None` for a node that is down) for
     /// `duration`.
-    pub fn start(addrs: Vec<Option<SocketAddr>>, duration: Duration, seed: u64) -> Workload {
-        let nodes = addrs.len();
+    pub fn start(apis: Vec<Option<ApiEndpoint>>, duration: Duration, seed: u64) -> Workload {
+        let nodes = apis.len();
         let targets = Targets::default();
-        targets.update(addrs);
+        targets.update(apis);
         let targets = &targets;
         let now = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
@@ -173,18 +172,18 @@ impl Workload {
                     match (rng.random_range(0..3), seen.get(&key)) {
                         (0, _) => {
                             if let Some(Value::String(read)) =
-                                read(&history, client, node, &key, "linearizable").await
+                                read(&history, client, &node, &key, "linearizable").await
                             {
                                 seen.insert(key, read);
                             }
                         }
                         (1, Some(old)) => {
                             let old = old.clone();
-                            write(&history, client, node, &key, &value, Some(&old)).await;
+                            write(&history, client, &node, &key, &value, Some(&old)).await;
                             seen.insert(key, value);
                         }
                         _ => {
-                            write(&history, client, node, &key, &value, None).await;
+                            write(&history, client, &node, &key, &value, None).await;
                             seen.insert(key, value);
                         }
                     }
@@ -202,7 +201,7 @@ impl Workload {
                         seq += 1;
                         let value = format!("v{seq}");
                         let key = format!("x{}", epoch());
-                        write(&history, LOCAL_WRITER, node, &key, &value, None).await;
+                        write(&history, LOCAL_WRITER, &node, &key, &value, None).await;
                     }
                     pause(&mut rng).await;
                 }
@@ -216,7 +215,7 @@ impl Workload {
                 while running(&stop) {
                     if let Some(node) = targets.node(index) {
                         let key = format!("x{}", epoch());
-                        read(&history, client, node, &key, "local").await;
+                        read(&history, client, &node, &key, "local").await;
                     }
                     pause(&mut rng).await;
                 }
@@ -232,9 +231,9 @@ impl Workload {
         }
     }
 
-    /// Points the clients at the nodes' current addresses (`None` while a node is down).
-    pub fn retarget(&self, addrs: Vec<Option<SocketAddr>>) {
-        self.targets.update(addrs);
+    /// Points the clients at the nodes' current APIs (`None` while a node is down).
+    pub fn retarget(&self, apis: Vec<Option<ApiEndpoint>>) {
+        self.targets.update(apis);
     }
 
     /// Whether the workload's time is up.
@@ -277,8 +276,15 @@ enum Answer {
     Lost,
 }
 
-async fn call(node: SocketAddr, method: &str, path: &str, body: &str) -> Answer {
-    let answer = status::request(node, method, path, body, MAX_REPLY_BYTES);
+async fn call(node: &ApiEndpoint, method: &str, path: &str, body: &str) -> Answer {
+    let answer = status::request(
+        node.addr,
+        node.token.as_deref(),
+        method,
+        path,
+        body,
+        MAX_REPLY_BYTES,
+    );
     match tokio::time::timeout(OPERATION_TIMEOUT, answer).await {
         Ok(Ok((code, body))) => Answer::Reply(code, body),
         Ok(Err(error)) if !error.sent => Answer::NotSent,
@@ -291,7 +297,7 @@ async fn call(node: SocketAddr, method: &str, path: &str, body: &str) -> Answer 
 async fn read(
     history: &Recorder,
     client: u64,
-    node: SocketAddr,
+    node: &ApiEndpoint,
     key: &str,
     consistency: &str,
 ) -> Option<Value> {
@@ -315,7 +321,7 @@ async fn read(
 async fn write(
     history: &Recorder,
     client: u64,
-    node: SocketAddr,
+    node: &ApiEndpoint,
     key: &str,
     value: &str,
     expect: Option<&str>,
@@ -331,7 +337,8 @@ async fn write(
     history.record(client, "invoke", f, key, invoke);
     let kind = match call(node, "PUT", &path, value).await {
         Answer::Reply(200, _) => "ok",
-        Answer::Reply(400 | 409 | 503, _) | Answer::NotSent => "fail",
+        // 401/403: a token from before the node restarted; refused, so no effect.
+        Answer::Reply(400 | 401 | 403 | 409 | 503, _) | Answer::NotSent => "fail",
         Answer::Reply(..) | Answer::Lost => "info",
     };
     history.record(client, kind, f, key, Value::Null);

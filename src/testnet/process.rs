@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::TestnetError;
+use crate::api::Cookie;
 
 /// A node child process (or the slot of one that is down).
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct NodeProcess {
     log_offset: u64,
     /// The HTTP address from this start's `listening` line; `None` until it is printed.
     pub http: Option<SocketAddr>,
+    /// This start's API token, read from the cookie the `listening` line names.
+    pub token: Option<String>,
 }
 
 impl NodeProcess {
@@ -40,6 +43,7 @@ impl NodeProcess {
             child: None,
             log_offset: 0,
             http: None,
+            token: None,
         }
     }
 
@@ -68,6 +72,7 @@ impl NodeProcess {
             .map_err(|e| TestnetError::Spawn(self.binary.clone(), e))?;
         self.child = Some(child);
         self.http = None;
+        self.token = None;
         Ok(())
     }
 
@@ -91,17 +96,20 @@ impl NodeProcess {
             return Ok(false);
         }
         let text = self.read_log_since_start();
-        if let Some(http) = text
-            .lines()
-            .filter(|line| line.starts_with("listening "))
-            .find_map(|line| {
-                line.split_whitespace()
-                    .find_map(|part| part.strip_prefix("http="))
-                    .and_then(|addr| addr.parse::<SocketAddr>().ok())
-            })
-        {
-            self.http = Some(http);
-            return Ok(true);
+        if let Some(line) = text.lines().find(|line| line.starts_with("listening ")) {
+            let http = line
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix("http="))
+                .and_then(|addr| addr.parse::<SocketAddr>().ok());
+            if let Some(http) = http {
+                // Written before the node serves, so it is this start's.
+                self.token = line
+                    .split_once(" cookie=")
+                    .and_then(|(_, path)| Cookie::read_file(Path::new(path)).ok())
+                    .map(|cookie| cookie.token().to_string());
+                self.http = Some(http);
+                return Ok(true);
+            }
         }
         let exited = self
             .child
@@ -136,6 +144,7 @@ impl NodeProcess {
             let _ = child.kill().await;
         }
         self.http = None;
+        self.token = None;
     }
 
     /// Closes the lifeline so the node stops itself; kills it if it is not gone within `grace`.
@@ -148,5 +157,6 @@ impl NodeProcess {
             let _ = child.kill().await;
         }
         self.http = None;
+        self.token = None;
     }
 }

@@ -157,7 +157,7 @@ pub async fn fetch_receipts(
 }
 
 async fn get(addr: SocketAddr, path: &str, max_bytes: usize) -> Result<String, StatusError> {
-    let (code, body) = request(addr, "GET", path, "", max_bytes)
+    let (code, body) = request(addr, None, "GET", path, "", max_bytes)
         .await
         .map_err(StatusError::Request)?;
     if code != 200 {
@@ -176,10 +176,20 @@ pub struct RequestError {
     pub message: String,
 }
 
-/// One HTTP/1.1 request on its own connection: the status code and at most `max_bytes` of the
-/// reply (headers included), or why there is none.
+/// A node's API as a client sees it: where it serves and the token its writes need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiEndpoint {
+    /// The node's HTTP address.
+    pub addr: SocketAddr,
+    /// The token from the node's cookie (`None`: not read yet; writes will be refused).
+    pub token: Option<String>,
+}
+
+/// One HTTP/1.1 request on its own connection, with `token` as its bearer when given: the
+/// status code and at most `max_bytes` of the reply (headers included), or why there is none.
 pub async fn request(
     addr: SocketAddr,
+    token: Option<&str>,
     method: &str,
     path: &str,
     body: &str,
@@ -192,8 +202,11 @@ pub async fn request(
         }
     };
     let mut stream = TcpStream::connect(addr).await.map_err(failed(false))?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests that run in-process clusters: polling until a
-//! condition holds, one blocking HTTP exchange, test logging, starting nodes that all know
+//! condition holds, one blocking HTTP exchange (with a node's token, `Api`), test logging, starting nodes that all know
 //! each other's keys, a loopback training node's config, its training status and committed
 //! round log, waiting until every node has trained a round, and settling every node on one
 //! chain tip.
@@ -37,13 +37,51 @@ where
 
 /// One HTTP/1.1 exchange with a read deadline; `None` when no full answer came in time.
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    exchange(addr, None, method, path, body)
+}
+
+/// A node's HTTP API: its address and the token (`DATA_DIR/.cookie`) that writes need.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub addr: SocketAddr,
+    pub token: String,
+}
+
+impl Api {
+    /// The API of an in-process node started with an HTTP address.
+    pub fn of(node: &NodeHandle) -> Api {
+        Api {
+            addr: node.http_addr().expect("the node serves HTTP"),
+            token: node
+                .api_token()
+                .expect("an HTTP node has a token")
+                .to_string(),
+        }
+    }
+
+    /// One exchange carrying the token.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        exchange(self.addr, Some(&self.token), method, path, body)
+    }
+}
+
+fn exchange(
+    addr: SocketAddr,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .ok()?;
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
