@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod attack;
+pub mod checkpoint;
 pub mod csv;
 pub mod dataset;
 pub mod layout;
