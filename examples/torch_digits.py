@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=0.002, help="--local: Adam's rate")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    torch.set_num_threads(1)
     torch.manual_seed(7)
     feats, labels = data.digits()
     x_all = torch.from_numpy(feats / 16.0).float().reshape(-1, 1, 8, 8)
