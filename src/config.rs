@@ -221,6 +221,9 @@ pub struct TrainSection {
     pub election_ticks: u32,
     /// Leader heartbeat interval in ticks (less than `election_ticks`).
     pub heartbeat_ticks: u32,
+    /// Ask for pre-votes before an election, so a node that cannot win (cut off, or with a
+    /// fast clock) does not depose the leader with a higher term. On by default.
+    pub pre_vote: bool,
     /// Fingerprints of the workers, in shard order (the same list on every node). Empty: the
     /// voters (or this node alone when there are none).
     #[serde(with = "text_values::list")]
@@ -293,6 +296,7 @@ impl Default for TrainSection {
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 2,
+            pre_vote: true,
             workers: Vec::new(),
             seed: 1,
             data: None,

@@ -12,7 +12,8 @@ use crate::cluster::{ConsistencyLevel, RuleSpec};
 use crate::config::NodeConfig;
 use crate::gpu::DeviceChoice;
 use crate::testnet::{
-    self, Byzantine, Goals, KillTarget, Kills, Latency, Observer, Partition, Plan, Row, Setup,
+    self, Byzantine, ClockFault, Goals, KillTarget, Kills, Latency, Observer, Partition, Plan, Row,
+    Setup,
 };
 use crate::train::attack::Attack;
 
@@ -94,6 +95,12 @@ pub struct TestnetArgs {
     /// (default groups: the last node alone); repeatable.
     #[arg(long = "partition", value_name = "AT+SECS[:GROUPS]")]
     pub partitions: Vec<String>,
+    /// Run a node's clock at RATE times real time (libfaketime: timers, timeouts and clocks of
+    /// that process scale), for the whole run or from AT seconds for SECS; NODE is an index,
+    /// `leader` or `follower` (resolved when the window opens), e.g. `leader:0.5@10+20`;
+    /// repeatable. Needs libfaketime (`apt-get install faketime`).
+    #[arg(long = "clock", value_name = "NODE:RATE[@AT+SECS]")]
+    pub clocks: Vec<String>,
     /// `kill -9` the training leader every SECS seconds and restart it (a random node while
     /// no node reports a leader).
     #[arg(long, value_name = "SECS", conflicts_with = "kill_random_every")]
@@ -157,6 +164,12 @@ impl TestnetArgs {
             .map(|p| Partition::parse(p, self.nodes.max(1)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(usage)?;
+        let clocks = self
+            .clocks
+            .iter()
+            .map(|c| ClockFault::parse(c, self.nodes.max(1)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(usage)?;
         let kills = match (self.kill_leader_every, self.kill_random_every) {
             (Some(every), _) => Some((KillTarget::Leader, every)),
             (None, Some(every)) => Some((KillTarget::Random, every)),
@@ -195,6 +208,7 @@ impl TestnetArgs {
             loss_pct: self.loss,
             partitions,
             kills,
+            clocks,
             byzantine: self.byzantine.map(|nodes| Byzantine {
                 nodes,
                 attack: self.attack,
@@ -210,12 +224,18 @@ impl TestnetArgs {
                  [train] section (or --no-train was given)",
             ));
         }
-        if let Some(nemesis) = plan.add_jepsen_nemesis(secs(self.restart_after, "--restart-after")?)
-            && !self.json
+        let clocks_available = testnet::faketime::library().is_ok();
+        if let Some(nemesis) = plan.add_jepsen_nemesis(
+            secs(self.restart_after, "--restart-after")?,
+            clocks_available,
+        ) && !self.json
         {
             eprintln!("jepsen nemesis (no fault flags given): {nemesis}");
         }
         plan.validate().map_err(usage)?;
+        if !plan.clocks.is_empty() {
+            testnet::faketime::library().map_err(usage)?;
+        }
         Ok(plan)
     }
 

@@ -59,6 +59,9 @@ pub struct ConsensusConfig {
     pub election_ticks: u32,
     /// Leader heartbeat interval, in ticks.
     pub heartbeat_ticks: u32,
+    /// Ask for pre-votes before starting an election (a node that cannot win does not
+    /// disturb the leader with a higher term).
+    pub pre_vote: bool,
     /// Compact the log once this many entries were applied after the last snapshot (a tail of
     /// a quarter of it stays in the log); 0: never.
     pub snapshot_every: u64,
@@ -71,6 +74,7 @@ impl Default for ConsensusConfig {
             tick: Duration::from_millis(100),
             election_ticks: 10,
             heartbeat_ticks: 2,
+            pre_vote: true,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
@@ -257,6 +261,7 @@ where
     let mut raft_config = RaftConfig::new(id, voters.iter().filter_map(NodeId::raft_id).collect());
     raft_config.election_ticks = config.election_ticks;
     raft_config.heartbeat_ticks = config.heartbeat_ticks;
+    raft_config.pre_vote = config.pre_vote;
     raft_config.seed = rand::random();
     // A stored snapshot comes back in Raft's first `Ready` (restoring `machine`), and the
     // committed entries after it are applied again: the state machine lives in memory.

@@ -611,6 +611,7 @@ fn consensus_config(train: &TrainSection) -> ConsensusConfig {
         tick: Duration::from_millis(train.tick_ms),
         election_ticks: train.election_ticks,
         heartbeat_ticks: train.heartbeat_ticks,
+        pre_vote: train.pre_vote,
         snapshot_every: train.snapshot_every,
     }
 }

@@ -1,6 +1,7 @@
-//! The chaos schedule as the orchestrator applies it: partitions cut and heal relay links,
-//! kills `kill -9` the training leader (or a random node) and restart it from its data dir
-//! after a pause. Owns the schedule's state (the next kill, pending restarts, the kill
+//! The chaos schedule as the orchestrator applies it: partitions cut and heal relay links
+//! (a `leader` partition cuts off whoever leads when it begins), kills `kill -9` the training
+//! leader (or a random node) and restart it from its data dir after a pause, clock faults set
+//! a node's libfaketime rate for their window. Owns the schedule's state (the next kill, pending restarts, the kill
 //! randomness), its counts and each partition's report; acts through the `Cluster`, reads
 //! the polled `Observations`, and writes each change as an event to the `Journal`. Decides
 //! nothing about goals.
@@ -15,7 +16,7 @@ use super::TestnetError;
 use super::cluster::Cluster;
 use super::journal::Journal;
 use super::observe::Observations;
-use super::plan::{KillTarget, Kills, Partition, Plan};
+use super::plan::{ClockFault, ClockTarget, KillTarget, Kills, Partition, Plan};
 use super::report::PartitionReport;
 
 /// How long after a cut the partition's starting heights and rounds are read: a node's
@@ -37,6 +38,19 @@ pub(super) struct Chaos {
     reports: Vec<PartitionReport>,
     /// When the active partition began (since every node was up).
     partition_began: Option<Duration>,
+    /// The clock faults with a window, each with the node it hit once it began.
+    clocks: Vec<(ClockFault, ClockState)>,
+    /// Per node, the rate outside any window.
+    base_rates: Vec<f64>,
+}
+
+/// Where a windowed clock fault is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ClockState {
+    Pending,
+    /// Applied to this node.
+    On(usize),
+    Over,
 }
 
 impl Chaos {
@@ -53,6 +67,13 @@ impl Chaos {
             healed: 0,
             reports: Vec::new(),
             partition_began: None,
+            clocks: plan
+                .clocks
+                .iter()
+                .filter(|f| f.window.is_some())
+                .map(|f| (*f, ClockState::Pending))
+                .collect(),
+            base_rates: (0..plan.nodes).map(|i| plan.base_clock_rate(i)).collect(),
         }
     }
 
@@ -61,9 +82,14 @@ impl Chaos {
         self.next_kill = self.kills.map(|k| t0 + k.every);
     }
 
-    /// Whether every partition has healed by `elapsed`.
+    /// Whether every partition has healed and every clock window closed by `elapsed`.
     pub(super) fn over(&self, elapsed: Duration) -> bool {
         self.partitions.iter().all(|p| elapsed >= p.at + p.lasting)
+            && self.clocks.iter().all(|(fault, _)| {
+                fault
+                    .window
+                    .is_none_or(|(at, lasting)| elapsed >= at + lasting)
+            })
     }
 
     /// `kill -9`s sent.
@@ -96,7 +122,9 @@ impl Chaos {
         seen: &mut Observations,
         journal: &mut Journal<'_>,
     ) -> Result<bool, TestnetError> {
+        self.resolve_leader_partitions(elapsed, cluster, seen, journal);
         let partitioned = self.apply_partitions(elapsed, cluster, seen, journal);
+        self.apply_clocks(elapsed, cluster, seen, journal)?;
         if let (Some(due), Some(kills)) = (self.next_kill, self.kills)
             && now >= due
         {
@@ -113,6 +141,97 @@ impl Chaos {
         }
         self.restart_due(now, elapsed, cluster, journal)?;
         Ok(partitioned)
+    }
+
+    /// A `leader` partition that begins now cuts off the node that leads now (a random
+    /// running node while none reports a role).
+    fn resolve_leader_partitions(
+        &mut self,
+        elapsed: Duration,
+        cluster: &Cluster,
+        seen: &Observations,
+        journal: &mut Journal<'_>,
+    ) {
+        let nodes = cluster.len();
+        for index in 0..self.partitions.len() {
+            let p = &self.partitions[index];
+            if !p.isolates_leader || !p.groups.is_empty() || elapsed < p.at {
+                continue;
+            }
+            let (leader, why) = self.pick(ClockTarget::Leader, cluster, seen);
+            let rest = (0..nodes).filter(|&n| n != leader).collect();
+            self.partitions[index].groups = vec![vec![leader], rest];
+            journal.event(elapsed, &format!("partition cuts off n{leader} ({why})"));
+        }
+    }
+
+    /// The node a role names now, with why it was picked.
+    fn pick(
+        &mut self,
+        target: ClockTarget,
+        cluster: &Cluster,
+        seen: &Observations,
+    ) -> (usize, &'static str) {
+        let running = cluster.serving();
+        let all: Vec<usize> = (0..cluster.len()).collect();
+        let pool = if running.is_empty() { &all } else { &running };
+        let leader = seen.leader_among(pool);
+        let random = |rng: &mut ChaCha8Rng, pool: &[usize]| pool[rng.random_range(0..pool.len())];
+        match (target, leader) {
+            (ClockTarget::Node(n), _) => (n, "named"),
+            (ClockTarget::Leader, Some(leader)) => (leader, "training leader"),
+            (ClockTarget::Follower, Some(leader)) => {
+                let followers: Vec<usize> = pool.iter().copied().filter(|&n| n != leader).collect();
+                if followers.is_empty() {
+                    (leader, "the only node")
+                } else {
+                    (random(&mut self.rng, &followers), "a follower")
+                }
+            }
+            (_, None) => (
+                random(&mut self.rng, pool),
+                "random: no node reports a leader",
+            ),
+        }
+    }
+
+    /// Starts and ends the clock faults' windows.
+    fn apply_clocks(
+        &mut self,
+        elapsed: Duration,
+        cluster: &mut Cluster,
+        seen: &Observations,
+        journal: &mut Journal<'_>,
+    ) -> Result<(), TestnetError> {
+        for index in 0..self.clocks.len() {
+            let (fault, state) = self.clocks[index];
+            let Some((at, lasting)) = fault.window else {
+                continue;
+            };
+            match state {
+                ClockState::Pending if elapsed >= at => {
+                    let (node, why) = self.pick(fault.target, cluster, seen);
+                    cluster.set_clock_rate(node, fault.rate)?;
+                    self.clocks[index].1 = ClockState::On(node);
+                    journal.event(
+                        elapsed,
+                        &format!(
+                            "clock: n{node} ({why}) at x{} for {:.1} s",
+                            fault.rate,
+                            lasting.as_secs_f64()
+                        ),
+                    );
+                }
+                ClockState::On(node) if elapsed >= at + lasting => {
+                    let rate = self.base_rates[node];
+                    cluster.set_clock_rate(node, rate)?;
+                    self.clocks[index].1 = ClockState::Over;
+                    journal.event(elapsed, &format!("clock: n{node} back to x{rate}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Cuts every link an active partition separates and heals the rest; returns whether a

@@ -166,6 +166,12 @@ impl Cluster {
         Ok(self.nodes[index].pid().unwrap_or(0))
     }
 
+    /// Sets node `index`'s clock rate (from now, or from its next start while it is down);
+    /// `false` when it runs on real time.
+    pub(super) fn set_clock_rate(&mut self, index: usize, rate: f64) -> Result<bool, TestnetError> {
+        self.nodes[index].set_clock_rate(rate)
+    }
+
     /// Cuts every link one of `active` separates and heals the rest; returns whether any link
     /// changed, and whether that change was a cut.
     pub(super) fn cut_links(&self, active: &[&Partition]) -> Option<bool> {

@@ -13,12 +13,15 @@
 //!   read at `consistency=linearizable` on random nodes. The design guarantees linearizability
 //!   (writes through the Raft log, ReadIndex reads); the run fails if the checker refutes it.
 //! - **local** (`local-history.jsonl`, key `x<epoch>`): one client writes distinct values on
-//!   random
-//!   nodes, and one reader per node reads at `consistency=local` on that node only. Local reads
-//!   see a node's applied prefix of the log: they may be stale, so the history need not be
-//!   linearizable (reported, and expected to fail when a partition leaves a reader behind), but
-//!   each reader's reads follow the log order, so it must stay causally consistent; the run
-//!   fails if the causal check refutes it.
+//!   random nodes, and one reader per node reads at `consistency=local` on that node only.
+//!   Local reads see a node's applied prefix of the log: they may be stale, so the history need
+//!   not be linearizable (reported, and expected to fail when a partition leaves a reader
+//!   behind), but each reader's reads follow the log order, so it must stay causally
+//!   consistent; the run fails if the causal check refutes it.
+//! - **lease** (`lease-history.jsonl`, key `l<epoch>`): the same shape with reads at
+//!   `consistency=lease`. A lease read is linearizable only while the leader's clock runs no
+//!   slower than its followers' (and its ticks come on time); the verdict is reported, and a
+//!   slow-clocked leader cut off from the majority is expected to refute it.
 //!
 //! Owns the clients (tokio tasks, HTTP/1.1 over TCP), the recorders and the verdict files in
 //! `DIR/jepsen/`; the checking is `crate::check`'s.
@@ -44,6 +47,9 @@ const LINEARIZABLE_CLIENTS: u64 = 4;
 /// Client ids of the local workload: its writer, then one reader per node.
 const LOCAL_WRITER: u64 = 100;
 const LOCAL_READERS: u64 = 200;
+/// Client ids of the lease workload: its writers, then one reader per node.
+const LEASE_WRITER: u64 = 300;
+const LEASE_READERS: u64 = 400;
 /// How long one operation may wait for its answer before it counts as unknown.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest reply a client reads.
@@ -124,6 +130,7 @@ pub struct Workload {
     clients: tokio::task::JoinSet<()>,
     linearizable: Arc<Recorder>,
     local: Arc<Recorder>,
+    lease: Arc<Recorder>,
     ends: Instant,
 }
 
@@ -149,6 +156,7 @@ impl Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let linearizable = Arc::new(Recorder::new(now));
         let local = Arc::new(Recorder::new(now));
+        let lease = Arc::new(Recorder::new(now));
         let ends = now + duration;
         let mut clients = tokio::task::JoinSet::new();
         let running =
@@ -191,35 +199,20 @@ impl Workload {
                 }
             });
         }
-        {
-            let (targets, stop, history) = (targets.clone(), stop.clone(), local.clone());
-            clients.spawn(async move {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ LOCAL_WRITER);
-                let mut seq = 0;
-                while running(&stop) {
-                    if let Some(node) = targets.any(&mut rng) {
-                        seq += 1;
-                        let value = format!("v{seq}");
-                        let key = format!("x{}", epoch());
-                        write(&history, LOCAL_WRITER, &node, &key, &value, None).await;
-                    }
-                    pause(&mut rng).await;
-                }
-            });
-        }
-        for index in 0..nodes {
-            let (targets, stop, history) = (targets.clone(), stop.clone(), local.clone());
-            let client = LOCAL_READERS + index as u64;
-            clients.spawn(async move {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ client);
-                while running(&stop) {
-                    if let Some(node) = targets.node(index) {
-                        let key = format!("x{}", epoch());
-                        read(&history, client, &node, &key, "local").await;
-                    }
-                    pause(&mut rng).await;
-                }
-            });
+        for (recorder, reads) in [(&local, &LOCAL_READS), (&lease, &LEASE_READS)] {
+            spawn_reader_workload(
+                &mut clients,
+                ReaderClients {
+                    reads,
+                    targets,
+                    stop: &stop,
+                    history: recorder,
+                    running,
+                    epoch,
+                    seed,
+                    nodes,
+                },
+            );
         }
         Workload {
             targets: targets.clone(),
@@ -227,6 +220,7 @@ impl Workload {
             clients,
             linearizable,
             local,
+            lease,
             ends,
         }
     }
@@ -248,6 +242,7 @@ impl Workload {
         Histories {
             linearizable: self.linearizable.text(),
             local: self.local.text(),
+            lease: self.lease.text(),
         }
     }
 }
@@ -261,6 +256,97 @@ pub struct Histories {
     /// The local-read workload's history (one writer, one local reader per node), written to
     /// `jepsen/local-history.jsonl`.
     pub local: String,
+    /// The lease-read workload's history (three writers, one lease reader per node), written to
+    /// `jepsen/lease-history.jsonl`.
+    pub lease: String,
+}
+
+/// One reader workload: writers of distinct values on random nodes and one reader per node at
+/// `consistency` on its own node, on the key `<prefix><epoch>`.
+struct ReaderWorkload {
+    prefix: &'static str,
+    consistency: &'static str,
+    /// Writer w is client `writer + w`.
+    writer: u64,
+    /// Concurrent writers: the local workload's causal check wants one; the lease workload
+    /// wants a write to complete on the majority while one writer waits on a cut-off node.
+    writers: u64,
+    /// Reader of node i is client `readers + i`.
+    readers: u64,
+}
+
+const LOCAL_READS: ReaderWorkload = ReaderWorkload {
+    prefix: "x",
+    consistency: "local",
+    writer: LOCAL_WRITER,
+    writers: 1,
+    readers: LOCAL_READERS,
+};
+const LEASE_READS: ReaderWorkload = ReaderWorkload {
+    prefix: "l",
+    consistency: "lease",
+    writer: LEASE_WRITER,
+    writers: 3,
+    readers: LEASE_READERS,
+};
+
+/// What a reader workload's clients share.
+struct ReaderClients<'a, R, E> {
+    reads: &'static ReaderWorkload,
+    targets: &'a Targets,
+    stop: &'a Arc<AtomicBool>,
+    history: &'a Arc<Recorder>,
+    running: R,
+    epoch: E,
+    seed: u64,
+    nodes: usize,
+}
+
+fn spawn_reader_workload<R, E>(clients: &mut tokio::task::JoinSet<()>, c: ReaderClients<'_, R, E>)
+where
+    R: Fn(&AtomicBool) -> bool + Copy + Send + 'static,
+    E: Fn() -> u64 + Copy + Send + 'static,
+{
+    let ReaderClients {
+        reads,
+        targets,
+        stop,
+        history,
+        running,
+        epoch,
+        seed,
+        nodes,
+    } = c;
+    for writer in (0..reads.writers).map(|w| reads.writer + w) {
+        let (targets, stop, history) = (targets.clone(), stop.clone(), history.clone());
+        clients.spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ writer);
+            let mut seq = 0;
+            while running(&stop) {
+                if let Some(node) = targets.any(&mut rng) {
+                    seq += 1;
+                    let value = format!("v{}.{seq}", writer - reads.writer);
+                    let key = format!("{}{}", reads.prefix, epoch());
+                    write(&history, writer, &node, &key, &value, None).await;
+                }
+                pause(&mut rng).await;
+            }
+        });
+    }
+    for index in 0..nodes {
+        let (targets, stop, history) = (targets.clone(), stop.clone(), history.clone());
+        let client = reads.readers + index as u64;
+        clients.spawn(async move {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ client);
+            while running(&stop) {
+                if let Some(node) = targets.node(index) {
+                    let key = format!("{}{}", reads.prefix, epoch());
+                    read(&history, client, &node, &key, reads.consistency).await;
+                }
+                pause(&mut rng).await;
+            }
+        });
+    }
 }
 
 async fn pause(rng: &mut ChaCha8Rng) {
@@ -367,6 +453,14 @@ pub struct JepsenReport {
     pub local_linearizable: CheckOutcome,
     /// ... but must be causally consistent.
     pub local_causal: CheckOutcome,
+    /// Operations recorded on the lease key.
+    #[serde(default)]
+    pub lease_operations: usize,
+    /// Lease reads with their writes: linearizable while clocks run at one rate and ticks
+    /// come on time, refuted by a leader whose clock runs slow (reported; the run does not
+    /// fail on it).
+    #[serde(default)]
+    pub lease_linearizable: Option<CheckOutcome>,
 }
 
 impl JepsenReport {
@@ -378,14 +472,21 @@ impl JepsenReport {
 
     /// The summary's line.
     pub fn text(&self) -> String {
+        let lease = self
+            .lease_linearizable
+            .as_ref()
+            .map_or("not recorded", |o| o.verdict.as_str());
         format!(
             "jepsen: {} operations at consistency=linearizable: {}; {} with local reads: {} \
-             (stale reads are allowed), {}",
+             (stale reads are allowed), {}; {} with lease reads: {} (leases assume clocks at \
+             one rate)",
             self.operations,
             self.linearizable.verdict,
             self.local_operations,
             self.local_linearizable.verdict,
-            self.local_causal.verdict
+            self.local_causal.verdict,
+            self.lease_operations,
+            lease,
         )
     }
 }
@@ -401,6 +502,7 @@ pub fn judge(dir: &Path, histories: &Histories) -> Result<JepsenReport, TestnetE
     for (name, text) in [
         ("history.jsonl", &histories.linearizable),
         ("local-history.jsonl", &histories.local),
+        ("lease-history.jsonl", &histories.lease),
     ] {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(io(&path))?;
@@ -415,12 +517,15 @@ pub fn judge(dir: &Path, histories: &Histories) -> Result<JepsenReport, TestnetE
     };
     let linear = parse(&histories.linearizable)?;
     let local = parse(&histories.local)?;
+    let lease = parse(&histories.lease)?;
     let report = JepsenReport {
         operations: linear.operations.len(),
         local_operations: local.operations.len(),
         linearizable: linearizability(&linear, true),
         local_linearizable: linearizability(&local, false),
         local_causal: causality(&local),
+        lease_operations: lease.operations.len(),
+        lease_linearizable: Some(linearizability(&lease, false)),
     };
     let path = out.join("verdict.json");
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();

@@ -15,6 +15,7 @@
 mod chaos;
 mod cluster;
 mod driver;
+pub mod faketime;
 pub mod jepsen;
 mod journal;
 pub mod layout;
@@ -31,7 +32,9 @@ mod verdict;
 
 use std::path::PathBuf;
 
-pub use plan::{Byzantine, Goals, KillTarget, Kills, Latency, Partition, Plan};
+pub use plan::{
+    Byzantine, ClockFault, ClockTarget, Goals, KillTarget, Kills, Latency, Partition, Plan,
+};
 pub use report::{Row, Summary};
 pub use run::{Observer, Setup, run};
 

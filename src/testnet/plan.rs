@@ -51,18 +51,22 @@ pub struct Partition {
     pub at: Duration,
     /// How long the partition lasts before it heals.
     pub lasting: Duration,
-    /// Node indexes per group; a node in no group forms a group of its own.
+    /// Node indexes per group; a node in no group forms a group of its own. Empty for a
+    /// partition that cuts off the leader until it begins.
     pub groups: Vec<Vec<usize>>,
+    /// `AT+SECS:leader`: the training leader at `at` is cut off from every other node (the
+    /// groups are filled in then).
+    pub isolates_leader: bool,
 }
 
 impl Partition {
-    /// Parses `AT+SECS[:GROUPS]`, GROUPS like `0,1|2`. Without groups, the last node is cut
-    /// off from the others.
+    /// Parses `AT+SECS[:GROUPS]`, GROUPS like `0,1|2` or `leader`. Without groups, the last
+    /// node is cut off from the others.
     pub fn parse(text: &str, nodes: usize) -> Result<Partition, TestnetError> {
         let bad = || TestnetError::Spec {
             what: "partition",
             text: text.to_string(),
-            expected: "AT+SECS[:GROUPS] with node indexes, e.g. 20+10 or 20+10:0,1|2",
+            expected: "AT+SECS[:GROUPS] with node indexes, e.g. 20+10, 20+10:0,1|2 or 20+10:leader",
         };
         let (times, groups) = match text.split_once(':') {
             Some((times, groups)) => (times, Some(groups)),
@@ -78,6 +82,14 @@ impl Partition {
                 .ok_or_else(bad)
         };
         let (at, lasting) = (secs(at)?, secs(lasting)?);
+        if groups.is_some_and(|g| g.trim() == "leader") {
+            return Ok(Partition {
+                at,
+                lasting,
+                groups: Vec::new(),
+                isolates_leader: true,
+            });
+        }
         let groups = match groups {
             Some(groups) => groups
                 .split('|')
@@ -104,6 +116,7 @@ impl Partition {
             at,
             lasting,
             groups,
+            isolates_leader: false,
         })
     }
 
@@ -154,6 +167,83 @@ impl Byzantine {
     }
 }
 
+/// Which node a clock fault slows or speeds up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockTarget {
+    /// Node `n` (`n0` is 0).
+    Node(usize),
+    /// The training leader when the fault begins.
+    Leader,
+    /// A node other than the training leader when the fault begins.
+    Follower,
+}
+
+/// A node's clock runs at `rate` times real time (libfaketime), for the whole run or from
+/// `at` for `lasting`: timers, timeouts and `Instant`s of that process all scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClockFault {
+    /// Whose clock.
+    pub target: ClockTarget,
+    /// Fake seconds per real second, 0.05 to 20.
+    pub rate: f64,
+    /// `(at, lasting)` after every node is up; `None`: from the node's start to the end.
+    pub window: Option<(Duration, Duration)>,
+}
+
+impl ClockFault {
+    /// Parses `NODE:RATE[@AT+SECS]`, NODE an index, `leader` or `follower` (those two need a
+    /// window: no node leads before the run starts).
+    pub fn parse(text: &str, nodes: usize) -> Result<ClockFault, TestnetError> {
+        let bad = |expected| TestnetError::Spec {
+            what: "clock",
+            text: text.to_string(),
+            expected,
+        };
+        let syntax = "NODE:RATE[@AT+SECS], NODE an index, leader or follower, e.g. 1:2 or \
+                      leader:0.5@10+20";
+        let (node, rest) = text.split_once(':').ok_or_else(|| bad(syntax))?;
+        let (rate, window) = match rest.split_once('@') {
+            Some((rate, window)) => (rate, Some(window)),
+            None => (rest, None),
+        };
+        let number = |s: &str| s.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        let rate = number(rate.trim_start_matches('x'))
+            .filter(|r| (0.05..=20.0).contains(r))
+            .ok_or_else(|| bad("a RATE from 0.05 to 20 (fake seconds per real second)"))?;
+        let window = match window {
+            None => None,
+            Some(window) => {
+                let (at, lasting) = window.split_once('+').ok_or_else(|| bad(syntax))?;
+                let secs = |s: &str| {
+                    number(s)
+                        .filter(|v| (0.0..1e6).contains(v))
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| bad(syntax))
+                };
+                Some((secs(at)?, secs(lasting)?))
+            }
+        };
+        let target = match node.trim() {
+            "leader" => ClockTarget::Leader,
+            "follower" => ClockTarget::Follower,
+            index => match index.parse::<usize>() {
+                Ok(index) if index < nodes => ClockTarget::Node(index),
+                _ => return Err(bad("a node index below --nodes, leader or follower")),
+            },
+        };
+        if window.is_none() && !matches!(target, ClockTarget::Node(_)) {
+            return Err(bad(
+                "@AT+SECS with leader or follower: the roles exist once the cluster runs",
+            ));
+        }
+        Ok(ClockFault {
+            target,
+            rate,
+            window,
+        })
+    }
+}
+
 /// When the run ends successfully. Unset goals are not checked; with no goal at all the run
 /// stops after `duration` (or a default) and succeeds when the nodes agree.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -193,6 +283,8 @@ pub struct Plan {
     pub partitions: Vec<Partition>,
     /// Periodic `kill -9` of one node, with its restart; `None` kills nothing.
     pub kills: Option<Kills>,
+    /// Nodes whose clocks run fast or slow.
+    pub clocks: Vec<ClockFault>,
     /// Nodes that corrupt their gradients; `None` when every node is honest.
     pub byzantine: Option<Byzantine>,
     /// First QUIC port; node i listens on `base_port + i`. `None`: free ports are picked.
@@ -266,12 +358,23 @@ impl Plan {
         Ok(())
     }
 
+    /// The clock rate node `index` runs at outside any fault window: its whole-run fault's, or
+    /// real time.
+    pub fn base_clock_rate(&self, index: usize) -> f64 {
+        self.clocks
+            .iter()
+            .find(|f| f.window.is_none() && f.target == ClockTarget::Node(index))
+            .map_or(1.0, |f| f.rate)
+    }
+
     /// With `--jepsen` and no fault given, the nemesis a Jepsen test needs: the last node cut
-    /// off from 20% to 50% of the workload, and the training leader killed at 60% (restarted
-    /// after `pause`; never more often than a second past `pause`). Returns what was added, for the user; `None` when faults were given.
-    pub fn add_jepsen_nemesis(&mut self, pause: Duration) -> Option<String> {
+    /// off from 20% to 50% of the workload, the training leader killed at 60% (restarted after
+    /// `pause`; never more often than a second past `pause`) and, when `clocks` (libfaketime is
+    /// there), a follower's clock at x2 from 10% to 90%. Returns what was added, for the user;
+    /// `None` when faults were given.
+    pub fn add_jepsen_nemesis(&mut self, pause: Duration, clocks: bool) -> Option<String> {
         let secs = self.jepsen?;
-        if !self.partitions.is_empty() || self.kills.is_some() {
+        if !self.partitions.is_empty() || self.kills.is_some() || !self.clocks.is_empty() {
             return None;
         }
         let mut added = Vec::new();
@@ -280,6 +383,7 @@ impl Plan {
                 at: secs.mul_f64(0.2),
                 lasting: secs.mul_f64(0.3),
                 groups: vec![(0..self.nodes - 1).collect(), vec![self.nodes - 1]],
+                isolates_leader: false,
             };
             added.push(format!(
                 "node n{} cut off at {:.1} s for {:.1} s",
@@ -288,6 +392,19 @@ impl Plan {
                 partition.lasting.as_secs_f64()
             ));
             self.partitions.push(partition);
+            if clocks {
+                let fault = ClockFault {
+                    target: ClockTarget::Follower,
+                    rate: 2.0,
+                    window: Some((secs.mul_f64(0.1), secs.mul_f64(0.8))),
+                };
+                added.push(format!(
+                    "a follower's clock at x2 from {:.1} s for {:.1} s",
+                    secs.mul_f64(0.1).as_secs_f64(),
+                    secs.mul_f64(0.8).as_secs_f64()
+                ));
+                self.clocks.push(fault);
+            }
         }
         let every = secs.mul_f64(0.6).max(pause + Duration::from_secs(1));
         self.kills = Some(Kills {
@@ -365,6 +482,7 @@ mod tests {
                 every: Duration::from_millis(every),
                 pause: Duration::from_millis(pause),
             }),
+            clocks: Vec::new(),
             byzantine: None,
             base_port: None,
             poll: Duration::from_millis(100),
@@ -379,9 +497,38 @@ mod tests {
         short.kills = None;
         short.jepsen = Some(Duration::from_secs(2));
         short
-            .add_jepsen_nemesis(Duration::from_secs(2))
+            .add_jepsen_nemesis(Duration::from_secs(2), true)
             .expect("added");
+        assert_eq!(short.clocks.len(), 1);
         assert!(short.validate().is_ok());
+    }
+
+    #[test]
+    fn clock_faults_name_a_node_or_a_role_and_a_rate() {
+        let fault = ClockFault::parse("1:2", 3).expect("whole run");
+        assert_eq!(fault.target, ClockTarget::Node(1));
+        assert_eq!((fault.rate, fault.window), (2.0, None));
+        let fault = ClockFault::parse("leader:x0.5@10+20.5", 3).expect("window");
+        assert_eq!(fault.target, ClockTarget::Leader);
+        assert_eq!(fault.rate, 0.5);
+        assert_eq!(
+            fault.window,
+            Some((Duration::from_secs(10), Duration::from_millis(20_500)))
+        );
+        for bad in [
+            "3:2",
+            "leader:0.5",
+            "follower:2",
+            "0:0",
+            "0:50",
+            "0:fast",
+            "0:1@5",
+            "2",
+        ] {
+            assert!(ClockFault::parse(bad, 3).is_err(), "{bad}");
+        }
+        let leader = Partition::parse("5+10:leader", 3).expect("leader");
+        assert!(leader.isolates_leader && leader.groups.is_empty());
     }
 
     #[test]

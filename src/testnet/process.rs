@@ -1,6 +1,7 @@
 //! One `hashgrad node` child process: started from its config file with stdout and stderr
 //! appended to its log, its stdin held as a lifeline (the node stops when the pipe closes, so
-//! children outlive no orchestrator, even one killed with -9), stopped gently or killed.
+//! children outlive no orchestrator, even one killed with -9), stopped gently or killed; under
+//! libfaketime when its clock is faked.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::TestnetError;
+use super::faketime::FakeClock;
 use crate::api::Cookie;
 
 /// A node child process (or the slot of one that is down).
@@ -29,6 +31,8 @@ pub struct NodeProcess {
     pub http: Option<SocketAddr>,
     /// This start's API token, read from the cookie the `listening` line names.
     pub token: Option<String>,
+    /// The process's fake clock, when a clock fault may reach it.
+    clock: Option<FakeClock>,
 }
 
 impl NodeProcess {
@@ -44,6 +48,20 @@ impl NodeProcess {
             log_offset: 0,
             http: None,
             token: None,
+            clock: None,
+        }
+    }
+
+    /// Runs this node (from its next start) under `clock`.
+    pub fn fake_clock(&mut self, clock: FakeClock) {
+        self.clock = Some(clock);
+    }
+
+    /// Sets the rate of this node's fake clock (running or not); `false` when it has none.
+    pub fn set_clock_rate(&mut self, rate: f64) -> Result<bool, TestnetError> {
+        match &mut self.clock {
+            Some(clock) => clock.set_rate(rate).map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -58,7 +76,11 @@ impl NodeProcess {
             .map_err(io)?;
         self.log_offset = log.metadata().map_err(io)?.len();
         let stderr = log.try_clone().map_err(io)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(clock) = &mut self.clock {
+            command.envs(clock.before_start()?);
+        }
+        let child = command
             .arg("node")
             .arg("--config")
             .arg(&self.config)

@@ -12,10 +12,11 @@ use tokio::time::Instant;
 
 use super::cluster::Cluster;
 use super::driver::Driver;
+use super::faketime::{self, FakeClock};
 use super::jepsen::{self, Histories};
 use super::journal::Journal;
 use super::layout::{node_config, relay_back_ip, relay_front};
-use super::plan::Plan;
+use super::plan::{ClockTarget, Plan};
 use super::process::NodeProcess;
 use super::propagation::{BlockTimes, NoPropagation, Percentiles};
 use super::relay::{LinkFaults, Relay};
@@ -131,14 +132,23 @@ async fn lay_out(plan: &Plan, setup: &Setup) -> Result<Cluster, TestnetError> {
         }
         let path = node_dir.join("node.toml");
         write_config(&config, &path)?;
-        nodes.push(NodeProcess::new(
-            index,
-            &setup.binary,
-            &path,
-            &node_dir.join("node.log"),
-        ));
+        let mut node = NodeProcess::new(index, &setup.binary, &path, &node_dir.join("node.log"));
+        if let Some(rate) = clock_from_start(plan, index) {
+            let spec = node_dir.join("faketime.rc");
+            node.fake_clock(FakeClock::new(faketime::library()?, spec, rate));
+        }
+        nodes.push(node);
     }
     Ok(Cluster::new(nodes, relays))
+}
+
+/// The rate node `index` starts at when a clock fault may reach it, `None` when none can.
+fn clock_from_start(plan: &Plan, index: usize) -> Option<f64> {
+    let reached = plan.clocks.iter().any(|fault| match fault.target {
+        ClockTarget::Node(n) => n == index,
+        ClockTarget::Leader | ClockTarget::Follower => true,
+    });
+    reached.then(|| plan.base_clock_rate(index))
 }
 
 fn write_config(config: &NodeConfig, path: &Path) -> Result<(), TestnetError> {
