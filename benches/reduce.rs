@@ -183,7 +183,7 @@ fn training_benches(c: &mut Criterion) {
     group.bench_function("round/default-model/K=4/cpu", |b| {
         b.iter(|| simulation.run_round().expect("round"))
     });
-    let model = simulation.trainer().model().clone();
+    let model = simulation.trainer().model().expect("the MLP").clone();
     let params = simulation.trainer().params().to_vec();
     let x = &data.features()[..32 * data.width()];
     let labels = &data.labels()[..32];

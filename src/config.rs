@@ -23,7 +23,7 @@ use crate::gpu::DeviceChoice;
 use crate::net::NodeId;
 use crate::net::tls::KeyExchange;
 use crate::train::attack::Attack;
-use crate::train::optimizer::OptimizerKind;
+use crate::train::optimizer::{LrSchedule, OptimizerKind};
 
 pub use peer_addr::{PeerAddr, PeerAddrError};
 pub use stratum::StratumSection;
@@ -216,6 +216,37 @@ pub const MIN_SNAPSHOT_EVERY: u64 = 4;
 /// Largest `train.snapshot_every` (the round log a snapshot holds is bounded anyway).
 pub const MAX_SNAPSHOT_EVERY: u64 = 10_000_000;
 
+/// Which model a training cluster trains (`train.model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ModelKind {
+    /// The built-in MLP on `train.data` (or the embedded digits).
+    #[default]
+    Mlp,
+    /// A model of external workers: its layout and round 0 come from the first worker.
+    External,
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::External => "external",
+        })
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<ModelKind, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "mlp" => Ok(ModelKind::Mlp),
+            "external" => Ok(ModelKind::External),
+            _ => Err("use mlp or external".into()),
+        }
+    }
+}
+
 /// `[train]`: the training cluster — Raft membership and timing, the worker list, the model
 /// and data every node derives identically from the seed, and the defaults the replicated
 /// config store starts from (`learning_rate`, `rule`, `consistency`, `round_deadline_ms`,
@@ -245,11 +276,26 @@ pub struct TrainSection {
     pub seed: u64,
     /// A CSV file to train on (label in the last column); absent: the embedded digits.
     pub data: Option<PathBuf>,
+    /// `mlp` (the built-in model on `data`) or `external` (the first worker that connects
+    /// registers the model's layout and initial values; see README's worker API).
+    #[serde(with = "text_values::one")]
+    pub model: ModelKind,
     /// Hidden layer widths.
     pub hidden: Vec<usize>,
-    /// `adam` or `sgd`.
+    /// `adam`, `adamw` or `sgd`.
     #[serde(with = "text_values::one")]
     pub optimizer: OptimizerKind,
+    /// Initial SGD momentum (0..1).
+    pub momentum: f32,
+    /// Initial SGD Nesterov flag.
+    pub nesterov: bool,
+    /// Initial weight decay (L2 for sgd and adam, decoupled for adamw).
+    pub weight_decay: f32,
+    /// Initial clip norm of the reduced gradient (0: no clipping).
+    pub clip_norm: f32,
+    /// Initial learning-rate schedule: `constant`, `warmup:W`, `cosine:T`, `cosine:W:T`.
+    #[serde(with = "text_values::one")]
+    pub lr_schedule: LrSchedule,
     /// Initial learning rate; absent: the optimizer's default.
     pub learning_rate: Option<f32>,
     /// Initial aggregation rule: `mean`, `median`, `trimmed-mean:B` or `krum:F`.
@@ -298,8 +344,14 @@ impl Default for TrainSection {
             workers: Vec::new(),
             seed: 1,
             data: None,
+            model: ModelKind::Mlp,
             hidden: vec![64],
             optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 0.0,
+            clip_norm: 0.0,
+            lr_schedule: LrSchedule::Constant,
             learning_rate: None,
             rule: RuleSpec::Mean,
             consistency: ConsistencyLevel::Quorum,
@@ -354,6 +406,21 @@ impl TrainSection {
         if !(learning_rate.is_finite() && learning_rate > 0.0) {
             return Err(invalid("train.learning_rate", "must be a positive number"));
         }
+        let optimizer = crate::train::optimizer::OptimizerSettings {
+            kind: self.optimizer,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            clip_norm: self.clip_norm,
+        };
+        if let Err(reason) = optimizer.validate() {
+            let key = match reason.split_whitespace().next() {
+                Some("momentum") => "train.momentum",
+                Some("weight_decay") => "train.weight_decay",
+                _ => "train.clip_norm",
+            };
+            return Err(invalid(key, &reason));
+        }
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             return Err(invalid(
                 "train.batch_size",
@@ -372,6 +439,8 @@ impl TrainSection {
             consistency: self.consistency,
             round_deadline_ms: self.round_deadline_ms,
             batch_size: self.batch_size,
+            optimizer,
+            lr_schedule: self.lr_schedule,
         })
     }
 

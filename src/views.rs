@@ -1,10 +1,18 @@
 //! What the node's services publish and accept at their edges, as typed values: each service's
 //! view of itself (`ChainView`, `ConsensusView`, `TrainingView`, each on its own watch
 //! channel), the requests an edge sends down a service's channel (`ConfigRequest`,
-//! `ReceiptsRequest`) and how a read is confirmed (`ReadMode`).
+//! `ReceiptsRequest`, the worker API's `WorkerRequest`, in `views/worker.rs`) and how a read
+//! is confirmed (`ReadMode`).
 //!
 //! Services decide on these values; the HTTP API (`api/`) turns them into JSON at its edge.
 //! Owns no behaviour and no I/O; must not know about HTTP, JSON or the services' internals.
+
+mod worker;
+
+pub use worker::{
+    GradientSubmission, ParamsView, WorkerFailure, WorkerJob, WorkerRegistered, WorkerReport,
+    WorkerRequest,
+};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -132,6 +140,12 @@ pub struct TrainingView {
     pub workers: usize,
     /// Whether this node computes gradients.
     pub worker: bool,
+    /// Whether the cluster trains an external model (its gradients come from a worker process).
+    pub external: bool,
+    /// The job this node's external worker computes next (`None`: none open).
+    pub job: Option<WorkerJob>,
+    /// Whether an external worker is registered with this node.
+    pub worker_connected: bool,
 }
 
 /// The Stratum server's view: its address, connections and each worker's shares.
@@ -174,6 +188,8 @@ pub struct NodeViews {
     pub training: Option<watch::Receiver<TrainingView>>,
     /// The Stratum server's view, on a node with `[stratum] listen`.
     pub stratum: Option<watch::Receiver<StratumView>>,
+    /// The params the trainer holds (`None` inside before the model is known).
+    pub params: Option<watch::Receiver<Option<ParamsView>>>,
 }
 
 /// One copy of every view, taken together.

@@ -75,10 +75,12 @@ async fn slow_or_partial_request_headers_get_the_connection_closed() {
                 consensus: None,
                 training: None,
                 stratum: None,
+                params: None,
             },
             metrics: Metrics::new(),
             config: None,
             receipts: None,
+            worker: None,
             cookie: api::Cookie::create(dir.path()).expect("cookie"),
         },
         async move {

@@ -68,6 +68,8 @@ impl Cluster {
             consistency: ConsistencyLevel::All,
             round_deadline_ms: 1000,
             batch_size: config.batch,
+            optimizer: hashgrad::train::optimizer::OptimizerSettings::for_kind(config.optimizer),
+            lr_schedule: Default::default(),
         };
         let nodes: Vec<Node> = (0..config.workers)
             .map(|i| {
@@ -174,6 +176,7 @@ impl Cluster {
                 let mut scratch =
                     Trainer::new(node.trainer.state().clone(), reduction.rule, Reducer::Cpu)
                         .unwrap();
+                scratch.configure(&reduction.optimizer);
                 scratch.set_learning_rate(reduction.learning_rate);
                 scratch.step(&reduced).unwrap();
                 let blob = vector_to_bytes(&reduced);
@@ -201,7 +204,7 @@ impl Cluster {
                 let loss = node
                     .shard
                     .compute(
-                        node.trainer.model(),
+                        node.trainer.model().expect("the MLP"),
                         node.trainer.params(),
                         &self.setup.train,
                         batch_size,
@@ -285,6 +288,7 @@ impl Cluster {
         let node = &mut self.nodes[i];
         let reduced = vector_from_bytes(&blob, node.trainer.params().len()).unwrap();
         assert_eq!(node.trainer.state_hash(), round.parent_hash);
+        node.trainer.configure(&round.optimizer);
         node.trainer.set_learning_rate(round.learning_rate);
         node.trainer.step(&reduced).unwrap();
         assert_eq!(

@@ -311,7 +311,7 @@ fn replay(rounds: &[RoundCommitted], workers: &[NodeId]) -> (Vec<String>, Evalua
             if positions.contains(&index) {
                 shard
                     .compute(
-                        trainer.model(),
+                        trainer.model().expect("the MLP"),
                         trainer.params(),
                         &setup.train,
                         config.batch,
@@ -326,12 +326,14 @@ fn replay(rounds: &[RoundCommitted], workers: &[NodeId]) -> (Vec<String>, Evalua
         }
         let views: Vec<&[f32]> = gradients.iter().map(Vec::as_slice).collect();
         trainer.set_rule(round.rule);
+        trainer.configure(&round.optimizer);
         trainer.set_learning_rate(round.learning_rate);
         trainer.apply(&views).expect("step");
         hashes.push(trainer.state_hash().to_string());
     }
     let evaluation = trainer
         .model()
+        .expect("the MLP")
         .evaluate(trainer.params(), setup.test.features(), setup.test.labels())
         .expect("evaluate");
     (hashes, evaluation)

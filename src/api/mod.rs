@@ -1,7 +1,8 @@
 //! The node's HTTP API (axum): `GET /status` (JSON), `GET /metrics` (Prometheus text) and, on
 //! a training node, `GET`/`PUT /config/{key}` (the replicated config store, reads at the
 //! `?consistency=` the caller picks) and `GET /receipts` (which block holds each round's
-//! receipt).
+//! receipt), and the worker API of an external model (`worker`: register, jobs, params,
+//! gradients, reports, `GET /train/checkpoint` as safetensors).
 //!
 //! Every request that can change something needs the node's token (`auth`: a random
 //! `DATA_DIR/.cookie` written at each start, sent as `Authorization: Bearer`); reads are open.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod metrics;
 mod status;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,7 +31,9 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::views::{ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest};
+use crate::views::{
+    ConfigFailure, ConfigRequest, NodeViews, ReadMode, ReceiptsRequest, WorkerRequest,
+};
 
 pub use auth::{AuthError, COOKIE_FILE, Cookie};
 pub use metrics::Metrics;
@@ -46,6 +50,8 @@ pub struct ApiParts {
     pub config: Option<mpsc::Sender<ConfigRequest>>,
     /// Receipt lookups on the chain.
     pub receipts: Option<mpsc::Sender<ReceiptsRequest>>,
+    /// The training service's worker requests (`None`: the node does not train).
+    pub worker: Option<mpsc::Sender<WorkerRequest>>,
     /// The token every write must carry.
     pub cookie: Cookie,
 }
@@ -56,6 +62,7 @@ struct ApiState {
     metrics: Metrics,
     config: Option<mpsc::Sender<ConfigRequest>>,
     receipts: Option<mpsc::Sender<ReceiptsRequest>>,
+    worker: Option<mpsc::Sender<WorkerRequest>>,
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -264,6 +271,7 @@ async fn serve_with(
         .route("/metrics", get(metrics))
         .route("/config/{key}", get(get_config).put(put_config))
         .route("/receipts", get(receipts))
+        .merge(worker::routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             parts.cookie,
@@ -274,6 +282,7 @@ async fn serve_with(
             metrics: parts.metrics,
             config: parts.config,
             receipts: parts.receipts,
+            worker: parts.worker,
         });
     tokio::spawn(accept_loop(listener, app, shutdown, header_timeout));
     Ok(bound)

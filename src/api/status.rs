@@ -142,6 +142,15 @@ pub struct TrainingStatus {
     pub workers: usize,
     /// Whether this node computes gradients.
     pub worker: bool,
+    /// Whether the cluster trains an external model (`train.model = "external"`).
+    #[serde(default)]
+    pub external: bool,
+    /// Whether an external worker is registered with this node.
+    #[serde(default)]
+    pub worker_connected: bool,
+    /// The round of the job open for this node's external worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_round: Option<u64>,
 }
 
 /// Raft's part of `/status`.
@@ -294,6 +303,9 @@ impl From<&TrainingView> for TrainingStatus {
             restored_round: view.restored_round,
             workers: view.workers,
             worker: view.worker,
+            external: view.external,
+            worker_connected: view.worker_connected,
+            job_round: view.job.as_ref().map(|j| j.round),
         }
     }
 }

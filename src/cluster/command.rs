@@ -11,12 +11,13 @@ use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::node_id::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
+use crate::train::optimizer::OptimizerSettings;
 use crate::train::setup::MAX_WORKERS;
 
 use super::{BlobHash, ClusterError};
 
 /// The command format version `encode` writes and `decode` accepts.
-pub const COMMAND_VERSION: u8 = 1;
+pub const COMMAND_VERSION: u8 = 2;
 /// Most contributors one round may name (the most workers a simulation allows).
 pub const MAX_CONTRIBUTORS: usize = MAX_WORKERS;
 /// Longest config key in bytes.
@@ -27,6 +28,7 @@ pub const MAX_VALUE_BYTES: usize = 4096;
 const TAG_ROUND: u8 = 1;
 const TAG_PUT: u8 = 2;
 const TAG_CAS: u8 = 3;
+const TAG_MODEL: u8 = 4;
 
 /// Names one client request so a retried command applies once: a client picks a random
 /// `client` id and numbers its requests with increasing `seq`.
@@ -117,12 +119,29 @@ pub struct RoundCommitted {
     pub contributors: Vec<NodeId>,
     /// Mean batch loss of the contributors (before the step).
     pub loss: f32,
-    /// The learning rate of the step (the config store's value when the round was announced).
+    /// The learning rate of the step (the config store's rate and schedule at this round, as
+    /// the round was announced; 0 at the end of a cosine).
     pub learning_rate: f32,
+    /// The optimizer's settings for the step (the config store's when the round was announced).
+    pub optimizer: OptimizerSettings,
     /// The rule that reduced them.
     pub rule: Rule,
     /// The level the leader waited for.
     pub consistency: ConsistencyLevel,
+}
+
+/// Round 0 of an external model: the first worker's layout and initial values, committed once
+/// as a training-state blob named by its hash (every node loads the same one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRegistered {
+    /// The registering node's request.
+    pub request: RequestId,
+    /// Hash of the round-0 training state (`TrainState::hash`; its blob has the same name).
+    pub params_hash: StateHash,
+    /// SHA-256 of the layout's canonical encoding (`train::Layout::hash`).
+    pub layout_hash: [u8; 32],
+    /// Values in the parameter vector.
+    pub params: u64,
 }
 
 /// A command in the Raft log.
@@ -131,6 +150,8 @@ pub struct RoundCommitted {
 pub enum Command {
     /// A finished training round.
     RoundCommitted(RoundCommitted),
+    /// An external model's round 0.
+    ModelRegistered(ModelRegistered),
     /// Set a config key.
     ConfigPut {
         /// The client request, so a retried write applies once.
@@ -158,6 +179,7 @@ impl Command {
     pub fn request(&self) -> RequestId {
         match self {
             Command::RoundCommitted(round) => round.request,
+            Command::ModelRegistered(model) => model.request,
             Command::ConfigPut { request, .. } | Command::ConfigCas { request, .. } => *request,
         }
     }
@@ -263,6 +285,7 @@ impl Encode for RoundCommitted {
             out.raw(&id.0);
         }
         out.f32(self.loss).f32(self.learning_rate);
+        self.optimizer.encode_to(out);
         put_rule(out, &self.rule);
         out.u8(self.consistency.tag());
     }
@@ -291,15 +314,16 @@ impl Decode for RoundCommitted {
         }
         let at = r.offset();
         let learning_rate = r.f32("learning rate")?;
-        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+        if !(learning_rate.is_finite() && learning_rate >= 0.0) {
             return Err(DecodeError::Invalid {
                 what: "learning rate",
-                reason: "not a positive, finite number",
+                reason: "not a finite number ≥ 0",
                 offset: at,
             });
         }
         Ok(RoundCommitted {
             learning_rate,
+            optimizer: OptimizerSettings::decode_from(r)?,
             request,
             round,
             parent_hash,
@@ -319,6 +343,13 @@ impl Encode for Command {
         match self {
             Command::RoundCommitted(round) => {
                 out.u8(TAG_ROUND).put(round);
+            }
+            Command::ModelRegistered(model) => {
+                out.u8(TAG_MODEL);
+                put_request(out, model.request);
+                out.raw(&model.params_hash.0)
+                    .raw(&model.layout_hash)
+                    .u64(model.params);
             }
             Command::ConfigPut {
                 request,
@@ -361,6 +392,26 @@ impl Decode for Command {
         let offset = r.offset();
         match r.u8("command")? {
             TAG_ROUND => Ok(Command::RoundCommitted(r.get()?)),
+            TAG_MODEL => {
+                let request = get_request(r)?;
+                let params_hash = StateHash(r.array("params hash")?);
+                let layout_hash = r.array("layout hash")?;
+                let at = r.offset();
+                let params = r.u64("parameter count")?;
+                if params == 0 || params > crate::train::params::MAX_PARAMS as u64 {
+                    return Err(DecodeError::Invalid {
+                        what: "parameter count",
+                        reason: "0 or above the most a training state holds",
+                        offset: at,
+                    });
+                }
+                Ok(Command::ModelRegistered(ModelRegistered {
+                    request,
+                    params_hash,
+                    layout_hash,
+                    params,
+                }))
+            }
             TAG_PUT => Ok(Command::ConfigPut {
                 request: get_request(r)?,
                 key: r.str("config key", MAX_KEY_BYTES)?.to_owned(),
@@ -407,6 +458,7 @@ pub(crate) mod tests {
             contributors: vec![NodeId([1; 32]), NodeId([2; 32]), NodeId([3; 32])],
             loss: 0.25,
             learning_rate: 0.002,
+            optimizer: OptimizerSettings::default(),
             rule: Rule::Krum {
                 byzantine: 1,
                 select: 2,
@@ -419,6 +471,12 @@ pub(crate) mod tests {
         let request = RequestId { client: 1, seq: 2 };
         vec![
             Command::RoundCommitted(round(3)),
+            Command::ModelRegistered(ModelRegistered {
+                request,
+                params_hash: StateHash([9; 32]),
+                layout_hash: [8; 32],
+                params: 12_345,
+            }),
             Command::RoundCommitted(RoundCommitted {
                 rule: Rule::TrimmedMean { trim: 1 },
                 contributors: Vec::new(),
@@ -465,7 +523,7 @@ pub(crate) mod tests {
             }
         }
         let mut bytes = samples()[0].to_bytes();
-        bytes[0] = 2;
+        bytes[0] = 1;
         assert!(matches!(
             Command::from_bytes(&bytes),
             Err(DecodeError::BadTag {

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::train::aggregate::Rule;
+use crate::train::optimizer::{LrSchedule, OptimizerKind, OptimizerSettings};
 use crate::train::setup::MAX_WORKERS;
 
 use super::ClusterError;
@@ -17,6 +18,8 @@ use super::command::{ConsistencyLevel, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub const MAX_USER_KEYS: usize = 10_000;
 /// Largest round deadline.
 pub const MAX_ROUND_DEADLINE_MS: u64 = 3_600_000;
+/// How many typed keys the store has (every one always set).
+const TYPED_KEYS: usize = 11;
 /// Largest mini-batch.
 pub const MAX_BATCH_SIZE: usize = 1 << 16;
 
@@ -34,6 +37,18 @@ pub enum ConfigKey {
     RoundDeadlineMs,
     /// `batch_size`: 1..=65536 rows per worker.
     BatchSize,
+    /// `optimizer`: sgd, adam or adamw.
+    Optimizer,
+    /// `momentum`: SGD's momentum in 0..1.
+    Momentum,
+    /// `nesterov`: true or false (SGD).
+    Nesterov,
+    /// `weight_decay`: a finite number ≥ 0 (L2 for sgd and adam, decoupled for adamw).
+    WeightDecay,
+    /// `clip_norm`: clip the reduced gradient to this global norm; 0 turns clipping off.
+    ClipNorm,
+    /// `lr_schedule`: constant, warmup:W, cosine:T or cosine:W:T.
+    LrSchedule,
     /// `user.<name>`: any string of at most `MAX_VALUE_BYTES`.
     User(String),
 }
@@ -47,6 +62,12 @@ impl ConfigKey {
             "consistency" => ConfigKey::Consistency,
             "round_deadline_ms" => ConfigKey::RoundDeadlineMs,
             "batch_size" => ConfigKey::BatchSize,
+            "optimizer" => ConfigKey::Optimizer,
+            "momentum" => ConfigKey::Momentum,
+            "nesterov" => ConfigKey::Nesterov,
+            "weight_decay" => ConfigKey::WeightDecay,
+            "clip_norm" => ConfigKey::ClipNorm,
+            "lr_schedule" => ConfigKey::LrSchedule,
             _ => match key.strip_prefix("user.") {
                 Some(name) => {
                     let bad = |reason: &str| ClusterError::BadKey {
@@ -84,6 +105,12 @@ impl ConfigKey {
             ConfigKey::Consistency => "consistency".into(),
             ConfigKey::RoundDeadlineMs => "round_deadline_ms".into(),
             ConfigKey::BatchSize => "batch_size".into(),
+            ConfigKey::Optimizer => "optimizer".into(),
+            ConfigKey::Momentum => "momentum".into(),
+            ConfigKey::Nesterov => "nesterov".into(),
+            ConfigKey::WeightDecay => "weight_decay".into(),
+            ConfigKey::ClipNorm => "clip_norm".into(),
+            ConfigKey::LrSchedule => "lr_schedule".into(),
             ConfigKey::User(name) => format!("user.{name}"),
         }
     }
@@ -187,6 +214,11 @@ pub struct TrainingConfig {
     pub round_deadline_ms: u64,
     /// Rows in each worker's mini-batch; 1..=65536 (default 32).
     pub batch_size: usize,
+    /// The optimizer's rule, momentum, Nesterov flag, weight decay and clip norm (default:
+    /// Adam, momentum 0.9, no decay, no clipping).
+    pub optimizer: OptimizerSettings,
+    /// How round r's rate follows from `learning_rate` (default: constant).
+    pub lr_schedule: LrSchedule,
 }
 
 impl Default for TrainingConfig {
@@ -197,6 +229,8 @@ impl Default for TrainingConfig {
             consistency: ConsistencyLevel::All,
             round_deadline_ms: 10_000,
             batch_size: 32,
+            optimizer: OptimizerSettings::default(),
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
@@ -235,6 +269,12 @@ impl ConfigStore {
             ConfigKey::Consistency => Some(t.consistency.to_string()),
             ConfigKey::RoundDeadlineMs => Some(t.round_deadline_ms.to_string()),
             ConfigKey::BatchSize => Some(t.batch_size.to_string()),
+            ConfigKey::Optimizer => Some(t.optimizer.kind.to_string()),
+            ConfigKey::Momentum => Some(t.optimizer.momentum.to_string()),
+            ConfigKey::Nesterov => Some(t.optimizer.nesterov.to_string()),
+            ConfigKey::WeightDecay => Some(t.optimizer.weight_decay.to_string()),
+            ConfigKey::ClipNorm => Some(t.optimizer.clip_norm.to_string()),
+            ConfigKey::LrSchedule => Some(t.lr_schedule.to_string()),
             ConfigKey::User(name) => self.user.get(name).cloned(),
         }
     }
@@ -283,6 +323,29 @@ impl ConfigStore {
                 Ok(rows) if (1..=MAX_BATCH_SIZE).contains(&rows) => t.batch_size = rows,
                 _ => return Err(bad(format!("must be whole rows 1..={MAX_BATCH_SIZE}"))),
             },
+            ConfigKey::Optimizer => {
+                t.optimizer.kind = text.parse::<OptimizerKind>().map_err(bad)?;
+            }
+            ConfigKey::Momentum => match text.parse::<f32>() {
+                Ok(m) if m.is_finite() && (0.0..1.0).contains(&m) => t.optimizer.momentum = m,
+                _ => return Err(bad("must be a number in 0..1 (0 ≤ momentum < 1)".into())),
+            },
+            ConfigKey::Nesterov => match text.to_ascii_lowercase().as_str() {
+                "true" => t.optimizer.nesterov = true,
+                "false" => t.optimizer.nesterov = false,
+                _ => return Err(bad("must be true or false".into())),
+            },
+            ConfigKey::WeightDecay => match text.parse::<f32>() {
+                Ok(wd) if wd.is_finite() && wd >= 0.0 => t.optimizer.weight_decay = wd,
+                _ => return Err(bad("must be a finite number ≥ 0".into())),
+            },
+            ConfigKey::ClipNorm => match text.parse::<f32>() {
+                Ok(c) if c.is_finite() && c >= 0.0 => t.optimizer.clip_norm = c,
+                _ => return Err(bad("must be a finite number ≥ 0 (0: no clipping)".into())),
+            },
+            ConfigKey::LrSchedule => {
+                t.lr_schedule = text.parse::<LrSchedule>().map_err(bad)?;
+            }
             ConfigKey::User(name) => {
                 if !self.user.contains_key(&name) && self.user.len() >= MAX_USER_KEYS {
                     return Err(bad(format!(
@@ -319,6 +382,12 @@ impl ConfigStore {
             ConfigKey::Consistency,
             ConfigKey::RoundDeadlineMs,
             ConfigKey::BatchSize,
+            ConfigKey::Optimizer,
+            ConfigKey::Momentum,
+            ConfigKey::Nesterov,
+            ConfigKey::WeightDecay,
+            ConfigKey::ClipNorm,
+            ConfigKey::LrSchedule,
         ];
         let mut out: Vec<(String, String)> = typed
             .iter()
@@ -343,7 +412,7 @@ impl ConfigStore {
 
     /// Reads a store written by `encode_to`, validating every pair again.
     pub fn decode_from(r: &mut Reader<'_>) -> Result<ConfigStore, DecodeError> {
-        let count = r.count("config entries", MAX_USER_KEYS + 5, 8)?;
+        let count = r.count("config entries", MAX_USER_KEYS + TYPED_KEYS, 8)?;
         let mut store = ConfigStore::default();
         for _ in 0..count {
             let at = r.offset();
@@ -415,6 +484,37 @@ mod tests {
         store.put("batch_size", "64").unwrap();
         assert_eq!(store.training().round_deadline_ms, 2500);
         assert_eq!(store.training().batch_size, 64);
+        store.put("optimizer", "AdamW").unwrap();
+        store.put("momentum", "0.5").unwrap();
+        store.put("nesterov", "TRUE").unwrap();
+        store.put("weight_decay", "0.01").unwrap();
+        store.put("clip_norm", "1.5").unwrap();
+        store.put("lr_schedule", "cosine:10:100").unwrap();
+        let t = store.training();
+        assert_eq!(
+            t.optimizer,
+            OptimizerSettings {
+                kind: OptimizerKind::AdamW,
+                momentum: 0.5,
+                nesterov: true,
+                weight_decay: 0.01,
+                clip_norm: 1.5,
+            }
+        );
+        assert_eq!(
+            t.lr_schedule,
+            LrSchedule::Cosine {
+                warmup: 10,
+                total: 100
+            }
+        );
+        assert_eq!(store.get("optimizer").unwrap().as_deref(), Some("adamw"));
+        assert_eq!(store.get("nesterov").unwrap().as_deref(), Some("true"));
+        assert_eq!(
+            store.get("lr_schedule").unwrap().as_deref(),
+            Some("cosine:10:100")
+        );
+        assert_eq!(store.entries().len(), TYPED_KEYS);
     }
 
     #[test]
@@ -451,6 +551,21 @@ mod tests {
                 "'round_deadline_ms': must be whole",
             ),
             ("batch_size", "1e9", "'batch_size': must be whole rows"),
+            ("optimizer", "lamb", "'optimizer': unknown optimizer 'lamb'"),
+            ("momentum", "1", "'momentum': must be a number in 0..1"),
+            ("nesterov", "yes", "'nesterov': must be true or false"),
+            ("weight_decay", "-0.1", "'weight_decay': must be a finite"),
+            ("clip_norm", "inf", "'clip_norm': must be a finite"),
+            (
+                "lr_schedule",
+                "cosine:5:5",
+                "'lr_schedule': cosine's warm-up",
+            ),
+            (
+                "lr_schedule",
+                "step:3",
+                "'lr_schedule': use constant, warmup:W",
+            ),
             ("user.", "x", "bad config key 'user.': the name after"),
             ("user.a b", "x", "use only letters"),
         ];
@@ -483,6 +598,8 @@ mod tests {
         let mut store = ConfigStore::default();
         store.put("rule", "median").unwrap();
         store.put("user.b", "two words").unwrap();
+        store.put("optimizer", "sgd").unwrap();
+        store.put("lr_schedule", "warmup:5").unwrap();
         store.put("user.a", "").unwrap();
         let mut out = Writer::new();
         store.encode_to(&mut out);

@@ -26,7 +26,7 @@ pub use worker::Worker;
 pub enum ClusterError {
     /// The key is neither a known training key nor a `user.*` key.
     #[error(
-        "unknown config key '{key}'; known keys are learning_rate, rule, consistency, round_deadline_ms, batch_size and user.<name>"
+        "unknown config key '{key}'; known keys are learning_rate, rule, consistency, round_deadline_ms, batch_size, optimizer, momentum, nesterov, weight_decay, clip_norm, lr_schedule and user.<name>"
     )]
     UnknownKey {
         /// The key as sent (cut to `MAX_KEY_BYTES` characters).

@@ -17,12 +17,13 @@
 //!    - `Announce` → send to every worker in it;
 //!    - `Reduce` → on a blocking thread: `Trainer::set_rule` + `Trainer::reduce`, store the
 //!      reduced gradient as a blob (`BlobHash::of(vector_to_bytes(..))`), step a *copy* of the
-//!      state (`set_learning_rate`, `step`) to learn the new params hash, then
+//!      state (`configure`, `set_learning_rate`, `step`) to learn the new params hash, then
 //!      `on_stepped(round, new_params_hash, reduced_hash)` (or `on_reduce_failed(round)`);
 //!    - `Propose` → `raft.propose(command.to_bytes())`;
 //!    - `Abandoned` → log (it is counted); the retry's `Announce` follows.
 //! 5. For each `state::Applied` the state machine emits (every node, the leader too):
-//!    `Applied::Round` → `Trainer::set_learning_rate(round.learning_rate)` and `step` with
+//!    `Applied::Round` → `Trainer::configure(&round.optimizer)`,
+//!    `set_learning_rate(round.learning_rate)` and `step` with
 //!    the blob `round.reduced_hash` (a `BlobRequest` to any peer if absent), then check
 //!    `state_hash() == round.params_hash` (a mismatch stops the node); then, on the leader,
 //!    `on_applied(&event)`. When the coordinator is idle again, go to 1 for the next round.
@@ -35,6 +36,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::node_id::NodeId;
 use crate::train::StateHash;
 use crate::train::aggregate::Rule;
+use crate::train::optimizer::{LrSchedule, OptimizerSettings};
 use crate::train::setup::mean_loss;
 
 use super::BlobHash;
@@ -54,8 +56,12 @@ pub struct RoundSettings {
     pub deadline_ms: u64,
     /// Rows in each worker's mini-batch.
     pub batch_size: usize,
-    /// Step size the reduced gradient is applied with.
+    /// The base step size; the round's rate is `lr_schedule.rate(learning_rate, round)`.
     pub learning_rate: f32,
+    /// How the round's rate follows from the base rate.
+    pub lr_schedule: LrSchedule,
+    /// The optimizer's settings for the step.
+    pub optimizer: OptimizerSettings,
     /// Values every gradient must have (the model's parameter count).
     pub gradient_len: usize,
 }
@@ -69,8 +75,15 @@ impl RoundSettings {
             deadline_ms: config.round_deadline_ms,
             batch_size: config.batch_size,
             learning_rate: config.learning_rate,
+            lr_schedule: config.lr_schedule,
+            optimizer: config.optimizer,
             gradient_len,
         }
+    }
+
+    /// The learning rate of `round` under the schedule.
+    pub fn rate(&self, round: u64) -> f32 {
+        self.lr_schedule.rate(self.learning_rate, round)
     }
 }
 
@@ -203,8 +216,10 @@ pub struct Reduction {
     pub params_hash: StateHash,
     /// The rule to reduce with (`RuleSpec::to_rule` of the contributor count).
     pub rule: Rule,
-    /// The learning rate to step with.
+    /// The learning rate to step with (the schedule's rate of this round).
     pub learning_rate: f32,
+    /// The optimizer's settings to step with.
+    pub optimizer: OptimizerSettings,
     /// The accepted gradients, ordered by the workers' positions in the announcement.
     pub contributions: Vec<Contribution>,
 }
@@ -476,7 +491,8 @@ impl Coordinator {
                 round: c.announce.round,
                 params_hash: c.announce.params_hash,
                 rule,
-                learning_rate: c.settings.learning_rate,
+                learning_rate: c.settings.rate(c.announce.round),
+                optimizer: c.settings.optimizer,
                 contributions,
             }));
         } else if now >= c.deadline {
@@ -532,7 +548,8 @@ impl Coordinator {
                 reduced_hash,
                 contributors,
                 loss,
-                learning_rate: settings.learning_rate,
+                learning_rate: settings.rate(round),
+                optimizer: settings.optimizer,
                 rule,
                 consistency: settings.consistency,
             })));

@@ -21,6 +21,8 @@ fn settings(consistency: ConsistencyLevel) -> RoundSettings {
         deadline_ms: 100,
         batch_size: 8,
         learning_rate: 0.01,
+        lr_schedule: Default::default(),
+        optimizer: Default::default(),
         gradient_len: 2,
     }
 }

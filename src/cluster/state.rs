@@ -16,12 +16,12 @@ use crate::raft::{Snapshot, StateMachine};
 use crate::train::StateHash;
 
 use super::ClusterError;
-use super::command::{Command, MAX_VALUE_BYTES, RequestId, RoundCommitted};
+use super::command::{Command, MAX_VALUE_BYTES, ModelRegistered, RequestId, RoundCommitted};
 use super::config_store::{ConfigStore, TrainingConfig};
 
 const MAGIC: &[u8; 4] = b"HGCS";
 /// The snapshot format version `snapshot` writes and `restore` accepts.
-pub const SNAPSHOT_VERSION: u16 = 1;
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Rounds the state keeps (older ones are dropped from memory and snapshots).
 pub const ROUND_LOG_WINDOW: usize = 65_536;
 /// Client sessions kept for retry detection (the least recently used is dropped).
@@ -42,6 +42,23 @@ pub enum RoundRefusal {
     },
     /// The round did not start from the last committed params hash.
     ParentMismatch,
+}
+
+/// Which model the round log trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelSlot {
+    /// The built-in model, whose round 0 every node derives from the seed.
+    Builtin,
+    /// An external model no worker has registered yet: no round can start.
+    Awaiting,
+    /// An external model whose round 0 (`genesis`) was committed.
+    Registered {
+        /// SHA-256 of the layout.
+        layout_hash: [u8; 32],
+        /// Values in the parameter vector.
+        params: u64,
+    },
 }
 
 /// What a config write did; kept per client session so a retry gets the same answer.
@@ -103,6 +120,22 @@ pub enum Applied {
         /// Why the entry did not decode.
         error: DecodeError,
     },
+    /// An external model's round 0 was committed: load the training state `params_hash` (a
+    /// blob of that name) before the first round.
+    ModelRegistered {
+        /// The log index of the command.
+        index: u64,
+        /// The command as committed.
+        model: ModelRegistered,
+    },
+    /// A registration came after the model was registered (or on a built-in model): nothing
+    /// changed; the registering node compares its layout with the registered one.
+    ModelRefused {
+        /// The log index of the command.
+        index: u64,
+        /// The command as committed.
+        model: ModelRegistered,
+    },
     /// A snapshot replaced the state: load the params named by `params_hash`.
     Restored {
         /// The last log index the snapshot covers; applying resumes after it.
@@ -160,6 +193,7 @@ struct Session {
 #[derive(Debug, Clone)]
 pub struct ClusterState {
     genesis: StateHash,
+    model: ModelSlot,
     last_applied: u64,
     rounds: VecDeque<RoundCommitted>,
     config: ConfigStore,
@@ -174,6 +208,7 @@ impl ClusterState {
     pub fn new(genesis: StateHash, config: TrainingConfig) -> ClusterState {
         ClusterState {
             genesis,
+            model: ModelSlot::Builtin,
             last_applied: 0,
             rounds: VecDeque::new(),
             config: ConfigStore::new(config),
@@ -181,6 +216,24 @@ impl ClusterState {
             counters: StateCounters::default(),
             pending: VecDeque::new(),
         }
+    }
+
+    /// A state for an external model: no round starts before a `ModelRegistered` commits.
+    pub fn awaiting_model(config: TrainingConfig) -> ClusterState {
+        ClusterState {
+            model: ModelSlot::Awaiting,
+            ..ClusterState::new(StateHash([0; 32]), config)
+        }
+    }
+
+    /// Which model the log trains.
+    pub fn model(&self) -> ModelSlot {
+        self.model
+    }
+
+    /// Whether rounds can start (the model's round 0 is known).
+    pub fn model_ready(&self) -> bool {
+        self.model != ModelSlot::Awaiting
     }
 
     /// Last committed round (0 before the first).
@@ -275,6 +328,19 @@ impl ClusterState {
         self.emit(Applied::Round { index, round });
     }
 
+    fn apply_model(&mut self, index: u64, model: ModelRegistered) {
+        if self.model == ModelSlot::Awaiting && self.rounds.is_empty() {
+            self.genesis = model.params_hash;
+            self.model = ModelSlot::Registered {
+                layout_hash: model.layout_hash,
+                params: model.params,
+            };
+            self.emit(Applied::ModelRegistered { index, model });
+        } else {
+            self.emit(Applied::ModelRefused { index, model });
+        }
+    }
+
     fn apply_config(&mut self, index: u64, command: Command) {
         let request = command.request();
         if let Some(session) = self.sessions.get(&request.client)
@@ -309,7 +375,7 @@ impl ClusterState {
                     None => ConfigOutcome::Written,
                     Some(current) => ConfigOutcome::CasFailed { current },
                 }),
-            Command::RoundCommitted(_) => return,
+            Command::RoundCommitted(_) | Command::ModelRegistered(_) => return,
         };
         let outcome = result.unwrap_or_else(|e| ConfigOutcome::Refused {
             reason: e.to_string(),
@@ -350,6 +416,20 @@ impl ClusterState {
             .u16(SNAPSHOT_VERSION)
             .u64(self.last_applied)
             .raw(&self.genesis.0);
+        match self.model {
+            ModelSlot::Builtin => {
+                out.u8(0);
+            }
+            ModelSlot::Awaiting => {
+                out.u8(1);
+            }
+            ModelSlot::Registered {
+                layout_hash,
+                params,
+            } => {
+                out.u8(2).raw(&layout_hash).u64(params);
+            }
+        }
         self.config.encode_to(&mut out);
         out.count(self.sessions.len());
         for (client, session) in &self.sessions {
@@ -396,6 +476,22 @@ impl ClusterState {
         }
         let last_applied = r.u64("last applied")?;
         let genesis = StateHash(r.array("genesis hash")?);
+        let at = r.offset();
+        let model = match r.u8("model slot")? {
+            0 => ModelSlot::Builtin,
+            1 => ModelSlot::Awaiting,
+            2 => ModelSlot::Registered {
+                layout_hash: r.array("layout hash")?,
+                params: r.u64("parameter count")?,
+            },
+            tag => {
+                return Err(DecodeError::BadTag {
+                    what: "model slot",
+                    tag,
+                    offset: at,
+                });
+            }
+        };
         let config = ConfigStore::decode_from(&mut r)?;
         let count = r.count("sessions", MAX_SESSIONS, 25)?;
         let mut sessions = BTreeMap::new();
@@ -437,6 +533,7 @@ impl ClusterState {
         r.finish()?;
         Ok(ClusterState {
             genesis,
+            model,
             last_applied,
             rounds,
             config,
@@ -508,7 +605,18 @@ impl StateMachine for ClusterState {
         }
         self.last_applied = index;
         match Command::from_bytes(command) {
-            Ok(Command::RoundCommitted(round)) => self.apply_round(index, round),
+            Ok(Command::RoundCommitted(round)) if self.model_ready() => {
+                self.apply_round(index, round)
+            }
+            Ok(Command::RoundCommitted(round)) => {
+                self.counters.rounds_parent_mismatch += 1;
+                self.emit(Applied::RoundRefused {
+                    index,
+                    round: round.round,
+                    reason: RoundRefusal::ParentMismatch,
+                });
+            }
+            Ok(Command::ModelRegistered(model)) => self.apply_model(index, model),
             Ok(other) => self.apply_config(index, other),
             Err(error) => {
                 self.counters.undecodable_entries += 1;

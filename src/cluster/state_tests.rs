@@ -249,11 +249,68 @@ fn bad_snapshots_are_refused_and_change_nothing() {
     assert_eq!(target.snapshot(), state().snapshot());
 }
 
+#[test]
+fn an_external_model_registers_once_and_survives_a_snapshot() {
+    let mut s = ClusterState::awaiting_model(TrainingConfig::default());
+    assert!(!s.model_ready());
+    // No round applies before round 0 is known.
+    s.apply(1, &bytes(chained(1)));
+    assert_eq!(s.round(), 0);
+    let model = |hash: u8| ModelRegistered {
+        request: RequestId { client: 9, seq: 1 },
+        params_hash: StateHash([hash; 32]),
+        layout_hash: [hash + 1; 32],
+        params: 10,
+    };
+    s.apply(2, &Command::ModelRegistered(model(1)).to_bytes());
+    s.apply(3, &Command::ModelRegistered(model(5)).to_bytes());
+    let events = s.take_applied();
+    assert!(matches!(events[0], Applied::RoundRefused { round: 1, .. }));
+    assert_eq!(
+        events[1],
+        Applied::ModelRegistered {
+            index: 2,
+            model: model(1)
+        }
+    );
+    assert_eq!(
+        events[2],
+        Applied::ModelRefused {
+            index: 3,
+            model: model(5)
+        }
+    );
+    assert_eq!(
+        s.params_hash(),
+        genesis(),
+        "the first registration is round 0"
+    );
+    assert_eq!(
+        s.model(),
+        ModelSlot::Registered {
+            layout_hash: [2; 32],
+            params: 10
+        }
+    );
+    s.apply(4, &bytes(chained(1)));
+    assert_eq!(s.round(), 1);
+    let restored = ClusterState::decode_snapshot(&s.snapshot()).unwrap();
+    assert_eq!(restored.model(), s.model());
+    assert_eq!(restored.snapshot(), s.snapshot());
+    // A built-in model takes no registration.
+    let mut builtin = state();
+    builtin.apply(1, &Command::ModelRegistered(model(7)).to_bytes());
+    assert!(matches!(
+        builtin.take_applied()[0],
+        Applied::ModelRefused { .. }
+    ));
+}
+
 proptest! {
     #[test]
     fn decoding_arbitrary_snapshots_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = ClusterState::decode_snapshot(&bytes);
-        let mut with_magic = b"HGCS\x01\x00".to_vec();
+        let mut with_magic = b"HGCS\x02\x00".to_vec();
         with_magic.extend_from_slice(&bytes);
         let _ = ClusterState::decode_snapshot(&with_magic);
     }

@@ -44,8 +44,11 @@ const MAX_ADDR_TEXT: usize = 64;
 pub const MAX_FORWARD_BYTES: usize = 16 * 1024;
 /// Largest error text in a `ForwardResult`.
 pub const MAX_FORWARD_ERROR: usize = 1024;
-/// Bytes of a `TrainState` blob beyond its vectors (magic, version, layers, optimizer scalars).
-const STATE_OVERHEAD: usize = 4096;
+/// Bytes of a `TrainState` blob beyond its vectors (magic, version, an external model's
+/// largest layout, optimizer scalars).
+const STATE_OVERHEAD: usize = 4096
+    + crate::train::layout::MAX_TENSORS
+        * (4 + crate::train::layout::MAX_NAME_BYTES + 1 + 8 * crate::train::layout::MAX_RANK);
 
 /// Size bounds for decoding, from the model being trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

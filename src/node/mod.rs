@@ -206,6 +206,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let (stopped_tx, stopped_rx) = watch::channel(false);
     let (config_tx, config_rx) = mpsc::channel(256);
     let (receipts_tx, receipts_rx) = mpsc::channel(16);
+    let (worker_tx, worker_rx) = mpsc::channel(64);
     let trains = config.train.is_some();
     // The API's token is written before the API serves, so a client that sees the port open
     // finds the cookie of this start.
@@ -222,6 +223,7 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 metrics: metrics.clone(),
                 config: trains.then_some(config_tx),
                 receipts: trains.then_some(receipts_tx),
+                worker: trains.then_some(worker_tx),
                 cookie: cookie.clone(),
             };
             serve_http(&config, parts, stopped_rx.clone()).await?
@@ -289,7 +291,9 @@ async fn start(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     net: net.clone(),
                     chain: commands.clone(),
                     config_requests: config_rx,
+                    worker_requests: worker_rx,
                     view: senders.training,
+                    params: senders.params,
                     metrics: metrics.clone(),
                     stop: stop_training_rx,
                 },
@@ -386,6 +390,7 @@ struct ViewSenders {
     consensus: watch::Sender<ConsensusView>,
     training: watch::Sender<TrainingView>,
     stratum: Option<watch::Sender<StratumView>>,
+    params: watch::Sender<Option<crate::views::ParamsView>>,
 }
 
 /// A watch channel per service view, the chain's starting from the loaded chain; the
@@ -412,6 +417,7 @@ fn view_channels(
     });
     let (consensus, consensus_rx) = watch::channel(ConsensusView::default());
     let (training, training_rx) = watch::channel(TrainingView::default());
+    let (params, params_rx) = watch::channel(None);
     let trains = config.train.is_some();
     let (stratum, stratum_rx) = match config.stratum.listen {
         Some(_) => {
@@ -425,12 +431,14 @@ fn view_channels(
         consensus: trains.then_some(consensus_rx),
         training: trains.then_some(training_rx),
         stratum: stratum_rx,
+        params: trains.then_some(params_rx),
     };
     let senders = ViewSenders {
         chain: chain_view,
         consensus,
         training,
         stratum,
+        params,
     };
     (senders, views)
 }
@@ -459,7 +467,9 @@ struct TrainingLinks {
     net: Network,
     chain: mpsc::Sender<ChainCommand>,
     config_requests: mpsc::Receiver<crate::views::ConfigRequest>,
+    worker_requests: mpsc::Receiver<crate::views::WorkerRequest>,
     view: watch::Sender<TrainingView>,
+    params: watch::Sender<Option<crate::views::ParamsView>>,
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 }
@@ -479,6 +489,7 @@ fn start_training(
     let jobs = trainer_thread::spawn(
         trainer_thread::ThreadParts {
             setup: started.prepared.setup,
+            params: links.params,
             shard: started.prepared.shard,
             device: started.device,
             blobs: started.blobs.clone(),
@@ -492,6 +503,9 @@ fn start_training(
         own: links.own,
         workers: started.prepared.workers,
         gradient_len: started.prepared.gradient_len,
+        external: started.prepared.genesis.is_none(),
+        seed: started.prepared.seed,
+        worker_requests: links.worker_requests,
         max_rounds: started.max_rounds,
         join: started.join,
         accept_joins: started.accept_joins,
@@ -583,11 +597,11 @@ fn start_consensus(
     let blobs =
         blobs::BlobStore::open(data_dir).map_err(|e| NodeError::DataDir(data_dir.into(), e))?;
     let (applied_tx, applied) = mpsc::unbounded_channel();
-    let machine = Replicated::new(
-        ClusterState::new(prepared.genesis, prepared.defaults.clone()),
-        applied_tx,
-        blobs.clone(),
-    );
+    let state = match prepared.genesis {
+        Some(genesis) => ClusterState::new(genesis, prepared.defaults.clone()),
+        None => ClusterState::awaiting_model(prepared.defaults.clone()),
+    };
+    let machine = Replicated::new(state, applied_tx, blobs.clone());
     let (handle, task) = consensus::start(
         id,
         &consensus_config(train),

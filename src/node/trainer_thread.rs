@@ -15,20 +15,30 @@
 //! mismatch is `Done::Diverged` too) and applies later rounds from there. When the consensus
 //! service prepares a snapshot, the thread stores the training state after that round as a
 //! blob (`Checkpoint`), and removes the blobs compaction no longer needs (`Collect`).
+//!
+//! External model (`train.model = "external"`): the thread starts without params; the
+//! committed round 0 arrives as a `Restore` of round 0, whose blob is the registered training
+//! state (`Done::Model` tells the service its layout). It computes no gradient (the worker
+//! process does) and evaluates nothing (the worker reports its metrics). After every applied
+//! round it publishes the params on the `ParamsView` channel the worker API reads.
 
 use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::cluster::round::Reduction;
 use crate::cluster::{BlobHash, RoundCommitted};
 use crate::gpu::{AdapterChoice, DeviceChoice};
 use crate::train::aggregate::{Reducer, Rule};
+use crate::train::optimizer::OptimizerSettings;
 use crate::train::params::{vector_from_bytes, vector_to_bytes};
 use crate::train::setup::{Setup, ShardWorker};
-use crate::train::{StateHash, TrainState, Trainer};
+use crate::train::{Layout, ModelShape, StateHash, TensorSpec, TrainState, Trainer};
+use crate::views::ParamsView;
 
 use super::blobs::BlobStore;
 
@@ -91,6 +101,8 @@ pub(super) enum Done {
     },
     /// Committed rounds wait for this blob.
     NeedBlob(BlobHash),
+    /// The trainer took an external model's state: its layout (the registered one).
+    Model(Layout),
     /// Fatal: stepping `round` did not give its committed params hash.
     Diverged {
         round: u64,
@@ -103,7 +115,10 @@ pub(super) enum Done {
 
 /// What the thread starts from.
 pub(super) struct ThreadParts {
-    pub setup: Setup,
+    /// The built-in model's setup (`None`: an external model).
+    pub setup: Option<Setup>,
+    /// Where the params after each applied round are published.
+    pub params: watch::Sender<Option<ParamsView>>,
     /// This node's shard worker, when it is a worker.
     pub shard: Option<ShardWorker>,
     pub device: DeviceChoice,
@@ -133,7 +148,10 @@ struct Pending {
 }
 
 struct State {
-    setup: Setup,
+    setup: Option<Setup>,
+    params: watch::Sender<Option<ParamsView>>,
+    /// The rule, optimizer and rate of the last applied round (for the params view).
+    last_step: (String, OptimizerSettings, f32),
     trainer: Trainer,
     shard: Option<ShardWorker>,
     blobs: BlobStore,
@@ -159,15 +177,25 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
         Reducer::Cpu
     });
     debug!(reducer = %reducer.describe(), "trainer thread started");
-    let trainer = match Trainer::new(parts.setup.initial.clone(), Rule::Mean, reducer) {
-        Ok(trainer) => trainer,
-        Err(error) => {
-            let _ = done.send(Done::Failed(error.to_string()));
-            return;
-        }
+    let trainer = match &parts.setup {
+        Some(setup) => match Trainer::new(setup.initial.clone(), Rule::Mean, reducer) {
+            Ok(trainer) => trainer,
+            Err(error) => {
+                let _ = done.send(Done::Failed(error.to_string()));
+                return;
+            }
+        },
+        None => Trainer::unregistered(Rule::Mean, reducer),
     };
+    let last_step = (
+        "none".to_string(),
+        trainer.state().optimizer.settings,
+        trainer.state().optimizer.lr,
+    );
     let mut state = State {
         setup: parts.setup,
+        params: parts.params,
+        last_step,
         trainer,
         shard: parts.shard,
         blobs: parts.blobs,
@@ -182,6 +210,7 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
         compute: None,
         done,
     };
+    state.publish();
     while let Ok(job) = inbox.recv() {
         let ok = match job {
             Job::Compute {
@@ -237,6 +266,26 @@ fn run(parts: ThreadParts, inbox: std_mpsc::Receiver<Job>, done: mpsc::Unbounded
 impl State {
     fn send(&self, done: Done) {
         let _ = self.done.send(done);
+    }
+
+    /// Publishes the params the trainer holds (nothing before an external model is known).
+    fn publish(&self) {
+        let state = self.trainer.state();
+        let layout = match &state.model {
+            ModelShape::External(layout) if layout.tensors.is_empty() => return,
+            ModelShape::External(layout) => layout.clone(),
+            ModelShape::Mlp(layers) => mlp_layout(layers),
+        };
+        let (rule, optimizer, learning_rate) = self.last_step.clone();
+        self.params.send_replace(Some(ParamsView {
+            round: self.applied,
+            params_hash: self.trainer.state_hash(),
+            layout: Arc::new(layout),
+            values: Arc::new(state.params.clone()),
+            rule,
+            optimizer,
+            learning_rate,
+        }));
     }
 
     /// Applies queued committed rounds while their blobs are at hand (after a pending
@@ -297,7 +346,11 @@ impl State {
         }
         self.restore = None;
         self.applied = round;
+        if let ModelShape::External(layout) = &self.trainer.state().model {
+            self.send(Done::Model(layout.clone()));
+        }
         self.send(Done::Restored { round });
+        self.publish();
         self.evaluate();
         true
     }
@@ -379,6 +432,7 @@ impl State {
                 found: before,
             });
         }
+        self.trainer.configure(&round.optimizer);
         self.trainer.set_learning_rate(round.learning_rate);
         self.trainer
             .step(&reduced)
@@ -392,7 +446,9 @@ impl State {
             });
         }
         self.applied = round.round;
+        self.last_step = (round.rule.to_string(), round.optimizer, round.learning_rate);
         self.send(Done::Applied { round: round.round });
+        self.publish();
         if round.round == 1
             || round.round.is_multiple_of(self.eval_every)
             || self.last_round == Some(round.round)
@@ -403,11 +459,13 @@ impl State {
     }
 
     fn evaluate(&self) {
-        let model = self.trainer.model();
+        let (Some(model), Some(setup)) = (self.trainer.model(), &self.setup) else {
+            return;
+        };
         match model.evaluate(
             self.trainer.params(),
-            self.setup.test.features(),
-            self.setup.test.labels(),
+            setup.test.features(),
+            setup.test.labels(),
         ) {
             Ok(evaluation) => self.send(Done::Evaluated {
                 round: self.applied,
@@ -436,7 +494,9 @@ impl State {
         let Some(pending) = self.compute.take() else {
             return;
         };
-        let Some(shard) = &mut self.shard else {
+        let (Some(shard), Some(model), Some(setup)) =
+            (&mut self.shard, self.trainer.model(), &self.setup)
+        else {
             return;
         };
         // A restarted node's sampler starts over; skip the batches of the rounds it missed so
@@ -445,9 +505,9 @@ impl State {
         shard.skip_batches(missed, pending.batch_size);
         self.drawn += missed + 1;
         let computed = shard.compute(
-            self.trainer.model(),
+            model,
             self.trainer.params(),
-            &self.setup.train,
+            &setup.train,
             pending.batch_size,
         );
         let values = shard.gradient().to_vec();
@@ -480,6 +540,7 @@ impl State {
                 Ok(copy) => copy,
                 Err(error) => return self.send(failed(error.to_string())),
             };
+        copy.configure(&reduction.optimizer);
         copy.set_learning_rate(reduction.learning_rate);
         if let Err(error) = copy.step(&reduced) {
             return self.send(failed(error.to_string()));
@@ -497,4 +558,21 @@ impl State {
             ))),
         }
     }
+}
+
+/// The built-in MLP's parameters as named tensors, in vector order: per layer I the weights
+/// (`layers.I.weight`, in×out row-major, as `train::model` keeps them), then the biases.
+pub(super) fn mlp_layout(layers: &[usize]) -> Layout {
+    let mut tensors = Vec::new();
+    for (i, w) in layers.windows(2).enumerate() {
+        tensors.push(TensorSpec {
+            name: format!("layers.{i}.weight"),
+            shape: vec![w[0] as u64, w[1] as u64],
+        });
+        tensors.push(TensorSpec {
+            name: format!("layers.{i}.bias"),
+            shape: vec![w[1] as u64],
+        });
+    }
+    Layout { tensors }
 }

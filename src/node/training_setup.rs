@@ -1,13 +1,15 @@
 //! What a training node derives from its `[train]` section before any service starts: the
 //! worker list, the data (the embedded digits or a CSV file), the seeded `Setup` every node
 //! computes identically (split, initial params, shards), this node's shard worker and the
-//! replicated config store's defaults. Reading the CSV is the only I/O.
+//! replicated config store's defaults. Reading the CSV is the only I/O. An external model
+//! (`train.model = "external"`) has no data, setup or genesis here: its round 0 comes from
+//! the first worker that registers.
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::cluster::TrainingConfig;
-use crate::config::TrainSection;
+use crate::config::{ModelKind, TrainSection};
 use crate::net::NodeId;
 use crate::train::csv::{self, LabelColumn};
 use crate::train::setup::{Setup, ShardWorker};
@@ -22,21 +24,36 @@ const MAX_DATA_BYTES: u64 = 1 << 30;
 pub(super) struct Prepared {
     /// Position = shard = reduction order.
     pub workers: Vec<NodeId>,
-    pub setup: Setup,
-    /// This node's shard worker, when it is in `workers`.
+    /// The built-in model's setup (`None`: external).
+    pub setup: Option<Setup>,
+    /// This node's shard worker, when it is in `workers` (built-in model).
     pub shard: Option<ShardWorker>,
-    /// Hash of the initial training state (round 0), the same on every node.
-    pub genesis: StateHash,
+    /// Hash of the initial training state (round 0), the same on every node (`None`: an
+    /// external model, registered at run time).
+    pub genesis: Option<StateHash>,
     /// The config store's starting values.
     pub defaults: TrainingConfig,
-    /// Values in a gradient.
+    /// Values in a gradient (0 until an external model is registered).
     pub gradient_len: usize,
+    /// The cluster's seed (external workers derive their batches from it).
+    pub seed: u64,
 }
 
 /// Builds the starting point of node `own` from `train`.
 pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, NodeError> {
     let workers = train.workers(own)?;
     let defaults = train.training_defaults()?;
+    if train.model == ModelKind::External {
+        return Ok(Prepared {
+            workers,
+            setup: None,
+            shard: None,
+            genesis: None,
+            defaults,
+            gradient_len: 0,
+            seed: train.seed,
+        });
+    }
     let data = match &train.data {
         Some(path) => load_csv(path)?,
         None => Dataset::digits()?,
@@ -63,12 +80,13 @@ pub(super) fn prepare(train: &TrainSection, own: NodeId) -> Result<Prepared, Nod
         crate::train::aggregate::Reducer::Cpu,
     )?;
     Ok(Prepared {
-        genesis: trainer.state_hash(),
+        genesis: Some(trainer.state_hash()),
         gradient_len: trainer.params().len(),
         workers,
-        setup,
+        setup: Some(setup),
         shard,
         defaults,
+        seed: train.seed,
     })
 }
 

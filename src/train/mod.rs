@@ -1,4 +1,5 @@
-//! Data-parallel training: the model (an MLP on the CPU), data sets and shards, optimizers,
+//! Data-parallel training: the model (an MLP on the CPU, or an external model's `layout`),
+//! data sets and shards, optimizers,
 //! serialisable training state, Byzantine attacks for simulations, the aggregation rules
 //! (`aggregate`, CPU and GPU), the sans-IO `Trainer` that turns gradients into new parameters,
 //! what every participant derives from a config (`setup`) and the in-process `simulation` of K
@@ -8,8 +9,10 @@
 
 pub mod aggregate;
 pub mod attack;
+pub mod checkpoint;
 pub mod csv;
 pub mod dataset;
+pub mod layout;
 pub mod model;
 pub mod optimizer;
 pub mod params;
@@ -20,8 +23,9 @@ pub mod trainer;
 
 pub use aggregate::{AggregateError, Reducer, Rule};
 pub use dataset::Dataset;
+pub use layout::{Layout, TensorSpec};
 pub use model::Mlp;
-pub use params::{StateHash, TrainState};
+pub use params::{ModelShape, StateHash, TrainState};
 pub use setup::{Setup, TrainConfig};
 pub use simulation::Simulation;
 pub use trainer::Trainer;

@@ -1,23 +1,24 @@
-//! The training state as bytes: model shape, round, parameters and optimizer state in a
-//! versioned little-endian format with a SHA-256 content hash (a training cluster commits that
+//! The training state as bytes: model shape (the built-in MLP's layer widths or an external
+//! model's layout), round, parameters and optimizer state in a versioned little-endian format with a SHA-256 content hash (a training cluster commits that
 //! hash through Raft and ships the bytes as a blob). The decoder bounds every size, checks the
 //! length before allocating and never panics.
 
 use sha2::{Digest, Sha256};
 
-use crate::codec::{DecodeError, Reader};
+use crate::codec::{DecodeError, Reader, Writer};
 
 use super::TrainError;
+use super::layout::Layout;
 use super::model::{MAX_LAYER_WIDTH, MAX_LAYERS, Mlp};
-use super::optimizer::Optimizer;
+use super::optimizer::{Optimizer, OptimizerSettings};
 
 const MAGIC: &[u8; 4] = b"HGTS";
 /// The format version `to_bytes` writes and `from_bytes` accepts.
-pub const STATE_VERSION: u16 = 1;
+pub const STATE_VERSION: u16 = 2;
 /// Most parameters a decoded state may hold (1 GiB of f32).
 pub const MAX_PARAMS: usize = 1 << 28;
-const TAG_SGD: u8 = 0;
-const TAG_ADAM: u8 = 1;
+const TAG_MLP: u8 = 0;
+const TAG_EXTERNAL: u8 = 1;
 
 /// SHA-256 of a state's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,12 +30,48 @@ impl std::fmt::Display for StateHash {
     }
 }
 
+/// What the parameter vector is the parameters of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ModelShape {
+    /// The built-in MLP: layer sizes, input first.
+    Mlp(Vec<usize>),
+    /// A model trained by external workers: its tensors' names and shapes.
+    External(Layout),
+}
+
+impl ModelShape {
+    /// Values in the parameter vector (0 for a shape that is not valid).
+    pub fn param_count(&self) -> usize {
+        match self {
+            ModelShape::Mlp(layers) => Mlp::new(layers).map_or(0, |m| m.param_count()),
+            ModelShape::External(layout) => layout.param_count(),
+        }
+    }
+
+    /// The MLP's layer sizes, if this is the built-in model.
+    pub fn layers(&self) -> Option<&[usize]> {
+        match self {
+            ModelShape::Mlp(layers) => Some(layers),
+            ModelShape::External(_) => None,
+        }
+    }
+
+    /// The external model's layout, if this is one.
+    pub fn layout(&self) -> Option<&Layout> {
+        match self {
+            ModelShape::Mlp(_) => None,
+            ModelShape::External(layout) => Some(layout),
+        }
+    }
+}
+
 /// Everything needed to resume training: model shape, last completed round, parameters and
 /// optimizer state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainState {
-    /// Layer sizes of the MLP, input first.
-    pub layers: Vec<usize>,
+    /// What the parameters belong to.
+    pub model: ModelShape,
     /// Rounds completed.
     pub round: u64,
     /// Flat parameters (see `model`).
@@ -80,52 +117,34 @@ pub fn vector_from_bytes(bytes: &[u8], max_len: usize) -> Result<Vec<f32>, Train
 impl TrainState {
     /// The versioned byte encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let vectors = match &self.optimizer {
-            Optimizer::Sgd { .. } => 2,
-            Optimizer::Adam { .. } => 3,
+        let vectors = if self.optimizer.kind().is_adam() {
+            3
+        } else {
+            2
         };
-        let mut out =
-            Vec::with_capacity(64 + self.layers.len() * 4 + self.params.len() * 4 * vectors);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
-        let tag = match self.optimizer {
-            Optimizer::Sgd { .. } => TAG_SGD,
-            Optimizer::Adam { .. } => TAG_ADAM,
-        };
-        out.extend_from_slice(&[tag, 0]);
-        out.extend_from_slice(&self.round.to_le_bytes());
-        out.extend_from_slice(&(self.layers.len() as u32).to_le_bytes());
-        for &width in &self.layers {
-            out.extend_from_slice(&(width as u32).to_le_bytes());
-        }
-        out.extend_from_slice(&(self.params.len() as u64).to_le_bytes());
-        match &self.optimizer {
-            Optimizer::Sgd {
-                lr,
-                momentum,
-                velocity,
-            } => {
-                put_floats(&mut out, &[*lr, *momentum]);
-                put_floats(&mut out, &self.params);
-                put_floats(&mut out, velocity);
+        let mut out = Writer::with_capacity(96 + self.params.len() * 4 * vectors);
+        out.raw(MAGIC).u16(STATE_VERSION);
+        match &self.model {
+            ModelShape::Mlp(layers) => {
+                out.u8(TAG_MLP).u8(0).u64(self.round).count(layers.len());
+                for &width in layers {
+                    out.u32(width as u32);
+                }
             }
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                epsilon,
-                step,
-                m,
-                v,
-            } => {
-                put_floats(&mut out, &[*lr, *beta1, *beta2, *epsilon]);
-                out.extend_from_slice(&step.to_le_bytes());
-                put_floats(&mut out, &self.params);
-                put_floats(&mut out, m);
-                put_floats(&mut out, v);
+            ModelShape::External(layout) => {
+                out.u8(TAG_EXTERNAL).u8(0).u64(self.round);
+                layout.encode_to(&mut out);
             }
         }
-        out
+        out.u64(self.params.len() as u64);
+        let o = &self.optimizer;
+        o.settings.encode_to(&mut out);
+        out.f32(o.lr).u64(o.step);
+        let mut bytes = out.into_bytes();
+        put_floats(&mut bytes, &self.params);
+        put_floats(&mut bytes, &o.first);
+        put_floats(&mut bytes, &o.second);
+        bytes
     }
 
     /// SHA-256 of `to_bytes()`.
@@ -147,46 +166,46 @@ impl TrainState {
                 "state format version {version}; this build reads version {STATE_VERSION}"
             )));
         }
-        let tag = r.u8("optimizer tag")?;
+        let tag = r.u8("model tag")?;
         if r.u8("reserved byte")? != 0 {
             return Err(TrainError::BadState("reserved byte is not zero".into()));
         }
         let round = r.u64("round")?;
-        let layer_count = r.u32("layer count")? as usize;
-        if !(2..=MAX_LAYERS).contains(&layer_count) {
-            return Err(TrainError::BadState(format!(
-                "{layer_count} layers (2..={MAX_LAYERS} allowed)"
-            )));
-        }
-        let mut layers = Vec::with_capacity(layer_count);
-        for _ in 0..layer_count {
-            let width = r.u32("layer width")? as usize;
-            if !(1..=MAX_LAYER_WIDTH).contains(&width) {
-                return Err(TrainError::BadState(format!(
-                    "layer width {width} out of range"
-                )));
+        let model = match tag {
+            TAG_MLP => {
+                let layer_count = r.u32("layer count")? as usize;
+                if !(2..=MAX_LAYERS).contains(&layer_count) {
+                    return Err(TrainError::BadState(format!(
+                        "{layer_count} layers (2..={MAX_LAYERS} allowed)"
+                    )));
+                }
+                let mut layers = Vec::with_capacity(layer_count);
+                for _ in 0..layer_count {
+                    let width = r.u32("layer width")? as usize;
+                    if !(1..=MAX_LAYER_WIDTH).contains(&width) {
+                        return Err(TrainError::BadState(format!(
+                            "layer width {width} out of range"
+                        )));
+                    }
+                    layers.push(width);
+                }
+                ModelShape::Mlp(layers)
             }
-            layers.push(width);
-        }
-        let expected = Mlp::new(&layers)?.param_count();
+            TAG_EXTERNAL => ModelShape::External(Layout::decode_from(&mut r)?),
+            other => return Err(TrainError::BadState(format!("unknown model tag {other}"))),
+        };
+        let expected = model.param_count();
         let count = r.u64("parameter count")?;
         if count != expected as u64 || expected > MAX_PARAMS {
             return Err(TrainError::BadState(format!(
-                "{count} parameters stored; layers {layers:?} need {expected}"
+                "{count} parameters stored; the model needs {expected}"
             )));
         }
-        let (vectors, header) = match tag {
-            TAG_SGD => (2usize, 8usize),
-            TAG_ADAM => (3, 24),
-            other => {
-                return Err(TrainError::BadState(format!(
-                    "unknown optimizer tag {other}"
-                )));
-            }
-        };
-        let needed = expected
-            .checked_mul(4 * vectors)
-            .and_then(|b| b.checked_add(header));
+        let settings = OptimizerSettings::decode_from(&mut r)?;
+        let lr = r.f32("learning rate")?;
+        let step = r.u64("step")?;
+        let vectors = if settings.kind.is_adam() { 3 } else { 2 };
+        let needed = expected.checked_mul(4 * vectors);
         let left = r.remaining();
         if needed != Some(left) {
             return Err(TrainError::BadState(format!(
@@ -194,47 +213,20 @@ impl TrainState {
                 needed.map_or("too many".to_string(), |n| n.to_string())
             )));
         }
-        let optimizer_and_params = if tag == TAG_SGD {
-            let lr = r.f32("learning rate")?;
-            let momentum = r.f32("momentum")?;
-            let params = floats(&mut r, expected, "parameters")?;
-            let velocity = floats(&mut r, expected, "velocity")?;
-            (
-                Optimizer::Sgd {
-                    lr,
-                    momentum,
-                    velocity,
-                },
-                params,
-            )
-        } else {
-            let lr = r.f32("learning rate")?;
-            let beta1 = r.f32("beta1")?;
-            let beta2 = r.f32("beta2")?;
-            let epsilon = r.f32("epsilon")?;
-            let step = r.u64("step")?;
-            let params = floats(&mut r, expected, "parameters")?;
-            let m = floats(&mut r, expected, "first moment")?;
-            let v = floats(&mut r, expected, "second moment")?;
-            (
-                Optimizer::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    epsilon,
-                    step,
-                    m,
-                    v,
-                },
-                params,
-            )
-        };
-        let (optimizer, params) = optimizer_and_params;
+        let params = floats(&mut r, expected, "parameters")?;
+        let first = floats(&mut r, expected, "first moment")?;
+        let second = floats(&mut r, expected * (vectors - 2), "second moment")?;
         Ok(TrainState {
-            layers,
+            model,
             round,
             params,
-            optimizer,
+            optimizer: Optimizer {
+                settings,
+                lr,
+                step,
+                first,
+                second,
+            },
         })
     }
 }
@@ -252,7 +244,7 @@ mod tests {
         let gradient: Vec<f32> = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
         optimizer.step(&mut params, &gradient).unwrap();
         TrainState {
-            layers,
+            model: ModelShape::Mlp(layers),
             round: 7,
             params,
             optimizer,
@@ -261,7 +253,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_stable_hash() {
-        for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+        for kind in [
+            OptimizerKind::Sgd,
+            OptimizerKind::Adam,
+            OptimizerKind::AdamW,
+        ] {
             let original = state(kind);
             let bytes = original.to_bytes();
             let decoded = TrainState::from_bytes(&bytes).unwrap();
@@ -316,14 +312,44 @@ mod tests {
         }
         // A header that claims a huge model fails on length, before allocating.
         let mut huge = b"HGTS".to_vec();
-        huge.extend_from_slice(&1u16.to_le_bytes());
-        huge.extend_from_slice(&[1, 0]);
+        huge.extend_from_slice(&STATE_VERSION.to_le_bytes());
+        huge.extend_from_slice(&[0, 0]);
         huge.extend_from_slice(&0u64.to_le_bytes());
         huge.extend_from_slice(&3u32.to_le_bytes());
         for w in [65536u32, 65536, 65536] {
             huge.extend_from_slice(&w.to_le_bytes());
         }
         assert!(TrainState::from_bytes(&huge).is_err());
+    }
+
+    #[test]
+    fn an_external_model_state_round_trips() {
+        use crate::train::layout::TensorSpec;
+        let layout = Layout::new(vec![
+            TensorSpec {
+                name: "conv.weight".into(),
+                shape: vec![2, 1, 3],
+            },
+            TensorSpec {
+                name: "conv.bias".into(),
+                shape: vec![2],
+            },
+        ])
+        .unwrap();
+        let state = TrainState {
+            model: ModelShape::External(layout),
+            round: 0,
+            params: (0..8).map(|i| i as f32).collect(),
+            optimizer: Optimizer::new(OptimizerKind::AdamW, 0.01, 8),
+        };
+        let bytes = state.to_bytes();
+        assert_eq!(TrainState::from_bytes(&bytes).unwrap(), state);
+        for len in 0..bytes.len() {
+            assert!(TrainState::from_bytes(&bytes[..len]).is_err());
+        }
+        let mut mlp = state.clone();
+        mlp.model = ModelShape::Mlp(vec![7, 1]);
+        assert_ne!(mlp.hash(), state.hash());
     }
 
     #[test]

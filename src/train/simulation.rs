@@ -54,7 +54,7 @@ impl Simulation {
     /// reduces and steps.
     pub fn run_round(&mut self) -> Result<RoundReport, TrainError> {
         let params = self.trainer.params();
-        let model = self.trainer.model();
+        let model = self.trainer.model().ok_or_else(not_an_mlp)?;
         let (mut loss_sum, mut honest) = (0.0f64, 0usize);
         for worker in &mut self.workers {
             let loss = worker.compute(model, params, &self.train, self.batch)?;
@@ -73,7 +73,7 @@ impl Simulation {
 
     /// Loss and accuracy of the current parameters on the held-out test rows.
     pub fn evaluate(&self) -> Result<Evaluation, TrainError> {
-        self.trainer.model().evaluate(
+        self.trainer.model().ok_or_else(not_an_mlp)?.evaluate(
             self.trainer.params(),
             self.test.features(),
             self.test.labels(),
@@ -104,6 +104,10 @@ pub fn run(
     }
     let evaluation = simulation.evaluate()?;
     Ok((simulation, evaluation))
+}
+
+fn not_an_mlp() -> TrainError {
+    TrainError::BadModel("a simulation trains the built-in MLP".into())
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 use super::TrainError;
 use super::aggregate::{Reducer, Rule};
 use super::model::Mlp;
-use super::optimizer::Optimizer;
-use super::params::{StateHash, TrainState};
+use super::optimizer::{Optimizer, OptimizerSettings};
+use super::params::{ModelShape, StateHash, TrainState};
 
 /// What one applied round produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,8 @@ pub struct RoundOutcome {
 /// Parameters, optimizer and rule: gradients in, new parameters out.
 #[derive(Debug)]
 pub struct Trainer {
-    model: Mlp,
+    /// The built-in MLP (`None` for an external model, whose gradients come from outside).
+    model: Option<Mlp>,
     state: TrainState,
     rule: Rule,
     reducer: Reducer,
@@ -30,15 +31,16 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer resuming from `state` (round 0 for a fresh model).
     pub fn new(state: TrainState, rule: Rule, reducer: Reducer) -> Result<Trainer, TrainError> {
-        let model = Mlp::new(&state.layers)?;
-        if state.params.len() != model.param_count() || state.optimizer.len() != model.param_count()
-        {
+        let model = match &state.model {
+            ModelShape::Mlp(layers) => Some(Mlp::new(layers)?),
+            ModelShape::External(_) => None,
+        };
+        let needed = state.model.param_count();
+        if state.params.len() != needed || state.optimizer.len() != needed {
             return Err(TrainError::BadModel(format!(
-                "state holds {} parameters and optimizer state for {}; layers {:?} need {}",
+                "state holds {} parameters and optimizer state for {}; the model needs {needed}",
                 state.params.len(),
                 state.optimizer.len(),
-                state.layers,
-                model.param_count()
             )));
         }
         Ok(Trainer {
@@ -52,7 +54,7 @@ impl Trainer {
     /// A fresh state for `model` with `params` and `optimizer`, round 0.
     pub fn fresh(model: &Mlp, params: Vec<f32>, optimizer: Optimizer) -> TrainState {
         TrainState {
-            layers: model.sizes().to_vec(),
+            model: ModelShape::Mlp(model.sizes().to_vec()),
             round: 0,
             params,
             optimizer,
@@ -82,33 +84,52 @@ impl Trainer {
                 self.state.params.len()
             )));
         }
-        self.state.optimizer.step(&mut self.state.params, reduced)?;
+        let report = self.state.optimizer.step(&mut self.state.params, reduced)?;
         self.state.round += 1;
-        let gradient_norm = reduced
-            .iter()
-            .map(|g| f64::from(*g).powi(2))
-            .sum::<f64>()
-            .sqrt() as f32;
         Ok(RoundOutcome {
             round: self.state.round,
-            gradient_norm,
+            gradient_norm: report.gradient_norm,
         })
     }
 
     /// Replaces the whole state (a cluster node jumping to a snapshot's params); refused when
-    /// `state` is for another model shape.
+    /// `state` is for another model shape. An external model not registered yet (an empty
+    /// layout) takes the first registered one.
     pub fn restore(&mut self, state: TrainState) -> Result<(), TrainError> {
-        if state.layers != self.state.layers
-            || state.params.len() != self.state.params.len()
-            || state.optimizer.len() != self.state.params.len()
-        {
+        let unregistered =
+            matches!(&self.state.model, ModelShape::External(l) if l.tensors.is_empty());
+        let fits = state.params.len() == state.model.param_count()
+            && state.optimizer.len() == state.params.len();
+        if !fits || (!unregistered && state.model != self.state.model) {
             return Err(TrainError::BadModel(format!(
-                "a state for layers {:?} cannot replace one for layers {:?}",
-                state.layers, self.state.layers
+                "a state for {:?} cannot replace one for {:?}",
+                shape_name(&state.model),
+                shape_name(&self.state.model)
             )));
         }
         self.state = state;
         Ok(())
+    }
+
+    /// A trainer for an external model no worker has registered yet (no parameters); its
+    /// first `restore` takes the registered state.
+    pub fn unregistered(rule: Rule, reducer: Reducer) -> Trainer {
+        Trainer {
+            model: None,
+            state: TrainState {
+                model: ModelShape::External(super::Layout::default()),
+                round: 0,
+                params: Vec::new(),
+                optimizer: Optimizer::new(Default::default(), 1e-3, 0),
+            },
+            rule,
+            reducer,
+        }
+    }
+
+    /// Takes the optimizer settings a committed round was stepped with.
+    pub fn configure(&mut self, settings: &OptimizerSettings) {
+        self.state.optimizer.configure(settings);
     }
 
     /// Replaces the aggregation rule (a cluster's config store may change it between rounds).
@@ -129,9 +150,9 @@ impl Trainer {
     pub fn round(&self) -> u64 {
         self.state.round
     }
-    /// The model's shape.
-    pub fn model(&self) -> &Mlp {
-        &self.model
+    /// The built-in MLP (`None` for an external model).
+    pub fn model(&self) -> Option<&Mlp> {
+        self.model.as_ref()
     }
     /// The aggregation rule.
     pub fn rule(&self) -> &Rule {
@@ -148,6 +169,17 @@ impl Trainer {
     /// Content hash of the current state.
     pub fn state_hash(&self) -> StateHash {
         self.state.hash()
+    }
+}
+
+fn shape_name(shape: &ModelShape) -> String {
+    match shape {
+        ModelShape::Mlp(layers) => format!("the MLP {layers:?}"),
+        ModelShape::External(layout) => format!(
+            "an external model of {} tensors ({} values)",
+            layout.tensors.len(),
+            layout.param_count()
+        ),
     }
 }
 

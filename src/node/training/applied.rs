@@ -60,6 +60,17 @@ impl Service {
                     let _ = waiter.send(outcome.clone());
                 }
             }
+            Applied::ModelRegistered { model, .. } => {
+                info!(params = %model.params_hash, values = model.params, "round 0 of the external model committed");
+                self.on_model_committed(model.request, model.params_hash);
+                let _ = self.jobs.send(Job::Restore {
+                    round: 0,
+                    params_hash: model.params_hash,
+                });
+            }
+            Applied::ModelRefused { model, .. } => {
+                debug!(params = %model.params_hash, "a second round 0 refused; the first one stands");
+            }
             Applied::Undecodable { index, error } => {
                 warn!(index, %error, "log entry this version cannot read skipped");
             }

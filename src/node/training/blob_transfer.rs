@@ -27,7 +27,7 @@ impl Service {
         data: &[u8],
         reply: Responder,
     ) {
-        if self.leader() != Some(peer) {
+        if self.leader() != Some(peer) && !self.takes_model_push(peer) {
             debug!(peer = %peer.short(), "blob push from a node that does not lead dropped");
             return;
         }

@@ -39,10 +39,16 @@ impl Service {
             vec![to_frame(&TrainingMessage::ForwardResult { result })]
         };
         match ClusterCommand::from_bytes(&command) {
-            Ok(ClusterCommand::ConfigPut { .. } | ClusterCommand::ConfigCas { .. }) => {}
+            Ok(
+                ClusterCommand::ConfigPut { .. }
+                | ClusterCommand::ConfigCas { .. }
+                | ClusterCommand::ModelRegistered(_),
+            ) => {}
             Ok(_) => {
                 warn!(peer = %peer.short(), "forwarded command that is not a config write refused");
-                let _ = reply.send(answer(Err("only config writes are forwarded".into())));
+                let _ = reply.send(answer(Err(
+                    "only config writes and round 0 are forwarded".into()
+                )));
                 return;
             }
             Err(error) => {
@@ -164,7 +170,11 @@ async fn write_config(
 
 /// Sends a config write to the leader and returns the log index it committed at. Not
 /// connected to the leader: not done; anything after the request left: unknown.
-async fn forward(net: &Network, leader: NodeId, command: Vec<u8>) -> Result<u64, ConfigFailure> {
+pub(super) async fn forward(
+    net: &Network,
+    leader: NodeId,
+    command: Vec<u8>,
+) -> Result<u64, ConfigFailure> {
     let unknown = |reason: String| ConfigFailure::Unknown(reason);
     let request = to_frame(&TrainingMessage::Forward { command });
     let answer = net.request(leader, request).await.map_err(|e| match e {

@@ -34,11 +34,12 @@ use crate::events::{EventKind, EventLog, RoundTimings};
 use crate::net::frame::ServiceFrame;
 use crate::net::{Message, NetEvent, Network, NodeId, Responder};
 use crate::train::StateHash;
-use crate::views::{ConfigRequest, ConsensusView, ReadMode, TrainingView};
+use crate::views::{ConfigRequest, ConsensusView, ReadMode, TrainingView, WorkerRequest};
 
 mod applied;
 mod blob_transfer;
 mod config_writes;
+mod external;
 mod join;
 
 use super::ChainCommand;
@@ -56,8 +57,16 @@ pub(super) struct TrainingParts {
     pub own: NodeId,
     /// The worker list: position = shard = reduction order, the same on every node.
     pub workers: Vec<NodeId>,
-    /// Values in a gradient (the model's parameter count).
+    /// Values in a gradient (the model's parameter count; 0 until an external model is
+    /// registered).
     pub gradient_len: usize,
+    /// Whether the cluster trains an external model (gradients from this node's worker
+    /// process, through `worker_requests`).
+    pub external: bool,
+    /// The cluster's seed (`train.seed`), named in an external worker's jobs.
+    pub seed: u64,
+    /// The worker API's requests.
+    pub worker_requests: mpsc::Receiver<WorkerRequest>,
     /// The leader stops announcing after this round (`None`: never).
     pub max_rounds: Option<u64>,
     /// Ask the leader to add this node as a voter (`train.join`).
@@ -99,6 +108,8 @@ enum Inbox {
     },
     Blob(Vec<u8>),
     BlobMissing(BlobHash),
+    /// A registration's round 0 was proposed (`None`) or why not.
+    ModelProposed(Option<crate::views::WorkerFailure>),
 }
 
 /// The service's state. The round this node leads (`lead`), the config writes it waits on
@@ -122,6 +133,7 @@ struct Service {
     metrics: Metrics,
     status: StatusView,
     config_writes: config_writes::ConfigWriters,
+    external: external::ExternalWorker,
     inbox: mpsc::UnboundedSender<Inbox>,
     /// Proposals, gradient sends, blob pushes and fetches, join requests in flight; aborted
     /// when the service stops.
@@ -211,6 +223,9 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         own,
         workers,
         gradient_len,
+        external,
+        seed,
+        worker_requests,
         max_rounds,
         join,
         accept_joins,
@@ -232,7 +247,13 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
     let event_log = net.event_log();
     let mut service = Service {
         own,
-        limits: WireLimits::for_params(gradient_len),
+        // Before an external model is registered its size is unknown: round 0's push may be
+        // as large as any model (`on_model` narrows the limits).
+        limits: if external {
+            WireLimits::max()
+        } else {
+            WireLimits::for_params(gradient_len)
+        },
         gradient_len,
         joining: join::Joining {
             wanted: join,
@@ -253,6 +274,7 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
             view: TrainingView {
                 workers: workers.len(),
                 worker: worker.is_some(),
+                external,
                 ..TrainingView::default()
             },
             published: view,
@@ -265,6 +287,11 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
         inbox,
         tasks: JoinSet::new(),
         config_writes: config_writes::ConfigWriters::default(),
+        external: external::ExternalWorker {
+            enabled: external,
+            seed,
+            ..external::ExternalWorker::default()
+        },
         early_announce: None,
         committed_round: 0,
         trainer_round: 0,
@@ -273,7 +300,14 @@ pub(super) fn spawn(parts: TrainingParts) -> tokio::task::JoinHandle<Result<(), 
     };
     tokio::spawn(async move {
         service
-            .run(applied, events, done, inbox_rx, config_requests, stop)
+            .run(
+                applied,
+                events,
+                done,
+                inbox_rx,
+                (config_requests, worker_requests),
+                stop,
+            )
             .await
     })
 }
@@ -285,7 +319,10 @@ impl Service {
         mut events: mpsc::Receiver<NetEvent>,
         mut done: mpsc::UnboundedReceiver<Done>,
         mut inbox: mpsc::UnboundedReceiver<Inbox>,
-        mut config_requests: mpsc::Receiver<ConfigRequest>,
+        (mut config_requests, mut worker_requests): (
+            mpsc::Receiver<ConfigRequest>,
+            mpsc::Receiver<WorkerRequest>,
+        ),
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), NodeError> {
         let mut ticker = tokio::time::interval(TICK);
@@ -303,6 +340,10 @@ impl Service {
                 Some(result) = done.recv() => self.on_done(result)?,
                 Some(message) = inbox.recv() => self.on_inbox(message),
                 Some(request) = config_requests.recv() => self.on_config(request),
+                Some(request) = worker_requests.recv() => {
+                    self.on_worker(request);
+                    self.publish();
+                }
                 changed = self.raft.changed() => {
                     if changed.is_err() {
                         break;
@@ -316,6 +357,7 @@ impl Service {
                     self.config_writes.waiters.retain(|_, waiter| !waiter.is_closed());
                     while self.tasks.try_join_next().is_some() {}
                     self.join_if_due();
+                    self.expire_registrations();
                     self.publish();
                 }
             }
@@ -360,6 +402,9 @@ impl Service {
         }
         let raft = self.raft.borrow().clone();
         if raft.applied_index < raft.commit_index || self.trainer_round != self.committed_round {
+            return;
+        }
+        if self.external.enabled && self.external.model.is_none() {
             return;
         }
         if self
@@ -442,6 +487,7 @@ impl Service {
                 self.metrics.training_accuracy.set(f64::from(accuracy));
             }
             Done::NeedBlob(hash) => self.fetch_blob(hash),
+            Done::Model(layout) => self.on_model(layout),
             Done::Diverged {
                 round,
                 expected,
@@ -493,6 +539,7 @@ impl Service {
             Inbox::BlobMissing(hash) => {
                 error!(blob = %hash, "no peer served a blob the round log needs; training here waits");
             }
+            Inbox::ModelProposed(failure) => self.on_model_proposed(failure),
         }
     }
 
@@ -582,6 +629,12 @@ impl Service {
         }
         for action in actions {
             match action {
+                Action::ComputeGradient {
+                    round,
+                    params_hash,
+                    batch_size,
+                    ..
+                } if self.external.enabled => self.open_job(round, params_hash, batch_size),
                 Action::ComputeGradient {
                     round,
                     params_hash,
